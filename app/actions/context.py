@@ -1,0 +1,53 @@
+"""Who and what a turn is about: tenant, user, conversation and correlation ids from the tracker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rasa_sdk import Tracker
+
+
+@dataclass(frozen=True)
+class TurnContext:
+    tenant_id: str
+    user_id: str
+    conversation_id: str
+    correlation_id: str
+    text: str
+
+    @classmethod
+    def from_tracker(cls, tracker: Tracker, default_tenant: str) -> TurnContext:
+        """Read ids from the message metadata our REST channel adds (``tenant_id``, ``user_id``,
+        ``correlation_id``); fall back to the ``<tenant>:<user>`` conversation id."""
+        message = tracker.latest_message or {}
+        metadata = message.get("metadata") or {}
+        conversation_id = tracker.sender_id
+        tenant, _, user = conversation_id.partition(":")
+        if not user:
+            tenant, user = default_tenant, conversation_id
+        return cls(
+            tenant_id=metadata.get("tenant_id") or tenant,
+            user_id=metadata.get("user_id") or user,
+            conversation_id=conversation_id,
+            correlation_id=metadata.get("correlation_id") or message.get("message_id") or "",
+            text=message.get("text") or "",
+        )
+
+    def log_fields(self) -> dict[str, str]:
+        return {
+            "tenant_id": self.tenant_id,
+            "user_id": self.user_id,
+            "conversation_id": self.conversation_id,
+            "correlation_id": self.correlation_id,
+        }
+
+
+def transcript(tracker: Tracker, limit: int = 50) -> str:
+    """The last ``limit`` user and bot messages as plain text, oldest first (for a ticket)."""
+    lines = []
+    for event in tracker.events:
+        if event.get("event") == "user" and event.get("text"):
+            lines.append(f"user: {event['text']}")
+        elif event.get("event") == "bot" and event.get("text"):
+            lines.append(f"bot: {event['text']}")
+    return "\n".join(lines[-limit:])

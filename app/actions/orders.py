@@ -1,0 +1,74 @@
+"""Order status from the CRM."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import structlog
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from app.actions import services
+from app.actions.context import TurnContext
+from app.integrations.crm import Order, normalise_order_id
+from app.settings import get_settings
+
+logger = structlog.get_logger(__name__)
+
+ORDER_ID_IN_TEXT = re.compile(r"\bORD[-\s]?\d{5}\b", re.IGNORECASE)
+
+STATUS_TEXT = {
+    "processing": "is being prepared in our warehouse",
+    "shipped": "has shipped",
+    "out_for_delivery": "is out for delivery today",
+    "delivered": "was delivered",
+    "cancelled": "was cancelled",
+}
+
+
+def find_order_id(tracker: Tracker) -> str | None:
+    """The order id of this turn: the extracted entity, an id in the text, or the one asked about before."""
+    candidates = [
+        next(tracker.get_latest_entity_values("order_id"), None),
+        *ORDER_ID_IN_TEXT.findall((tracker.latest_message or {}).get("text") or ""),
+        tracker.get_slot("order_id"),
+    ]
+    for candidate in candidates:
+        if candidate and (order_id := normalise_order_id(candidate)):
+            return order_id
+    return None
+
+
+def describe(order: Order) -> str:
+    text = f"Your order {order.order_id} {STATUS_TEXT.get(order.status, f'is {order.status}')}"
+    if order.status in {"shipped", "out_for_delivery"} and order.carrier:
+        text += f" with {order.carrier} (tracking number {order.tracking_number})"
+    if order.status in {"processing", "shipped", "out_for_delivery"} and order.estimated_delivery:
+        text += f". Estimated delivery: {order.estimated_delivery:%A %d %B %Y}"
+    return text + "."
+
+
+class ActionTrackOrder(Action):
+    def name(self) -> str:
+        return "action_track_order"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        ctx = TurnContext.from_tracker(tracker, get_settings().tenant)
+        order_id = find_order_id(tracker)
+        if order_id is None:
+            dispatcher.utter_message(text="Sure! What's your order number? It looks like ORD-12345.")
+            return []
+        order = services.crm().get_order(ctx.tenant_id, order_id)
+        logger.info("crm.order_lookup", order_id=order_id, found=order is not None, **ctx.log_fields())
+        if order is None:
+            dispatcher.utter_message(
+                text=f"I couldn't find an order {order_id}. Please check the number "
+                "(it's in your confirmation email), or ask to talk to a person."
+            )
+            return [SlotSet("order_id", None)]
+        dispatcher.utter_message(text=describe(order))
+        return [SlotSet("order_id", order_id)]

@@ -1,0 +1,50 @@
+"""The clients actions use, built once per process on first use (never at import)."""
+
+from __future__ import annotations
+
+import threading
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from app.data.db import get_engine
+from app.integrations.crm import CrmClient
+from app.integrations.ticketing import TicketingClient
+from app.settings import get_settings
+
+if TYPE_CHECKING:
+    from knowledge.retrieval import KnowledgeBase
+
+
+class KnowledgeUnavailable(RuntimeError):
+    """The knowledge index is missing or unreadable (run `dvc repro build_index`)."""
+
+
+@lru_cache(maxsize=1)
+def crm() -> CrmClient:
+    return CrmClient(get_engine(get_settings().db_url))
+
+
+@lru_cache(maxsize=1)
+def ticketing() -> TicketingClient:
+    return TicketingClient(get_engine(get_settings().db_url))
+
+
+_kb_lock = threading.Lock()
+_kb: KnowledgeBase | None = None
+
+
+def knowledge() -> KnowledgeBase:
+    """The knowledge base, loaded (with the embedding model) on first use; thread-safe."""
+    global _kb
+    with _kb_lock:
+        if _kb is None:
+            from knowledge.retrieval import KnowledgeBase
+
+            index_dir = get_settings().index_dir
+            if not (index_dir / "manifest.json").exists():
+                raise KnowledgeUnavailable(f"no knowledge index at {index_dir}")
+            try:
+                _kb = KnowledgeBase.load(index_dir)
+            except Exception as exc:  # an unreadable index must not take the bot down
+                raise KnowledgeUnavailable(f"cannot load the knowledge index at {index_dir}: {exc}") from exc
+        return _kb

@@ -1,0 +1,154 @@
+"""The REST channel end users talk to: Rasa's ``rest`` webhook with input validation and tenancy.
+
+Registered in ``nlu/credentials.yml``; served at ``/webhooks/rest/webhook``. Runs inside the Rasa server
+(Python 3.10, pydantic 1), so it imports only Rasa, Sanic and the stdlib.
+
+What it adds to Rasa's ``RestInput``:
+- bad input gets a clear JSON error instead of a 500: malformed JSON or a missing/invalid ``sender`` or
+  ``message`` -> 400; a message longer than ``SWITCHBOARD_MAX_MESSAGE_CHARS`` -> 413;
+- the tenant (header ``X-Tenant-Id``, default ``SWITCHBOARD_TENANT``) becomes part of the conversation id
+  (``<tenant>:<sender>``), so every tracker row carries tenant and user ids;
+- a correlation id (header ``X-Request-Id`` or a new UUID) travels in the message metadata to the actions
+  and comes back as a response header.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from asyncio import CancelledError
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+from rasa.core.channels.rest import RestInput
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+logger = structlog.get_logger(__name__)
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")
+TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+DEFAULT_MAX_MESSAGE_CHARS = 2000
+
+
+class InvalidRequest(Exception):
+    """A request the channel refuses, with the HTTP status and a message for the caller."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def conversation_id(tenant: str, sender: str) -> str:
+    """The tracker key: tenant and user id together, so no two tenants share a conversation."""
+    return f"{tenant}:{sender}"
+
+
+def parse_payload(
+    body: bytes, headers: dict[str, str], max_message_chars: int, default_tenant: str
+) -> dict[str, Any]:
+    """Validate a webhook request and return sender, text, tenant, correlation id and metadata.
+
+    Raises ``InvalidRequest`` with a 4xx status for anything the bot should not process.
+    """
+    import json
+
+    try:
+        payload = json.loads(body or b"")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(400, "malformed_json", "The request body is not valid JSON.") from exc
+    if not isinstance(payload, dict):
+        raise InvalidRequest(400, "invalid_body", "The request body must be a JSON object.")
+
+    sender = payload.get("sender")
+    if not isinstance(sender, str) or not ID_PATTERN.match(sender):
+        raise InvalidRequest(
+            400,
+            "invalid_sender",
+            "'sender' is required: 1-128 characters of letters, digits, '_', '.', '@' or '-'.",
+        )
+    text = payload.get("message")
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidRequest(400, "invalid_message", "'message' is required and must be non-empty text.")
+    if len(text) > max_message_chars:
+        raise InvalidRequest(
+            413, "message_too_long", f"'message' is longer than {max_message_chars} characters."
+        )
+    metadata = payload.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise InvalidRequest(400, "invalid_metadata", "'metadata' must be a JSON object.")
+
+    lowered = {k.lower(): v for k, v in headers.items()}
+    tenant = lowered.get("x-tenant-id") or default_tenant
+    if not TENANT_PATTERN.match(tenant):
+        raise InvalidRequest(400, "invalid_tenant", "X-Tenant-Id must be 1-64 of a-z, 0-9, '_' or '-'.")
+    correlation_id = lowered.get("x-request-id") or uuid.uuid4().hex
+    metadata = {**metadata, "tenant_id": tenant, "user_id": sender, "correlation_id": correlation_id}
+    return {"sender": sender, "text": text, "tenant": tenant, "metadata": metadata}
+
+
+class SwitchboardRestInput(RestInput):
+    """Rasa's REST channel with validation, tenancy and correlation ids (see the module docstring)."""
+
+    @classmethod
+    def name(cls) -> str:
+        return "rest"
+
+    @classmethod
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> SwitchboardRestInput:
+        return cls(**(credentials or {}))
+
+    def __init__(self, max_message_chars: int | None = None, default_tenant: str | None = None) -> None:
+        env_max = os.environ.get("SWITCHBOARD_MAX_MESSAGE_CHARS")
+        self.max_message_chars = int(max_message_chars or env_max or DEFAULT_MAX_MESSAGE_CHARS)
+        self.default_tenant = default_tenant or os.environ.get("SWITCHBOARD_TENANT", "acme")
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        webhook = Blueprint(f"custom_webhook_{type(self).__name__}", __name__)
+
+        @webhook.route("/", methods=["GET"])
+        async def health(request: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @webhook.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> HTTPResponse:
+            try:
+                turn = parse_payload(
+                    request.body, dict(request.headers), self.max_message_chars, self.default_tenant
+                )
+            except InvalidRequest as exc:
+                logger.info("rest.request.rejected", code=exc.code, status=exc.status)
+                return response.json({"error": exc.code, "message": exc.message}, status=exc.status)
+
+            collector = CollectingOutputChannel()
+            message = UserMessage(
+                turn["text"],
+                collector,
+                conversation_id(turn["tenant"], turn["sender"]),
+                input_channel=self.name(),
+                metadata=turn["metadata"],
+            )
+            headers = {"X-Request-Id": turn["metadata"]["correlation_id"]}
+            try:
+                await on_new_message(message)
+            except CancelledError:
+                logger.error("rest.message.timeout", correlation_id=headers["X-Request-Id"])
+                return response.json(
+                    {"error": "timeout", "message": "The bot took too long to answer."},
+                    status=504,
+                    headers=headers,
+                )
+            except Exception:
+                logger.exception("rest.message.failure", correlation_id=headers["X-Request-Id"])
+                return response.json(
+                    {"error": "internal_error", "message": "The bot failed to process the message."},
+                    status=500,
+                    headers=headers,
+                )
+            return response.json(collector.messages, headers=headers)
+
+        return webhook

@@ -1,0 +1,1 @@
+"""Our stores (SQLite by default, PostgreSQL when configured), their schema and migrations (Alembic)."""

@@ -1,0 +1,1 @@
+"""One client class per external system (CRM, ticketing), each configured from settings."""

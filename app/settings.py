@@ -1,0 +1,69 @@
+"""Runtime settings for the main environment (action server, Streamlit, launcher, benchmarks).
+
+Values come from environment variables prefixed ``SWITCHBOARD_`` (or a ``.env`` file), then the defaults
+below; the bot's tunables (thresholds, top-k) come from the ``serve`` section of ``params.yaml``.
+Not importable from the Rasa environment (pydantic 2).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SWITCHBOARD_", env_file=".env", extra="ignore")
+
+    host: str = "127.0.0.1"
+    rasa_port: int = 5005
+    action_port: int = 5055
+    streamlit_port: int = 8501
+
+    tenant: str = "acme"
+    state_dir: Path = ROOT / ".switchboard"  # runtime databases, logs and PID files (git-ignored)
+    database_url: str = ""  # our stores (CRM stand-in, tickets, ...); default: SQLite in state_dir
+    tracker_store_db: str = ""  # Rasa's SQLite tracker store; default: state_dir/tracker.db
+
+    rasa_python: Path = ROOT / ".venv-rasa" / "bin" / "python"
+    model_path: Path = ROOT / "nlu" / "models" / "switchboard.tar.gz"
+    index_dir: Path = ROOT / "knowledge" / "index"
+    params_file: Path = ROOT / "params.yaml"
+
+    @property
+    def rasa_url(self) -> str:
+        return f"http://{self.host}:{self.rasa_port}"
+
+    @property
+    def webhook_url(self) -> str:
+        return f"{self.rasa_url}/webhooks/rest/webhook"
+
+    @property
+    def action_url(self) -> str:
+        return f"http://{self.host}:{self.action_port}/webhook"
+
+    @property
+    def streamlit_url(self) -> str:
+        return f"http://{self.host}:{self.streamlit_port}"
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.state_dir / 'switchboard.db'}"
+
+    @property
+    def tracker_db(self) -> str:
+        return self.tracker_store_db or str(self.state_dir / "tracker.db")
+
+    def serve_params(self) -> dict[str, Any]:
+        """The ``serve`` section of params.yaml: the running bot's tunables."""
+        return (yaml.safe_load(self.params_file.read_text()) or {}).get("serve") or {}
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

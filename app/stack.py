@@ -1,0 +1,206 @@
+"""Start the served bot on loopback: action server, Rasa server (REST channel) and the Streamlit app.
+
+``python -m app.stack`` (what ``make run`` calls) prepares the stores, starts the three processes, waits
+until each answers its health check, prints the URLs, and on Ctrl-C stops the processes it started (by
+process group) and nothing else. The end-to-end tests use the same ``Stack`` class.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from app.data.db import get_engine, upgrade
+from app.data.seed import seed_crm
+from app.offline import apply_offline_env
+from app.settings import ROOT, Settings, get_settings
+from nlu.rasa_runner import rasa_command
+
+SERVICES = ("actions", "rasa", "streamlit")
+
+
+class StackError(RuntimeError):
+    """A service could not start; the message names it and ends with its log tail."""
+
+
+@dataclass
+class Service:
+    name: str
+    argv: list[str]
+    health_url: str
+    log_path: Path
+    expect: str = ""  # text the health response must contain
+    process: subprocess.Popen | None = field(default=None, repr=False)
+
+    def log_tail(self, lines: int = 25) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+class Stack:
+    """The served bot's processes, started and stopped together."""
+
+    def __init__(self, settings: Settings | None = None, services: Iterable[str] = SERVICES) -> None:
+        self.settings = settings or get_settings()
+        self.names = [s for s in SERVICES if s in set(services)]
+        self.services: list[Service] = []
+
+    def env(self) -> dict[str, str]:
+        s = self.settings
+        env = apply_offline_env(dict(os.environ))
+        serve = s.serve_params()
+        env.update({
+            "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p),
+            "SWITCHBOARD_HOST": s.host,
+            "SWITCHBOARD_RASA_PORT": str(s.rasa_port),
+            "SWITCHBOARD_ACTION_PORT": str(s.action_port),
+            "SWITCHBOARD_STREAMLIT_PORT": str(s.streamlit_port),
+            "SWITCHBOARD_STATE_DIR": str(s.state_dir),
+            "SWITCHBOARD_DATABASE_URL": s.db_url,
+            "SWITCHBOARD_TENANT": s.tenant,
+            "SWITCHBOARD_INDEX_DIR": str(s.index_dir),
+            "SWITCHBOARD_ACTION_URL": s.action_url,
+            "SWITCHBOARD_TRACKER_DB": s.tracker_db,
+            "SWITCHBOARD_MAX_MESSAGE_CHARS": str(serve.get("max_message_chars", 2000)),
+            "SANIC_HOST": s.host,
+        })
+        return env
+
+    def _define(self) -> list[Service]:
+        s, logs = self.settings, self.settings.state_dir / "logs"
+        defs = {
+            "actions": Service(
+                "actions", [sys.executable, "-m", "app.actions.server", "--port", str(s.action_port)],
+                f"http://{s.host}:{s.action_port}/health", logs / "actions.log", '"ok"'),
+            "rasa": Service(
+                "rasa",
+                rasa_command(["run", "--model", str(s.model_path), "--port", str(s.rasa_port),
+                              "--interface", s.host, "--credentials", str(ROOT / "nlu" / "credentials.yml"),
+                              "--endpoints", str(ROOT / "nlu" / "endpoints.yml")]),
+                f"{s.rasa_url}/webhooks/rest/", logs / "rasa.log", '"ok"'),
+            "streamlit": Service(
+                "streamlit",
+                [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "ui" / "Home.py"),
+                 "--server.port", str(s.streamlit_port), "--server.address", s.host,
+                 "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+                f"{s.streamlit_url}/_stcore/health", logs / "streamlit.log", "ok"),
+        }
+        return [defs[name] for name in self.names]
+
+    def prepare(self) -> None:
+        """Migrate and seed our stores; check the trained model is there."""
+        if "rasa" in self.names and not self.settings.model_path.exists():
+            raise StackError(f"no trained model at {self.settings.model_path}: run `dvc repro` first")
+        upgrade(self.settings.db_url)
+        seed_crm(get_engine(self.settings.db_url), self.settings.tenant)
+
+    def start(self, timeout: float = 180.0) -> None:
+        """Start every service and wait until all are healthy (or raise ``StackError`` and stop them)."""
+        self.prepare()
+        env = self.env()
+        self.services = self._define()
+        for service in self.services:
+            service.log_path.parent.mkdir(parents=True, exist_ok=True)
+            with service.log_path.open("w") as log:
+                service.process = subprocess.Popen(
+                    service.argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL, start_new_session=True,
+                )
+        try:
+            for service in self.services:
+                self._wait_healthy(service, deadline=time.monotonic() + timeout)
+        except StackError:
+            self.stop()
+            raise
+
+    def _wait_healthy(self, service: Service, deadline: float) -> None:
+        while time.monotonic() < deadline:
+            assert service.process is not None
+            if service.process.poll() is not None:
+                raise StackError(f"{service.name} exited with code {service.process.returncode}:\n"
+                                 f"{service.log_tail()}")
+            try:
+                reply = httpx.get(service.health_url, timeout=2.0)
+                if reply.status_code == 200 and service.expect in reply.text:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise StackError(f"{service.name} not healthy at {service.health_url} in time:\n{service.log_tail()}")
+
+    def stop(self, grace: float = 15.0) -> None:
+        """Stop the processes this stack started (their whole process groups), newest first."""
+        for service in reversed(self.services):
+            proc = service.process
+            if proc is None or proc.poll() is not None:
+                continue
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=grace)
+            except ProcessLookupError:
+                pass
+
+    def urls(self) -> dict[str, str]:
+        s = self.settings
+        return {
+            "rasa": f"{s.webhook_url} (REST channel)",
+            "actions": f"http://{s.host}:{s.action_port}/health",
+            "streamlit": s.streamlit_url,
+        }
+
+    def __enter__(self) -> Stack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m app.stack", description=__doc__)
+    parser.add_argument("--services", nargs="+", choices=SERVICES, default=list(SERVICES))
+    args = parser.parse_args(argv)
+    stack = Stack(services=args.services)
+    print(f"starting {', '.join(stack.names)} (logs in {stack.settings.state_dir / 'logs'}) ...", flush=True)
+    try:
+        stack.start()
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for name in stack.names:
+        print(f"  {name:<10} {stack.urls()[name]}")
+    print("ready. Press Ctrl-C to stop.", flush=True)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        while all(s.process is not None and s.process.poll() is None for s in stack.services):
+            time.sleep(1)
+        dead = [s for s in stack.services if s.process is not None and s.process.poll() is not None]
+        for service in dead:
+            print(f"error: {service.name} stopped unexpectedly:\n{service.log_tail()}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nstopping ...", flush=True)
+        return 0
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""Stage train_nlu: train the served Rasa model on the training split, log it to MLflow."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from nlu.rasa_runner import RasaError
+from nlu.training import render_config, train
+from pipelines._common import load_params, stage_run, write_json
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--config-template", type=Path, required=True, help="a file under nlu/configs/")
+    parser.add_argument("--config-out", type=Path, required=True, help="rendered training config")
+    parser.add_argument("--domain", type=Path, required=True)
+    parser.add_argument("--data", type=Path, nargs="+", required=True, help="NLU split, rules, stories")
+    parser.add_argument("--out", type=Path, required=True, help="model folder")
+    parser.add_argument("--metrics", type=Path, required=True)
+    args = parser.parse_args(argv)
+    params = load_params("train_nlu")
+    with stage_run("train_nlu", params):
+        import mlflow
+
+        render_config(args.config_template, args.config_out,
+                      float(params["fallback_threshold"]), float(params["ambiguity_threshold"]))
+        try:
+            model, seconds = train(args.config_out, args.domain, args.data, args.out)
+        except RasaError as exc:
+            print(f"train_nlu: {exc}", file=sys.stderr)
+            return 1
+        metrics = {"train_seconds": round(seconds, 2), "model_mb": round(model.stat().st_size / 2**20, 2)}
+        mlflow.log_metrics(metrics)
+        mlflow.log_artifact(str(args.config_out), "config")
+        mlflow.log_artifact(str(model), "rasa_model")
+    write_json(args.metrics, metrics)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""Shared fixtures: the socket guard, offline env, the pipeline run in a temporary copy, the running bot."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+GUARD_DIR = Path(__file__).resolve().parent / "guard"
+sys.path.insert(0, str(GUARD_DIR))
+
+import socket_guard  # noqa: E402
+
+from app.offline import apply_offline_env  # noqa: E402
+
+socket_guard.install()
+apply_offline_env()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def guarded_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for processes the tests start: offline, socket guard installed, repo importable."""
+    env = apply_offline_env(dict(os.environ))
+    env["PYTHONPATH"] = os.pathsep.join([str(GUARD_DIR), str(ROOT)])
+    env["PATH"] = os.pathsep.join([str(ROOT / ".venv" / "bin"), env.get("PATH", "")])
+    env["SWITCHBOARD_RASA_PYTHON"] = str(ROOT / ".venv-rasa" / "bin" / "python")
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.update(extra or {})
+    return env
+
+
+def copy_project(dest: Path) -> Path:
+    """Copy the tracked and untracked-but-not-ignored files of the repository (what a clone would have,
+    plus work in progress) into ``dest`` and make it a git repository of its own."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT, capture_output=True, check=True,
+    ).stdout.decode().split("\0")
+    for rel in filter(None, listed):
+        src = ROOT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    git = ["git", "-c", "user.email=tests@switchboard.invalid", "-c", "user.name=tests"]
+    subprocess.run([*git, "init", "-q"], cwd=dest, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=dest, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "test copy"], cwd=dest, check=True)
+    return dest
+
+
+@dataclass
+class PipelineRun:
+    root: Path
+    first: subprocess.CompletedProcess
+    second: subprocess.CompletedProcess
+    env: dict[str, str]
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(tmp_path_factory: pytest.TempPathFactory) -> PipelineRun:
+    """``dvc repro`` (twice) in a temporary copy of the project: trains, indexes and evaluates for real."""
+    root = copy_project(tmp_path_factory.mktemp("project"))
+    env = guarded_env()
+    first = subprocess.run(["dvc", "repro"], cwd=root, env=env, capture_output=True, text=True, timeout=1200)
+    if first.returncode != 0:
+        pytest.fail(f"dvc repro failed ({first.returncode}):\n{first.stdout[-3000:]}\n{first.stderr[-5000:]}")
+    second = subprocess.run(["dvc", "repro"], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    return PipelineRun(root, first, second, env)
+
+
+@pytest.fixture(scope="session")
+def bot(pipeline_run: PipelineRun, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """The real Rasa server and action server, serving the model and index the pipeline just built."""
+    from app.settings import Settings
+    from app.stack import Stack
+
+    state = tmp_path_factory.mktemp("state")
+    settings = Settings(
+        rasa_port=free_port(), action_port=free_port(), streamlit_port=free_port(), state_dir=state,
+        model_path=pipeline_run.root / "nlu" / "models" / "switchboard.tar.gz",
+        index_dir=pipeline_run.root / "knowledge" / "index",
+    )
+    old_pythonpath = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = str(GUARD_DIR)  # the stack puts the repo after it: guard in every server
+    stack = Stack(settings, services=("actions", "rasa"))
+    try:
+        stack.start(timeout=240)
+    finally:
+        if old_pythonpath is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = old_pythonpath
+    yield stack
+    stack.stop()

@@ -1,0 +1,123 @@
+"""End to end: the real Rasa server and action server, over the REST webhook, with the stores checked."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from app.data.db import get_engine
+from app.integrations.ticketing import TicketingClient
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def say(bot, sender: str, text: str, tenant: str | None = None) -> list[dict]:
+    headers = {"X-Tenant-Id": tenant} if tenant else {}
+    reply = httpx.post(bot.settings.webhook_url, json={"sender": sender, "message": text},
+                       headers=headers, timeout=60)
+    assert reply.status_code == 200, reply.text
+    return reply.json()
+
+
+def texts(messages: list[dict]) -> str:
+    return "\n".join(m.get("text", "") for m in messages)
+
+
+def tracker_events(bot, conversation_id: str) -> list[dict]:
+    with sqlite3.connect(bot.settings.tracker_db) as conn:
+        rows = conn.execute(
+            "SELECT data FROM events WHERE sender_id = ? ORDER BY id", (conversation_id,)
+        ).fetchall()
+    return [json.loads(row[0]) for row in rows]
+
+
+@pytest.fixture
+def user() -> str:
+    return f"user-{uuid.uuid4().hex[:8]}"
+
+
+def test_greeting(bot, user):
+    reply = texts(say(bot, user, "hello there"))
+    assert "Northwind Goods assistant" in reply
+
+
+def test_knowledge_answer_names_its_source(bot, user):
+    reply = texts(say(bot, user, "How long does delivery to Germany take?"))
+    assert "Source:" in reply
+
+
+def test_order_lookup_from_the_seeded_crm(bot, user):
+    reply = texts(say(bot, user, "Where is my order ORD-10042?"))
+    assert "ORD-10042" in reply and "shipped" in reply and "DHL" in reply
+
+
+def test_order_id_given_after_being_asked(bot, user):
+    assert "order number" in texts(say(bot, user, "I want to track my order"))
+    assert "out for delivery" in texts(say(bot, user, "ORD-10105"))
+
+
+def test_unknown_order_id(bot, user):
+    reply = texts(say(bot, user, "what's the status of order ORD-99999"))
+    assert "couldn't find an order ORD-99999" in reply
+
+
+def test_handoff_opens_a_ticket_with_the_transcript(bot, user):
+    say(bot, user, "hi")
+    reply = texts(say(bot, user, "I want to talk to a human agent"))
+    assert "ticket #" in reply
+    tickets = TicketingClient(get_engine(bot.settings.db_url)).list_tickets("acme", user)
+    assert len(tickets) == 1
+    ticket = tickets[0]
+    assert ticket["conversation_id"] == f"acme:{user}"
+    assert f"#{ticket['id']}" in reply
+    assert "user: hi" in ticket["transcript"] and "human agent" in ticket["transcript"]
+
+
+def test_conversation_is_stored_with_tenant_and_user(bot, user):
+    say(bot, user, "hello", tenant="globex")
+    events = tracker_events(bot, f"globex:{user}")
+    user_events = [e for e in events if e["event"] == "user"]
+    assert [e["text"] for e in user_events] == ["hello"]
+    assert user_events[0]["metadata"]["tenant_id"] == "globex"
+    assert user_events[0]["metadata"]["user_id"] == user
+    assert not tracker_events(bot, f"acme:{user}")
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        (b"{not json", 400, "malformed_json"),
+        (json.dumps({"message": "hi"}).encode(), 400, "invalid_sender"),
+        (json.dumps({"sender": "x", "message": ""}).encode(), 400, "invalid_message"),
+        (json.dumps({"sender": "x", "message": "a" * 1_000_000}).encode(), 413, "message_too_long"),
+        (json.dumps(["sender", "message"]).encode(), 400, "invalid_body"),
+    ],
+)
+def test_bad_requests_get_a_clear_4xx_and_nothing_is_lost(bot, user, body, status, code):
+    say(bot, user, "hello")
+    before = tracker_events(bot, f"acme:{user}")
+    with get_engine(bot.settings.db_url).connect() as conn:
+        tickets_before = conn.execute(sa.text("SELECT count(*) FROM tickets")).scalar()
+
+    reply = httpx.post(bot.settings.webhook_url, content=body,
+                       headers={"Content-Type": "application/json"}, timeout=30)
+
+    assert reply.status_code == status
+    assert reply.json()["error"] == code and reply.json()["message"]
+    assert tracker_events(bot, f"acme:{user}") == before
+    with get_engine(bot.settings.db_url).connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM tickets")).scalar() == tickets_before
+    assert "Northwind" in texts(say(bot, user, "hello again"))
+
+
+def test_correlation_id_round_trip(bot, user):
+    reply = httpx.post(bot.settings.webhook_url, json={"sender": user, "message": "hello"},
+                       headers={"X-Request-Id": "req-123"}, timeout=60)
+    assert reply.headers["X-Request-Id"] == "req-123"
+    user_event = [e for e in tracker_events(bot, f"acme:{user}") if e["event"] == "user"][0]
+    assert user_event["metadata"]["correlation_id"] == "req-123"
