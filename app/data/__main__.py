@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "init":
             added = seed_crm(get_engine(url))
             print(f"stores ready at {url} ({added} demo rows added)")
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, OSError) as exc:
         print(f"error: cannot prepare the stores at {url}: {exc.__class__.__name__}: {exc}".splitlines()[0],
               file=sys.stderr)
         return 1
