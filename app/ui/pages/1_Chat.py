@@ -1,0 +1,142 @@
+"""Chat with the bot over its REST channel.
+
+The conversation lives in ``st.session_state``: a sender id (a UUID, new for every conversation), the
+tenant, the history of turns and the last error. Each user message (typed, or a button's payload) is sent
+with ``ChatClient``; if the bot cannot be reached the page says so and keeps the user's message.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import streamlit as st
+
+from app.settings import get_settings
+from app.ui.chat_client import BotMessage, BotUnavailable, ChatClient, ChatError
+
+# Session state keys. A history entry is {"role": "user", "text": str} or
+# {"role": "assistant", "messages": list[BotMessage]} (one entry per bot reply, however many messages).
+SENDER, TENANT, HISTORY, ERROR, PENDING = "sender_id", "tenant", "history", "error", "pending"
+TENANT_INPUT = "tenant_input"
+
+
+def init_state(default_tenant: str) -> None:
+    """Create the session's conversation on its first run."""
+    st.session_state.setdefault(TENANT, default_tenant)
+    if SENDER not in st.session_state:
+        new_conversation()
+
+
+def new_conversation() -> None:
+    """Forget the conversation: a new sender id (so the bot starts afresh), no history, no error."""
+    st.session_state[SENDER] = str(uuid.uuid4())
+    st.session_state[HISTORY] = []
+    st.session_state[ERROR] = None
+    st.session_state.pop(PENDING, None)
+
+
+def change_tenant() -> None:
+    """Switch to the tenant typed in the sidebar (empty: the default); it has its own conversations."""
+    st.session_state[TENANT] = st.session_state[TENANT_INPUT].strip() or get_settings().tenant
+    new_conversation()
+
+
+def queue_message(text: str, shown: str) -> None:
+    """Remember a message to send on this run: ``text`` goes to the bot, ``shown`` goes in the history."""
+    st.session_state[PENDING] = (text, shown)
+
+
+def render_sidebar(webhook_url: str) -> None:
+    """Tenant selector, the conversation's sender id and the "New conversation" button."""
+    with st.sidebar:
+        st.header("Conversation")
+        st.text_input(
+            "Tenant",
+            value=st.session_state[TENANT],
+            key=TENANT_INPUT,
+            on_change=change_tenant,
+            help="Sent as the X-Tenant-Id header. Changing it starts a new conversation.",
+        )
+        st.markdown("Sender id")
+        st.code(st.session_state[SENDER], language=None)
+        st.button("New conversation", key="new_conversation", on_click=new_conversation)
+        st.caption(f"Webhook: {webhook_url}")
+
+
+def unreachable_message(exc: BotUnavailable) -> str:
+    """What to tell the user when the bot cannot be reached."""
+    return f"The bot is not reachable at {exc.url}. Start it with `make run`.\n\n({exc.reason})"
+
+
+def exchange(client: ChatClient, text: str, shown: str) -> None:
+    """Add the user's message to the history, send it, and add the bot's reply or record the error."""
+    st.session_state[HISTORY].append({"role": "user", "text": shown})
+    try:
+        with st.spinner("Waiting for the bot…"):
+            replies = client.send(st.session_state[SENDER], text)
+    except BotUnavailable as exc:
+        st.session_state[ERROR] = unreachable_message(exc)
+        return
+    except ChatError as exc:
+        st.session_state[ERROR] = str(exc)
+        return
+    st.session_state[ERROR] = None
+    st.session_state[HISTORY].append({"role": "assistant", "messages": replies})
+
+
+def render_bot_message(message: BotMessage, key: str, interactive: bool) -> None:
+    """One bot message: text, image, custom payload and buttons (clickable only on the latest reply)."""
+    if message.text:
+        st.markdown(message.text)
+    if message.image:
+        st.image(message.image)
+    if message.custom:
+        st.json(message.custom)
+    for number, button in enumerate(message.buttons):
+        st.button(
+            button.title,
+            key=f"{key}-button-{number}",
+            on_click=queue_message,
+            args=(button.payload, button.title),
+            disabled=not interactive,
+        )
+
+
+def render_entry(entry: dict[str, Any], index: int, latest: bool) -> None:
+    """One history entry as a chat bubble."""
+    with st.chat_message(entry["role"]):
+        if entry["role"] == "user":
+            st.markdown(entry["text"])
+            return
+        if not entry["messages"]:
+            st.caption("The bot did not reply.")
+        for number, message in enumerate(entry["messages"]):
+            render_bot_message(message, key=f"reply-{index}-{number}", interactive=latest)
+
+
+def render_history() -> None:
+    """The conversation so far, then the last error if the last message got no answer."""
+    history = st.session_state[HISTORY]
+    for index, entry in enumerate(history):
+        render_entry(entry, index, latest=index == len(history) - 1)
+    if st.session_state[ERROR]:
+        st.error(st.session_state[ERROR])
+
+
+def main() -> None:
+    """Render the chat page, sending the message typed or clicked since the last run."""
+    st.set_page_config(page_title="Switchboard · Chat", page_icon="💬")
+    settings = get_settings()
+    init_state(settings.tenant)
+    render_sidebar(settings.webhook_url)
+    st.title("Chat with the bot")
+
+    if prompt := st.chat_input("Ask about an order, a delivery, a return…"):
+        queue_message(prompt, prompt)
+    if pending := st.session_state.pop(PENDING, None):
+        exchange(ChatClient(settings.webhook_url, st.session_state[TENANT]), *pending)
+    render_history()
+
+
+main()

@@ -1,0 +1,136 @@
+"""ChatClient against a closed port, a silent socket and canned HTTP replies (httpx.MockTransport)."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from app.ui.chat_client import (
+    BotFailed,
+    BotMessage,
+    BotRejected,
+    BotUnavailable,
+    Button,
+    ChatClient,
+    is_up,
+)
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A loopback port that accepts connections (kernel backlog) but never answers."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)
+        yield sock.getsockname()[1]
+
+
+def client_replying(status: int, body: object, seen: list[httpx.Request] | None = None) -> ChatClient:
+    """A ChatClient whose every request gets ``status`` and ``body`` (JSON, or raw text if a str)."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if seen is not None:
+            seen.append(request)
+        if isinstance(body, str):
+            return httpx.Response(status, text=body)
+        return httpx.Response(status, json=body)
+
+    return ChatClient("http://bot.test/webhooks/rest/webhook", "acme", transport=httpx.MockTransport(handler))
+
+
+def test_closed_port_raises_bot_unavailable_naming_the_url(closed_port: int) -> None:
+    url = f"http://127.0.0.1:{closed_port}/webhooks/rest/webhook"
+    with pytest.raises(BotUnavailable) as raised:
+        ChatClient(url, "acme").send("user-1", "hello")
+    assert raised.value.url == url
+    assert url in str(raised.value)
+
+
+def test_no_answer_in_time_raises_bot_unavailable(silent_port: int) -> None:
+    client = ChatClient(f"http://127.0.0.1:{silent_port}/webhooks/rest/webhook", "acme", timeout=0.5)
+    with pytest.raises(BotUnavailable, match=r"no answer within 0\.5 s"):
+        client.send("user-1", "hello")
+
+
+def test_is_up_is_false_when_nothing_listens(closed_port: int, silent_port: int) -> None:
+    assert is_up(f"http://127.0.0.1:{closed_port}") is False
+    assert is_up(f"http://127.0.0.1:{silent_port}", timeout=0.5) is False
+
+
+def test_send_posts_the_contract_and_parses_the_reply() -> None:
+    seen: list[httpx.Request] = []
+    reply = [
+        {"recipient_id": "acme:user-1", "text": "Hi! How can I help?"},
+        {
+            "recipient_id": "acme:user-1",
+            "text": "Is it about an order?",
+            "buttons": [{"title": "Yes", "payload": "/affirm"}, {"title": "No", "payload": "/deny"}],
+        },
+        {"recipient_id": "acme:user-1", "image": "http://example.test/map.png"},
+    ]
+    messages = client_replying(200, reply, seen).send("user-1", "hello", metadata={"page": "chat"})
+
+    assert messages == [
+        BotMessage(text="Hi! How can I help?"),
+        BotMessage(text="Is it about an order?", buttons=(Button("Yes", "/affirm"), Button("No", "/deny"))),
+        BotMessage(image="http://example.test/map.png"),
+    ]
+    (request,) = seen
+    assert request.method == "POST"
+    assert json.loads(request.content) == {
+        "sender": "user-1",
+        "message": "hello",
+        "metadata": {"page": "chat"},
+    }
+    assert request.headers["X-Tenant-Id"] == "acme"
+    assert request.headers["X-Request-Id"]
+
+
+def test_empty_reply_is_an_empty_list() -> None:
+    assert client_replying(200, []).send("user-1", "hello") == []
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "message"),
+    [
+        (400, "invalid_sender", "'sender' is required."),
+        (413, "message_too_long", "'message' is longer than 2000 characters."),
+    ],
+)
+def test_4xx_raises_bot_rejected_with_the_servers_message(status: int, code: str, message: str) -> None:
+    with pytest.raises(BotRejected) as raised:
+        client_replying(status, {"error": code, "message": message}).send("user-1", "hello")
+    assert (raised.value.status, raised.value.code, raised.value.message) == (status, code, message)
+    assert message in str(raised.value)
+
+
+def test_4xx_without_json_still_raises_bot_rejected() -> None:
+    with pytest.raises(BotRejected, match="Not Found"):
+        client_replying(404, "Not Found").send("user-1", "hello")
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (500, {"error": "internal_error", "message": "The bot failed to process the message."}),
+        (504, {"error": "timeout", "message": "The bot took too long to answer."}),
+        (200, {"not": "a list"}),
+        (200, "<html>not json</html>"),
+    ],
+)
+def test_server_errors_and_odd_replies_raise_bot_failed(status: int, body: object) -> None:
+    with pytest.raises(BotFailed) as raised:
+        client_replying(status, body).send("user-1", "hello")
+    assert raised.value.status == status
