@@ -32,17 +32,17 @@ class ActionAnswerKnowledge(Action):
         params = settings.serve_params()
         try:
             kb = await asyncio.to_thread(services.knowledge)
-        except services.KnowledgeUnavailable as exc:
-            logger.error("knowledge.unavailable", reason=str(exc), **ctx.log_fields())
+            answer = await asyncio.to_thread(
+                kb.answer,
+                ctx.text,
+                ctx.tenant_id,
+                int(params.get("knowledge_top_k", 3)),
+                float(params.get("knowledge_min_score", 0.35)),
+            )
+        except Exception as exc:  # degrade, never fail the turn: the user gets a clear message
+            logger.error("knowledge.unavailable", reason=f"{type(exc).__name__}: {exc}", **ctx.log_fields())
             dispatcher.utter_message(text=UNAVAILABLE)
             return []
-        answer = await asyncio.to_thread(
-            kb.answer,
-            ctx.text,
-            ctx.tenant_id,
-            int(params.get("knowledge_top_k", 3)),
-            float(params.get("knowledge_min_score", 0.35)),
-        )
         logger.info(
             "knowledge.answer",
             answered=answer.answered,

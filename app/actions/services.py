@@ -38,12 +38,12 @@ def knowledge() -> KnowledgeBase:
     global _kb
     with _kb_lock:
         if _kb is None:
-            from knowledge.retrieval import KnowledgeBase
-
             index_dir = get_settings().index_dir
             if not (index_dir / "manifest.json").exists():
                 raise KnowledgeUnavailable(f"no knowledge index at {index_dir}")
             try:
+                from knowledge.retrieval import KnowledgeBase
+
                 _kb = KnowledgeBase.load(index_dir)
             except Exception as exc:  # an unreadable index must not take the bot down
                 raise KnowledgeUnavailable(f"cannot load the knowledge index at {index_dir}: {exc}") from exc

@@ -121,3 +121,27 @@ def test_correlation_id_round_trip(bot, user):
     assert reply.headers["X-Request-Id"] == "req-123"
     user_event = [e for e in tracker_events(bot, f"acme:{user}") if e["event"] == "user"][0]
     assert user_event["metadata"]["correlation_id"] == "req-123"
+
+
+GIBBERISH = "qzxv bnmt plork"
+
+
+def test_two_stage_fallback_suggests_intents_then_rephrase_then_a_human(bot, user):
+    first = say(bot, user, GIBBERISH)
+    assert "Did you mean" in texts(first)
+    payloads = [b["payload"] for b in first[0]["buttons"]]
+    assert payloads[-1] == "/out_of_scope" and len(payloads) >= 2
+
+    assert "in other words" in texts(say(bot, user, "/out_of_scope"))  # "Something else" -> rephrase
+    assert "Did you mean" in texts(say(bot, user, GIBBERISH))          # still unclear -> ask again
+    reply = texts(say(bot, user, "/out_of_scope"))                      # second "Something else": give up
+    assert "get a person" in reply and "ticket #" in reply
+    tickets = TicketingClient(get_engine(bot.settings.db_url)).list_tickets("acme", user)
+    assert [t["subject"].split(":")[0] for t in tickets] == ["Chat handoff (fallback)"]
+
+
+def test_choosing_a_suggestion_continues_with_that_intent(bot, user):
+    assert "Did you mean" in texts(say(bot, user, GIBBERISH))
+    reply = texts(say(bot, user, "/ask_delivery"))
+    assert "Did you mean" not in reply and "rephrase" not in reply
+    assert reply  # the delivery question is answered (knowledge action)

@@ -13,7 +13,7 @@ async def test_handoff_opens_a_ticket_with_transcript(tracker_from, dispatcher, 
     tickets = services.ticketing().list_tickets("acme", "alice")
     assert len(tickets) == 1
     assert tickets[0]["conversation_id"] == "acme:alice"
-    assert tickets[0]["subject"] == "Chat handoff: I want a human"
+    assert tickets[0]["subject"] == "Chat handoff (request): I want a human"
     assert tickets[0]["transcript"].splitlines()[:2] == ["user: hi", "bot: Hi! I'm the Northwind Goods assistant."]
     assert f"ticket #{tickets[0]['id']}" in dispatcher.messages[0]["text"]
 

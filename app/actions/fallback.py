@@ -1,0 +1,84 @@
+"""The two-stage fallback: "Did you mean ...?" with the top intents as buttons, then rephrase, then a human.
+
+Rasa's ``action_two_stage_fallback`` loop drives the stages; these two actions replace its defaults:
+- ``action_default_ask_affirmation`` offers the most likely intents (readable descriptions from
+  ``nlu/intent_descriptions.csv``) as buttons, plus "Something else" (``/out_of_scope``: ask to rephrase);
+- ``action_default_fallback`` runs when clarification failed: it counts the failure, and after
+  ``serve.handoff_after_failures`` failures in the conversation hands it to a human (a ticket).
+"""
+
+from __future__ import annotations
+
+import csv
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import structlog
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import SlotSet, UserUtteranceReverted
+from rasa_sdk.executor import CollectingDispatcher
+
+from app.actions.context import TurnContext
+from app.actions.handoff import open_handoff_ticket
+from app.settings import ROOT, get_settings
+
+logger = structlog.get_logger(__name__)
+
+DESCRIPTIONS_FILE = ROOT / "nlu" / "intent_descriptions.csv"
+NOT_SUGGESTED = {"nlu_fallback", "out_of_scope", "affirm", "deny", "inform"}
+MAX_SUGGESTIONS = 3
+
+
+@lru_cache(maxsize=4)
+def intent_descriptions(path: Path = DESCRIPTIONS_FILE) -> dict[str, str]:
+    with path.open(newline="") as f:
+        return {row["intent"]: row["description"] for row in csv.DictReader(f)}
+
+
+def suggestions(intent_ranking: list[dict[str, Any]], descriptions: dict[str, str]) -> list[dict[str, str]]:
+    """Buttons for the most likely intents that have a description, best first."""
+    buttons = []
+    for candidate in intent_ranking:
+        name = candidate.get("name")
+        if name in NOT_SUGGESTED or name not in descriptions:
+            continue
+        buttons.append({"title": descriptions[name], "payload": f"/{name}"})
+        if len(buttons) == MAX_SUGGESTIONS:
+            break
+    return buttons
+
+
+class ActionAskAffirmation(Action):
+    def name(self) -> str:
+        return "action_default_ask_affirmation"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        ranking = (tracker.latest_message or {}).get("intent_ranking") or []
+        buttons = suggestions(ranking, intent_descriptions())
+        buttons.append({"title": "Something else", "payload": "/out_of_scope"})
+        dispatcher.utter_message(text="Sorry, I'm not sure I understood. Did you mean:", buttons=buttons)
+        return []
+
+
+class ActionDefaultFallback(Action):
+    def name(self) -> str:
+        return "action_default_fallback"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        settings = get_settings()
+        ctx = TurnContext.from_tracker(tracker, settings.tenant)
+        failures = int(tracker.get_slot("failed_turns") or 0) + 1
+        limit = int(settings.serve_params().get("handoff_after_failures", 1))
+        logger.info("fallback.failed", failures=failures, limit=limit, **ctx.log_fields())
+        events: list[dict[str, Any]] = [UserUtteranceReverted(), SlotSet("failed_turns", float(failures))]
+        if failures >= limit:
+            dispatcher.utter_message(text="I'm sorry I couldn't help with that. Let me get a person for you.")
+            open_handoff_ticket(dispatcher, tracker, ctx, reason="fallback")
+            return events
+        dispatcher.utter_message(response="utter_default")
+        return events

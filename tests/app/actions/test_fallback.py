@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import pytest
+
+from app.actions import services
+from app.actions.fallback import (
+    ActionAskAffirmation,
+    ActionDefaultFallback,
+    intent_descriptions,
+    suggestions,
+)
+
+pytestmark = pytest.mark.anyio
+
+RANKING = [
+    {"name": "nlu_fallback", "confidence": 0.4},
+    {"name": "ask_returns", "confidence": 0.31},
+    {"name": "out_of_scope", "confidence": 0.2},
+    {"name": "request_refund", "confidence": 0.18},
+    {"name": "ask_delivery", "confidence": 0.1},
+    {"name": "ask_billing", "confidence": 0.05},
+]
+
+
+def test_every_domain_intent_has_a_description(domain):
+    assert set(domain["intents"]) <= set(intent_descriptions())
+
+
+def test_suggestions_skip_fallback_and_out_of_scope_and_keep_order():
+    descriptions = {"ask_returns": "Return an item", "request_refund": "Get a refund",
+                    "ask_delivery": "Delivery", "ask_billing": "Billing", "out_of_scope": "x"}
+    assert suggestions(RANKING, descriptions) == [
+        {"title": "Return an item", "payload": "/ask_returns"},
+        {"title": "Get a refund", "payload": "/request_refund"},
+        {"title": "Delivery", "payload": "/ask_delivery"},
+    ]
+
+
+async def test_ask_affirmation_offers_top_intents_and_something_else(tracker_from, dispatcher, domain):
+    tracker = tracker_from("order_question", text="hmm returns?", intent_ranking=RANKING)
+    await ActionAskAffirmation().run(dispatcher, tracker, domain)
+    buttons = dispatcher.messages[0]["buttons"]
+    assert [b["payload"] for b in buttons] == ["/ask_returns", "/request_refund", "/ask_delivery", "/out_of_scope"]
+    assert buttons[0]["title"] == intent_descriptions()["ask_returns"]
+
+
+async def test_failed_fallback_hands_over_after_the_limit(tracker_from, dispatcher, domain, monkeypatch):
+    from app.settings import Settings
+
+    monkeypatch.setattr(Settings, "serve_params", lambda self: {"handoff_after_failures": 2})
+    first = await ActionDefaultFallback().run(dispatcher, tracker_from("order_question"), domain)
+    assert first[0]["event"] == "rewind"
+    assert first[1]["name"] == "failed_turns" and first[1]["value"] == 1.0
+    assert dispatcher.messages[0]["response"] == "utter_default"
+    assert services.ticketing().list_tickets("acme") == []
+
+    tracker = tracker_from("order_question")
+    tracker.slots["failed_turns"] = 1.0
+    second = await ActionDefaultFallback().run(dispatcher, tracker, domain)
+    assert second[1]["value"] == 2.0
+    assert "get a person" in dispatcher.messages[1]["text"]
+    tickets = services.ticketing().list_tickets("acme", "alice")
+    assert len(tickets) == 1 and tickets[0]["subject"].startswith("Chat handoff (fallback)")
