@@ -48,3 +48,46 @@ tickets = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_tickets_tenant_user", "tenant_id", "user_id"),
 )
+
+# LLM calls: token usage, cost and outcome of every call to a model tier (app/llm/usage.py).
+llm_calls = sa.Table(
+    "llm_calls",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("user_id", sa.String(128), nullable=False),
+    sa.Column("conversation_id", sa.String(200), nullable=False, server_default=""),
+    sa.Column("tier", sa.SmallInteger, nullable=False),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("prompt_tokens", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("completion_tokens", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("cost", sa.Numeric(14, 8), nullable=False, server_default="0"),
+    sa.Column("latency_ms", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("attempts", sa.SmallInteger, nullable=False, server_default="0"),
+    sa.Column("outcome", sa.String(32), nullable=False),
+    sa.Column("error", sa.String(500)),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_llm_calls_tenant_created", "tenant_id", "created_at"),
+    sa.Index("ix_llm_calls_tenant_user", "tenant_id", "user_id"),
+)
+
+# Generated answers cache (app/cache/): scoped by tenant and knowledge-base version, with an expiry time.
+# Personal answers (built from a user's CRM data) are never stored; user_id records who caused the entry.
+answer_cache = sa.Table(
+    "answer_cache",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("user_id", sa.String(128), nullable=False),
+    sa.Column("kb_version", sa.String(64), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False),
+    sa.Column("question", sa.Text, nullable=False),
+    sa.Column("answer", sa.Text, nullable=False),
+    sa.Column("embedding", sa.LargeBinary, nullable=False),
+    sa.Column("tier", sa.SmallInteger),
+    sa.Column("model", sa.String(200)),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("tenant_id", "kb_version", "key_hash", name="uq_answer_cache_scope_key"),
+    sa.Index("ix_answer_cache_scope_expiry", "tenant_id", "kb_version", "expires_at"),
+)

@@ -1,0 +1,263 @@
+"""The complexity policy: pick the lowest tier expected to answer a question well.
+
+Two policies share one interface, ``choose_tier(features) -> Decision(tier, reason)``:
+
+- :class:`RulePolicy`: transparent thresholds from the ``tiers.policy`` section of params.yaml;
+- :class:`LearnedPolicy`: a scikit-learn classifier fit on labelled questions (features -> the lowest tier that
+  answered well), saved with skops.
+
+Both only ever return a tier that is available; the answerer escalates from there when a tier fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from app.llm.config import EXTRACTIVE, LARGE, SMALL, TIERS
+
+
+@dataclass(frozen=True)
+class Features:
+    """What the policy sees about a question.
+
+    ``retrieval_confidence``: score of the best retrieved chunk (0-1); ``retrieval_margin``: best minus
+    second best; ``supporting_docs``: retrieved chunks above the knowledge cut-off; ``question_words``;
+    ``nlu_confidence`` of the intent; ``failed_before``: an earlier turn of this conversation failed.
+    """
+
+    retrieval_confidence: float
+    retrieval_margin: float = 0.0
+    supporting_docs: int = 0
+    question_words: int = 0
+    nlu_confidence: float = 1.0
+    failed_before: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("retrieval_confidence", "nlu_confidence"):
+            value = getattr(self, name)
+            if not -1.0 <= value <= 1.0 or value != value:
+                raise ValueError(f"{name} must be a number in [-1, 1], not {value!r}")
+        if self.supporting_docs < 0 or self.question_words < 0:
+            raise ValueError("supporting_docs and question_words must not be negative")
+
+    @classmethod
+    def from_question(
+        cls,
+        question: str,
+        scores: Sequence[float],
+        *,
+        min_score: float,
+        nlu_confidence: float = 1.0,
+        failed_before: bool = False,
+    ) -> Features:
+        """Features from a question and its retrieval scores (best first)."""
+        ordered = sorted((float(s) for s in scores), reverse=True)
+        best = ordered[0] if ordered else 0.0
+        margin = best - ordered[1] if len(ordered) > 1 else best
+        return cls(
+            retrieval_confidence=best,
+            retrieval_margin=margin,
+            supporting_docs=sum(s >= min_score for s in ordered),
+            question_words=len(question.split()),
+            nlu_confidence=nlu_confidence,
+            failed_before=failed_before,
+        )
+
+    def vector(self) -> list[float]:
+        """The features as numbers, in field order (the learned policy's input)."""
+        return [float(v) for v in asdict(self).values()]
+
+
+FEATURE_NAMES = tuple(f.name for f in fields(Features))
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The chosen tier and why (a short, loggable sentence)."""
+
+    tier: int
+    reason: str
+
+
+@runtime_checkable
+class TierPolicy(Protocol):
+    """Anything that picks a tier from features."""
+
+    def choose_tier(self, features: Features) -> Decision: ...
+
+
+def _lowest_available(wanted: int, available: Iterable[int]) -> int:
+    """``wanted`` if available, else the next higher available tier, else the highest below it."""
+    tiers = sorted(set(available))
+    if not tiers:
+        raise ValueError("no tier is available")
+    higher = [t for t in tiers if t >= wanted]
+    return higher[0] if higher else tiers[-1]
+
+
+class RuleThresholds(BaseModel):
+    """Thresholds of :class:`RulePolicy` (``tiers.policy`` in params.yaml)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    extractive_min_confidence: float = Field(0.60, description="tier 0 when retrieval is at least this sure")
+    extractive_min_margin: float = Field(0.03, description="... and the best chunk beats the next by this")
+    extractive_max_words: int = Field(25, ge=1, description="... and the question is at most this long")
+    small_min_confidence: float = Field(0.42, description="tier 1 when retrieval is at least this sure")
+    small_min_docs: int = Field(1, ge=0, description="... and at least this many supporting chunks")
+    large_min_words: int = Field(40, ge=1, description="longer questions go to tier 2")
+    nlu_min_confidence: float = Field(0.5, description="a less sure intent skips tier 0")
+    escalate_after_failure: bool = Field(True, description="an earlier failed turn starts one tier higher")
+
+
+class RulePolicy:
+    """Transparent thresholds; every decision names the rule that made it."""
+
+    def __init__(self, thresholds: RuleThresholds | None = None, available: Iterable[int] = TIERS) -> None:
+        self.thresholds = thresholds or RuleThresholds()
+        self.available = tuple(sorted(set(available)))
+
+    @classmethod
+    def from_params(cls, section: dict[str, Any] | None, available: Iterable[int] = TIERS) -> RulePolicy:
+        """Build from the ``tiers.policy`` mapping; a clear ValueError when it is invalid."""
+        try:
+            return cls(RuleThresholds.model_validate(section or {}), available)
+        except ValidationError as exc:
+            raise ValueError(f"invalid `tiers.policy` section in params.yaml: {exc}") from exc
+
+    def choose_tier(self, features: Features) -> Decision:
+        t = self.thresholds
+        f = features
+        if f.question_words >= t.large_min_words:
+            tier, reason = LARGE, f"long question ({f.question_words} >= {t.large_min_words} words)"
+        elif (
+            f.retrieval_confidence >= t.extractive_min_confidence
+            and f.retrieval_margin >= t.extractive_min_margin
+            and f.question_words <= t.extractive_max_words
+            and f.nlu_confidence >= t.nlu_min_confidence
+        ):
+            tier, reason = (
+                EXTRACTIVE,
+                (
+                    f"retrieval sure ({f.retrieval_confidence:.2f} >= {t.extractive_min_confidence}, "
+                    f"margin {f.retrieval_margin:.2f}) and question short"
+                ),
+            )
+        elif f.retrieval_confidence >= t.small_min_confidence and f.supporting_docs >= t.small_min_docs:
+            tier, reason = (
+                SMALL,
+                (
+                    f"retrieval fair ({f.retrieval_confidence:.2f} >= {t.small_min_confidence}, "
+                    f"{f.supporting_docs} supporting docs)"
+                ),
+            )
+        else:
+            tier, reason = LARGE, f"retrieval weak ({f.retrieval_confidence:.2f} < {t.small_min_confidence})"
+        if f.failed_before and t.escalate_after_failure and tier < LARGE:
+            tier, reason = tier + 1, f"{reason}; one tier up after an earlier failure"
+        return _finish(tier, reason, self.available)
+
+
+def _finish(tier: int, reason: str, available: Sequence[int]) -> Decision:
+    chosen = _lowest_available(tier, available)
+    if chosen != tier:
+        reason = f"{reason}; tier {tier} unavailable, using tier {chosen}"
+    return Decision(chosen, reason)
+
+
+class LearnedPolicy:
+    """A scikit-learn classifier from features to the lowest tier that answered well.
+
+    ``fit`` takes labelled examples (features, tier); ``min_proba`` makes it conservative: the lowest tier
+    whose cumulative probability of being enough reaches ``min_proba`` is chosen.
+    """
+
+    def __init__(self, model: Any | None = None, available: Iterable[int] = TIERS, min_proba: float = 0.5):
+        if not 0 < min_proba <= 1:
+            raise ValueError(f"min_proba must be in (0, 1], not {min_proba}")
+        self.model = model
+        self.available = tuple(sorted(set(available)))
+        self.min_proba = min_proba
+
+    @staticmethod
+    def new_model(seed: int = 42) -> Any:
+        """The default estimator: scaled features, multinomial logistic regression."""
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, random_state=seed))
+
+    def fit(self, examples: Sequence[tuple[Features, int]], seed: int = 42) -> LearnedPolicy:
+        """Fit on (features, lowest good tier) pairs; needs at least two different tiers."""
+        if not examples:
+            raise ValueError("no labelled examples to fit on")
+        labels = [int(tier) for _, tier in examples]
+        if bad := sorted(set(labels) - set(TIERS)):
+            raise ValueError(f"labels must be tiers {list(TIERS)}, not {bad}")
+        if len(set(labels)) < 2:
+            raise ValueError("labelled examples must cover at least two tiers")
+        model = self.model if self.model is not None else self.new_model(seed)
+        model.fit(np.array([f.vector() for f, _ in examples]), np.array(labels))
+        self.model = model
+        return self
+
+    def choose_tier(self, features: Features) -> Decision:
+        if self.model is None:
+            raise RuntimeError("LearnedPolicy has no model: fit() or load() it first")
+        proba = self.model.predict_proba(np.array([features.vector()]))[0]
+        classes = [int(c) for c in self.model.classes_]
+        cumulative = 0.0
+        tier = classes[-1]
+        for cls, p in zip(classes, proba, strict=True):
+            cumulative += float(p)
+            if cumulative >= self.min_proba:
+                tier = cls
+                break
+        reason = f"learned policy: P(tier <= {tier} is enough) = {min(cumulative, 1.0):.2f}"
+        return _finish(tier, reason, self.available)
+
+    def save(self, path: Path | str) -> None:
+        """Write the fitted model with skops (no pickle)."""
+        import skops.io as sio
+
+        if self.model is None:
+            raise RuntimeError("nothing to save: fit() first")
+        sio.dump(self.model, Path(path))
+
+    @classmethod
+    def load(
+        cls, path: Path | str, available: Iterable[int] = TIERS, min_proba: float = 0.5
+    ) -> LearnedPolicy:
+        """Read a model written by :meth:`save`; only scikit-learn and numpy types are trusted."""
+        import skops.io as sio
+
+        path = Path(path)
+        untrusted = [
+            t for t in sio.get_untrusted_types(file=path) if not t.startswith(("sklearn.", "numpy."))
+        ]
+        if untrusted:
+            raise ValueError(f"{path} holds types that are not scikit-learn's: {untrusted}")
+        trusted = sio.get_untrusted_types(file=path)
+        return cls(sio.load(path, trusted=trusted), available, min_proba)
+
+
+def build_policy(section: dict[str, Any] | None, available: Iterable[int]) -> TierPolicy:
+    """The policy the ``tiers.policy`` section asks for: ``kind: rules`` (default) or ``kind: learned`` with
+    ``model_path``."""
+    section = dict(section or {})
+    kind = section.pop("kind", "rules")
+    if kind == "rules":
+        return RulePolicy.from_params(section, available)
+    if kind == "learned":
+        path = section.pop("model_path", None)
+        if not path:
+            raise ValueError("tiers.policy.kind=learned needs tiers.policy.model_path")
+        return LearnedPolicy.load(path, available, float(section.pop("min_proba", 0.5)))
+    raise ValueError(f"tiers.policy.kind must be 'rules' or 'learned', not {kind!r}")

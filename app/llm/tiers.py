@@ -1,0 +1,238 @@
+"""Answer a knowledge question at the tier the policy chose, escalating one tier or degrading on failure.
+
+Order of events for one question (:meth:`TieredAnswerer.answer`):
+
+1. the start tier comes from the policy (or the caller), capped by ``max_tier`` (the degradation level);
+2. a tier that fails (error, open breaker, timeout) or whose output fails validation hands over to the next
+   higher available tier;
+3. when no tier up to ``max_tier`` answered, the answerer degrades to the extractive tier 0 (if it was not
+   tried yet) and finally gives up with ``text=None``: the caller then offers a human.
+
+Tier 0 is a callable supplied by the caller (``extractive(request) -> str | None``; None means "not confident").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from app.llm.client import CallContext, LLMResult, TierClient, TierUnavailable
+from app.llm.config import EXTRACTIVE, LARGE, TierConfig, TiersConfig
+from app.llm.policy import Decision, Features, TierPolicy
+
+logger = structlog.get_logger(__name__)
+
+SYSTEM_PROMPT = (
+    "You are a customer-support assistant. Answer the user's question using only the context passages. "
+    "If the passages do not contain the answer, reply exactly: I don't know."
+)
+IDK_MARKERS = ("i don't know", "i do not know", "i'm not sure", "i am not sure", "cannot answer")
+
+
+@dataclass(frozen=True)
+class AnswerRequest:
+    """A question, its retrieved passages and who asks it."""
+
+    question: str
+    passages: Sequence[str]
+    context: CallContext
+    features: Features | None = None
+
+    def __post_init__(self) -> None:
+        if not self.question or not self.question.strip():
+            raise ValueError("question must not be empty")
+
+
+@dataclass(frozen=True)
+class Attempt:
+    tier: int
+    outcome: str  # ok, unavailable, breaker_open, timeout, invalid, not_confident, ...
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class AnswerOutcome:
+    """What the user gets: ``text`` None means no tier could answer (offer a human)."""
+
+    text: str | None
+    tier: int | None
+    decision: Decision
+    attempts: tuple[Attempt, ...] = ()
+    result: LLMResult | None = None
+    degraded: bool = False
+    reason: str = ""
+
+    @property
+    def escalated(self) -> bool:
+        return self.tier is not None and self.tier > self.decision.tier
+
+
+def default_validator(max_chars: int = 2000) -> Callable[[LLMResult], str | None]:
+    """Reject empty, cut-off (finish_reason=length), over-long and "I don't know" answers."""
+
+    def validate(result: LLMResult) -> str | None:
+        text = result.text.strip()
+        if not text:
+            return "empty answer"
+        if result.finish_reason == "length":
+            return "answer cut off at the token limit"
+        if len(text) > max_chars:
+            return f"answer longer than {max_chars} characters"
+        if any(marker in text.lower() for marker in IDK_MARKERS) and len(text) < 120:
+            return "model said it does not know"
+        return None
+
+    return validate
+
+
+def build_messages(request: AnswerRequest) -> list[dict[str, Any]]:
+    """System prompt, the numbered passages, then the question."""
+    context = "\n\n".join(f"[{i}] {p.strip()}" for i, p in enumerate(request.passages, 1)) or "(no passages)"
+    return [
+        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "user", "content": f"Context passages:\n{context}\n\nQuestion: {request.question.strip()}"},
+    ]
+
+
+class TieredAnswerer:
+    """Tier selection, escalation and degradation over tier 0 plus the configured LLM tiers."""
+
+    def __init__(
+        self,
+        clients: Mapping[int, TierClient],
+        extractive: Callable[[AnswerRequest], str | None] | None,
+        policy: TierPolicy,
+        *,
+        validator: Callable[[LLMResult], str | None] | None = None,
+    ) -> None:
+        self.clients = dict(clients)
+        self.extractive = extractive
+        self.policy = policy
+        self.validator = validator or default_validator()
+
+    @classmethod
+    def from_config(
+        cls,
+        config: TiersConfig,
+        extractive: Callable[[AnswerRequest], str | None] | None,
+        policy: TierPolicy,
+        *,
+        usage: Any = None,
+        validator: Callable[[LLMResult], str | None] | None = None,
+    ) -> TieredAnswerer:
+        """One :class:`TierClient` per configured endpoint; unconfigured tiers stay unavailable."""
+        clients = {
+            tier: TierClient(tier, endpoint, retry=config.retry, breaker=config.breaker, usage=usage)
+            for tier, endpoint in config.endpoints.items()
+        }
+        return cls(clients, extractive, policy, validator=validator)
+
+    def tier_configs(self) -> dict[int, TierConfig]:
+        return {tier: client.config for tier, client in self.clients.items()}
+
+    def breaker_states(self) -> dict[int, str]:
+        """``{tier: closed | open | half-open}`` of the LLM tiers."""
+        return {tier: client.breaker_state for tier, client in sorted(self.clients.items())}
+
+    def _has(self, tier: int) -> bool:
+        return self.extractive is not None if tier == EXTRACTIVE else tier in self.clients
+
+    def answer(
+        self, request: AnswerRequest, *, decision: Decision | None = None, max_tier: int = LARGE
+    ) -> AnswerOutcome:
+        """Answer ``request``; see the module docstring for the order of tiers tried."""
+        if decision is None:
+            if request.features is None:
+                raise ValueError("give either a decision or request.features for the policy")
+            decision = self.policy.choose_tier(request.features)
+        attempts: list[Attempt] = []
+        start = min(decision.tier, max_tier)
+        for tier in range(start, max_tier + 1):
+            if not self._has(tier):
+                attempts.append(Attempt(tier, "unavailable", "not configured"))
+                continue
+            text, result, attempt = self._try(tier, request)
+            attempts.append(attempt)
+            if text is not None:
+                return self._done(
+                    request, decision, attempts, text, tier, result, degraded=tier < decision.tier
+                )
+        if start > EXTRACTIVE and self._has(EXTRACTIVE):  # degrade: the extractive answer beats none
+            text, result, attempt = self._try(EXTRACTIVE, request)
+            attempts.append(attempt)
+            if text is not None:
+                return self._done(request, decision, attempts, text, EXTRACTIVE, None, degraded=True)
+        outcome = AnswerOutcome(
+            None, None, decision, tuple(attempts), degraded=True, reason="no tier could answer"
+        )
+        logger.warning(
+            "llm.no_answer",
+            decision_tier=decision.tier,
+            max_tier=max_tier,
+            attempts=[(a.tier, a.outcome) for a in attempts],
+            **_ids(request),
+        )
+        return outcome
+
+    def _try(self, tier: int, request: AnswerRequest) -> tuple[str | None, LLMResult | None, Attempt]:
+        if tier == EXTRACTIVE:
+            assert self.extractive is not None
+            try:
+                text = self.extractive(request)
+            except Exception as exc:  # the caller's extractive function failing is a tier failure
+                logger.warning("llm.extractive_failed", error=str(exc), **_ids(request))
+                return None, None, Attempt(tier, "error", str(exc)[:200])
+            if text and text.strip():
+                return text.strip(), None, Attempt(tier, "ok")
+            return None, None, Attempt(tier, "not_confident")
+        client = self.clients[tier]
+        try:
+            result = client.complete(build_messages(request), request.context, validate=self.validator)
+        except TierUnavailable as exc:
+            return None, None, Attempt(tier, exc.reason, exc.detail)
+        return result.text, result, Attempt(tier, "ok")
+
+    def _done(
+        self,
+        request: AnswerRequest,
+        decision: Decision,
+        attempts: list[Attempt],
+        text: str,
+        tier: int,
+        result: LLMResult | None,
+        *,
+        degraded: bool,
+    ) -> AnswerOutcome:
+        if tier > decision.tier:
+            reason = f"escalated from tier {decision.tier} to {tier}"
+        elif degraded:
+            reason = f"degraded from tier {decision.tier} to {tier}"
+        else:
+            reason = decision.reason
+        outcome = AnswerOutcome(text, tier, decision, tuple(attempts), result, degraded, reason)
+        logger.info(
+            "llm.answered",
+            tier=tier,
+            decision_tier=decision.tier,
+            reason=reason,
+            attempts=[(a.tier, a.outcome) for a in attempts],
+            **_ids(request),
+        )
+        return outcome
+
+
+def _ids(request: AnswerRequest) -> dict[str, str]:
+    return {"tenant_id": request.context.tenant_id, "conversation_id": request.context.conversation_id}
+
+
+__all__ = [
+    "AnswerOutcome",
+    "AnswerRequest",
+    "Attempt",
+    "TieredAnswerer",
+    "build_messages",
+    "default_validator",
+]

@@ -1,0 +1,222 @@
+"""The router: which handler answers a turn, and why.
+
+``decide(turn) -> RouteDecision(handler, reason, tier)``: pure and fast (no I/O besides an optional log line),
+so the action server and the offline cost evaluation run the very same function. Handlers:
+
+- ``skill``: a deterministic skill (intent + rules/forms), zero model cost;
+- ``knowledge``: a knowledge answer at the tier the complexity policy picks (capped by the degradation level);
+- ``handoff``: a human (or, in maintenance, a ticket that takes the user's message);
+- ``two_stage_fallback``: the NLU issue's "did you mean ...?" when the intent is unsure.
+
+Rules, in order (thresholds from the ``router`` section of params.yaml):
+
+1. a handoff is active -> ``handoff`` (the bot stays silent until handed back);
+2. maintenance level -> ``handoff`` (acknowledge and take a message);
+3. the user asks for a person (a handoff intent): ``handoff`` when confident enough
+   (>= ``handoff_min_confidence``), else ``two_stage_fallback`` (ask first);
+4. ``max_failed_turns`` failed turns in a row -> ``handoff``;
+5. unsure intent (confidence < ``nlu_threshold``): ``knowledge`` when retrieval is strong
+   (>= ``unsure_nlu_min_retrieval``), else ``two_stage_fallback``;
+6. a skill intent -> ``skill``;
+7. anything else (knowledge intents, out of scope, unknown intents): ``knowledge`` when retrieval reaches
+   ``knowledge_min_retrieval``, else ``two_stage_fallback`` (or ``handoff`` after an earlier failure).
+
+Knowledge decisions carry the policy's tier; at ``reduced`` it is capped to tier 0 and at ``static`` the
+answer may come from the cache only (``cache_only=True``, no tier).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import structlog
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from app.llm.config import LARGE
+from app.llm.policy import Features, RulePolicy, TierPolicy
+from app.reliability.degradation import DegradationLevel
+
+logger = structlog.get_logger(__name__)
+
+Handler = Literal["skill", "knowledge", "handoff", "two_stage_fallback"]
+HANDLERS: tuple[str, ...] = ("skill", "knowledge", "handoff", "two_stage_fallback")
+
+
+class RouterConfig(BaseModel):
+    """The ``router`` section of params.yaml (``degradation`` is read by the degradation controller)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    nlu_threshold: float = Field(0.4, ge=0, le=1, description="below it the intent is unsure")
+    unsure_nlu_min_retrieval: float = Field(
+        0.6, ge=0, le=1, description="unsure intent, yet retrieval this sure"
+    )
+    knowledge_min_retrieval: float = Field(
+        0.3, ge=0, le=1, description="below it the knowledge base has nothing"
+    )
+    handoff_intents: tuple[str, ...] = ("human_handoff",)
+    handoff_min_confidence: float = Field(0.5, ge=0, le=1)
+    max_failed_turns: int = Field(2, ge=1, description="failed turns in a row before a human takes over")
+    skill_intents: tuple[str, ...] = (
+        "greet", "goodbye", "thanks", "affirm", "deny", "bot_challenge", "chitchat", "track_order",
+        "cancel_order", "request_refund", "inform", "complaint", "feedback",
+    )  # fmt: skip
+
+    @classmethod
+    def from_params(
+        cls, section: Mapping[str, Any] | None = None, params_file: Path | str | None = None
+    ) -> RouterConfig:
+        """From the ``router`` section (given, or read from params.yaml); a clear ValueError when invalid."""
+        if section is None:
+            if params_file is None:
+                from app.settings import get_settings
+
+                params_file = get_settings().params_file
+            section = (yaml.safe_load(Path(params_file).read_text()) or {}).get("router") or {}
+        try:
+            config = cls.model_validate(section)
+        except ValidationError as exc:
+            raise ValueError(f"invalid `router` section in params.yaml: {exc}") from exc
+        if overlap := set(config.skill_intents) & set(config.handoff_intents):
+            raise ValueError(f"intents cannot be both skill and handoff intents: {sorted(overlap)}")
+        return config
+
+
+@dataclass(frozen=True)
+class Turn:
+    """What the router knows about one user turn."""
+
+    intent: str
+    confidence: float
+    text: str = ""
+    entities: Sequence[Mapping[str, Any]] = field(default_factory=tuple)
+    handoff_active: bool = False
+    failed_turns: int = 0
+    retrieval_confidence: float | None = None  # None: retrieval not run (or failed)
+    retrieval_margin: float = 0.0
+    supporting_docs: int = 0
+    level: DegradationLevel = DegradationLevel.FULL
+    tenant_id: str = ""
+    conversation_id: str = ""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.confidence <= 1:
+            raise ValueError(f"confidence must be in [0, 1], not {self.confidence!r}")
+        if self.failed_turns < 0:
+            raise ValueError("failed_turns must not be negative")
+        if not isinstance(self.level, DegradationLevel):
+            object.__setattr__(self, "level", DegradationLevel.parse(self.level))
+
+    def features(self) -> Features:
+        """The complexity policy's view of this turn."""
+        return Features(
+            retrieval_confidence=self.retrieval_confidence or 0.0,
+            retrieval_margin=self.retrieval_margin,
+            supporting_docs=self.supporting_docs,
+            question_words=len(self.text.split()),
+            nlu_confidence=self.confidence,
+            failed_before=self.failed_turns > 0,
+        )
+
+
+@dataclass(frozen=True)
+class RouteDecision:
+    """The handler, the rule that chose it, and for knowledge answers the tier and its limits."""
+
+    handler: Handler
+    reason: str
+    tier: int | None = None
+    max_tier: int | None = None
+    cache_only: bool = False
+    level: str = "full"
+    rule: str = ""
+
+    def log_fields(self) -> dict[str, Any]:
+        return {
+            "handler": self.handler, "reason": self.reason, "rule": self.rule, "tier": self.tier,
+            "max_tier": self.max_tier, "cache_only": self.cache_only, "level": self.level,
+        }  # fmt: skip
+
+
+_DEFAULT_CONFIG = RouterConfig()
+_DEFAULT_POLICY = RulePolicy()
+
+
+def decide(
+    turn: Turn,
+    config: RouterConfig | None = None,
+    policy: TierPolicy | None = None,
+    *,
+    log: bool = True,
+) -> RouteDecision:
+    """Route one turn (see the module docstring for the rules). ``log=False`` for bulk offline replays."""
+    decision = _decide(turn, config or _DEFAULT_CONFIG, policy or _DEFAULT_POLICY)
+    if log:
+        logger.info(
+            "router.decision", intent=turn.intent, confidence=round(turn.confidence, 4),
+            retrieval_confidence=None if turn.retrieval_confidence is None else round(turn.retrieval_confidence, 4),
+            failed_turns=turn.failed_turns, tenant_id=turn.tenant_id, conversation_id=turn.conversation_id,
+            **decision.log_fields(),
+        )  # fmt: skip
+    return decision
+
+
+def _decide(turn: Turn, c: RouterConfig, policy: TierPolicy) -> RouteDecision:
+    level = turn.level.label
+
+    def route(handler: Handler, rule: str, reason: str) -> RouteDecision:
+        return RouteDecision(handler, reason, level=level, rule=rule)
+
+    if turn.handoff_active:
+        return route("handoff", "handoff_active", "a human agent has this conversation: the bot stays silent")
+    if turn.level is DegradationLevel.MAINTENANCE:
+        return route("handoff", "maintenance", "maintenance level: acknowledge and take a message")
+    if turn.intent in c.handoff_intents:
+        if turn.confidence >= c.handoff_min_confidence:
+            return route("handoff", "asked_for_human", f"intent {turn.intent} ({turn.confidence:.2f})")
+        return route("two_stage_fallback", "unsure_handoff",
+                     f"intent {turn.intent} unsure ({turn.confidence:.2f} < {c.handoff_min_confidence}): ask first")  # fmt: skip
+    if turn.failed_turns >= c.max_failed_turns:
+        return route(
+            "handoff", "too_many_failures", f"{turn.failed_turns} failed turns (>= {c.max_failed_turns})"
+        )
+    retrieval = turn.retrieval_confidence
+    if turn.confidence < c.nlu_threshold:
+        if retrieval is not None and retrieval >= c.unsure_nlu_min_retrieval:
+            return _knowledge(turn, policy, "unsure_intent_strong_retrieval",
+                              f"intent unsure ({turn.confidence:.2f} < {c.nlu_threshold}) but retrieval "
+                              f"strong ({retrieval:.2f})")  # fmt: skip
+        return route("two_stage_fallback", "unsure_intent",
+                     f"intent {turn.intent} unsure ({turn.confidence:.2f} < {c.nlu_threshold})")  # fmt: skip
+    if turn.intent in c.skill_intents:
+        return route("skill", "skill_intent", f"intent {turn.intent} ({turn.confidence:.2f}) has a skill")
+    if turn.level is DegradationLevel.STATIC:  # retrieval is down: only the cache can answer
+        return _knowledge(turn, policy, "knowledge_cache_only", f"intent {turn.intent}: knowledge question")
+    if retrieval is not None and retrieval >= c.knowledge_min_retrieval:
+        return _knowledge(turn, policy, "knowledge_intent",
+                          f"intent {turn.intent}, retrieval {retrieval:.2f} >= {c.knowledge_min_retrieval}")  # fmt: skip
+    shown = "not run" if retrieval is None else f"{retrieval:.2f}"
+    if turn.failed_turns > 0:
+        return route("handoff", "nothing_to_answer_again",
+                     f"retrieval {shown} < {c.knowledge_min_retrieval} after an earlier failure")  # fmt: skip
+    return route(
+        "two_stage_fallback", "nothing_to_answer", f"retrieval {shown} < {c.knowledge_min_retrieval}"
+    )
+
+
+def _knowledge(turn: Turn, policy: TierPolicy, rule: str, reason: str) -> RouteDecision:
+    level = turn.level
+    if level is DegradationLevel.STATIC:
+        return RouteDecision("knowledge", f"{reason}; static level: cached answers only", None, None, True,
+                             level.label, rule)  # fmt: skip
+    choice = policy.choose_tier(turn.features())
+    max_tier = level.max_tier if level.max_tier is not None else LARGE
+    tier = min(choice.tier, max_tier)
+    reason = f"{reason}; tier {choice.tier}: {choice.reason}"
+    if tier < choice.tier:
+        reason += f"; capped to tier {tier} at level {level.label}"
+    return RouteDecision("knowledge", reason, tier, max_tier, False, level.label, rule)

@@ -1,0 +1,140 @@
+"""The router: table-driven decisions, degradation caps, logging and configuration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+
+from app.llm.policy import RulePolicy
+from app.orchestration.router import RouterConfig, Turn, decide
+from app.reliability.degradation import DegradationLevel
+
+ROOT = Path(__file__).resolve().parents[3]
+CONFIG = RouterConfig(max_failed_turns=2)
+FULL, REDUCED, STATIC, MAINT = (DegradationLevel.FULL, DegradationLevel.REDUCED, DegradationLevel.STATIC,
+                                DegradationLevel.MAINTENANCE)  # fmt: skip
+
+
+def turn(intent: str = "ask_delivery", conf: float = 0.9, retrieval: float | None = 0.8, **kw) -> Turn:
+    kw.setdefault("retrieval_margin", 0.1)
+    kw.setdefault("supporting_docs", 2)
+    kw.setdefault("text", "How long does delivery to Germany take?")
+    return Turn(intent=intent, confidence=conf, retrieval_confidence=retrieval, **kw)
+
+
+@pytest.mark.parametrize(
+    ("case", "t", "handler", "rule", "tier"),
+    [
+        ("greeting is a skill", turn("greet", retrieval=None), "skill", "skill_intent", None),
+        ("order status is a skill", turn("track_order", retrieval=0.1), "skill", "skill_intent", None),
+        ("sure knowledge at tier 0", turn(), "knowledge", "knowledge_intent", 0),
+        ("fair retrieval at tier 1", turn(retrieval=0.5), "knowledge", "knowledge_intent", 1),
+        ("weak retrieval at tier 2", turn(retrieval=0.35), "knowledge", "knowledge_intent", 2),
+        ("nothing retrieved", turn(retrieval=0.1), "two_stage_fallback", "nothing_to_answer", None),
+        ("retrieval not run", turn(retrieval=None), "two_stage_fallback", "nothing_to_answer", None),
+        ("nothing again", turn(retrieval=0.1, failed_turns=1), "handoff", "nothing_to_answer_again", None),
+        ("earlier failure: one tier up", turn(failed_turns=1), "knowledge", "knowledge_intent", 1),
+        (
+            "unsure intent",
+            turn("ask_delivery", conf=0.3, retrieval=0.5),
+            "two_stage_fallback",
+            "unsure_intent",
+            None,
+        ),
+        (
+            "unsure intent, strong retrieval",
+            turn("ask_returns", conf=0.3, retrieval=0.75),
+            "knowledge",
+            "unsure_intent_strong_retrieval",
+            1,
+        ),  # nlu confidence < 0.5 skips tier 0
+        (
+            "unsure skill intent",
+            turn("track_order", conf=0.2, retrieval=0.1),
+            "two_stage_fallback",
+            "unsure_intent",
+            None,
+        ),
+        (
+            "out of scope but the KB knows",
+            turn("out_of_scope", retrieval=0.7),
+            "knowledge",
+            "knowledge_intent",
+            0,
+        ),
+        ("asked for a human", turn("human_handoff", retrieval=None), "handoff", "asked_for_human", None),
+        (
+            "unsure ask for a human",
+            turn("human_handoff", conf=0.45, retrieval=None),
+            "two_stage_fallback",
+            "unsure_handoff",
+            None,
+        ),
+        ("too many failures", turn(failed_turns=2), "handoff", "too_many_failures", None),
+        (
+            "handoff active silences the bot",
+            turn("greet", handoff_active=True),
+            "handoff",
+            "handoff_active",
+            None,
+        ),
+        ("maintenance takes a message", turn(level=MAINT), "handoff", "maintenance", None),
+        ("reduced caps to tier 0", turn(retrieval=0.35, level=REDUCED), "knowledge", "knowledge_intent", 0),
+        ("static: cache only", turn(retrieval=None, level=STATIC), "knowledge", "knowledge_cache_only", None),
+        ("static: skills still run", turn("greet", level=STATIC), "skill", "skill_intent", None),
+    ],
+)
+def test_decisions(case: str, t: Turn, handler: str, rule: str, tier: int | None) -> None:
+    decision = decide(t, CONFIG, log=False)
+    assert (decision.handler, decision.rule, decision.tier) == (handler, rule, tier), case
+    assert decision.reason
+    assert decision.level == t.level.label
+
+
+def test_degradation_caps_are_explained() -> None:
+    reduced = decide(turn(retrieval=0.35, level=REDUCED), CONFIG, log=False)
+    assert reduced.max_tier == 0 and "capped to tier 0 at level reduced" in reduced.reason
+    static = decide(turn(level=STATIC), CONFIG, log=False)
+    assert static.cache_only and static.tier is None and "cached answers only" in static.reason
+    full = decide(turn(retrieval=0.5), CONFIG, log=False)
+    assert (full.max_tier, full.cache_only) == (2, False)
+
+
+def test_the_policy_only_picks_available_tiers() -> None:
+    decision = decide(turn(retrieval=0.5), CONFIG, RulePolicy(available=(0,)), log=False)
+    assert decision.tier == 0 and "tier 1 unavailable" in decision.reason
+
+
+def test_every_decision_is_logged_with_its_reason() -> None:
+    with capture_logs() as logs:
+        decision = decide(turn(tenant_id="acme", conversation_id="acme:alice"), CONFIG)
+    [event] = [e for e in logs if e["event"] == "router.decision"]
+    assert event["handler"] == "knowledge" and event["reason"] == decision.reason
+    assert (event["tenant_id"], event["conversation_id"], event["intent"]) == (
+        "acme",
+        "acme:alice",
+        "ask_delivery",
+    )
+    with capture_logs() as logs:
+        decide(turn(), CONFIG, log=False)
+    assert logs == []
+
+
+def test_turns_and_config_are_validated() -> None:
+    with pytest.raises(ValueError, match="confidence"):
+        Turn(intent="greet", confidence=1.5)
+    with pytest.raises(ValueError, match="failed_turns"):
+        Turn(intent="greet", confidence=0.9, failed_turns=-1)
+    assert Turn(intent="greet", confidence=0.9, level="static").level is STATIC
+    with pytest.raises(ValueError, match="both skill and handoff"):
+        RouterConfig.from_params({"skill_intents": ["human_handoff"]})
+    with pytest.raises(ValueError, match="invalid `router` section"):
+        RouterConfig.from_params({"nlu_threshold": 2})
+
+
+def test_the_repository_params_load() -> None:
+    config = RouterConfig.from_params(params_file=ROOT / "params.yaml")
+    assert "human_handoff" in config.handoff_intents and "greet" in config.skill_intents
+    assert decide(turn("greet"), config, log=False).handler == "skill"
