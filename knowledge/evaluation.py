@@ -1,4 +1,4 @@
-"""Evaluate retrieval against a gold question set: hit@k, MRR, recall@k and "I don't know" quality.
+"""Evaluate retrieval and answers against a gold question set, per retriever, plus "I don't know" quality.
 
 The gold file (``knowledge/eval/gold.yml``)::
 
@@ -11,22 +11,27 @@ The gold file (``knowledge/eval/gold.yml``)::
         tenant: acme            # optional, defaults to the base tenant
 
 Retrieval is scored on *documents*: the retrieved chunks are collapsed into the distinct document ids
-in the order of their best chunk. Unanswerable questions (no ``doc_ids``) are scored on whether the
-bot abstains, i.e. answers "I don't know" at the serving cut-off ``min_score``.
+in the order of their best chunk, for each retriever (dense, BM25, hybrid): hit@1, hit@k, MRR (within
+k), nDCG@10 and recall@k. Unanswerable questions (no ``doc_ids``) are scored on whether the bot abstains,
+i.e. answers "I don't know" at the serving cut-off ``min_score`` with the served retriever, and the
+answerability scores of all questions give the "I don't know" precision/recall curve and its AUC.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from knowledge.confidence import precision_recall_curve, roc_auc
 from knowledge.retrieval import Hit, KnowledgeBase
+from knowledge.retrievers import RETRIEVERS
 
 KINDS = ("direct", "paraphrase", "multi_doc", "unanswerable")
 #: Chunks retrieved per distinct document wanted, so that ``max_k`` documents can be ranked.
@@ -61,6 +66,8 @@ class EvaluationResult:
     metrics: dict[str, Any]
     rows: list[dict[str, Any]]
     hit_curve: list[dict[str, float]]
+    idk_curve: list[dict[str, float | None]] = field(default_factory=list)
+    retriever_rows: list[dict[str, Any]] = field(default_factory=list)
 
 
 # --- pure metrics over ranked document-id lists -------------------------------------------------
@@ -89,6 +96,16 @@ def recall_at_k(ranked: Sequence[str], relevant: Iterable[str], k: int) -> float
     """Share of the relevant documents found among the first ``k`` ranked (0.0 when none are relevant)."""
     wanted = set(relevant)
     return len(wanted & set(ranked[:k])) / len(wanted) if wanted else 0.0
+
+
+def ndcg_at_k(ranked: Sequence[str], relevant: Iterable[str], k: int = 10) -> float:
+    """Normalised discounted cumulative gain with binary relevance over the first ``k`` ranked."""
+    wanted = set(relevant)
+    dcg = sum(
+        1.0 / math.log2(rank + 1) for rank, doc_id in enumerate(ranked[:k], start=1) if doc_id in wanted
+    )
+    ideal = sum(1.0 / math.log2(rank + 1) for rank in range(1, min(len(wanted), k) + 1))
+    return dcg / ideal if ideal > 0 else 0.0
 
 
 def idk_precision_recall(
@@ -183,6 +200,17 @@ def _gold_question(entry: Any, position: int, path: Path | str, default_tenant: 
 # --- running the evaluation ----------------------------------------------------------------------
 
 
+def retrieval_scores(ranked: Sequence[str], relevant: Sequence[str], top_k: int) -> dict[str, float]:
+    """hit@1, hit@k, MRR within k, nDCG@10 and recall@k of one ranked document list."""
+    return {
+        "hit_at_1": hit_at_k(ranked, relevant, 1),
+        "hit_at_k": hit_at_k(ranked, relevant, top_k),
+        "rr": reciprocal_rank(ranked, relevant, top_k),
+        "ndcg_at_10": ndcg_at_k(ranked, relevant, 10),
+        "recall_at_k": recall_at_k(ranked, relevant, top_k),
+    }
+
+
 def evaluate(
     kb: KnowledgeBase,
     questions: Sequence[GoldQuestion],
@@ -191,30 +219,69 @@ def evaluate(
     min_score: float,
     answer_top_k: int = 3,
     max_k: int = 10,
+    retriever: str = "hybrid",
+    retrievers: Sequence[str] = RETRIEVERS,
+    answerer: str = "extractive",
+    keep_answers: bool = False,
 ) -> EvaluationResult:
     """Score ``kb`` on the gold questions.
 
-    Retrieval metrics (hit@1, hit@top_k, MRR within top_k, recall@top_k) are averaged over the
-    answerable questions; "I don't know" precision/recall use ``kb.answer`` at ``min_score`` with
-    ``answer_top_k`` chunks, exactly as the bot serves it, and its latency is recorded per question.
+    Every retriever in ``retrievers`` is scored on the answerable questions (hit@1, hit@top_k, MRR
+    within top_k, nDCG@10, recall@top_k: ``metrics["retrievers"]``); the served ``retriever`` also
+    gives the top-level figures. "I don't know" precision/recall use ``kb.answer`` at ``min_score`` with
+    ``answer_top_k`` chunks, exactly as the bot serves it, and its latency is recorded per question
+    (``latency_ms_p50``: the whole answer; ``retrieval_ms_p50``: the served retriever alone; both with
+    the question embedded afresh).
+    ``keep_answers`` keeps each reply's text and sources in the rows (for ragas).
     """
-    rows = []
+    if retriever not in retrievers:
+        raise ValueError(f"the served retriever {retriever!r} must be one of the evaluated ones")
+    rows: list[dict[str, Any]] = []
+    retriever_rows: list[dict[str, Any]] = []
+    depth = max(top_k, max_k) * CHUNKS_PER_DOC
+    retrieval_ms: list[float] = []
     for question in questions:
-        ranked = ranked_doc_ids(
-            kb.retrieve(question.question, question.tenant, max(top_k, max_k) * CHUNKS_PER_DOC)
-        )
+        kb.clear_caches()  # retrieval latency includes embedding the question
         started = time.perf_counter()
-        reply = kb.answer(question.question, question.tenant, top_k=answer_top_k, min_score=min_score)
+        kb.retrieve(question.question, question.tenant, answer_top_k, retriever=retriever)
+        retrieval_ms.append((time.perf_counter() - started) * 1000)
+        rankings = {
+            name: ranked_doc_ids(kb.retrieve(question.question, question.tenant, depth, retriever=name))
+            for name in retrievers
+        }
+        kb.clear_caches()  # the latency includes embedding the question, as for a new question in production
+        started = time.perf_counter()
+        reply = kb.answer(
+            question.question,
+            question.tenant,
+            top_k=answer_top_k,
+            min_score=min_score,
+            retriever=retriever,
+            answerer=answerer,
+        )
         latency_ms = (time.perf_counter() - started) * 1000
-        rows.append(_row(question, ranked, reply.answered, reply.confidence, latency_ms, top_k, max_k))
+        row = _row(question, rankings[retriever], reply.answered, reply.confidence, latency_ms, top_k, max_k)
+        if keep_answers:
+            row["_answer"] = reply
+        rows.append(row)
+        if question.answerable:
+            for name, ranked in rankings.items():
+                scores = retrieval_scores(ranked, question.doc_ids, top_k)
+                retriever_rows.append({"retriever": name, "id": question.id, "kind": question.kind, **scores})
     answerable = [row for row in rows if row["answerable"]]
+    confidences = [row["confidence"] for row in rows]
+    labels = [row["answerable"] for row in rows]
     metrics: dict[str, Any] = {
         **_summary(rows, top_k),
         "answerable": len(answerable),
         "unanswerable": len(rows) - len(answerable),
         "top_k": top_k,
         "min_score": min_score,
+        "retriever": retriever,
         "latency_ms_p50": round(statistics.median(row["latency_ms"] for row in rows), 2) if rows else None,
+        "retrieval_ms_p50": round(statistics.median(retrieval_ms), 2) if retrieval_ms else None,
+        "retrievers": {name: _retriever_summary(retriever_rows, name, top_k) for name in retrievers},
+        "answerability": {"auc": roc_auc(confidences, labels), "model": kb.answerability.kind},
         "by_kind": {
             kind: _kind_summary(rows, kind, top_k)
             for kind in KINDS
@@ -228,7 +295,26 @@ def evaluate(
         }
         for k in range(1, max_k + 1)
     ]
-    return EvaluationResult(metrics=metrics, rows=[_public(row) for row in rows], hit_curve=curve)
+    cut_offs = sorted({0.0, 1.0, *(round(i / 50, 2) for i in range(51)), *confidences})
+    idk_curve = precision_recall_curve(confidences, labels, cut_offs) if not all(labels) else []
+    public = [_public(row) for row in rows]
+    if keep_answers:
+        for row, source in zip(public, rows, strict=True):
+            row["_answer"] = source["_answer"]
+    return EvaluationResult(
+        metrics=metrics, rows=public, hit_curve=curve, idk_curve=idk_curve, retriever_rows=retriever_rows
+    )
+
+
+def _retriever_summary(rows: Sequence[dict[str, Any]], name: str, top_k: int) -> dict[str, Any]:
+    mine = [row for row in rows if row["retriever"] == name]
+    return {
+        "hit_at_1": _rounded(mean(row["hit_at_1"] for row in mine)),
+        f"hit_at_{top_k}": _rounded(mean(row["hit_at_k"] for row in mine)),
+        "mrr": _rounded(mean(row["rr"] for row in mine)),
+        "ndcg_at_10": _rounded(mean(row["ndcg_at_10"] for row in mine)),
+        f"recall_at_{top_k}": _rounded(mean(row["recall_at_k"] for row in mine)),
+    }
 
 
 def _row(
@@ -241,16 +327,8 @@ def _row(
     max_k: int,
 ) -> dict[str, Any]:
     relevant = list(question.doc_ids)
-    scores = (
-        {
-            "hit_at_1": hit_at_k(ranked, relevant, 1),
-            "hit_at_k": hit_at_k(ranked, relevant, top_k),
-            "rr": reciprocal_rank(ranked, relevant, top_k),
-            "recall_at_k": recall_at_k(ranked, relevant, top_k),
-        }
-        if question.answerable
-        else dict.fromkeys(("hit_at_1", "hit_at_k", "rr", "recall_at_k"))
-    )
+    keys = ("hit_at_1", "hit_at_k", "rr", "ndcg_at_10", "recall_at_k")
+    scores = retrieval_scores(ranked, relevant, top_k) if question.answerable else dict.fromkeys(keys)
     return {
         "id": question.id,
         "kind": question.kind,
@@ -276,6 +354,7 @@ def _summary(rows: Sequence[dict[str, Any]], top_k: int) -> dict[str, Any]:
         "hit_at_1": _rounded(mean(row["hit_at_1"] for row in answerable)),
         f"hit_at_{top_k}": _rounded(mean(row["hit_at_k"] for row in answerable)),
         "mrr": _rounded(mean(row["rr"] for row in answerable)),
+        "ndcg_at_10": _rounded(mean(row["ndcg_at_10"] for row in answerable)),
         f"recall_at_{top_k}": _rounded(mean(row["recall_at_k"] for row in answerable)),
         "idk_precision": _rounded(precision),
         "idk_recall": _rounded(recall),
@@ -293,7 +372,8 @@ def _kind_summary(rows: Sequence[dict[str, Any]], kind: str, top_k: int) -> dict
 
 def _public(row: dict[str, Any]) -> dict[str, Any]:
     """A per-question row flattened for CSV: document lists joined with ';'."""
-    return {**row, "relevant": ";".join(row["relevant"]), "ranked": ";".join(row["ranked"])}
+    flat = {key: value for key, value in row.items() if not key.startswith("_")}
+    return {**flat, "relevant": ";".join(row["relevant"]), "ranked": ";".join(row["ranked"])}
 
 
 def _rounded(value: float | None) -> float | None:

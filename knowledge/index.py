@@ -1,45 +1,65 @@
-"""Build the knowledge index: documents -> ``##`` sections -> chunks -> embeddings -> on-disk vector index.
+"""Build the knowledge index: documents -> ``##`` sections -> chunks -> embeddings -> vector store + files.
 
-The index is built in a fresh hidden sibling folder and only then swapped into place, so a reader
-(or DVC) sees either the previous complete index or the new complete one, never a half-written one;
-a build that fails leaves the previous index untouched. Next to the llama-index storage files the
-folder holds ``manifest.json``: document ids, chunk counts, the embedding model, build figures and
-``kb_version``, a hash of the content and the chunking/embedding configuration that callers use to
-invalidate anything cached from an older knowledge base.
+The chunking and embedding run as one llama-index ``IngestionPipeline`` (section parser, sentence
+splitter, cached embedding step). Ingestion is incremental and deduplicated: a chunk whose embedded text
+is already in the :class:`~knowledge.cache.EmbeddingCache` (kept next to the index) for this model is not
+embedded again, identical chunks are embedded once, and after a successful build the cache holds exactly
+the chunks of that build, so changing one article re-embeds only its chunks and deleting one removes them.
+
+The index is built in a fresh hidden sibling folder and only then swapped into place, so a reader (or
+DVC) sees either the previous complete index or the new complete one, never a half-written one; a build
+that fails leaves the previous index untouched. The folder holds:
+
+- ``manifest.json``: document ids, chunk counts, the embedding model, the vector store, build figures and
+  ``kb_version`` (a hash of the content and the chunking/embedding configuration);
+- ``chunks.jsonl``: every chunk's id, text and metadata (tenant, document, title, section...), read by the
+  BM25 retriever and the answerers;
+- ``vectors.npy`` + ``vector_ids.json``: the embedded vector store (with the pgvector store the vectors
+  live in PostgreSQL instead, see :mod:`knowledge.stores`);
+- optionally ``answerability.json``: the fitted "is there an answer?" model (see :mod:`knowledge.confidence`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
 import time
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from llama_index.core import Document, StorageContext, VectorStoreIndex
+import numpy as np
+from llama_index.core import Document
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.ingestion import IngestionPipeline
 from llama_index.core.node_parser import NodeParser, SentenceSplitter
 from llama_index.core.node_parser.node_utils import build_nodes_from_splits
 from llama_index.core.schema import BaseNode, MetadataMode, TransformComponent
 from llama_index.core.utils import get_tqdm_iterable
+from pydantic import ConfigDict, PrivateAttr
 
+from knowledge.cache import EmbeddingCache, cache_key
 from knowledge.documents import LoadResult, SkippedFile, load_documents
-from knowledge.embeddings import configure_llama_index, embed_model_name
+from knowledge.embeddings import configure_llama_index, embed_backend, embed_model_name
+from knowledge.stores import StoreConfig, VectorStoreAdapter, open_adapter
 
-#: Version of the chunking scheme; part of ``kb_version`` so a change of scheme invalidates caches.
-INDEX_FORMAT = 1
+logger = logging.getLogger(__name__)
+
+#: Version of the chunking scheme and index layout; part of ``kb_version``.
+INDEX_FORMAT = 2
 MANIFEST_FILE = "manifest.json"
-INDEX_ID = "knowledge"
+CHUNKS_FILE = "chunks.jsonl"
 REQUIRED_METADATA = ("doc_id", "title", "tenant")
+#: Chunks embedded per model call.
+DEFAULT_BATCH_SIZE = 32
 
 
 class IndexBuildError(ValueError):
@@ -86,17 +106,78 @@ class MarkdownSectionParser(NodeParser):
         return parsed
 
 
-class EmbeddingStep(TransformComponent):
-    """The pipeline's embedding transformation, with a per-chunk progress bar when asked for.
+class CachedEmbedding(TransformComponent):
+    """The pipeline's embedding step: vectors from the cache where possible, the model for the rest.
 
-    (``IngestionPipeline.run(show_progress=True)`` only shows one bar over its transformations.)
+    Texts to embed are deduplicated and sorted by length (less padding per batch), embedded in batches
+    of ``batch_size`` with a per-chunk progress bar, and written back to the cache. ``stats`` tells how
+    many chunks were embedded and how many came from the cache.
     """
 
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
     embed_model: BaseEmbedding
+    model_name: str
+    batch_size: int = DEFAULT_BATCH_SIZE
     show_progress: bool = False
 
+    _cache: EmbeddingCache | None = PrivateAttr(default=None)
+    _stats: dict[str, int] = PrivateAttr(default_factory=dict)
+    _seconds: float = PrivateAttr(default=0.0)
+    _keys: list[str] = PrivateAttr(default_factory=list)
+
+    def with_cache(self, cache: EmbeddingCache | None) -> CachedEmbedding:
+        self._cache = cache
+        return self
+
+    @property
+    def stats(self) -> dict[str, int]:
+        return dict(self._stats)
+
+    @property
+    def seconds(self) -> float:
+        """Time spent in the embedding model during the last run."""
+        return self._seconds
+
+    @property
+    def keys(self) -> list[str]:
+        """Cache keys of the chunks of the last run."""
+        return list(self._keys)
+
     def __call__(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:
-        return self.embed_model(nodes, show_progress=self.show_progress, **kwargs)
+        texts = [node.get_content(metadata_mode=MetadataMode.EMBED) for node in nodes]
+        keys = [cache_key(self.model_name, text) for text in texts]
+        known = self._cache.get_many(keys) if self._cache is not None else {}
+        missing = {key: text for key, text in zip(keys, texts, strict=True) if key not in known}
+        order = sorted(missing, key=lambda key: len(missing[key]))
+        fresh: dict[str, np.ndarray] = {}
+        started = time.perf_counter()
+        progress = _progress(len(order), "Embedding chunks", self.show_progress)
+        try:
+            for start in range(0, len(order), self.batch_size):
+                batch = order[start : start + self.batch_size]
+                vectors = self.embed_model.get_text_embedding_batch([missing[key] for key in batch])
+                fresh.update(
+                    {key: np.asarray(v, dtype=np.float32) for key, v in zip(batch, vectors, strict=True)}
+                )
+                progress.update(len(batch))
+        finally:
+            progress.close()
+        self._seconds = time.perf_counter() - started
+        if self._cache is not None and fresh:
+            self._cache.put_many(fresh)
+        vectors_by_key = {**known, **fresh}
+        for node, key in zip(nodes, keys, strict=True):
+            node.embedding = vectors_by_key[key].astype(float).tolist()
+        self._keys = keys
+        self._stats = {"embedded": len(fresh), "from_cache": len(nodes) - len(fresh)}
+        return nodes
+
+
+def _progress(total: int, desc: str, show: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="chunk", disable=not show or total == 0)
 
 
 def _section_id(position: int, node: BaseNode) -> str:
@@ -105,6 +186,42 @@ def _section_id(position: int, node: BaseNode) -> str:
 
 def _chunk_id(position: int, node: BaseNode) -> str:
     return f"{node.node_id}c{position}"
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One indexed chunk as stored in ``chunks.jsonl``."""
+
+    id: str
+    doc_id: str
+    tenant: str
+    title: str
+    section: str
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_node(cls, node: BaseNode) -> Chunk:
+        meta = node.metadata
+        return cls(
+            id=node.node_id,
+            doc_id=str(meta.get("doc_id") or node.ref_doc_id),
+            tenant=str(meta.get("tenant", "")),
+            title=str(meta.get("title", "")),
+            section=str(meta.get("section", "")),
+            text=node.get_content(metadata_mode=MetadataMode.NONE),
+            metadata=dict(meta),
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def read_chunks(index_dir: Path | str) -> list[Chunk]:
+    """The chunks of a built index, in index order."""
+    path = Path(index_dir) / CHUNKS_FILE
+    with path.open(encoding="utf-8") as handle:
+        return [Chunk(**json.loads(line)) for line in handle if line.strip()]
 
 
 @dataclass
@@ -118,11 +235,19 @@ class BuildReport:
     seconds: float
     manifest: dict[str, Any]
     skipped: list[SkippedFile] = field(default_factory=list)
+    embedded: int = 0
+    from_cache: int = 0
+    embed_seconds: float = 0.0
 
     @property
     def chunks_per_second(self) -> float:
-        """Build throughput (chunks embedded and stored per second)."""
+        """Build throughput (chunks chunked, embedded or fetched, and stored per second)."""
         return self.chunks / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def embedded_per_second(self) -> float:
+        """Embedding throughput: chunks the model embedded per second of embedding (0 if none)."""
+        return self.embedded / self.embed_seconds if self.embedded and self.embed_seconds > 0 else 0.0
 
 
 def kb_version(documents: Sequence[Document], config: dict[str, Any]) -> str:
@@ -138,6 +263,29 @@ def kb_version(documents: Sequence[Document], config: dict[str, Any]) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
 
+def default_cache_path(out_dir: Path) -> Path:
+    """``<parent>/.cache/<index name>-embeddings.sqlite``: next to the index, outside its folder."""
+    return out_dir.parent / ".cache" / f"{out_dir.name}-embeddings.sqlite"
+
+
+def chunk_nodes(
+    documents: Sequence[Document],
+    chunk_size: int,
+    chunk_overlap: int,
+    embedding: CachedEmbedding | None = None,
+) -> list[BaseNode]:
+    """Run the ingestion pipeline: sections, sentence-aware chunks, and (when given) the embedding step."""
+    transformations: list[TransformComponent] = [
+        MarkdownSectionParser(),
+        SentenceSplitter(chunk_size=chunk_size, chunk_overlap=chunk_overlap, id_func=_chunk_id),
+    ]
+    if embedding is not None:
+        transformations.append(embedding)
+    return list(
+        IngestionPipeline(transformations=transformations, disable_cache=True).run(documents=documents)
+    )
+
+
 def build_index(
     docs_or_sources: Path | str | LoadResult | Sequence[Document],
     out_dir: Path | str,
@@ -147,14 +295,22 @@ def build_index(
     *,
     default_tenant: str = "acme",
     show_progress: bool = True,
+    store: StoreConfig | None = None,
+    cache_path: Path | str | None | bool = True,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    finalize: Callable[[Path], dict[str, Any]] | None = None,
 ) -> BuildReport:
     """Chunk, embed and persist the documents (or the files ``sources.yml`` names) as ``out_dir``.
 
     ``docs_or_sources`` is the path of a ``sources.yml``, what :func:`load_documents` made of one
     (its skipped files are then reported too), or ready ``Document`` objects carrying at least
-    ``doc_id``, ``title`` and ``tenant`` metadata. Raises :class:`IndexBuildError` when there is
-    nothing usable to index (and ``SourcesError`` for a broken ``sources.yml``); any failure leaves a
-    previous index at ``out_dir`` as it was.
+    ``doc_id``, ``title`` and ``tenant`` metadata. ``store`` picks the vector store (default: the
+    embedded one); ``cache_path`` is the embedding cache (``True``: :func:`default_cache_path`,
+    ``None``/``False``: no cache). ``finalize`` is called with the finished staging folder before it is
+    published (e.g. to fit the answerability model) and returns extra manifest entries.
+
+    Raises :class:`IndexBuildError` when there is nothing usable to index (and ``SourcesError`` for a
+    broken ``sources.yml``); any failure leaves a previous index at ``out_dir`` as it was.
     """
     out_dir = Path(out_dir)
     if isinstance(docs_or_sources, str | Path):
@@ -164,39 +320,52 @@ def build_index(
     else:
         documents, skipped = list(docs_or_sources), []
     _check_documents(documents)
+    store = store or StoreConfig()
 
     configure_llama_index(embed_model)
+    model_name = embed_model_name(embed_model)
     config = {
         "format": INDEX_FORMAT,
         "chunk_size": chunk_size,
         "chunk_overlap": chunk_overlap,
-        "embedding_model": embed_model_name(embed_model),
+        "embedding_model": model_name,
     }
     version = kb_version(documents, config)
     started = time.perf_counter()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = out_dir.with_name(f".{out_dir.name}.building-{uuid.uuid4().hex[:8]}")
+    cache = _open_cache(out_dir, cache_path)
+    embedding = CachedEmbedding(
+        embed_model=embed_model, model_name=model_name, batch_size=batch_size, show_progress=show_progress
+    ).with_cache(cache)
+    adapter: VectorStoreAdapter | None = None
     try:
-        pipeline = IngestionPipeline(
-            transformations=[
-                MarkdownSectionParser(),
-                SentenceSplitter(chunk_size=chunk_size, chunk_overlap=chunk_overlap, id_func=_chunk_id),
-                EmbeddingStep(embed_model=embed_model, show_progress=show_progress),
-            ],
-            disable_cache=True,
-        )
-        nodes = pipeline.run(documents=documents)
-        index = VectorStoreIndex(
-            nodes=nodes, storage_context=StorageContext.from_defaults(), embed_model=embed_model
-        )
-        index.set_index_id(INDEX_ID)
-        index.storage_context.persist(persist_dir=str(staging))
+        nodes = chunk_nodes(documents, chunk_size, chunk_overlap, embedding=embedding)
+        staging.mkdir(parents=True)
+        with (staging / CHUNKS_FILE).open("w", encoding="utf-8") as handle:
+            handle.writelines(Chunk.from_node(node).to_json() + "\n" for node in nodes)
+        adapter = open_adapter(store, embed_dim=len(nodes[0].get_embedding()))
+        adapter.publish(nodes, staging)
         seconds = time.perf_counter() - started
         manifest = _manifest(documents, nodes, skipped, config, version, seconds)
-        (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        manifest |= {
+            "vector_store": store.describe(),
+            "embedding_backend": embed_backend(embed_model),
+            "embedded_chunks": embedding.stats["embedded"],
+            "cached_chunks": embedding.stats["from_cache"],
+        }
+        _write_manifest(staging, manifest)
+        if finalize is not None:
+            manifest |= finalize(staging)
+            _write_manifest(staging, manifest)
         _publish(staging, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if adapter is not None:
+            adapter.close()
+    if cache is not None:
+        cache.prune(embedding.keys)
+        cache.close()
     return BuildReport(
         out_dir=out_dir,
         kb_version=version,
@@ -205,6 +374,9 @@ def build_index(
         seconds=seconds,
         manifest=manifest,
         skipped=skipped,
+        embedded=embedding.stats["embedded"],
+        from_cache=embedding.stats["from_cache"],
+        embed_seconds=embedding.seconds,
     )
 
 
@@ -214,6 +386,17 @@ def read_manifest(index_dir: Path | str) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"no knowledge index at {index_dir} (missing {MANIFEST_FILE})")
     return json.loads(path.read_text())
+
+
+def _write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+def _open_cache(out_dir: Path, cache_path: Path | str | None | bool) -> EmbeddingCache | None:
+    if cache_path is None or cache_path is False:
+        return None
+    path = default_cache_path(out_dir) if cache_path is True else Path(cache_path)
+    return EmbeddingCache(path)
 
 
 def _check_documents(documents: Sequence[Document]) -> None:

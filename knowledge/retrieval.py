@@ -1,29 +1,39 @@
-"""Query a built knowledge index: tenant-scoped retrieval and an extractive, source-naming answer.
+"""Query a built knowledge index: tenant-scoped retrieval, answerability, and answers that name their source.
 
-No LLM is involved. The answer quotes the sentences of the best retrieved chunk(s) that are most
-similar to the question (scored with the same embedding model) and names where they come from;
-when the best retrieval score is under the cut-off it says it does not know and offers a human.
+:class:`KnowledgeBase` is what the bot and the evaluation use::
+
+    kb = KnowledgeBase.load("knowledge/index")
+    kb.retrieve("How long does delivery take?", "acme", top_k=5, retriever="hybrid")  # -> [Hit, ...]
+    kb.confidence("How long does delivery take?", "acme")                            # -> 0..1
+    kb.answer("How long does delivery take?", "acme", top_k=3, min_score=0.5)        # -> Answer
+
+``answer`` retrieves with both retrievers, scores answerability (:mod:`knowledge.confidence`) and, below
+``min_score``, says it does not know and offers a human. Otherwise it answers with the extractive
+answerer (the best sentences of the best chunk, with "Source: title › section"; no LLM) or, when an LLM
+answerer is configured (:mod:`knowledge.llm`), with a validated LLM answer that cites its sources, falling
+back to the extractive answer (and saying so in :attr:`Answer.fallback_reason`) whenever that fails.
+Questions without a single Latin letter get a clear refusal (the articles and model are English).
 """
 
 from __future__ import annotations
 
-import math
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from llama_index.core import StorageContext, VectorStoreIndex, load_index_from_storage
 from llama_index.core.base.embeddings.base import BaseEmbedding
-from llama_index.core.schema import MetadataMode, QueryBundle
-from llama_index.core.vector_stores import MetadataFilter, MetadataFilters
 
+from knowledge.confidence import AnswerabilityModel, DenseScoreModel, features, load_model
 from knowledge.embeddings import configure_llama_index, embed_model_name, local_embed_model
-from knowledge.index import INDEX_ID, read_manifest
+from knowledge.index import Chunk, read_chunks, read_manifest
+from knowledge.retrievers import BM25Retriever, DenseRetriever, HybridSearch, Retrieval, Scored
+from knowledge.stores import StoreConfig, VectorStoreAdapter, open_adapter
 
-#: Questions are cut to this many characters before embedding (MiniLM reads ~256 tokens anyway).
+#: Questions are cut to this many characters before retrieval (MiniLM reads ~256 word pieces anyway).
 MAX_QUESTION_CHARS = 1000
 #: Longest quoted passage, in characters.
 MAX_ANSWER_CHARS = 500
@@ -31,21 +41,27 @@ MAX_ANSWER_CHARS = 500
 MAX_SENTENCES = 3
 #: Besides the best sentence, quote those whose similarity is within this margin of it.
 SENTENCE_MARGIN = 0.1
-#: How many of the retrieved chunks (above the cut-off) the quoted sentences may come from.
+#: How many of the retrieved chunks the quoted sentences may come from.
 PASSAGE_CHUNKS = 2
 
 IDK_TEXT = (
     "I'm sorry, I don't know the answer to that from our help articles. "
     "Would you like me to connect you with a human agent?"
 )
+LANGUAGE_TEXT = (
+    "I'm sorry, I can only answer questions written in English for now. "
+    "Would you like me to connect you with a human agent?"
+)
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
 _LIST_MARKER = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
+_LATIN = re.compile(r"[A-Za-z]")
+_LETTER = re.compile(r"[^\W\d_]")
 
 
 @dataclass(frozen=True)
 class Hit:
-    """One retrieved chunk: its document, section, text and similarity to the question."""
+    """One retrieved chunk: its document, section, text and score (from the retriever that ranked it)."""
 
     doc_id: str
     title: str
@@ -53,6 +69,7 @@ class Hit:
     text: str
     score: float
     chunk_id: str = ""
+    tenant: str = ""
 
     @property
     def source_label(self) -> str:
@@ -66,17 +83,30 @@ class Hit:
 
 @dataclass(frozen=True)
 class Answer:
-    """A reply for the user: ``answered`` is False when the knowledge base does not know."""
+    """A reply for the user: ``answered`` is False when the knowledge base does not know (or refuses).
+
+    ``confidence`` is the answerability score compared with the cut-off; ``mode`` says who wrote the text
+    (``extractive``, ``llm``, ``idk`` or ``refused``) and ``fallback_reason`` why an LLM answer was not
+    used when one was asked for.
+    """
 
     text: str
     sources: list[dict[str, str]] = field(default_factory=list)
     confidence: float = 0.0
     answered: bool = False
+    mode: str = "idk"
+    fallback_reason: str | None = None
+    features: dict[str, float] = field(default_factory=dict)
 
 
 def clean_question(question: str) -> str:
     """Collapse whitespace and cut the question to :data:`MAX_QUESTION_CHARS` characters."""
     return " ".join(str(question or "").split())[:MAX_QUESTION_CHARS]
+
+
+def unsupported_script(question: str) -> bool:
+    """True for a question with letters but not one Latin letter (Chinese, Cyrillic, Arabic...)."""
+    return bool(_LETTER.search(question)) and not _LATIN.search(question)
 
 
 def split_sentences(text: str) -> list[str]:
@@ -98,32 +128,92 @@ def split_sentences(text: str) -> list[str]:
 
 
 class KnowledgeBase:
-    """A loaded knowledge index plus the embedding model that reads it."""
+    """A loaded knowledge index: chunks, vector store, BM25, answerability model and answerers."""
 
-    def __init__(self, index: VectorStoreIndex, manifest: dict[str, Any], embed_model: BaseEmbedding):
-        self._index = index
+    def __init__(
+        self,
+        chunks: Sequence[Chunk],
+        adapter: VectorStoreAdapter,
+        manifest: dict[str, Any],
+        embed_model: BaseEmbedding,
+        *,
+        answerability: AnswerabilityModel | DenseScoreModel | None = None,
+        fusion: str = "rrf",
+        dense_weight: float = 0.5,
+        llm: Any = None,
+    ):
         self._manifest = manifest
         self._embed_model = embed_model
+        self._adapter = adapter
+        self._dense = DenseRetriever(adapter.store, chunks, embed_model)
+        self._bm25 = BM25Retriever(chunks)
+        self._search = HybridSearch(self._dense, self._bm25, fusion=fusion, dense_weight=dense_weight)
+        self.answerability = answerability or DenseScoreModel()
+        self.llm = llm
         self._sentences: dict[str, tuple[list[str], np.ndarray]] = {}
+        self._lock = threading.Lock()
 
     @classmethod
-    def load(cls, index_dir: Path | str, embed_model: BaseEmbedding | None = None) -> KnowledgeBase:
+    def load(
+        cls,
+        index_dir: Path | str,
+        embed_model: BaseEmbedding | None = None,
+        *,
+        store: StoreConfig | None = None,
+        fusion: str | None = None,
+        dense_weight: float | None = None,
+        llm: Any = "env",
+    ) -> KnowledgeBase:
         """Open the index in ``index_dir`` (built by :func:`knowledge.index.build_index`).
 
         ``embed_model`` defaults to the local MiniLM; it must be the model the index was built with.
-        Raises ``FileNotFoundError`` without an index and ``ValueError`` on a model mismatch.
+        An index whose vectors live in pgvector needs ``store`` (default: from the environment, see
+        :mod:`knowledge.stores`). ``fusion``/``dense_weight`` default to what the build recorded.
+        ``llm="env"`` turns on the LLM answerer when ``SWITCHBOARD_LLM_BASE_URL`` is set (see
+        :mod:`knowledge.llm`); pass an ``LLMAnswerer`` or None to choose. Raises ``FileNotFoundError``
+        without an index and ``ValueError`` on a model or store mismatch.
         """
         manifest = read_manifest(index_dir)
-        embed_model = embed_model or local_embed_model()
+        if manifest.get("format") != 2:
+            raise ValueError(f"index {index_dir} has an old format; rebuild it (dvc repro build_index)")
+        embed_model = embed_model or local_embed_model(_backend_for(manifest))
         if manifest.get("embedding_model") != embed_model_name(embed_model):
             raise ValueError(
                 f"index {index_dir} was built with {manifest.get('embedding_model')!r}, "
                 f"not {embed_model_name(embed_model)!r}; rebuild it or load it with that model"
             )
         configure_llama_index(embed_model)
-        storage = StorageContext.from_defaults(persist_dir=str(index_dir))
-        index = load_index_from_storage(storage, index_id=INDEX_ID, embed_model=embed_model)
-        return cls(index, manifest, embed_model)
+        recorded = manifest.get("vector_store") or {"kind": "embedded"}
+        if recorded["kind"] == "pgvector":
+            config = store or StoreConfig.resolve(environ=None)
+            if config.kind != "pgvector":
+                raise ValueError(
+                    f"index {index_dir} keeps its vectors in pgvector table {recorded.get('table')!r}: "
+                    "set SWITCHBOARD_VECTOR_STORE=pgvector and SWITCHBOARD_PGVECTOR_URL"
+                )
+            config = StoreConfig(kind="pgvector", url=config.url, table=recorded.get("table") or config.table)
+            adapter = open_adapter(config, embed_dim=int(manifest.get("embedding_dim", 384)))
+        else:
+            adapter = open_adapter(StoreConfig(), index_dir=Path(index_dir))
+        retrieval = manifest.get("retrieval") or {}
+        if llm == "env":
+            from knowledge.llm import answerer_from_env
+
+            llm = answerer_from_env()
+        return cls(
+            read_chunks(index_dir),
+            adapter,
+            manifest,
+            embed_model,
+            answerability=load_model(index_dir),
+            fusion=fusion or retrieval.get("fusion", "rrf"),
+            dense_weight=float(
+                dense_weight if dense_weight is not None else retrieval.get("dense_weight", 0.5)
+            ),
+            llm=llm,
+        )
+
+    # --- facts -----------------------------------------------------------------------------------
 
     @property
     def version(self) -> str:
@@ -135,56 +225,133 @@ class KnowledgeBase:
         """The index's ``manifest.json``."""
         return self._manifest
 
-    def retrieve(self, question: str, tenant: str, top_k: int = 3) -> list[Hit]:
-        """The ``top_k`` chunks of ``tenant``'s documents most similar to ``question``, best first."""
-        return self._search(clean_question(question), tenant, top_k)[0]
+    @property
+    def chunks(self) -> list[Chunk]:
+        """Every chunk of the index (all tenants)."""
+        return self._dense.chunks
 
-    def answer(self, question: str, tenant: str, top_k: int = 3, min_score: float = 0.35) -> Answer:
-        """Answer from the knowledge base, or say "I don't know" when the best score is under ``min_score``."""
-        hits, query_vector = self._search(clean_question(question), tenant, top_k)
-        if not hits or query_vector is None or hits[0].score < min_score:
-            return Answer(text=IDK_TEXT, confidence=hits[0].score if hits else 0.0, answered=False)
-        usable = [hit for hit in hits if hit.score >= min_score]
-        passage, quoted = self._extract(query_vector, usable[:PASSAGE_CHUNKS])
-        sources = [quoted.source()]
-        for hit in usable:
-            if hit.source() not in sources:
-                sources.append(hit.source())
-        return Answer(
-            text=f"{passage}\n\nSource: {quoted.source_label}",
-            sources=sources,
-            confidence=hits[0].score,
-            answered=True,
-        )
+    @property
+    def embed_model(self) -> BaseEmbedding:
+        return self._embed_model
 
-    def _search(self, query: str, tenant: str, top_k: int) -> tuple[list[Hit], np.ndarray | None]:
+    @property
+    def fusion(self) -> tuple[str, float]:
+        """The hybrid retriever's fusion method and dense weight."""
+        return self._search.fusion, self._search.dense_weight
+
+    def set_fusion(self, fusion: str, dense_weight: float) -> None:
+        """Change the hybrid retriever's fusion (evaluation and benchmarks)."""
+        self._search = HybridSearch(self._dense, self._bm25, fusion=fusion, dense_weight=dense_weight)
+
+    # --- retrieval -------------------------------------------------------------------------------
+
+    def retrieve(self, question: str, tenant: str, top_k: int = 3, retriever: str = "dense") -> list[Hit]:
+        """The ``top_k`` chunks of ``tenant``'s documents for ``question``, best first.
+
+        ``dense`` by default, so that :attr:`Hit.score` is a cosine similarity callers can compare with
+        thresholds (a fused hybrid score is only a rank signal); :meth:`answer` uses ``hybrid``.
+        """
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1, not {top_k}")
+        query = clean_question(question)
         if not query:
-            return [], None
-        vector = np.asarray(self._embed_model.get_query_embedding(query), dtype=float)
-        if not np.linalg.norm(vector) > 0:  # nothing the model can represent (also catches NaN)
-            return [], None
-        retriever = self._index.as_retriever(
-            similarity_top_k=top_k,
-            filters=MetadataFilters(filters=[MetadataFilter(key="tenant", value=tenant)]),
+            return []
+        return self._hits(self._search.run(query, tenant, top_k, retriever).ranked)
+
+    def answerability_features(
+        self, question: str, tenant: str, exclude_docs: Sequence[str] = ()
+    ) -> dict[str, float]:
+        """The answerability features of ``question`` (``exclude_docs``: as if those documents were absent)."""
+        retrieval = self._search.run(clean_question(question) or " ", tenant, 10, "hybrid", both=True)
+        if exclude_docs:
+            hidden = set(exclude_docs)
+            retrieval = Retrieval(
+                ranked=[item for item in retrieval.ranked if self.chunks[item.position].doc_id not in hidden],
+                dense=[item for item in retrieval.dense if self.chunks[item.position].doc_id not in hidden],
+                bm25=[item for item in retrieval.bm25 if self.chunks[item.position].doc_id not in hidden],
+                query_vector=retrieval.query_vector,
+                query_terms=retrieval.query_terms,
+            )
+        return features(retrieval, self.chunks, self._bm25, tenant)
+
+    def confidence(self, question: str, tenant: str) -> float:
+        """The answerability score of ``question`` (what :meth:`answer` compares with ``min_score``)."""
+        return self.answerability.predict(self.answerability_features(question, tenant))
+
+    # --- answers ---------------------------------------------------------------------------------
+
+    def answer(
+        self,
+        question: str,
+        tenant: str,
+        top_k: int = 3,
+        min_score: float = 0.5,
+        *,
+        retriever: str = "hybrid",
+        answerer: str = "auto",
+    ) -> Answer:
+        """Answer from the knowledge base, or say "I don't know" when the confidence is under ``min_score``.
+
+        ``answerer``: ``extractive``, ``llm`` (needs a configured LLM answerer) or ``auto`` (the LLM
+        answerer when configured, else extractive). Never raises for odd input.
+        """
+        if top_k < 1:
+            raise ValueError(f"top_k must be at least 1, not {top_k}")
+        query = clean_question(question)
+        if not query:
+            return Answer(text=IDK_TEXT, mode="idk")
+        if unsupported_script(query):
+            return Answer(text=LANGUAGE_TEXT, mode="refused", fallback_reason="unsupported_script")
+        retrieval = self._search.run(query, tenant, top_k, retriever, both=True)
+        values = features(retrieval, self.chunks, self._bm25, tenant)
+        confidence = self.answerability.predict(values)
+        hits = self._hits(retrieval.ranked)
+        if not hits or confidence < min_score:
+            return Answer(text=IDK_TEXT, confidence=confidence, mode="idk", features=values)
+        vector = retrieval.query_vector
+        passage, quoted = (
+            self._extract(vector, hits[:PASSAGE_CHUNKS])
+            if vector is not None
+            else (
+                _shorten(" ".join(hits[0].text.split())),
+                hits[0],
+            )
         )
+        sources = [quoted.source()]
+        for hit in hits:
+            if hit.source() not in sources:
+                sources.append(hit.source())
+        extractive = Answer(
+            text=f"{passage}\n\nSource: {quoted.source_label}",
+            sources=sources,
+            confidence=confidence,
+            answered=True,
+            mode="extractive",
+            features=values,
+        )
+        use_llm = answerer == "llm" or (answerer == "auto" and self.llm is not None)
+        if not use_llm:
+            return extractive
+        if self.llm is None:
+            return _replace(extractive, fallback_reason="no LLM answerer is configured")
+        return self.llm.answer(query, hits, extractive)
+
+    def _hits(self, ranked: Sequence[Scored]) -> list[Hit]:
         hits = []
-        for result in retriever.retrieve(QueryBundle(query_str=query, embedding=vector.tolist())):
-            if result.score is None or not math.isfinite(result.score):
-                continue
-            meta = result.node.metadata
+        for item in ranked:
+            chunk = self.chunks[item.position]
             hits.append(
                 Hit(
-                    doc_id=str(meta.get("doc_id", result.node.ref_doc_id)),
-                    title=str(meta.get("title", "")),
-                    section=str(meta.get("section", "")),
-                    text=result.node.get_content(metadata_mode=MetadataMode.NONE),
-                    score=float(result.score),
-                    chunk_id=result.node.node_id,
+                    doc_id=chunk.doc_id,
+                    title=chunk.title,
+                    section=chunk.section,
+                    text=chunk.text,
+                    score=item.score,
+                    chunk_id=chunk.id,
+                    tenant=chunk.tenant,
                 )
             )
-        return hits, vector
+        return hits
 
     def _extract(self, query_vector: np.ndarray, hits: Sequence[Hit]) -> tuple[str, Hit]:
         """The quoted passage (best sentences of one chunk, in reading order) and the chunk it is from."""
@@ -205,15 +372,38 @@ class KnowledgeBase:
 
     def _chunk_sentences(self, hit: Hit) -> tuple[list[str], np.ndarray]:
         """A chunk's sentences and their embeddings, computed once per chunk and then reused."""
-        if hit.chunk_id not in self._sentences:
+        with self._lock:
+            cached = self._sentences.get(hit.chunk_id)
+        if cached is None:
             sentences = split_sentences(hit.text)
             vectors = (
-                np.asarray(self._embed_model.get_text_embedding_batch(sentences), dtype=float)
+                np.asarray(self._embed_model.get_text_embedding_batch(sentences), dtype=np.float32)
                 if sentences
                 else np.zeros((0, 0))
             )
-            self._sentences[hit.chunk_id] = (sentences, vectors)
-        return self._sentences[hit.chunk_id]
+            cached = (sentences, vectors)
+            with self._lock:
+                self._sentences[hit.chunk_id] = cached
+        return cached
+
+    def clear_caches(self) -> None:
+        """Forget cached question embeddings (latency benchmarks measure the embedding too)."""
+        self._dense.embed.cache_clear()
+
+    def close(self) -> None:
+        """Release the vector store's connections."""
+        self._adapter.close()
+
+
+def _backend_for(manifest: dict[str, Any]) -> str | None:
+    """The embedding back-end an index needs: int8 indexes need int8; others take the configured one."""
+    return "onnx-int8" if str(manifest.get("embedding_model", "")).endswith(" int8") else None
+
+
+def _replace(answer: Answer, **changes: Any) -> Answer:
+    from dataclasses import replace
+
+    return replace(answer, **changes)
 
 
 def _cosine(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:

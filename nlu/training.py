@@ -2,52 +2,116 @@
 
 from __future__ import annotations
 
-import re
+import hashlib
+import json
+import subprocess
+import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from nlu.rasa_runner import RasaError, run_rasa
+from nlu.rasa_runner import RasaError, rasa_env, rasa_python, run_rasa
 
 MODEL_NAME = "switchboard"
-_LOCATION = re.compile(r"(?P<file>[\w./-]+\.ya?ml)")
+FEATURIZER = "OnnxSentenceFeaturizer"
+
+
+def run_rasa_tool(args: Sequence[str], quiet: bool = False) -> str:
+    """Run ``python -m nlu.rasa_tools <args>`` in the Rasa environment; raise ``RasaError`` on failure.
+
+    Output is streamed to stderr as it comes (progress bars of long runs) unless ``quiet``.
+    """
+    proc = subprocess.Popen([str(rasa_python()), "-m", "nlu.rasa_tools", *args], env=rasa_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append(line)
+        if not quiet:
+            sys.stderr.write(line)
+    code = proc.wait()
+    if code != 0:
+        raise RasaError(f"`nlu.rasa_tools {args[0]}` failed with exit code {code}:\n{''.join(lines[-15:]).strip()}")
+    return "".join(lines)
 
 
 def validate_data(domain: Path, data: Path, config: Path, fail_on_warnings: bool = False) -> dict[str, Any]:
-    """Run ``rasa data validate``; raise ``RasaError`` naming the file when the data is broken."""
+    """Check the data ourselves (file and line of each problem), then run ``rasa data validate``.
+
+    Raises ``RasaError`` with one line per problem, each naming the file (and line where known).
+    """
+    from nlu.data_checks import check_nlu_data
+
+    problems = check_nlu_data(domain, data)
+    if problems:
+        raise RasaError("\n".join(problems))
     args = ["data", "validate", "--domain", str(domain), "--data", str(data), "--config", str(config)]
     if fail_on_warnings:
         args.append("--fail-on-warnings")
     start = time.perf_counter()
-    output = run_rasa(args)
+    output = run_rasa(args, quiet=True)
     warnings = [line for line in output.splitlines() if "UserWarning" in line or "warning" in line.lower()]
     return {"valid": True, "warnings": len(warnings), "seconds": round(time.perf_counter() - start, 2)}
 
 
-def split_data(nlu_data: Path, out_dir: Path, test_fraction: float, seed: int) -> dict[str, Path]:
-    """Stratified train/test split of the NLU examples (``rasa data split nlu``)."""
+def split_data(nlu_data: Sequence[Path], out_dir: Path, test_fraction: float, seed: int,
+               validation_fraction: float = 0.0) -> dict[str, Path]:
+    """Stratified train/test split of the NLU examples, and a validation split of the training part."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    run_rasa(
-        ["data", "split", "nlu", "--nlu", str(nlu_data), "--training-fraction", str(1 - test_fraction),
-         "--random-seed", str(seed), "--out", str(out_dir)],
-        quiet=True,
-    )
-    return {"train": out_dir / "training_data.yml", "test": out_dir / "test_data.yml"}
+    run_rasa_tool(["split", "--data", *map(str, nlu_data), "--out", str(out_dir),
+                   "--test-fraction", str(test_fraction), "--validation-fraction", str(validation_fraction),
+                   "--seed", str(seed)], quiet=True)
+    paths = {"train": out_dir / "training_data.yml", "test": out_dir / "test_data.yml"}
+    if validation_fraction > 0:
+        paths |= {"inner_train": out_dir / "validation" / "training_data.yml",
+                  "validation": out_dir / "validation" / "test_data.yml"}
+    return paths
 
 
-def render_config(template: Path, out: Path, fallback_threshold: float, ambiguity_threshold: float) -> dict:
-    """Write the training config: the named template with the FallbackClassifier thresholds from params."""
+def encoder_fingerprint(folder: Path) -> str:
+    """SHA-256 over the encoder files (model.onnx, tokenizer.json): part of Rasa's cache key."""
+    digest = hashlib.sha256()
+    for name in ("model.onnx", "tokenizer.json"):
+        with (folder / name).open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def render_config(template: Path, out: Path, fallback_threshold: float, ambiguity_threshold: float,
+                  encoder_dir: Path | None = None) -> dict:
+    """Write the training config: the named template with the FallbackClassifier thresholds filled in.
+
+    When the pipeline has our ONNX featurizer, ``encoder_dir`` (default: its ``model_dir``) is written
+    into it with the encoder files' content hash, so Rasa never reuses a cached, older encoder.
+    """
     config = yaml.safe_load(template.read_text())
-    fallback = [c for c in config.get("pipeline", []) if c.get("name") == "FallbackClassifier"]
+    pipeline = config.get("pipeline", [])
+    fallback = [c for c in pipeline if c.get("name") == "FallbackClassifier"]
     if not fallback:
         raise ValueError(f"{template}: the pipeline has no FallbackClassifier to set the threshold on")
-    fallback[0].update(threshold=fallback_threshold, ambiguity_threshold=ambiguity_threshold)
+    fallback[0].update(threshold=round(float(fallback_threshold), 4),
+                       ambiguity_threshold=round(float(ambiguity_threshold), 4))
+    for component in pipeline:
+        if str(component.get("name", "")).endswith(FEATURIZER):
+            folder = Path(encoder_dir or component.get("model_dir") or "nlu/build/encoder")
+            if not (folder / "model.onnx").exists():
+                raise FileNotFoundError(f"{template}: encoder {folder}/model.onnx is missing: "
+                                        f"run `dvc repro export_encoder` first")
+            component.update(model_dir=str(folder), encoder_sha256=encoder_fingerprint(folder))
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(f"# Generated from {template} by pipelines/train_nlu.py: do not edit.\n"
+    out.write_text(f"# Generated from {template} by the NLU pipeline: do not edit.\n"
                    + yaml.safe_dump(config, sort_keys=False))
     return config
+
+
+def uses_encoder(config: Path) -> bool:
+    """Whether a config's pipeline runs our ONNX featurizer (so needs the exported encoder)."""
+    pipeline = (yaml.safe_load(config.read_text()) or {}).get("pipeline", [])
+    return any(str(c.get("name", "")).endswith(FEATURIZER) for c in pipeline)
 
 
 def train(config: Path, domain: Path, data: list[Path], out_dir: Path) -> tuple[Path, float]:
@@ -61,3 +125,32 @@ def train(config: Path, domain: Path, data: list[Path], out_dir: Path) -> tuple[
     if not model.exists():
         raise RasaError(f"rasa train finished but {model} is missing")
     return model, time.perf_counter() - start
+
+
+def predict(model: Path, data: Sequence[Path], out: Path) -> dict[str, Any]:
+    """Parse every example of ``data`` with ``model`` as the server does (JSON lines in ``out``)."""
+    output = run_rasa_tool(["predict", "--model", str(model), "--data", *map(str, data), "--out", str(out)])
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def nlu_job(config: Path, train_data: Sequence[Path], models: Path, name: str,
+            predictions: dict[Path, Sequence[Path]], info: Path) -> dict[str, Any]:
+    """One job for :func:`train_and_predict`: train on ``train_data``, parse each data set into its file."""
+    return {"config": str(config), "train": [str(p) for p in train_data], "models": str(models), "name": name,
+            "predict": {str(out): [str(f) for f in files] for out, files in predictions.items()},
+            "info": str(info)}
+
+
+def train_and_predict(jobs: Sequence[dict[str, Any]], plan: Path) -> list[dict[str, Any]]:
+    """Run the jobs (``rasa train nlu`` + parsing) in one Rasa process; return each job's info."""
+    plan.parent.mkdir(parents=True, exist_ok=True)
+    plan.write_text(json.dumps(list(jobs), indent=2))
+    run_rasa_tool(["train-predict", str(plan)])
+    return [json.loads(Path(job["info"]).read_text()) for job in jobs]
+
+
+def train_nlu_and_predict(config: Path, train_data: Sequence[Path], models: Path, name: str,
+                          predictions: dict[Path, Sequence[Path]], info: Path) -> dict[str, Any]:
+    """``rasa train nlu`` on ``train_data``, then parse each data set into its JSON-lines file."""
+    job = nlu_job(config, train_data, models, name, predictions, info)
+    return train_and_predict([job], info.with_name(info.stem + "_plan.json"))[0]

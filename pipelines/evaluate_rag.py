@@ -1,14 +1,23 @@
-"""DVC stage ``evaluate_rag``: score retrieval and "I don't know" on the gold questions.
+"""DVC stage ``evaluate_rag``: score retrievers, "I don't know" and answers (ragas) on the gold questions.
 
     python -m pipelines.evaluate_rag --index knowledge/index --gold knowledge/eval/gold.yml \\
         --out knowledge/results
 
-Writes ``metrics.json``, ``per_question.csv``, ``hit_at_k.csv`` (k, hit_rate: a DVC plot) and
-``hit_at_k.png`` into ``--out`` and logs them to MLflow. ``top_k`` comes from the ``evaluate_rag``
-params; the cut-off and the chunks per answer from ``serve`` (``knowledge_min_score``,
-``knowledge_top_k``), so "I don't know" is measured as the bot serves it. A missing or malformed
-gold file, a gold doc id the index does not hold, or a missing index prints one line on stderr and
-exits with 2.
+Writes into ``--out`` and logs to MLflow:
+
+- ``metrics.json``: the served retriever's figures at the top level (hit@1, hit@k, MRR, nDCG@10,
+  recall@k, IDK precision/recall, latency), ``retrievers`` (the same per retriever: dense, bm25,
+  hybrid), ``answerability`` (AUC) and ``ragas`` (offline metrics; judged ones when a judge is set);
+- ``per_question.csv``: one row per question (ranking, confidence, answered, ragas scores);
+- ``hit_at_k.csv`` / ``.png``: hit rate for k = 1..10 (DVC plot);
+- ``idk_curve.csv`` / ``.png``: "I don't know" precision and recall for every cut-off (DVC plot);
+- ``retrievers.csv`` / ``.png``: the metrics per retriever, side by side.
+
+``top_k``, the retrievers and ``ragas`` come from the ``evaluate_rag`` params; the cut-off, the chunks per
+answer, the served retriever and answerer from ``serve``, so "I don't know" is measured as the bot
+serves it. ragas' LLM-judged metrics (faithfulness, answer relevancy) run only when
+``SWITCHBOARD_JUDGE_BASE_URL`` is set (see :mod:`knowledge.ragas_eval`). A missing or malformed gold
+file, a gold doc id the index does not hold, or a missing index prints one line on stderr and exits 2.
 """
 
 from __future__ import annotations
@@ -20,9 +29,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from app.offline import apply_offline_env
 from knowledge.evaluation import EvaluationResult, check_gold_against_index, evaluate, load_gold
 from knowledge.index import read_manifest
 from knowledge.retrieval import KnowledgeBase
+from knowledge.retrievers import RETRIEVERS
 from pipelines._common import load_params, stage_run, write_json
 
 STAGE = "evaluate_rag"
@@ -40,66 +51,205 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the evaluation; return the process exit code (0 ok, 2 bad input)."""
+    apply_offline_env()
     args = parse_args(argv)
-    top_k = int(load_params(STAGE).get("top_k", 5))
+    params = load_params(STAGE)
+    top_k = int(params.get("top_k", 5))
+    retrievers = [str(name) for name in params.get("retrievers", RETRIEVERS)]
     serve = load_params("serve")
-    min_score = float(serve.get("knowledge_min_score", 0.35))
+    min_score = float(serve.get("knowledge_min_score", 0.5))
     answer_top_k = int(serve.get("knowledge_top_k", 3))
+    served = str(serve.get("knowledge_retriever", "hybrid"))
+    answerer = str(serve.get("knowledge_answerer", "auto"))
     try:
         questions = load_gold(args.gold, default_tenant=load_params("base").get("tenant", "acme"))
         check_gold_against_index(questions, read_manifest(args.index))
+        if served not in retrievers:
+            raise ValueError(f"serve.knowledge_retriever {served!r} is not among evaluate_rag.retrievers")
         kb = KnowledgeBase.load(args.index)
     except (ValueError, FileNotFoundError) as exc:  # GoldSetError, or an index built with another model
         print(f"{STAGE}: error: {exc}", file=sys.stderr)
         return 2
     run_params = {
         "top_k": top_k,
+        "retrievers": ",".join(retrievers),
         "knowledge_min_score": min_score,
         "knowledge_top_k": answer_top_k,
+        "knowledge_retriever": served,
+        "knowledge_answerer": answerer,
         "kb_version": kb.version,
         "questions": len(questions),
+        "fusion": kb.fusion[0],
+        "dense_weight": kb.fusion[1],
     }
     with stage_run(STAGE, run_params):
         result = evaluate(
-            kb, questions, top_k=top_k, min_score=min_score, answer_top_k=answer_top_k, max_k=MAX_K
+            kb,
+            questions,
+            top_k=top_k,
+            min_score=min_score,
+            answer_top_k=answer_top_k,
+            max_k=MAX_K,
+            retriever=served,
+            retrievers=retrievers,
+            answerer=answerer,
+            keep_answers=True,
         )
+        if params.get("ragas", True):
+            _add_ragas(result, kb, questions, answer_top_k)
+        for row in result.rows:
+            row.pop("_answer", None)
         paths = write_results(result, args.out)
         _log_to_mlflow(result, paths)
+    kb.close()
     print(_summary(result, top_k))
     return 0
 
 
+def _add_ragas(
+    result: EvaluationResult, kb: KnowledgeBase, questions: Sequence[Any], answer_top_k: int
+) -> None:
+    """ragas metrics of the served answers of the answerable questions, into the metrics and the rows."""
+    from knowledge.ragas_eval import RagSample, judge_from_env, score, supporting_passages
+
+    doc_chunks: dict[str, list[str]] = {}
+    for chunk in kb.chunks:
+        doc_chunks.setdefault(chunk.doc_id, []).append(chunk.text)
+    by_id = {question.id: question for question in questions}
+    samples = []
+    for row in result.rows:
+        question = by_id[row["id"]]
+        if not question.answerable:
+            continue
+        reply = row["_answer"]
+        response = reply.text.split("\n\nSource")[0] if reply.answered else reply.text
+        contexts = [hit.text for hit in kb.retrieve(question.question, question.tenant, answer_top_k)]
+        samples.append(
+            RagSample(
+                id=question.id,
+                question=question.question,
+                response=response,
+                reference=question.answer,
+                retrieved_contexts=contexts,
+                reference_contexts=supporting_passages(
+                    question.answer, doc_chunks, question.doc_ids, kb.embed_model
+                ),
+                answered=reply.answered,
+            )
+        )
+    report = score(samples, kb.embed_model, judge=judge_from_env(), show_progress=sys.stderr.isatty())
+    result.metrics["ragas"] = {**report.means, "judge": report.judge, "samples": len(samples)}
+    for row in result.rows:
+        for name, value in report.per_sample.get(row["id"], {}).items():
+            row[f"ragas_{name}"] = None if value is None else round(value, 4)
+
+
 def write_results(result: EvaluationResult, out_dir: Path) -> list[Path]:
-    """Write the metrics, per-question rows, hit@k curve (CSV) and its plot; return the paths."""
+    """Write metrics, rows, the hit@k and IDK curves, the per-retriever table, and their plots."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    table = _retriever_table(result.metrics)
     paths = [
         write_json(out_dir / "metrics.json", result.metrics),
         _write_csv(out_dir / "per_question.csv", result.rows),
         _write_csv(out_dir / "hit_at_k.csv", result.hit_curve),
+        _write_csv(out_dir / "idk_curve.csv", [p for p in result.idk_curve if p["precision"] is not None]),
+        _write_csv(out_dir / "retrievers.csv", table),
         _plot_hit_curve(out_dir / "hit_at_k.png", result.hit_curve),
+        _plot_idk_curve(out_dir / "idk_curve.png", result.idk_curve, result.metrics),
+        _plot_retrievers(out_dir / "retrievers.png", table),
     ]
     return paths
 
 
+def _retriever_table(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {"retriever": name, "metric": metric, "value": value}
+        for name, values in metrics.get("retrievers", {}).items()
+        for metric, value in values.items()
+    ]
+
+
 def _write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> Path:
+    fields: list[str] = []
+    for row in rows:
+        fields.extend(key for key in row if key not in fields)
     with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else [])
+        writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)
     return path
 
 
-def _plot_hit_curve(path: Path, curve: Sequence[dict[str, float]]) -> Path:
+def _pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _plot_hit_curve(path: Path, curve: Sequence[dict[str, float]]) -> Path:
+    plt = _pyplot()
     figure, axes = plt.subplots(figsize=(5, 3.5), dpi=100)
     axes.plot([point["k"] for point in curve], [point["hit_rate"] or 0.0 for point in curve], marker="o")
     axes.set(xlabel="k (documents retrieved)", ylabel="hit@k", ylim=(0, 1.02), title="Retrieval hit@k")
     axes.set_xticks([point["k"] for point in curve])
     axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return path
+
+
+def _plot_idk_curve(path: Path, curve: Sequence[dict[str, Any]], metrics: dict[str, Any]) -> Path:
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(5, 3.8), dpi=100)
+    points = [p for p in curve if p["precision"] is not None]
+    axes.plot(
+        [p["recall"] for p in points], [p["precision"] for p in points], marker=".", label="all cut-offs"
+    )
+    if metrics.get("idk_precision") is not None:
+        axes.plot(
+            [metrics["idk_recall"]],
+            [metrics["idk_precision"]],
+            "o",
+            color="crimson",
+            markersize=9,
+            label=f"served cut-off {metrics['min_score']}",
+        )
+    axes.axhline(0.9, color="grey", linestyle=":", linewidth=1)
+    axes.axvline(0.8, color="grey", linestyle=":", linewidth=1, label="goal (0.9 @ 0.8)")
+    auc = (metrics.get("answerability") or {}).get("auc")
+    axes.set(
+        xlabel="IDK recall (unanswerable questions refused)",
+        ylabel="IDK precision",
+        xlim=(0, 1.02),
+        ylim=(0, 1.02),
+        title=f'"I don\'t know" (answerability AUC {auc})',
+    )
+    axes.grid(alpha=0.3)
+    axes.legend(loc="lower left", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return path
+
+
+def _plot_retrievers(path: Path, table: Sequence[dict[str, Any]]) -> Path:
+    plt = _pyplot()
+    retrievers = list(dict.fromkeys(row["retriever"] for row in table))
+    metrics = list(dict.fromkeys(row["metric"] for row in table))
+    value = {(row["retriever"], row["metric"]): row["value"] or 0.0 for row in table}
+    figure, axes = plt.subplots(figsize=(6.5, 3.8), dpi=100)
+    width = 0.8 / max(1, len(retrievers))
+    for i, name in enumerate(retrievers):
+        xs = [j + i * width for j in range(len(metrics))]
+        axes.bar(xs, [value[(name, metric)] for metric in metrics], width=width, label=name)
+    axes.set_xticks([j + width * (len(retrievers) - 1) / 2 for j in range(len(metrics))], metrics, fontsize=8)
+    axes.set(ylim=(0, 1.05), ylabel="score", title="Retrieval on the gold questions, per retriever")
+    axes.legend(fontsize=8, loc="lower right")
+    axes.grid(alpha=0.3, axis="y")
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
@@ -131,16 +281,29 @@ def _numeric(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
 def _summary(result: EvaluationResult, top_k: int) -> str:
     metrics = result.metrics
 
-    def show(key: str) -> str:
-        value = metrics.get(key)
+    def show(values: dict[str, Any], key: str) -> str:
+        value = values.get(key)
         return "n/a" if value is None else f"{value:.3f}"
 
-    return (
-        f"{STAGE}: {metrics['questions']} questions: hit@1 {show('hit_at_1')}, hit@{top_k} "
-        f"{show(f'hit_at_{top_k}')}, MRR {show('mrr')}, recall@{top_k} {show(f'recall_at_{top_k}')}, "
-        f"IDK precision {show('idk_precision')} / recall {show('idk_recall')}, "
-        f"p50 {show('latency_ms_p50')} ms"
-    )
+    lines = [
+        f"{STAGE}: {metrics['questions']} questions, served {metrics['retriever']}: hit@1 {show(metrics, 'hit_at_1')}, "
+        f"hit@{top_k} {show(metrics, f'hit_at_{top_k}')}, MRR {show(metrics, 'mrr')}, "
+        f"nDCG@10 {show(metrics, 'ndcg_at_10')}, recall@{top_k} {show(metrics, f'recall_at_{top_k}')}, "
+        f"IDK precision {show(metrics, 'idk_precision')} / recall {show(metrics, 'idk_recall')} "
+        f"at {metrics['min_score']}, p50 retrieval {show(metrics, 'retrieval_ms_p50')} ms, "
+        f"answer {show(metrics, 'latency_ms_p50')} ms"
+    ]
+    for name, values in metrics.get("retrievers", {}).items():
+        lines.append(
+            f"{STAGE}:   {name:<7} hit@1 {show(values, 'hit_at_1')}  hit@{top_k} {show(values, f'hit_at_{top_k}')}"
+            f"  MRR {show(values, 'mrr')}  nDCG@10 {show(values, 'ndcg_at_10')}"
+            f"  recall@{top_k} {show(values, f'recall_at_{top_k}')}"
+        )
+    if "ragas" in metrics:
+        ragas = metrics["ragas"]
+        shown = ", ".join(f"{k} {show(ragas, k)}" for k in ragas if k not in ("judge", "samples"))
+        lines.append(f"{STAGE}: ragas ({ragas['judge']} judge): {shown}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Stage split_nlu: hold out a stratified share of the NLU examples for evaluate_nlu."""
+"""Stage split_nlu: hold out a stratified test share for evaluate_nlu, and a validation share of the
+training part for select_threshold_nlu (the out-of-scope threshold is never chosen on test data)."""
 
 from __future__ import annotations
 
@@ -18,10 +19,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     params = load_params("split_nlu")
     try:
-        split_data(args.nlu, args.out, float(params["test_fraction"]), int(load_params("base")["seed"]))
+        paths = split_data([args.nlu], args.out, float(params["test_fraction"]), int(load_params("base")["seed"]),
+                           float(params.get("validation_fraction", 0.0)))
     except RasaError as exc:
         print(f"split_nlu: {exc}", file=sys.stderr)
         return 1
+    print("split_nlu: " + ", ".join(f"{k} {v}" for k, v in paths.items()))
     return 0
 
 

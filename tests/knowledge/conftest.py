@@ -1,4 +1,4 @@
-"""Fixtures for the knowledge tests: a tiny two-tenant knowledge base and a deterministic embedding."""
+"""Fixtures for the knowledge tests: a tiny two-tenant knowledge base and deterministic embeddings."""
 
 from __future__ import annotations
 
@@ -38,6 +38,16 @@ class HashingEmbedding(BaseEmbedding):
 
     def _get_text_embedding(self, text: str) -> list[float]:
         return self._vector(text)
+
+
+class CountingEmbedding(HashingEmbedding):
+    """The hashing embedding, remembering every text it was asked to embed (for incremental builds)."""
+
+    seen: list[str] = []
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        self.seen.extend(texts)
+        return [self._vector(text) for text in texts]
 
 
 DOCS = {
@@ -105,7 +115,7 @@ def sources(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def built(sources: Path, embed_model: HashingEmbedding) -> BuildReport:
-    """The tiny knowledge base built with the hashing embedding into ``<tmp>/index``."""
+    """The tiny knowledge base built with the hashing embedding into ``<tmp>/index`` (cache in ``<tmp>/.cache``)."""
     return build_index(
         sources,
         sources.parent / "index",

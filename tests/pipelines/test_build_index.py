@@ -16,11 +16,34 @@ base:
 build_index:
   chunk_size: 256
   chunk_overlap: 32
+  embed_backend: onnx
+  batch_size: 32
+  vector_store: embedded
+  fusion: rrf
+  dense_weight: 0.5
+  answerability_c: 1.0
+  max_false_idk: 0.05
 evaluate_rag:
   top_k: 3
+  retrievers: [dense, bm25, hybrid]
+  ragas: true
 serve:
   knowledge_top_k: 3
   knowledge_min_score: 0.35
+  knowledge_retriever: hybrid
+  knowledge_answerer: auto
+"""
+
+DEV = """\
+questions:
+  - {id: d1, kind: direct, doc_ids: [acme-refunds], question: "Who may ask for a refund?"}
+  - {id: d2, kind: paraphrase, doc_ids: [acme-refunds], question: "Where does my money go when you pay me back?"}
+  - {id: d3, kind: direct, doc_ids: [acme-shipping], question: "How long does standard delivery take?"}
+  - {id: d4, kind: paraphrase, doc_ids: [acme-shipping], question: "Where do I find the link to follow my package?"}
+  - {id: d5, kind: direct, doc_ids: [globex-warranty], question: "How long is the Globex device warranty?", tenant: globex}
+  - {id: u1, kind: unanswerable, doc_ids: [], question: "Can I bring my dog into the store?"}
+  - {id: u2, kind: unanswerable, doc_ids: [], question: "Who won the football world cup in 1954?"}
+  - {id: u3, kind: unanswerable, doc_ids: [], question: "Do you sell saxophones?"}
 """
 
 DOCS = {
@@ -51,6 +74,7 @@ def make_project(root: Path) -> Path:
         path.write_text(text)
     sources = root / "knowledge" / "sources.yml"
     sources.write_text("sources:\n  - {name: docs, type: folder, path: docs, glob: '**/*.md'}\n")
+    (root / "knowledge" / "dev.yml").write_text(DEV)
     return sources
 
 
@@ -66,7 +90,16 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_build_index_writes_the_index_and_tracks_the_run(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["--sources", "knowledge/sources.yml", "--out", "knowledge/index"]) == 0
+    args = [
+        "--sources",
+        "knowledge/sources.yml",
+        "--out",
+        "knowledge/index",
+        "--dev",
+        "knowledge/dev.yml",
+        "--quiet",
+    ]
+    assert main(args) == 0
 
     manifest = json.loads((project / "knowledge" / "index" / "manifest.json").read_text())
     assert sorted(doc["doc_id"] for doc in manifest["documents"]) == [
@@ -81,8 +114,14 @@ def test_build_index_writes_the_index_and_tracks_the_run(
         }
     ]
     assert manifest["chunk_count"] == 5
-    out = capsys.readouterr().out
-    assert "3 documents, 5 chunks" in out and "skipped knowledge/docs/acme/broken.md" in out
+    assert manifest["embedding_backend"] == "onnx" and manifest["vector_store"] == {"kind": "embedded"}
+    assert manifest["retrieval"] == {"fusion": "rrf", "dense_weight": 0.5}
+    assert manifest["answerability"]["kind"] == "logistic" and manifest["answerability"]["dev_questions"] == 8
+    assert (project / "knowledge" / "index" / "answerability.json").is_file()
+    captured = capsys.readouterr()
+    assert "3 documents, 5 chunks" in captured.out and "embedded 5" in captured.out
+    assert "answerability fitted on 8 dev questions" in captured.out
+    assert "skipping knowledge/docs/acme/broken.md: no YAML front matter" in captured.err
 
     from mlflow.tracking import MlflowClient
 
@@ -91,10 +130,40 @@ def test_build_index_writes_the_index_and_tracks_the_run(
     [run] = client.search_runs([experiment.experiment_id])
     assert run.data.tags["stage"] == "build_index"
     assert run.data.tags["kb_version"] == manifest["kb_version"]
-    assert run.data.params["chunk_size"] == "256"
+    assert run.data.params["chunk_size"] == "256" and run.data.params["embedding_backend"] == "onnx"
     assert run.data.metrics["chunks"] == 5 and run.data.metrics["documents"] == 3
     assert run.data.metrics["skipped_files"] == 1 and run.data.metrics["chunks_per_second"] > 0
+    assert run.data.metrics["embedded_chunks"] == 5
+    assert 0 < run.data.metrics["answerability_suggested_min_score"] < 1
     assert "manifest.json" in [artifact.path for artifact in client.list_artifacts(run.info.run_id)]
+
+    # a second build with one article changed embeds only that article's chunks
+    refunds = project / "knowledge" / "docs" / "acme" / "refunds.md"
+    refunds.write_text(refunds.read_text().replace("5 business days", "3 business days"))
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "embedded 1" in out and "4 from cache" in out
+
+
+def test_a_malformed_dev_file_exits_2(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (project / "knowledge" / "dev.yml").write_text("questions: [\n")
+    assert (
+        main(["--sources", "knowledge/sources.yml", "--out", "knowledge/index", "--dev", "knowledge/dev.yml"])
+        == 2
+    )
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("build_index: error: ") and "not valid YAML" in err and len(err.splitlines()) == 1
+    assert not (project / "knowledge" / "index").exists()
+
+
+def test_an_unknown_vector_store_exits_2(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SWITCHBOARD_VECTOR_STORE", "pgvector")
+    monkeypatch.delenv("SWITCHBOARD_PGVECTOR_URL", raising=False)
+    assert main(["--sources", "knowledge/sources.yml", "--out", "knowledge/index"]) == 2
+    assert "needs SWITCHBOARD_PGVECTOR_URL" in capsys.readouterr().err
+    assert not (project / "knowledge" / "index").exists()
 
 
 @pytest.mark.parametrize(

@@ -69,17 +69,28 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.mark.slow
-def test_evaluate_rag_writes_metrics_rows_and_the_hit_curve(
+def test_evaluate_rag_writes_metrics_rows_curves_and_ragas(
     project: Path, index_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["--index", str(index_dir), "--gold", "gold.yml", "--out", "results"]) == 0
 
-    metrics = json.loads((project / "results" / "metrics.json").read_text())
-    assert {"hit_at_1", "hit_at_3", "mrr", "recall_at_3", "idk_precision", "idk_recall"} <= set(metrics)
+    results = project / "results"
+    metrics = json.loads((results / "metrics.json").read_text())
+    assert {"hit_at_1", "hit_at_3", "mrr", "ndcg_at_10", "recall_at_3", "idk_precision", "idk_recall"} <= set(
+        metrics
+    )
     assert metrics["questions"] == 5 and metrics["top_k"] == 3 and metrics["min_score"] == 0.35
+    assert metrics["retriever"] == "hybrid"
     assert metrics["hit_at_3"] == 1.0  # two acme documents, one globex: the right one is always in the top 3
     assert metrics["idk_recall"] == 1.0  # the swallow question is not answered
-    with (project / "results" / "per_question.csv").open() as handle:
+    assert set(metrics["retrievers"]) == {"dense", "bm25", "hybrid"}
+    assert metrics["retrievers"]["dense"]["hit_at_3"] == 1.0
+    assert metrics["answerability"]["model"] == "dense_score"  # this index was built without dev questions
+    ragas = metrics["ragas"]
+    assert ragas["judge"] == "not configured" and ragas["samples"] == 4
+    assert 0.0 < ragas["semantic_similarity"] <= 1.0 and 0.0 <= ragas["non_llm_context_recall"] <= 1.0
+    assert ragas["faithfulness"] is None
+    with (results / "per_question.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert [row["id"] for row in rows] == [
         "refund-window",
@@ -89,23 +100,45 @@ def test_evaluate_rag_writes_metrics_rows_and_the_hit_curve(
         "swallow",
     ]
     assert rows[3]["ranked"] == "globex-warranty"
-    with (project / "results" / "hit_at_k.csv").open() as handle:
+    assert rows[0]["ragas_semantic_similarity"] and rows[4]["ragas_semantic_similarity"] == ""
+    with (results / "hit_at_k.csv").open() as handle:
         curve = list(csv.DictReader(handle))
     assert [int(point["k"]) for point in curve] == list(range(1, 11))
     assert all(float(a["hit_rate"]) <= float(b["hit_rate"]) for a, b in zip(curve, curve[1:], strict=False))
-    assert (project / "results" / "hit_at_k.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "evaluate_rag: 5 questions: hit@1" in capsys.readouterr().out
+    with (results / "idk_curve.csv").open() as handle:
+        idk = list(csv.DictReader(handle))
+    assert idk and all(0.0 <= float(p["precision"]) <= 1.0 and 0.0 <= float(p["recall"]) <= 1.0 for p in idk)
+    with (results / "retrievers.csv").open() as handle:
+        assert {row["retriever"] for row in csv.DictReader(handle)} == {"dense", "bm25", "hybrid"}
+    for png in ("hit_at_k.png", "idk_curve.png", "retrievers.png"):
+        assert (results / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    out = capsys.readouterr().out
+    assert "evaluate_rag: 5 questions, served hybrid: hit@1" in out and "bm25" in out and "ragas" in out
 
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
     [run] = client.search_runs([client.get_experiment_by_name("switchboard-test").experiment_id])
     assert run.data.tags["stage"] == "evaluate_rag"
-    assert run.data.params["knowledge_min_score"] == "0.35"
+    assert (
+        run.data.params["knowledge_min_score"] == "0.35"
+        and run.data.params["knowledge_retriever"] == "hybrid"
+    )
     assert run.data.metrics["mrr"] == pytest.approx(metrics["mrr"])
+    assert run.data.metrics["retrievers.bm25.mrr"] == pytest.approx(metrics["retrievers"]["bm25"]["mrr"])
+    assert "ragas.semantic_similarity" in run.data.metrics
     assert "by_kind.unanswerable.idk_recall" in run.data.metrics
     artifacts = {artifact.path for artifact in client.list_artifacts(run.info.run_id)}
-    assert artifacts == {"metrics.json", "per_question.csv", "hit_at_k.csv", "hit_at_k.png"}
+    assert artifacts == {
+        "metrics.json",
+        "per_question.csv",
+        "hit_at_k.csv",
+        "hit_at_k.png",
+        "idk_curve.csv",
+        "idk_curve.png",
+        "retrievers.csv",
+        "retrievers.png",
+    }
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,172 @@
+"""Dense sentence features from the MiniLM encoder exported to ONNX (``pipelines/export_encoder.py``).
+
+The encoder graph already does sentence-transformers' mean pooling and L2 normalisation, so each message
+gets one 384-d sentence feature (no sequence features: our classifier needs none, and CRF uses its own).
+Training copies ``model.onnx`` and ``tokenizer.json`` from ``model_dir`` into the component's Resource,
+so the trained model tarball is self-contained and ``rasa run`` never looks at ``model_dir``.
+Training data is embedded in length-sorted batches with every core; a served message runs on one
+thread (for one short sentence that is faster than two on these machines: measured in export_encoder).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.nlu.featurizers.dense_featurizer.dense_featurizer import DenseFeaturizer
+from rasa.shared.exceptions import InvalidConfigException
+from rasa.shared.nlu.constants import TEXT
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+logger = logging.getLogger(__name__)
+
+MODEL_FILE = "model.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+
+
+class OnnxEncoder:
+    """An ONNX sentence encoder and its tokenizer: text in, L2-normalised embeddings out."""
+
+    def __init__(self, model: bytes, tokenizer_json: str, batch_threads: int = 0, single_threads: int = 1):
+        from tokenizers import Tokenizer
+
+        self._model = model
+        self.tokenizer = Tokenizer.from_str(tokenizer_json)
+        self._threads = {"batch": batch_threads, "single": single_threads}
+        self._sessions: dict[str, Any] = {}
+
+    @classmethod
+    def from_dir(cls, folder: Path, **kwargs: Any) -> OnnxEncoder:
+        return cls((folder / MODEL_FILE).read_bytes(), (folder / TOKENIZER_FILE).read_text(), **kwargs)
+
+    def _session(self, kind: str) -> Any:
+        if kind not in self._sessions:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = self._threads[kind]
+            options.inter_op_num_threads = 1
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            self._sessions[kind] = ort.InferenceSession(self._model, options, providers=["CPUExecutionProvider"])
+        return self._sessions[kind]
+
+    def _run(self, texts: list[str], kind: str) -> np.ndarray:
+        encodings = self.tokenizer.encode_batch(texts)
+        feeds = {
+            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+            "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
+        }
+        return self._session(kind).run(["sentence_embedding"], feeds)[0].astype(np.float32)
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """Embeddings of ``texts`` in input order; batches of similar length keep padding small."""
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        if len(texts) == 1:
+            return self._run(texts, "single")
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        out: np.ndarray | None = None
+        for start in range(0, len(texts), batch_size):
+            idx = order[start:start + batch_size]
+            vectors = self._run([texts[i] for i in idx], "batch")
+            if out is None:
+                out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
+            out[idx] = vectors
+            done = min(start + batch_size, len(texts))
+            if len(texts) > 2000 and (done // batch_size) % 50 == 0:
+                logger.info(f"OnnxSentenceFeaturizer: embedded {done}/{len(texts)} messages")
+        assert out is not None
+        return out
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=True)
+class OnnxSentenceFeaturizer(DenseFeaturizer, GraphComponent):
+    """Sentence embeddings (MiniLM, ONNX) as dense sentence features of the ``text`` attribute."""
+
+    @staticmethod
+    def get_default_config() -> dict[str, Any]:
+        return {
+            **DenseFeaturizer.get_default_config(),
+            # folder with model.onnx and tokenizer.json (export_encoder's output); read at training only
+            "model_dir": "nlu/build/encoder",
+            # content hash of the encoder files, filled in by the config renderer: it is part of Rasa's
+            # cache key, so a re-exported encoder is never mixed up with a cached one
+            "encoder_sha256": None,
+            "batch_size": 64,
+            "batch_threads": 0,  # 0: onnxruntime's default (all cores)
+            "single_threads": 1,
+        }
+
+    @classmethod
+    def required_packages(cls) -> list[str]:
+        return ["onnxruntime", "tokenizers"]
+
+    @classmethod
+    def validate_config(cls, config: dict[str, Any]) -> None:
+        if not config.get("model_dir"):
+            raise InvalidConfigException("OnnxSentenceFeaturizer needs `model_dir` (export_encoder's output).")
+
+    def __init__(self, config: dict[str, Any], name: str, model_storage: ModelStorage, resource: Resource,
+                 encoder: OnnxEncoder | None = None) -> None:
+        super().__init__(name, config)
+        self._model_storage = model_storage
+        self._resource = resource
+        self._encoder = encoder
+
+    @classmethod
+    def create(cls, config: dict[str, Any], model_storage: ModelStorage, resource: Resource,
+               execution_context: ExecutionContext) -> OnnxSentenceFeaturizer:
+        return cls({**cls.get_default_config(), **config}, execution_context.node_name, model_storage, resource)
+
+    def train(self, training_data: TrainingData) -> Resource:
+        """Copy the encoder files into this component's Resource (the model tarball carries them)."""
+        source = Path(self._config["model_dir"])
+        missing = [f for f in (MODEL_FILE, TOKENIZER_FILE) if not (source / f).is_file()]
+        if missing:
+            raise InvalidConfigException(
+                f"OnnxSentenceFeaturizer: {', '.join(missing)} not found in {source.resolve()}: "
+                f"run the export_encoder stage (dvc repro export_encoder) first."
+            )
+        with self._model_storage.write_to(self._resource) as folder:
+            for name in (MODEL_FILE, TOKENIZER_FILE):
+                shutil.copyfile(source / name, folder / name)
+        return self._resource
+
+    @classmethod
+    def load(cls, config: dict[str, Any], model_storage: ModelStorage, resource: Resource,
+             execution_context: ExecutionContext, **kwargs: Any) -> OnnxSentenceFeaturizer:
+        config = {**cls.get_default_config(), **config}
+        with model_storage.read_from(resource) as folder:
+            encoder = OnnxEncoder.from_dir(folder, batch_threads=int(config["batch_threads"]),
+                                           single_threads=int(config["single_threads"]))
+        return cls(config, execution_context.node_name, model_storage, resource, encoder)
+
+    def _featurize(self, messages: list[Message]) -> None:
+        assert self._encoder is not None, "OnnxSentenceFeaturizer used before training or loading"
+        todo = [m for m in messages if m.get(TEXT)]
+        if not todo:
+            return
+        vectors = self._encoder.encode([m.get(TEXT) for m in todo], int(self._config["batch_size"]))
+        for message, vector in zip(todo, vectors, strict=False):
+            self.add_features_to_message(None, vector[np.newaxis, :], TEXT, message)
+
+    def process_training_data(self, training_data: TrainingData) -> TrainingData:
+        start = time.perf_counter()
+        self._featurize(training_data.training_examples)
+        logger.info(f"OnnxSentenceFeaturizer: embedded {len(training_data.training_examples)} training messages "
+                    f"in {time.perf_counter() - start:.1f} s")
+        return training_data
+
+    def process(self, messages: list[Message]) -> list[Message]:
+        self._featurize(messages)
+        return messages

@@ -1,0 +1,64 @@
+"""Evaluation summaries from prediction rows: span-level entities, OOS metrics, reports."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from nlu import evaluation
+
+
+def row(text, gold, ranking, predicted=None, entities=(), predicted_entities=(), latency=5.0):
+    return {"text": text, "intent": gold, "ranking": ranking, "predicted": predicted or ranking[0][0],
+            "confidence": ranking[0][1], "entities": list(entities), "predicted_entities": list(predicted_entities),
+            "latency_ms": latency}
+
+
+def ent(start, end, kind):
+    return {"start": start, "end": end, "entity": kind, "value": "v"}
+
+
+def test_entity_scores_need_the_exact_span_and_type():
+    rows = [
+        row("a", "x", [("x", 0.9)], entities=[ent(0, 5, "city")], predicted_entities=[ent(0, 5, "city")]),
+        row("b", "x", [("x", 0.9)], entities=[ent(0, 5, "city")], predicted_entities=[ent(0, 4, "city")]),
+        row("c", "x", [("x", 0.9)], entities=[ent(2, 6, "date")], predicted_entities=[ent(2, 6, "city")]),
+    ]
+    report = evaluation.entity_report(rows)
+    assert report["micro avg"]["precision"] == pytest.approx(1 / 3)
+    assert report["micro avg"]["recall"] == pytest.approx(1 / 3)
+    assert report["date"]["recall"] == 0.0 and report["city"]["support"] == 2
+    assert evaluation.entity_report([row("d", "x", [("x", 1.0)])]) is None
+
+
+def test_summary_separates_served_answers_from_the_classifier_alone():
+    rows = [
+        row("hi", "greet", [("greet", 0.9)]),
+        row("hmm", "greet", [("greet", 0.3)], predicted="nlu_fallback"),
+        row("weather?", "out_of_scope", [("greet", 0.35)], predicted="nlu_fallback"),
+        row("poem", "out_of_scope", [("out_of_scope", 0.8)]),
+    ]
+    metrics = evaluation.summarise(rows)
+    assert metrics["intent_accuracy"] == 0.75  # the classifier ranked greet first for "weather?"
+    assert metrics["in_scope_accuracy"] == 0.5 and metrics["oos_recall"] == 1.0
+    assert metrics["in_scope_accuracy_no_threshold"] == 1.0 and metrics["oos_recall_no_threshold"] == 0.5
+    assert metrics["latency_p50_ms"] == 5.0 and "entity_f1" not in metrics
+
+
+def test_reports_list_misclassified_examples_and_draw_the_matrix(tmp_path):
+    rows = [row("hi", "greet", [("greet", 0.9), ("thanks", 0.1)]),
+            row("thx", "thanks", [("greet", 0.6), ("thanks", 0.4)], entities=[ent(0, 3, "x")])]
+    evaluation.write_reports(rows, tmp_path)
+    report = json.loads((tmp_path / "intent_report.json").read_text())
+    assert report["thanks"]["recall"] == 0.0 and report["greet"]["precision"] == 0.5
+    missed = list(csv.DictReader((tmp_path / "misclassified.csv").open()))
+    assert [(m["text"], m["actual"], m["predicted"], m["second"]) for m in missed] == [("thx", "thanks", "greet", "thanks")]
+    assert (tmp_path / "intent_confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((tmp_path / "entity_report.json").read_text())["micro avg"]["recall"] == 0.0
+
+
+def test_percentile_interpolates():
+    assert evaluation.percentile([1, 2, 3, 4], 50) == 2.5
+    assert evaluation.percentile([10.0], 95) == 10.0

@@ -1,0 +1,71 @@
+"""register_nlu: real MLflow registry (SQLite) — first model is champion, a worse one stays challenger
+and is not served, a better one is promoted and served."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import yaml
+
+from tests.conftest import ROOT, guarded_env
+
+NAME = "switchboard-nlu"
+
+
+def log_model(project: Path, content: bytes) -> Path:
+    """What train_nlu does: log a model tarball to a run, write mlflow_run.json."""
+    models = project / "models"
+    models.mkdir(exist_ok=True)
+    model = models / "switchboard.tar.gz"
+    model.write_bytes(content)
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    experiment = mlflow.get_experiment_by_name("switchboard") or mlflow.get_experiment(
+        mlflow.create_experiment("switchboard", artifact_location=(project / "mlartifacts").as_uri()))
+    with mlflow.start_run(experiment_id=experiment.experiment_id) as run:
+        mlflow.log_artifact(str(model), "rasa_model")
+        info = {"run_id": run.info.run_id, "artifact_path": "rasa_model/switchboard.tar.gz",
+                "artifact_uri": f"{mlflow.get_artifact_uri('rasa_model')}/switchboard.tar.gz"}
+    (models / "mlflow_run.json").write_text(json.dumps(info))
+    return models / "mlflow_run.json"
+
+
+def register(project: Path, run_info: Path, f1: float, recall: float) -> dict:
+    (project / "metrics.json").write_text(json.dumps({"intent_macro_f1": f1, "oos_recall": recall}))
+    result = subprocess.run(
+        [sys.executable, "-m", "pipelines.register_nlu", "--run-info", str(run_info), "--metrics",
+         str(project / "metrics.json"), "--serve", str(project / "serving" / "model.tar.gz"),
+         "--out", str(project / "registry.json")],
+        cwd=project, env=guarded_env(), capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads((project / "registry.json").read_text())
+
+
+def test_gate_promotes_only_models_that_are_no_worse(tmp_path):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["register_nlu"] = {"model_name": NAME, "gate_metrics": ["intent_macro_f1", "oos_recall"], "tolerance": 0.01}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    served = tmp_path / "serving" / "model.tar.gz"
+
+    first = register(tmp_path, log_model(tmp_path, b"model one"), 0.90, 0.80)
+    assert first["promoted"] and first["champion_version"] == 1
+    assert served.read_bytes() == b"model one"
+
+    worse = register(tmp_path, log_model(tmp_path, b"model two"), 0.95, 0.70)  # recall 10 points worse
+    assert not worse["promoted"] and worse["champion_version"] == 1
+    assert served.read_bytes() == b"model one"
+    assert any("oos_recall" in reason and "worse" in reason for reason in worse["reasons"])
+
+    within = register(tmp_path, log_model(tmp_path, b"model three"), 0.895, 0.80)  # within the tolerance
+    assert within["promoted"] and served.read_bytes() == b"model three"
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert str(client.get_model_version_by_alias(NAME, "champion").version) == "3"
+    assert str(client.get_model_version_by_alias(NAME, "challenger").version) == "3"
+    assert client.get_model_version(NAME, "2").tags["gate"] == "rejected"
+    shutil.rmtree(tmp_path / "mlartifacts")
