@@ -24,6 +24,11 @@ class Settings(BaseSettings):
     rasa_port: int = 5005
     action_port: int = 5055
     streamlit_port: int = 8501
+    crm_port: int = 0  # CRM/notification service (app/integrations/services); 0: a free port chosen at start
+    crm_timeout_s: float = 5.0  # per HTTP call from the action server and the UI to the CRM service
+    crm_job_delay_s: float = 2.0  # background jobs (refunds) run this long after they are queued
+    crm_poll_s: float = 0.5  # how often the service's worker looks for due jobs
+    ticket_webhook_url: str = ""  # where ticket status events are posted; default: the service's own receiver
 
     tenant: str = "acme"
     state_dir: Path = ROOT / ".switchboard"  # runtime databases, logs and PID files (git-ignored)
@@ -31,7 +36,7 @@ class Settings(BaseSettings):
     tracker_store_db: str = ""  # Rasa's SQLite tracker store; default: state_dir/tracker.db
 
     rasa_python: Path = ROOT / ".venv-rasa" / "bin" / "python"
-    model_path: Path = ROOT / "nlu" / "models" / "switchboard.tar.gz"
+    model_path: Path = ROOT / "nlu" / "serving" / "model.tar.gz"  # the registry champion (register_nlu)
     index_dir: Path = ROOT / "knowledge" / "index"
     params_file: Path = ROOT / "params.yaml"
 
@@ -50,6 +55,14 @@ class Settings(BaseSettings):
     @property
     def streamlit_url(self) -> str:
         return f"http://{self.host}:{self.streamlit_port}"
+
+    @property
+    def crm_url(self) -> str:
+        return f"http://{self.host}:{self.crm_port}"
+
+    @property
+    def ticket_webhook(self) -> str:
+        return self.ticket_webhook_url or f"{self.crm_url}/webhooks/tickets"
 
     @property
     def db_url(self) -> str:

@@ -1,6 +1,6 @@
-"""Start the served bot on loopback: action server, Rasa server (REST channel) and the Streamlit app.
+"""Start the served bot on loopback: CRM service, action server, Rasa server (REST channel), Streamlit app.
 
-``python -m app.stack`` (what ``make run`` calls) prepares the stores, starts the three processes, waits
+``python -m app.stack`` (what ``make run`` calls) prepares the stores, starts the processes, waits
 until each answers its health check, prints the URLs, and on Ctrl-C stops the processes it started (by
 process group) and nothing else. The end-to-end tests use the same ``Stack`` class.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -25,7 +26,7 @@ from app.offline import apply_offline_env
 from app.settings import ROOT, Settings, get_settings
 from nlu.rasa_runner import rasa_command
 
-SERVICES = ("actions", "rasa", "streamlit")
+SERVICES = ("crm", "actions", "rasa", "streamlit")
 
 
 class StackError(RuntimeError):
@@ -52,6 +53,8 @@ class Stack:
 
     def __init__(self, settings: Settings | None = None, services: Iterable[str] = SERVICES) -> None:
         self.settings = settings or get_settings()
+        if self.settings.crm_port == 0:  # "any free port": fixed now, passed to every service
+            self.settings = self.settings.model_copy(update={"crm_port": _free_port(self.settings.host)})
         self.names = [s for s in SERVICES if s in set(services)]
         self.services: list[Service] = []
 
@@ -65,10 +68,16 @@ class Stack:
             "SWITCHBOARD_RASA_PORT": str(s.rasa_port),
             "SWITCHBOARD_ACTION_PORT": str(s.action_port),
             "SWITCHBOARD_STREAMLIT_PORT": str(s.streamlit_port),
+            "SWITCHBOARD_CRM_PORT": str(s.crm_port),
+            "SWITCHBOARD_CRM_TIMEOUT_S": str(s.crm_timeout_s),
+            "SWITCHBOARD_CRM_JOB_DELAY_S": str(s.crm_job_delay_s),
+            "SWITCHBOARD_CRM_POLL_S": str(s.crm_poll_s),
+            "SWITCHBOARD_TICKET_WEBHOOK_URL": s.ticket_webhook,
             "SWITCHBOARD_STATE_DIR": str(s.state_dir),
             "SWITCHBOARD_DATABASE_URL": s.db_url,
             "SWITCHBOARD_TENANT": s.tenant,
             "SWITCHBOARD_INDEX_DIR": str(s.index_dir),
+            "SWITCHBOARD_PARAMS_FILE": str(s.params_file),
             "SWITCHBOARD_ACTION_URL": s.action_url,
             "SWITCHBOARD_TRACKER_DB": s.tracker_db,
             "SWITCHBOARD_MAX_MESSAGE_CHARS": str(serve.get("max_message_chars", 2000)),
@@ -79,6 +88,10 @@ class Stack:
     def _define(self) -> list[Service]:
         s, logs = self.settings, self.settings.state_dir / "logs"
         defs = {
+            "crm": Service(
+                "crm", [sys.executable, "-m", "app.integrations.services.crm_service", "--port", str(s.crm_port),
+                        "--host", s.host],
+                f"{s.crm_url}/health", logs / "crm.log", '"ok"'),
             "actions": Service(
                 "actions", [sys.executable, "-m", "app.actions.server", "--port", str(s.action_port)],
                 f"http://{s.host}:{s.action_port}/health", logs / "actions.log", '"ok"'),
@@ -110,18 +123,39 @@ class Stack:
         env = self.env()
         self.services = self._define()
         for service in self.services:
-            service.log_path.parent.mkdir(parents=True, exist_ok=True)
-            with service.log_path.open("w") as log:
-                service.process = subprocess.Popen(
-                    service.argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL, start_new_session=True,
-                )
+            self._launch(service, env)
         try:
             for service in self.services:
                 self._wait_healthy(service, deadline=time.monotonic() + timeout)
         except StackError:
             self.stop()
             raise
+
+    def _launch(self, service: Service, env: dict[str, str], mode: str = "w") -> None:
+        service.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with service.log_path.open(mode) as log:
+            service.process = subprocess.Popen(
+                service.argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+
+    def service(self, name: str) -> Service:
+        return next(s for s in self.services if s.name == name)
+
+    def kill(self, name: str) -> None:
+        """Kill one service at once (SIGKILL to its process group): a crash, not a graceful stop."""
+        proc = self.service(name).process
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=15)
+
+    def restart(self, name: str, timeout: float = 60.0) -> None:
+        """Start a stopped or killed service again (same port and stores) and wait until it is healthy."""
+        service = self.service(name)
+        if service.process is not None and service.process.poll() is None:
+            raise StackError(f"{name} is still running")
+        self._launch(service, self.env(), mode="a")
+        self._wait_healthy(service, deadline=time.monotonic() + timeout)
 
     def _wait_healthy(self, service: Service, deadline: float) -> None:
         while time.monotonic() < deadline:
@@ -156,6 +190,7 @@ class Stack:
     def urls(self) -> dict[str, str]:
         s = self.settings
         return {
+            "crm": f"{s.crm_url}/health (CRM, refunds, notifications, handoffs)",
             "rasa": f"{s.webhook_url} (REST channel)",
             "actions": f"http://{s.host}:{s.action_port}/health",
             "streamlit": s.streamlit_url,
@@ -167,6 +202,12 @@ class Stack:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
 
 
 def _interrupt(*_: object) -> None:

@@ -82,20 +82,44 @@ def pipeline_run(tmp_path_factory: pytest.TempPathFactory) -> PipelineRun:
 
 
 @pytest.fixture(scope="session")
-def bot(pipeline_run: PipelineRun, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    """The real Rasa server and action server, serving the model and index the pipeline just built."""
+def llm() -> Iterator[object]:
+    """The local OpenAI-compatible test server (models ``small`` and ``large``), for the whole session."""
+    from tests.llm_server import LLMTestServer
+
+    with LLMTestServer() as server:
+        yield server
+
+
+def params_with_llm_tiers(base_url: str, dest: Path) -> Path:
+    """A copy of params.yaml whose LLM tiers point at the test server (short breaker reset for tests)."""
+    import yaml
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    tier = {"base_url": base_url, "timeout_s": 5, "price_in_per_1k": 0.5, "price_out_per_1k": 1.5}
+    params["tiers"]["endpoints"] = {1: {**tier, "model": "small"}, 2: {**tier, "model": "large"}}
+    params["tiers"]["retry"] = {"attempts": 1, "wait_initial_s": 0.1, "wait_max_s": 0.2}
+    params["tiers"]["breaker"] = {"fail_max": 2, "reset_timeout_s": 3}
+    dest.write_text(yaml.safe_dump(params, sort_keys=False))
+    return dest
+
+
+@pytest.fixture(scope="session")
+def bot(pipeline_run: PipelineRun, llm, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """The real Rasa server and action server, serving the model and index the pipeline just built, with
+    LLM tiers 1 and 2 on the local test server."""
     from app.settings import Settings
     from app.stack import Stack
 
     state = tmp_path_factory.mktemp("state")
     settings = Settings(
         rasa_port=free_port(), action_port=free_port(), streamlit_port=free_port(), state_dir=state,
-        model_path=pipeline_run.root / "nlu" / "models" / "switchboard.tar.gz",
+        model_path=pipeline_run.root / "nlu" / "serving" / "model.tar.gz",
         index_dir=pipeline_run.root / "knowledge" / "index",
+        params_file=params_with_llm_tiers(llm.base_url, state / "params.yaml"),
     )
     old_pythonpath = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = str(GUARD_DIR)  # the stack puts the repo after it: guard in every server
-    stack = Stack(settings, services=("actions", "rasa"))
+    stack = Stack(settings, services=("crm", "actions", "rasa"))
     try:
         stack.start(timeout=240)
     finally:

@@ -4,7 +4,9 @@ Rasa's ``action_two_stage_fallback`` loop drives the stages; these two actions r
 - ``action_default_ask_affirmation`` offers the most likely intents (readable descriptions from
   ``nlu/intent_descriptions.csv``) as buttons, plus "Something else" (``/out_of_scope``: ask to rephrase);
 - ``action_default_fallback`` runs when clarification failed: it counts the failure, and after
-  ``serve.handoff_after_failures`` failures in the conversation hands it to a human (a ticket).
+  ``serve.handoff_after_failures`` failures in the conversation hands it to a human (a ticket). Rasa also
+  runs it as the core fallback (the dialogue policy is unsure what to do next): then it only apologises,
+  since the user was understood.
 """
 
 from __future__ import annotations
@@ -70,6 +72,9 @@ class ActionDefaultFallback(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[dict[str, Any]]:
+        if (tracker.active_loop or {}).get("name") != "action_two_stage_fallback":  # core fallback
+            dispatcher.utter_message(response="utter_default")
+            return [UserUtteranceReverted()]
         settings = get_settings()
         ctx = TurnContext.from_tracker(tracker, settings.tenant)
         failures = int(tracker.get_slot("failed_turns") or 0) + 1
@@ -78,7 +83,8 @@ class ActionDefaultFallback(Action):
         events: list[dict[str, Any]] = [UserUtteranceReverted(), SlotSet("failed_turns", float(failures))]
         if failures >= limit:
             dispatcher.utter_message(text="I'm sorry I couldn't help with that. Let me get a person for you.")
-            open_handoff_ticket(dispatcher, tracker, ctx, reason="fallback")
+            if open_handoff_ticket(dispatcher, tracker, ctx, reason="fallback", handoff=True) is not None:
+                events.append(SlotSet("handoff_active", True))
             return events
         dispatcher.utter_message(response="utter_default")
         return events

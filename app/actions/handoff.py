@@ -1,4 +1,11 @@
-"""Hand the conversation to a human: open a ticket with the transcript and tell the user."""
+"""Hand the conversation to a human: open a ticket with the transcript, tell the user, and go quiet.
+
+``action_handoff`` opens a handoff ticket and sets the slot ``handoff_active``. While the slot is true,
+rules (``nlu/data/rules/handoff.yml``) send every user message to ``action_forward_to_agent``, which
+stores it in the ticket's transcript for the agent and says nothing. The agent answers from the agent page
+(notifications reach the user's chat) and hands the conversation back; the next user message then finds
+no active handoff, clears the slot and is replayed so that the bot answers it.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,7 @@ from typing import Any
 
 import structlog
 from rasa_sdk import Action, Tracker
+from rasa_sdk.events import ActionExecuted, SlotSet, UserUtteranceReverted
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -15,15 +23,21 @@ from app.settings import get_settings
 
 logger = structlog.get_logger(__name__)
 
+HANDOFF_SLOT = "handoff_active"
+
 
 def open_handoff_ticket(
-    dispatcher: CollectingDispatcher, tracker: Tracker, ctx: TurnContext, reason: str = "request"
+    dispatcher: CollectingDispatcher, tracker: Tracker, ctx: TurnContext, reason: str = "request",
+    *, handoff: bool = False,
 ) -> int | None:
-    """Open a ticket with the transcript and tell the user its number; None if the helpdesk is down."""
+    """Open a ticket with the transcript and tell the user its number; None if the helpdesk is down.
+
+    ``handoff=True`` puts the conversation in the agents' queue (the caller sets ``handoff_active``).
+    """
     subject = f"Chat handoff ({reason}): {ctx.text[:120]}" if ctx.text else f"Chat handoff ({reason})"
     try:
         ticket = services.ticketing().open_ticket(
-            ctx.tenant_id, ctx.user_id, ctx.conversation_id, subject, transcript(tracker)
+            ctx.tenant_id, ctx.user_id, ctx.conversation_id, subject, transcript(tracker), handoff=handoff
         )
     except SQLAlchemyError as exc:
         logger.error("ticket.open_failed", error=str(exc), **ctx.log_fields())
@@ -32,7 +46,7 @@ def open_handoff_ticket(
             "support@northwind.example and we'll get back to you."
         )
         return None
-    logger.info("ticket.opened", ticket_id=ticket.id, reason=reason, **ctx.log_fields())
+    logger.info("ticket.opened", ticket_id=ticket.id, reason=reason, handoff=handoff, **ctx.log_fields())
     dispatcher.utter_message(
         text=f"I've opened ticket #{ticket.id} for you. A member of our support team will "
         "pick up this conversation shortly."
@@ -48,5 +62,43 @@ class ActionHandoff(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[dict[str, Any]]:
         ctx = TurnContext.from_tracker(tracker, get_settings().tenant)
-        open_handoff_ticket(dispatcher, tracker, ctx)
-        return []
+        ticket_id = open_handoff_ticket(dispatcher, tracker, ctx, handoff=True)
+        if ticket_id is None:
+            return [SlotSet(HANDOFF_SLOT, False)]
+        dispatcher.utter_message(text="Until then I'll stay quiet: everything you write here goes to them.")
+        return [SlotSet(HANDOFF_SLOT, True)]
+
+
+def replay_latest_message(tracker: Tracker) -> list[dict[str, Any]]:
+    """Events that undo this turn and put the user's message back, so that the policies predict anew."""
+    message = tracker.latest_message or {}
+    parse_data = {k: message.get(k) for k in ("intent", "entities", "intent_ranking", "text")
+                  if message.get(k) is not None}
+    user_event = {"event": "user", "timestamp": None, "text": message.get("text"), "parse_data": parse_data,
+                  "input_channel": tracker.get_latest_input_channel(),
+                  "metadata": message.get("metadata") or {}}
+    return [UserUtteranceReverted(), SlotSet(HANDOFF_SLOT, False), ActionExecuted("action_listen"), user_event]
+
+
+class ActionForwardToAgent(Action):
+    """While a human has the conversation: store the user's message for the agent, and say nothing."""
+
+    def name(self) -> str:
+        return "action_forward_to_agent"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        ctx = TurnContext.from_tracker(tracker, get_settings().tenant)
+        try:
+            ticket = services.ticketing().active_handoff(ctx.tenant_id, ctx.conversation_id)
+            if ticket is not None:
+                services.ticketing().append_transcript(ctx.tenant_id, ticket["id"], f"user: {ctx.text}")
+        except SQLAlchemyError as exc:  # the agent side is down: stay quiet, the handoff is still on
+            logger.error("handoff.forward_failed", error=str(exc)[:200], **ctx.log_fields())
+            return []
+        if ticket is not None:
+            logger.info("handoff.forwarded", ticket_id=ticket["id"], **ctx.log_fields())
+            return []
+        logger.info("handoff.ended", **ctx.log_fields())  # handed back: the bot answers this message
+        return replay_latest_message(tracker)

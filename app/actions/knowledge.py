@@ -1,4 +1,11 @@
-"""Answer a question from the knowledge base, citing the source document (no LLM needed)."""
+"""Answer a question from the knowledge base: route, look in the cache, then the cheapest tier that can.
+
+The turn goes through the router (``app.orchestration.router.decide``) with the retrieval confidence and
+the degradation level; a knowledge decision is answered from the answer cache when a cached answer fits
+(tenant and knowledge-base version scoped), otherwise by ``TieredAnswerer``: tier 0 extractive (with its
+source), escalating to the LLM tiers configured in ``params.yaml`` when tier 0 is not confident. Every
+dependency failure degrades to a clear message; nothing here fails the turn.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +14,16 @@ from typing import Any
 
 import structlog
 from rasa_sdk import Action, Tracker
+from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from app.actions import brain as brains
 from app.actions import services
 from app.actions.context import TurnContext
+from app.llm.client import CallContext
+from app.llm.policy import Decision
+from app.llm.tiers import AnswerRequest
+from app.orchestration.router import RouteDecision, Turn, decide
 from app.settings import get_settings
 
 logger = structlog.get_logger(__name__)
@@ -18,6 +31,33 @@ logger = structlog.get_logger(__name__)
 UNAVAILABLE = (
     "I can't look that up right now. Please try again in a moment, or ask to talk to a person."
 )
+STATIC_ONLY = (
+    "We're running in a limited mode right now and I can't answer that one. "
+    "Please try again later, or ask to talk to a person."
+)
+
+
+def route(kb: Any, ctx: TurnContext, tracker: Tracker, level: Any, top_k: int, min_score: float,
+          config: Any, policy: Any) -> tuple[RouteDecision, list[Any]]:
+    """Retrieve, then let the router decide with the retrieval confidence (blocking: run in a thread)."""
+    hits = kb.retrieve(ctx.text, ctx.tenant_id, top_k)
+    scores = sorted((float(h.score) for h in hits), reverse=True)
+    confidence = float(kb.confidence(ctx.text, ctx.tenant_id)) if hasattr(kb, "confidence") else (
+        scores[0] if scores else 0.0)
+    intent = (tracker.latest_message or {}).get("intent") or {}
+    turn = Turn(
+        intent=intent.get("name") or "unknown",
+        confidence=min(max(float(intent.get("confidence") or 0.0), 0.0), 1.0),
+        text=ctx.text,
+        failed_turns=int(tracker.get_slot("failed_turns") or 0),
+        retrieval_confidence=min(max(confidence, 0.0), 1.0),
+        retrieval_margin=max(scores[0] - scores[1], 0.0) if len(scores) > 1 else 0.0,
+        supporting_docs=len({h.doc_id for h in hits if h.score >= min_score}),
+        level=level,
+        tenant_id=ctx.tenant_id,
+        conversation_id=ctx.conversation_id,
+    )
+    return decide(turn, config, policy), hits
 
 
 class ActionAnswerKnowledge(Action):
@@ -30,26 +70,69 @@ class ActionAnswerKnowledge(Action):
         settings = get_settings()
         ctx = TurnContext.from_tracker(tracker, settings.tenant)
         params = settings.serve_params()
+        top_k, min_score = int(params.get("knowledge_top_k", 3)), float(params.get("knowledge_min_score", 0.35))
+        try:
+            brain = await asyncio.to_thread(brains.brain)
+        except Exception as exc:  # invalid router/tiers/cache configuration: say so in the log, answer clearly
+            logger.error("brain.unavailable", reason=f"{type(exc).__name__}: {exc}", **ctx.log_fields())
+            dispatcher.utter_message(text=UNAVAILABLE)
+            return []
         try:
             kb = await asyncio.to_thread(services.knowledge)
-            answer = await asyncio.to_thread(
-                kb.answer,
-                ctx.text,
-                ctx.tenant_id,
-                int(params.get("knowledge_top_k", 3)),
-                float(params.get("knowledge_min_score", 0.35)),
+            level = brain.degradation.level(ctx.tenant_id)
+            decision, hits = await asyncio.to_thread(
+                route, kb, ctx, tracker, level, top_k, min_score, brain.router, brain.policy
             )
         except Exception as exc:  # degrade, never fail the turn: the user gets a clear message
             logger.error("knowledge.unavailable", reason=f"{type(exc).__name__}: {exc}", **ctx.log_fields())
+            brain.degradation.record("knowledge", False)
             dispatcher.utter_message(text=UNAVAILABLE)
             return []
-        logger.info(
-            "knowledge.answer",
-            answered=answer.answered,
-            confidence=round(float(answer.confidence), 4),
-            sources=[s["doc_id"] for s in answer.sources],
-            kb_version=kb.version,
-            **ctx.log_fields(),
-        )
-        dispatcher.utter_message(text=answer.text)
+        brain.degradation.record("knowledge", True)
+        logger.info("router.decision", **decision.log_fields(), **ctx.log_fields())
+
+        if decision.handler == "handoff":
+            from app.actions.handoff import open_handoff_ticket
+
+            ticket = open_handoff_ticket(dispatcher, tracker, ctx, reason=decision.rule or "router", handoff=True)
+            return [SlotSet("handoff_active", True)] if ticket is not None else []
+        text = await asyncio.to_thread(self._answer, brain, kb, ctx, decision, hits, top_k, min_score)
+        dispatcher.utter_message(text=text)
         return []
+
+    @staticmethod
+    def _answer(brain: brains.Brain, kb: Any, ctx: TurnContext, decision: RouteDecision, hits: list[Any],
+                top_k: int, min_score: float) -> str:
+        """The reply text for a knowledge (or unanswerable) turn: cache, then tiers, then "I don't know"."""
+        from knowledge.retrieval import IDK_TEXT
+
+        if decision.handler == "two_stage_fallback":  # nothing in the knowledge base: say so, offer a human
+            return IDK_TEXT
+        if brain.cache is not None and (hit := brain.cache.lookup(ctx.tenant_id, kb.version, ctx.text)):
+            logger.info("cache.hit", kind=hit.kind, similarity=round(hit.similarity, 4), **ctx.log_fields())
+            return hit.answer
+        if decision.cache_only:
+            return STATIC_ONLY
+        request = AnswerRequest(
+            ctx.text, [h.text for h in hits],
+            CallContext(ctx.tenant_id, ctx.user_id, ctx.conversation_id),
+        )
+        # a skill intent whose rule still chose this action (e.g. a refund question) is answered at tier 0
+        tier, max_tier = decision.tier or 0, decision.max_tier if decision.max_tier is not None else 0
+        outcome = brain.answerer.answer(request, decision=Decision(tier, decision.reason), max_tier=max_tier)
+        llm_tried = [a for a in outcome.attempts if a.tier > 0 and a.outcome != "unavailable"]
+        if llm_tried:
+            brain.degradation.record("llm", outcome.tier is not None and outcome.tier > 0)
+        logger.info("knowledge.answer", tier=outcome.tier, reason=outcome.reason,
+                    attempts=[(a.tier, a.outcome) for a in outcome.attempts], kb_version=kb.version,
+                    **ctx.log_fields())
+        if outcome.text is None:
+            return IDK_TEXT
+        if outcome.tier and outcome.tier > 0:
+            sources = "; ".join(dict.fromkeys(h.source_label for h in hits[:2]))
+            text = f"{outcome.text}\n\nSources: {sources}" if sources else outcome.text
+            if brain.cache is not None:  # generated answers are cached; none of them used personal data
+                brain.cache.store(ctx.tenant_id, ctx.user_id, kb.version, ctx.text, text, personal=False,
+                                  tier=outcome.tier, model=outcome.result.model if outcome.result else None)
+            return text
+        return outcome.text

@@ -1,4 +1,4 @@
-"""Order status from the CRM."""
+"""Order status from the CRM service (a synchronous HTTP call with timeout, retries and a breaker)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from app.actions import services
 from app.actions.context import TurnContext
-from app.integrations.crm import Order, normalise_order_id
+from app.integrations.crm import CrmUnavailable, Order, normalise_order_id
 from app.settings import get_settings
 
 logger = structlog.get_logger(__name__)
@@ -62,7 +62,15 @@ class ActionTrackOrder(Action):
         if order_id is None:
             dispatcher.utter_message(text="Sure! What's your order number? It looks like ORD-12345.")
             return []
-        order = services.crm().get_order(ctx.tenant_id, order_id)
+        try:
+            order = services.crm().get_order(ctx.tenant_id, order_id)
+        except CrmUnavailable as exc:
+            logger.error("crm.unavailable", order_id=order_id, error=str(exc)[:200], **ctx.log_fields())
+            dispatcher.utter_message(
+                text="I can't reach our order system right now. Please try again in a few minutes, "
+                "or ask to talk to a person."
+            )
+            return [SlotSet("order_id", order_id)]
         logger.info("crm.order_lookup", order_id=order_id, found=order is not None, **ctx.log_fields())
         if order is None:
             dispatcher.utter_message(

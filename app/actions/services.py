@@ -21,7 +21,9 @@ class KnowledgeUnavailable(RuntimeError):
 
 @lru_cache(maxsize=1)
 def crm() -> CrmClient:
-    return CrmClient(get_engine(get_settings().db_url))
+    """The CRM service over HTTP (started by the launcher before the action server)."""
+    settings = get_settings()
+    return CrmClient(settings.crm_url, timeout_s=settings.crm_timeout_s)
 
 
 @lru_cache(maxsize=1)

@@ -46,6 +46,8 @@ tickets = sa.Table(
     sa.Column("transcript", sa.Text, nullable=False),
     sa.Column("status", sa.String(32), nullable=False, server_default="open"),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    # True while a human agent has the conversation (the bot stays silent); cleared by the hand-back.
+    sa.Column("handoff_active", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Index("ix_tickets_tenant_user", "tenant_id", "user_id"),
 )
 
@@ -90,4 +92,42 @@ answer_cache = sa.Table(
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
     sa.UniqueConstraint("tenant_id", "kb_version", "key_hash", name="uq_answer_cache_scope_key"),
     sa.Index("ix_answer_cache_scope_expiry", "tenant_id", "kb_version", "expires_at"),
+)
+
+# Background jobs of the CRM service (app/integrations/services): refunds and outgoing webhooks. A job is a
+# row until it is done, so a restarted service resumes what was pending (at-least-once, idempotent steps).
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("user_id", sa.String(128), nullable=False),
+    sa.Column("conversation_id", sa.String(200), nullable=False, server_default=""),
+    sa.Column("kind", sa.String(32), nullable=False),  # refund | ticket_webhook
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, server_default="pending"),  # pending | done
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_error", sa.String(500)),
+    sa.Column("run_after", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Index("ix_jobs_status_run_after", "status", "run_after"),
+    sa.Index("ix_jobs_tenant_user", "tenant_id", "user_id"),
+)
+
+# Proactive messages for a user's chat (refund done, ticket status, agent replies). The chat page fetches
+# them; ``delivered_at`` is set on the first fetch. ``source_key`` makes producers idempotent.
+notifications = sa.Table(
+    "notifications",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("user_id", sa.String(128), nullable=False),
+    sa.Column("conversation_id", sa.String(200), nullable=False, server_default=""),
+    sa.Column("source_key", sa.String(200), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("delivered_at", sa.DateTime(timezone=True)),
+    sa.UniqueConstraint("tenant_id", "source_key", name="uq_notifications_source"),
+    sa.Index("ix_notifications_tenant_user", "tenant_id", "user_id", "id"),
 )

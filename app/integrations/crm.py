@@ -1,20 +1,29 @@
-"""CRM client: customers and orders, looked up by tenant.
+"""CRM: customers and orders, looked up by tenant; refunds requested from it.
 
-Backed by the CRM tables of our store (``crm_*``), the local stand-in for a real CRM/backend.
+- :class:`CrmStore` reads the CRM tables of our store (``crm_*``); only the CRM service uses it.
+- :class:`CrmClient` is what the bot uses: the CRM service over HTTP (``app/integrations/services``), with
+  a timeout, retries on connection errors and 5xx, and a circuit breaker.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
+import httpx
 import sqlalchemy as sa
 
 from app.data.schema import orders
+from app.integrations.http import JsonHttpClient, ServiceRejected, ServiceUnavailable
 
 ORDER_ID_PATTERN = re.compile(r"^ORD-\d{5}$")
+
+__all__ = ["CrmClient", "CrmStore", "CrmUnavailable", "Order", "RefundAck", "normalise_order_id"]
+
+CrmUnavailable = ServiceUnavailable  # the name the actions catch
 
 
 @dataclass(frozen=True)
@@ -28,6 +37,30 @@ class Order:
     estimated_delivery: date | None
     total_eur: Decimal
 
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["estimated_delivery"] = self.estimated_delivery.isoformat() if self.estimated_delivery else None
+        data["total_eur"] = str(self.total_eur)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Order:
+        eta = data.get("estimated_delivery")
+        return cls(
+            tenant_id=data["tenant_id"], order_id=data["order_id"], user_id=data["user_id"],
+            status=data["status"], carrier=data.get("carrier"), tracking_number=data.get("tracking_number"),
+            estimated_delivery=date.fromisoformat(eta) if eta else None, total_eur=Decimal(data["total_eur"]),
+        )
+
+
+@dataclass(frozen=True)
+class RefundAck:
+    """The CRM accepted a refund request; the outcome comes later as a notification."""
+
+    job_id: int
+    order_id: str
+    status: str
+
 
 def normalise_order_id(raw: str) -> str | None:
     """``ord 10042``, ``ORD10042`` or ``ord-10042`` -> ``ORD-10042``; None if it is no order id."""
@@ -36,8 +69,8 @@ def normalise_order_id(raw: str) -> str | None:
     return candidate if ORDER_ID_PATTERN.match(candidate) else None
 
 
-class CrmClient:
-    """Order and customer look-ups for one tenant at a time."""
+class CrmStore:
+    """Order look-ups in the CRM tables of our store, one tenant at a time."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
@@ -49,3 +82,36 @@ class CrmClient:
         if row is None:
             return None
         return Order(**{field: row[field] for field in Order.__dataclass_fields__})
+
+
+class CrmClient:
+    """The CRM service over HTTP: order status (synchronous) and refund requests (acknowledged at once)."""
+
+    def __init__(
+        self, base_url: str, *, timeout_s: float = 5.0, transport: httpx.BaseTransport | None = None
+    ) -> None:
+        self.http = JsonHttpClient(base_url, breaker_name="crm", timeout_s=timeout_s, transport=transport)
+
+    def get_order(self, tenant_id: str, order_id: str) -> Order | None:
+        """The order, or None if the tenant has no such order. Raises ``CrmUnavailable``."""
+        response = self.http.request("GET", f"/orders/{tenant_id}/{order_id}")
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise ServiceRejected(response.status_code, response.text[:300])
+        return Order.from_json(response.json())
+
+    def request_refund(
+        self, tenant_id: str, user_id: str, conversation_id: str, order_id: str
+    ) -> RefundAck | None:
+        """Queue a refund of the user's order; None if the user has no such order. Raises
+        ``CrmUnavailable`` or ``ServiceRejected`` (e.g. 409: the order cannot be refunded)."""
+        body = {"tenant_id": tenant_id, "user_id": user_id, "conversation_id": conversation_id,
+                "order_id": order_id}
+        response = self.http.request("POST", "/refunds", json=body)
+        if response.status_code == 404:
+            return None
+        if response.status_code != 202:
+            raise ServiceRejected(response.status_code, response.text[:300])
+        data = response.json()
+        return RefundAck(job_id=int(data["job_id"]), order_id=data["order_id"], status=data["status"])

@@ -147,3 +147,48 @@ def is_up(rasa_url: str, timeout: float = HEALTH_TIMEOUT_S) -> bool:
     except httpx.HTTPError:
         return False
     return response.status_code == 200 and response.text.startswith("Hello from Rasa")
+
+
+@dataclass(frozen=True)
+class Notification:
+    """A message for the user's chat from outside a turn: a refund done, a ticket update, an agent."""
+
+    id: int
+    text: str
+    created_at: str = ""
+
+
+class NotificationsUnavailable(ChatError):
+    """The notification service could not be reached or answered something unusable."""
+
+
+def fetch_notifications(
+    service_url: str,
+    tenant: str,
+    user: str,
+    after: int | None = None,
+    timeout: float = HEALTH_TIMEOUT_S,
+    *,
+    transport: httpx.BaseTransport | None = None,
+) -> list[Notification]:
+    """The user's messages after id ``after`` (all undelivered ones when None), oldest first.
+
+    ``GET {service_url}/notifications/{tenant}/{user}?after=...`` (the CRM service). The service marks them
+    delivered; a page that lost the reply asks again with the same ``after`` and gets them again.
+    """
+    params = {} if after is None else {"after": after}
+    url = f"{service_url.rstrip('/')}/notifications/{tenant}/{user}"
+    try:
+        with httpx.Client(timeout=timeout, transport=transport) as http:
+            response = http.get(url, params=params)
+    except httpx.HTTPError as exc:
+        raise NotificationsUnavailable(f"notifications not reachable at {service_url}: {exc}") from exc
+    if response.status_code != 200:
+        raise NotificationsUnavailable(f"notifications failed (HTTP {response.status_code}): "
+                                       f"{response.text[:200]}")
+    try:
+        items = response.json()["notifications"]
+        return [Notification(id=int(n["id"]), text=str(n["text"]), created_at=str(n.get("created_at") or ""))
+                for n in items]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise NotificationsUnavailable("the notification reply is not a list of messages") from exc

@@ -3,6 +3,10 @@
 The conversation lives in ``st.session_state``: a sender id (a UUID, new for every conversation), the
 tenant, the history of turns and the last error. Each user message (typed, or a button's payload) is sent
 with ``ChatClient``; if the bot cannot be reached the page says so and keeps the user's message.
+
+Proactive messages (a refund done, a ticket update, a human agent's reply) are fetched from the CRM
+service's notification endpoint on every rerun (each message sent, or "Check for new messages") and added to
+the history; the cursor (the last id shown) is in the session, so none is shown twice or lost.
 """
 
 from __future__ import annotations
@@ -13,12 +17,13 @@ from typing import Any
 import streamlit as st
 
 from app.settings import get_settings
-from app.ui.chat_client import BotMessage, BotUnavailable, ChatClient, ChatError
+from app.ui.chat_client import BotMessage, BotUnavailable, ChatClient, ChatError, fetch_notifications
 
 # Session state keys. A history entry is {"role": "user", "text": str} or
 # {"role": "assistant", "messages": list[BotMessage]} (one entry per bot reply, however many messages).
 SENDER, TENANT, HISTORY, ERROR, PENDING = "sender_id", "tenant", "history", "error", "pending"
 TENANT_INPUT = "tenant_input"
+NOTE_CURSOR, NOTE_ERROR = "notification_cursor", "notification_error"
 
 
 def init_state(default_tenant: str) -> None:
@@ -34,6 +39,8 @@ def new_conversation() -> None:
     st.session_state[HISTORY] = []
     st.session_state[ERROR] = None
     st.session_state.pop(PENDING, None)
+    st.session_state[NOTE_CURSOR] = None
+    st.session_state[NOTE_ERROR] = None
 
 
 def change_tenant() -> None:
@@ -62,6 +69,10 @@ def render_sidebar(webhook_url: str) -> None:
         st.code(st.session_state[SENDER], language=None)
         st.button("New conversation", key="new_conversation", on_click=new_conversation)
         st.caption(f"Webhook: {webhook_url}")
+        st.button("Check for new messages", key="check_notifications",
+                  help="Messages from a human agent, refund and ticket updates arrive here.")
+        if st.session_state.get(NOTE_ERROR):
+            st.caption(f"Notifications unavailable: {st.session_state[NOTE_ERROR]}")
 
 
 def unreachable_message(exc: BotUnavailable) -> str:
@@ -83,6 +94,22 @@ def exchange(client: ChatClient, text: str, shown: str) -> None:
         return
     st.session_state[ERROR] = None
     st.session_state[HISTORY].append({"role": "assistant", "messages": replies})
+
+
+def receive_notifications(service_url: str | None) -> None:
+    """Add the messages that arrived for this user since the last run to the history (as the bot's)."""
+    if not service_url:
+        return
+    try:
+        arrived = fetch_notifications(service_url, st.session_state[TENANT], st.session_state[SENDER],
+                                      after=st.session_state.get(NOTE_CURSOR))
+    except ChatError as exc:
+        st.session_state[NOTE_ERROR] = str(exc)
+        return
+    st.session_state[NOTE_ERROR] = None
+    for note in arrived:
+        st.session_state[HISTORY].append({"role": "assistant", "messages": [BotMessage(text=note.text)]})
+        st.session_state[NOTE_CURSOR] = note.id
 
 
 def render_bot_message(message: BotMessage, key: str, interactive: bool) -> None:
@@ -129,13 +156,15 @@ def main() -> None:
     st.set_page_config(page_title="Switchboard · Chat", page_icon="💬")
     settings = get_settings()
     init_state(settings.tenant)
-    render_sidebar(settings.webhook_url)
     st.title("Chat with the bot")
+    notification_url = settings.crm_url if settings.crm_port else None  # 0: no service configured
 
     if prompt := st.chat_input("Ask about an order, a delivery, a return…"):
         queue_message(prompt, prompt)
+    receive_notifications(notification_url)
     if pending := st.session_state.pop(PENDING, None):
         exchange(ChatClient(settings.webhook_url, st.session_state[TENANT]), *pending)
+    render_sidebar(settings.webhook_url)
     render_history()
 
 

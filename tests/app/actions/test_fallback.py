@@ -48,16 +48,26 @@ async def test_failed_fallback_hands_over_after_the_limit(tracker_from, dispatch
     from app.settings import Settings
 
     monkeypatch.setattr(Settings, "serve_params", lambda self: {"handoff_after_failures": 2})
-    first = await ActionDefaultFallback().run(dispatcher, tracker_from("order_question"), domain)
+    tracker = tracker_from("order_question")
+    tracker.active_loop = {"name": "action_two_stage_fallback"}  # the two-stage fallback gave up
+    first = await ActionDefaultFallback().run(dispatcher, tracker, domain)
     assert first[0]["event"] == "rewind"
     assert first[1]["name"] == "failed_turns" and first[1]["value"] == 1.0
     assert dispatcher.messages[0]["response"] == "utter_default"
     assert services.ticketing().list_tickets("acme") == []
 
-    tracker = tracker_from("order_question")
     tracker.slots["failed_turns"] = 1.0
     second = await ActionDefaultFallback().run(dispatcher, tracker, domain)
     assert second[1]["value"] == 2.0
     assert "get a person" in dispatcher.messages[1]["text"]
     tickets = services.ticketing().list_tickets("acme", "alice")
     assert len(tickets) == 1 and tickets[0]["subject"].startswith("Chat handoff (fallback)")
+    assert second[-1] == {"event": "slot", "timestamp": None, "name": "handoff_active", "value": True}
+
+
+async def test_core_fallback_only_apologises(tracker_from, dispatcher, domain):
+    """Rasa's core fallback (the dialogue policy is unsure, not the NLU) counts no failure, opens no ticket."""
+    events = await ActionDefaultFallback().run(dispatcher, tracker_from("order_question"), domain)
+    assert [e["event"] for e in events] == ["rewind"]
+    assert dispatcher.messages[0]["response"] == "utter_default"
+    assert services.ticketing().list_tickets("acme") == []

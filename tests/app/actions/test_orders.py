@@ -1,10 +1,34 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
+from app.actions import services
 from app.actions.orders import ActionTrackOrder, find_order_id
+from app.reliability.breakers import reset_breakers
+from app.settings import get_settings
+from tests.app.integrations.service import free_port, running_service, service_settings
 
 pytestmark = pytest.mark.anyio
+
+
+def point_crm_at(monkeypatch: pytest.MonkeyPatch, port: int) -> None:
+    """The action's CRM client (built from settings) talks to this loopback port."""
+    monkeypatch.setenv("SWITCHBOARD_CRM_PORT", str(port))
+    monkeypatch.setenv("SWITCHBOARD_CRM_TIMEOUT_S", "1")
+    get_settings.cache_clear()
+    services.crm.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def crm_service(stores, monkeypatch) -> Iterator[None]:
+    """The CRM service on the test stores; the action's client points at it."""
+    reset_breakers("crm")
+    with running_service(service_settings(stores)) as settings:
+        point_crm_at(monkeypatch, settings.crm_port)
+        yield
+    reset_breakers("crm")
 
 async def run(tracker, dispatcher, domain):
     return await ActionTrackOrder().run(dispatcher, tracker, domain)
@@ -45,3 +69,10 @@ async def test_orders_of_another_tenant_are_not_found(tracker_from, dispatcher, 
 )
 def test_find_order_id(tracker_from, text, entities, expected):
     assert find_order_id(tracker_from("order_question", text=text, entities=entities)) == expected
+
+
+async def test_crm_down_is_told_and_keeps_the_order_id(tracker_from, dispatcher, domain, monkeypatch):
+    point_crm_at(monkeypatch, free_port())  # nothing listens there
+    events = await run(tracker_from("order_question"), dispatcher, domain)
+    assert "can't reach our order system" in dispatcher.messages[0]["text"]
+    assert events[0]["value"] == "ORD-10042"

@@ -134,3 +134,23 @@ def test_server_errors_and_odd_replies_raise_bot_failed(status: int, body: objec
     with pytest.raises(BotFailed) as raised:
         client_replying(status, body).send("user-1", "hello")
     assert raised.value.status == status
+
+
+def test_fetch_notifications_passes_the_cursor_and_parses_messages():
+    import httpx
+
+    from app.ui.chat_client import NotificationsUnavailable, fetch_notifications
+
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        if request.url.params.get("after") == "7":
+            return httpx.Response(200, json={"notifications": [{"id": 8, "text": "Refund done", "created_at": "t"}]})
+        return httpx.Response(500, text="boom")
+
+    got = fetch_notifications("http://crm.test", "acme", "u1", after=7, transport=httpx.MockTransport(handler))
+    assert [(n.id, n.text) for n in got] == [(8, "Refund done")]
+    assert seen == ["http://crm.test/notifications/acme/u1?after=7"]
+    with pytest.raises(NotificationsUnavailable, match="HTTP 500"):
+        fetch_notifications("http://crm.test", "acme", "u1", transport=httpx.MockTransport(handler))

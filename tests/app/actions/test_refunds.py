@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from app.actions import services
+from app.actions.refunds import ActionRequestRefund, is_question
+from app.data.db import get_engine
+from app.integrations.jobs import JobStore
+from app.reliability.breakers import reset_breakers
+from app.settings import get_settings
+from tests.app.integrations.service import free_port, running_service, service_settings
+
+pytestmark = pytest.mark.anyio
+
+
+def point_crm_at(monkeypatch: pytest.MonkeyPatch, port: int) -> None:
+    """The action's CRM client (built from settings) talks to this loopback port."""
+    monkeypatch.setenv("SWITCHBOARD_CRM_PORT", str(port))
+    monkeypatch.setenv("SWITCHBOARD_CRM_TIMEOUT_S", "1")
+    get_settings.cache_clear()
+    services.crm.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def crm_service(stores, monkeypatch) -> Iterator[None]:
+    """The CRM service on the test stores (no worker: jobs stay queued); the action's client points at it."""
+    reset_breakers("crm")
+    with running_service(service_settings(stores), run_worker=False) as settings:
+        point_crm_at(monkeypatch, settings.crm_port)
+        yield
+    reset_breakers("crm")
+
+
+def slots(events):
+    return {e["name"]: e["value"] for e in events if e["event"] == "slot"}
+
+
+async def test_refund_is_queued_and_acknowledged(tracker_from, dispatcher, domain, stores):
+    tracker = tracker_from("order_question", text="refund ORD-10043 please",
+                           entities=[{"entity": "order_id", "value": "ORD-10043"}])
+    events = await ActionRequestRefund().run(dispatcher, tracker, domain)
+    text = dispatcher.messages[0]["text"]
+    assert "Refund requested for order ORD-10043" in text and "let you know" in text
+    assert slots(events) == {"order_id": "ORD-10043", "refund_requested": False}
+    (job,) = JobStore(get_engine(stores)).for_user("acme", "alice", "refund")
+    assert job["status"] == "pending" and job["conversation_id"] == "acme:alice"
+    assert f"R-{job['id']}" in text
+
+
+async def test_no_order_id_asks_for_it(tracker_from, dispatcher, domain, stores):
+    tracker = tracker_from("order_question", text="I want my money back", entities=[])
+    events = await ActionRequestRefund().run(dispatcher, tracker, domain)
+    assert "Which order is it?" in dispatcher.messages[0]["text"]
+    assert slots(events) == {"refund_requested": True}
+    assert JobStore(get_engine(stores)).for_user("acme", "alice", "refund") == []
+
+
+async def test_someone_elses_order_is_not_found(tracker_from, dispatcher, domain):
+    tracker = tracker_from("order_question", text="refund ORD-10077", entities=[])  # bob's order
+    events = await ActionRequestRefund().run(dispatcher, tracker, domain)
+    assert "couldn't find an order ORD-10077" in dispatcher.messages[0]["text"]
+    assert slots(events)["order_id"] is None
+
+
+async def test_second_request_says_it_is_on_its_way(tracker_from, dispatcher, domain):
+    tracker = tracker_from("order_question", text="refund ORD-10042")
+    await ActionRequestRefund().run(dispatcher, tracker, domain)
+    await ActionRequestRefund().run(dispatcher, tracker, domain)
+    assert "already been requested" in dispatcher.messages[1]["text"]
+
+
+async def test_crm_down(tracker_from, dispatcher, domain, monkeypatch):
+    point_crm_at(monkeypatch, free_port())  # nothing listens there
+    await ActionRequestRefund().run(dispatcher, tracker_from("order_question", text="refund ORD-10042"), domain)
+    assert "couldn't request the refund" in dispatcher.messages[0]["text"]
+
+
+@pytest.mark.parametrize(
+    ("text", "question"),
+    [("How long does a refund take?", True), ("when do I get my money back", True),
+     ("I was charged twice, will both amounts come back?", True), ("I want a refund", False),
+     ("I'm still waiting for my refund of £39.99", False)],
+)
+def test_is_question(text, question):
+    assert is_question(text) is question
+
+
+async def test_a_refund_question_without_order_gets_a_knowledge_answer(
+    tracker_from, dispatcher, domain, stores, monkeypatch
+):
+    from app.actions.knowledge import ActionAnswerKnowledge
+
+    async def answer(self, dispatcher, tracker, domain):
+        dispatcher.utter_message(text="Refunds take 5 days. Source: returns.md")
+        return []
+
+    monkeypatch.setattr(ActionAnswerKnowledge, "run", answer)
+    tracker = tracker_from("order_question", text="How long does a refund take?", entities=[])
+    events = await ActionRequestRefund().run(dispatcher, tracker, domain)
+    assert dispatcher.messages[0]["text"].startswith("Refunds take 5 days")
+    assert slots(events) == {"refund_requested": False}
+    assert JobStore(get_engine(stores)).for_user("acme", "alice", "refund") == []
