@@ -1,15 +1,17 @@
 """Start the action server: ``python -m app.actions.server [--port 5055]``.
 
-rasa_sdk's server with our JSON logging, bound to ``settings.host``.
+rasa_sdk's server with our JSON logging, bound to ``settings.host``. It runs in a single process
+(rasa_sdk's own ``run`` serves from a Sanic worker process, where our logging configuration would not
+apply); scale out with more action-server processes behind Rasa's action endpoint instead.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 
-from rasa_sdk.endpoint import run
+from rasa_sdk.endpoint import create_app_for_serve
 from rasa_sdk.executor import ActionExecutor
+from sanic import Sanic
 
 from app.observability.logging import configure_logging
 from app.offline import apply_offline_env
@@ -24,10 +26,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     apply_offline_env()
     configure_logging(args.log_level)
-    os.environ.setdefault("SANIC_HOST", settings.host)
     executor = ActionExecutor()
     executor.register_package("app.actions")
-    run(executor, port=args.port, cors_origins=None)
+    app = create_app_for_serve(executor, cors_origins=None)
+    app.prepare(host=settings.host, port=args.port, single_process=True, motd=False, access_log=False)
+    Sanic.serve_single(app)
 
 
 if __name__ == "__main__":
