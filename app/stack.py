@@ -220,21 +220,23 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     stack = Stack(services=args.services)
     print(f"starting {', '.join(stack.names)} (logs in {stack.settings.state_dir / 'logs'}) ...", flush=True)
-    try:
-        stack.start()
-    except StackError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    for name in stack.names:
-        print(f"  {name:<10} {stack.urls()[name]}")
-    print("ready. Press Ctrl-C to stop.", flush=True)
+    # Ctrl-C and SIGTERM stop what was started, also while waiting for health checks (and even when the
+    # shell that started us in the background set SIGINT to be ignored).
+    signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
+        stack.start()
+        for name in stack.names:
+            print(f"  {name:<10} {stack.urls()[name]}")
+        print("ready. Press Ctrl-C to stop.", flush=True)
         while all(s.process is not None and s.process.poll() is None for s in stack.services):
             time.sleep(1)
         dead = [s for s in stack.services if s.process is not None and s.process.poll() is not None]
         for service in dead:
             print(f"error: {service.name} stopped unexpectedly:\n{service.log_tail()}", file=sys.stderr)
+        return 1
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("\nstopping ...", flush=True)
