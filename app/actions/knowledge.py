@@ -42,8 +42,7 @@ def route(kb: Any, ctx: TurnContext, tracker: Tracker, level: Any, top_k: int, m
     """Retrieve, then let the router decide with the retrieval confidence (blocking: run in a thread)."""
     hits = kb.retrieve(ctx.text, ctx.tenant_id, top_k)
     scores = sorted((float(h.score) for h in hits), reverse=True)
-    confidence = float(kb.confidence(ctx.text, ctx.tenant_id)) if hasattr(kb, "confidence") else (
-        scores[0] if scores else 0.0)
+    confidence = float(kb.confidence(ctx.text, ctx.tenant_id))  # answerability, 0..1
     intent = (tracker.latest_message or {}).get("intent") or {}
     turn = Turn(
         intent=intent.get("name") or "unknown",
