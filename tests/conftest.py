@@ -67,13 +67,24 @@ class PipelineRun:
     first: subprocess.CompletedProcess
     second: subprocess.CompletedProcess
     env: dict[str, str]
+    reused: bool = False
 
 
 @pytest.fixture(scope="session")
 def pipeline_run(tmp_path_factory: pytest.TempPathFactory) -> PipelineRun:
-    """``dvc repro`` (twice) in a temporary copy of the project: trains, indexes and evaluates for real."""
-    root = copy_project(tmp_path_factory.mktemp("project"))
+    """``dvc repro`` (twice) in a temporary copy of the project: trains, indexes and evaluates for real.
+
+    For local iteration on tests that only need the built artifacts, ``SWITCHBOARD_TEST_PIPELINE_ROOT=DIR``
+    reuses a project directory where ``dvc repro`` already ran (the pipeline's own tests then skip).
+    """
     env = guarded_env()
+    reuse = os.environ.get("SWITCHBOARD_TEST_PIPELINE_ROOT")
+    if reuse:
+        if os.environ.get("CI") == "true":
+            pytest.fail("SWITCHBOARD_TEST_PIPELINE_ROOT is for local iteration; CI runs the pipeline itself")
+        done = subprocess.CompletedProcess(["dvc", "repro"], 0, "reused", "")
+        return PipelineRun(Path(reuse).resolve(), done, done, env, reused=True)
+    root = copy_project(tmp_path_factory.mktemp("project"))
     first = subprocess.run(["dvc", "repro"], cwd=root, env=env, capture_output=True, text=True, timeout=1200)
     if first.returncode != 0:
         pytest.fail(f"dvc repro failed ({first.returncode}):\n{first.stdout[-3000:]}\n{first.stderr[-5000:]}")

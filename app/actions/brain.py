@@ -53,7 +53,10 @@ def build_brain(params: dict[str, Any]) -> Brain:
     tiers = load_tiers_config(section=params.get("tiers") or {})
     policy = build_policy(tiers.policy, available=[0, *tiers.endpoints])
     engine = get_engine(settings.db_url)
-    answerer = TieredAnswerer.from_config(tiers, extractive_answer, policy, usage=UsageRecorder(engine))
+    from app.actions import services
+
+    answerer = TieredAnswerer.from_config(tiers, extractive_answer, policy, usage=UsageRecorder(engine),
+                                          tools=services.tools())
     cache_settings = CacheSettings.from_params(params.get("cache") or {})
     cache = build_cache(cache_settings, engine=engine) if cache_settings.enabled else None
     degradation = DegradationController(

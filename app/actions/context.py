@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from rasa_sdk import Tracker
 
+from app.tools import ToolContext
+
 
 @dataclass(frozen=True)
 class TurnContext:
@@ -32,6 +34,10 @@ class TurnContext:
             correlation_id=metadata.get("correlation_id") or message.get("message_id") or "",
             text=message.get("text") or "",
         )
+
+    def tool_context(self) -> ToolContext:
+        """Who the tools act for in this turn (never taken from a tool's arguments)."""
+        return ToolContext(self.tenant_id, self.user_id, self.conversation_id, self.correlation_id)
 
     def log_fields(self) -> dict[str, str]:
         return {

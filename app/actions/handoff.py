@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.actions import services
 from app.actions.context import TurnContext, transcript
 from app.settings import get_settings
+from app.tools import ToolError
 
 logger = structlog.get_logger(__name__)
 
@@ -36,22 +37,23 @@ def open_handoff_ticket(
     """
     subject = f"Chat handoff ({reason}): {ctx.text[:120]}" if ctx.text else f"Chat handoff ({reason})"
     try:
-        ticket = services.ticketing().open_ticket(
-            ctx.tenant_id, ctx.user_id, ctx.conversation_id, subject, transcript(tracker), handoff=handoff
-        )
-    except SQLAlchemyError as exc:
-        logger.error("ticket.open_failed", error=str(exc), **ctx.log_fields())
+        result = services.tools().call(
+            "open_ticket", {"subject": subject[:200], "transcript": transcript(tracker), "handoff": handoff},
+            ctx.tool_context())
+    except ToolError as exc:
+        logger.error("ticket.open_failed", reason=exc.reason, error=exc.message, **ctx.log_fields())
         dispatcher.utter_message(
             text="I couldn't reach our support team's system just now. Please email "
             "support@northwind.example and we'll get back to you."
         )
         return None
-    logger.info("ticket.opened", ticket_id=ticket.id, reason=reason, handoff=handoff, **ctx.log_fields())
+    ticket_id = int(result.data["ticket_id"])
+    logger.info("ticket.opened", ticket_id=ticket_id, reason=reason, handoff=handoff, **ctx.log_fields())
     dispatcher.utter_message(
-        text=f"I've opened ticket #{ticket.id} for you. A member of our support team will "
+        text=f"I've opened ticket #{ticket_id} for you. A member of our support team will "
         "pick up this conversation shortly."
     )
-    return ticket.id
+    return ticket_id
 
 
 class ActionHandoff(Action):

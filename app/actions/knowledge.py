@@ -20,6 +20,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from app.actions import brain as brains
 from app.actions import services
 from app.actions.context import TurnContext
+from app.actions.orders import ORDER_ID_IN_TEXT
 from app.llm.client import CallContext
 from app.llm.policy import Decision
 from app.llm.tiers import AnswerRequest
@@ -55,6 +56,7 @@ def route(kb: Any, ctx: TurnContext, tracker: Tracker, level: Any, top_k: int, m
         level=level,
         tenant_id=ctx.tenant_id,
         conversation_id=ctx.conversation_id,
+        mentions_account=bool(ORDER_ID_IN_TEXT.search(ctx.text)),
     )
     return decide(turn, config, policy), hits
 
@@ -122,7 +124,7 @@ class ActionAnswerKnowledge(Action):
         llm_tried = [a for a in outcome.attempts if a.tier > 0 and a.outcome != "unavailable"]
         if llm_tried:
             brain.degradation.record("llm", outcome.tier is not None and outcome.tier > 0)
-        logger.info("knowledge.answer", tier=outcome.tier, reason=outcome.reason,
+        logger.info("knowledge.answer", tier=outcome.tier, reason=outcome.reason, tools=list(outcome.tools_used),
                     attempts=[(a.tier, a.outcome) for a in outcome.attempts], kb_version=kb.version,
                     **ctx.log_fields())
         if outcome.text is None:
@@ -130,8 +132,9 @@ class ActionAnswerKnowledge(Action):
         if outcome.tier and outcome.tier > 0:
             sources = "; ".join(dict.fromkeys(h.source_label for h in hits[:2]))
             text = f"{outcome.text}\n\nSources: {sources}" if sources else outcome.text
-            if brain.cache is not None:  # generated answers are cached; none of them used personal data
-                brain.cache.store(ctx.tenant_id, ctx.user_id, kb.version, ctx.text, text, personal=False,
+            if brain.cache is not None:  # answers built on the user's own data (a tool) are never cached
+                brain.cache.store(ctx.tenant_id, ctx.user_id, kb.version, ctx.text, text,
+                                  personal=outcome.personal,
                                   tier=outcome.tier, model=outcome.result.model if outcome.result else None)
             return text
         return outcome.text

@@ -1,4 +1,5 @@
-"""Order status from the CRM service (a synchronous HTTP call with timeout, retries and a breaker)."""
+"""Order status from the CRM service: the ``order_status`` tool (a synchronous HTTP call with the tool's
+timeout and the ``crm`` breaker; the same tool the LLM tiers may call)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from app.actions import services
 from app.actions.context import TurnContext
-from app.integrations.crm import CrmUnavailable, Order, normalise_order_id
+from app.integrations.crm import Order, normalise_order_id
 from app.settings import get_settings
+from app.tools import ToolError
 
 logger = structlog.get_logger(__name__)
 
@@ -63,20 +65,23 @@ class ActionTrackOrder(Action):
             dispatcher.utter_message(text="Sure! What's your order number? It looks like ORD-12345.")
             return []
         try:
-            order = services.crm().get_order(ctx.tenant_id, order_id)
-        except CrmUnavailable as exc:
-            logger.error("crm.unavailable", order_id=order_id, error=str(exc)[:200], **ctx.log_fields())
+            result = await services.tools().acall("order_status", {"order_id": order_id}, ctx.tool_context())
+        except ToolError as exc:
+            logger.error("crm.unavailable", order_id=order_id, reason=exc.reason, error=exc.message[:200],
+                         **ctx.log_fields())
             dispatcher.utter_message(
                 text="I can't reach our order system right now. Please try again in a few minutes, "
                 "or ask to talk to a person."
             )
             return [SlotSet("order_id", order_id)]
-        logger.info("crm.order_lookup", order_id=order_id, found=order is not None, **ctx.log_fields())
-        if order is None:
+        found = result.data["found"]
+        logger.info("crm.order_lookup", order_id=order_id, found=found, **ctx.log_fields())
+        if not found:
             dispatcher.utter_message(
                 text=f"I couldn't find an order {order_id}. Please check the number "
                 "(it's in your confirmation email), or ask to talk to a person."
             )
             return [SlotSet("order_id", None)]
+        order = Order.from_json({**result.data, "tenant_id": ctx.tenant_id, "user_id": ctx.user_id})
         dispatcher.utter_message(text=describe(order))
         return [SlotSet("order_id", order_id)]

@@ -18,9 +18,8 @@ from rasa_sdk.executor import CollectingDispatcher
 from app.actions import services
 from app.actions.context import TurnContext
 from app.actions.orders import find_order_id
-from app.integrations.crm import CrmUnavailable
-from app.integrations.http import ServiceRejected
 from app.settings import get_settings
+from app.tools import ToolError
 
 logger = structlog.get_logger(__name__)
 
@@ -53,27 +52,29 @@ class ActionRequestRefund(Action):
                 text="I can request a refund for you. Which order is it? The number looks like ORD-12345.")
             return [SlotSet("refund_requested", True)]
         try:
-            ack = services.crm().request_refund(ctx.tenant_id, ctx.user_id, ctx.conversation_id, order_id)
-        except CrmUnavailable as exc:
-            logger.error("refund.crm_unavailable", order_id=order_id, error=str(exc)[:200], **ctx.log_fields())
-            dispatcher.utter_message(
-                text="I can't reach our order system right now, so I couldn't request the refund. "
-                "Please try again in a few minutes.")
-            return [SlotSet("refund_requested", False)]
-        except ServiceRejected as exc:
+            result = await services.tools().acall("request_refund", {"order_id": order_id}, ctx.tool_context())
+        except ToolError as exc:
+            if exc.unavailable:
+                logger.error("refund.crm_unavailable", order_id=order_id, reason=exc.reason,
+                             error=exc.message[:200], **ctx.log_fields())
+                dispatcher.utter_message(
+                    text="I can't reach our order system right now, so I couldn't request the refund. "
+                    "Please try again in a few minutes.")
+                return [SlotSet("refund_requested", False)]
             logger.info("refund.rejected", order_id=order_id, status=exc.status, **ctx.log_fields())
             text = (f"A refund for order {order_id} has already been requested. I'll let you know here "
                     "as soon as it's done." if exc.status == 409
                     else f"I couldn't request a refund for order {order_id}. Please ask to talk to a person.")
             dispatcher.utter_message(text=text)
             return [SlotSet("refund_requested", False)]
-        if ack is None:
+        if not result.data["found"]:
             dispatcher.utter_message(
                 text=f"I couldn't find an order {order_id} on your account. Please check the number "
                 "(it's in your confirmation email).")
             return [SlotSet("order_id", None), SlotSet("refund_requested", False)]
-        logger.info("refund.requested", job_id=ack.job_id, order_id=order_id, **ctx.log_fields())
+        ack_id = result.data["job_id"]
+        logger.info("refund.requested", job_id=ack_id, order_id=order_id, **ctx.log_fields())
         dispatcher.utter_message(
-            text=f"Refund requested for order {order_id} (reference R-{ack.job_id}). "
+            text=f"Refund requested for order {order_id} (reference R-{ack_id}). "
             "I'll let you know here as soon as it's processed.")
         return [SlotSet("order_id", order_id), SlotSet("refund_requested", False)]

@@ -10,6 +10,8 @@ from app.data.db import get_engine
 from app.integrations.crm import CrmClient
 from app.integrations.ticketing import TicketingClient
 from app.settings import get_settings
+from app.tools.builtin import build_registry
+from app.tools.registry import ToolRegistry
 
 if TYPE_CHECKING:
     from knowledge.retrieval import KnowledgeBase
@@ -21,14 +23,21 @@ class KnowledgeUnavailable(RuntimeError):
 
 @lru_cache(maxsize=1)
 def crm() -> CrmClient:
-    """The CRM service over HTTP (started by the launcher before the action server)."""
+    """The CRM service over HTTP (started by the launcher before the action server). No breaker of its own:
+    the tool registry puts the ``crm`` breaker around every call."""
     settings = get_settings()
-    return CrmClient(settings.crm_url, timeout_s=settings.crm_timeout_s)
+    return CrmClient(settings.crm_url, timeout_s=settings.crm_timeout_s, breaker_name=None)
 
 
 @lru_cache(maxsize=1)
 def ticketing() -> TicketingClient:
     return TicketingClient(get_engine(get_settings().db_url))
+
+
+@lru_cache(maxsize=1)
+def tools() -> ToolRegistry:
+    """The tool registry the actions and the LLM tiers share (clients resolved at call time)."""
+    return build_registry(crm, ticketing, crm_timeout_s=get_settings().crm_timeout_s)
 
 
 _kb_lock = threading.Lock()

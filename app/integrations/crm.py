@@ -88,9 +88,16 @@ class CrmClient:
     """The CRM service over HTTP: order status (synchronous) and refund requests (acknowledged at once)."""
 
     def __init__(
-        self, base_url: str, *, timeout_s: float = 5.0, transport: httpx.BaseTransport | None = None
+        self,
+        base_url: str,
+        *,
+        timeout_s: float = 5.0,
+        transport: httpx.BaseTransport | None = None,
+        breaker_name: str | None = "crm",
     ) -> None:
-        self.http = JsonHttpClient(base_url, breaker_name="crm", timeout_s=timeout_s, transport=transport)
+        """``breaker_name=None`` when the caller puts the calls behind a breaker (the tool registry)."""
+        self.http = JsonHttpClient(base_url, breaker_name=breaker_name, timeout_s=timeout_s,
+                                   transport=transport)
 
     def get_order(self, tenant_id: str, order_id: str) -> Order | None:
         """The order, or None if the tenant has no such order. Raises ``CrmUnavailable``."""

@@ -40,13 +40,14 @@ def _retryable(exc: BaseException) -> bool:
 
 
 class JsonHttpClient:
-    """Synchronous JSON calls to one base URL with timeout, retries and a breaker named ``breaker_name``."""
+    """Synchronous JSON calls to one base URL with timeout, retries and a breaker named ``breaker_name``
+    (None: no breaker here, because the caller wraps the calls in one, as the tool registry does)."""
 
     def __init__(
         self,
         base_url: str,
         *,
-        breaker_name: str,
+        breaker_name: str | None,
         timeout_s: float = 5.0,
         attempts: int = 3,
         wait_initial_s: float = 0.2,
@@ -58,7 +59,8 @@ class JsonHttpClient:
         self.timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 2.0))
         self.attempts = attempts
         self.wait_initial_s = wait_initial_s
-        self.breaker = get_breaker(breaker_name, fail_max=fail_max, reset_timeout_s=reset_timeout_s)
+        self.breaker = (get_breaker(breaker_name, fail_max=fail_max, reset_timeout_s=reset_timeout_s)
+                        if breaker_name else None)
         self._transport = transport
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -81,7 +83,7 @@ class JsonHttpClient:
             return retrying(attempt)
 
         try:
-            return self.breaker.call(retried)
+            return self.breaker.call(retried) if self.breaker is not None else retried()
         except pybreaker.CircuitBreakerError as exc:
             raise ServiceUnavailable(f"{self.base_url}: circuit breaker open") from exc
         except (httpx.HTTPError, _ServerError) as exc:

@@ -1,8 +1,8 @@
 """Generated answers through model tiers: configuration, clients, the complexity policy and escalation.
 
 Tier 0 is extractive (no LLM: a callable the caller supplies), tier 1 a small LLM, tier 2 a large LLM; each LLM
-tier is an OpenAI-compatible endpoint configured in the ``tiers`` section of ``params.yaml``. Nothing here is
-wired into the Rasa actions yet; the pieces are importable and tested on their own.
+tier is an OpenAI-compatible endpoint configured in the ``tiers`` section of ``params.yaml``. The knowledge
+action uses them through ``app.actions.brain``; the LLM tiers may call the read-only tools of ``app.tools``.
 """
 
 from app.llm.client import LLMResult, TierClient, TierUnavailable

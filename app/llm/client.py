@@ -62,6 +62,19 @@ class LLMResult:
     cost: Decimal
     latency_s: float
     attempts: int
+    tool_calls: tuple[ToolCall, ...] = ()
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A function call the model asked for (``arguments`` is the model's JSON text, unparsed)."""
+
+    id: str
+    name: str
+    arguments: str
+
+    def as_message_part(self) -> dict[str, Any]:
+        return {"id": self.id, "type": "function", "function": {"name": self.name, "arguments": self.arguments}}
 
 
 @dataclass(frozen=True)
@@ -190,12 +203,14 @@ class TierClient:
         *,
         max_tokens: int | None = None,
         validate: Callable[[LLMResult], str | None] | None = None,
+        tools: Sequence[dict[str, Any]] | None = None,
     ) -> LLMResult:
         """One chat completion. Raises :class:`TierUnavailable` when the tier cannot give a usable answer.
 
         ``validate`` returns why an answer is unusable (or None): such an answer is recorded as ``invalid``
         and raised as ``TierUnavailable(reason="invalid")``; it does not count against the breaker, since the
-        endpoint itself worked.
+        endpoint itself worked. ``tools``: OpenAI function definitions offered to the model; a reply that
+        calls tools has ``result.tool_calls`` and is not validated (it is not the answer yet).
         """
         if not messages:
             raise ValueError("messages must not be empty")
@@ -205,10 +220,12 @@ class TierClient:
         def attempt() -> Any:
             nonlocal attempts
             attempts += 1
+            extra: dict[str, Any] = {"tools": list(tools), "tool_choice": "auto"} if tools else {}
             return self._client.chat.completions.create(
                 model=self.config.model,
                 messages=list(messages),
                 max_tokens=max_tokens or self.config.max_tokens,
+                **extra,
             )
 
         def retried() -> Any:
@@ -237,7 +254,7 @@ class TierClient:
             raise TierUnavailable(self.tier, outcome, str(exc)[:200]) from exc
 
         result = self._result(response, started, attempts)
-        problem = validate(result) if validate else None
+        problem = validate(result) if validate and not result.tool_calls else None
         self._record(
             context,
             "invalid" if problem else "ok",
@@ -257,6 +274,11 @@ class TierClient:
         prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
         completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
         choice = response.choices[0] if response.choices else None
+        calls = tuple(
+            ToolCall(call.id, call.function.name, call.function.arguments or "{}")
+            for call in (getattr(choice.message, "tool_calls", None) or [] if choice else [])
+            if getattr(call, "function", None) is not None
+        )
         return LLMResult(
             tier=self.tier,
             model=self.config.model,
@@ -267,6 +289,7 @@ class TierClient:
             cost=self.config.cost(prompt_tokens, completion_tokens),
             latency_s=time.perf_counter() - started,
             attempts=attempts,
+            tool_calls=calls,
         )
 
     def _record(

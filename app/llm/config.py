@@ -104,6 +104,10 @@ class TiersConfig(BaseModel):
     breaker: BreakerConfig = Field(default_factory=BreakerConfig)
     estimate: TokenEstimate = Field(default_factory=TokenEstimate)
     policy: dict[str, Any] = Field(default_factory=dict, description="app.llm.policy.build_policy reads it")
+    function_calling: bool = Field(
+        default=True, description="offer the read-only tools of app.tools to the LLM tiers"
+    )
+    max_tool_rounds: int = Field(default=2, ge=1, le=5)
 
     @field_validator("endpoints", mode="before")
     @classmethod

@@ -28,7 +28,9 @@ class Features:
 
     ``retrieval_confidence``: score of the best retrieved chunk (0-1); ``retrieval_margin``: best minus
     second best; ``supporting_docs``: retrieved chunks above the knowledge cut-off; ``question_words``;
-    ``nlu_confidence`` of the intent; ``failed_before``: an earlier turn of this conversation failed.
+    ``nlu_confidence`` of the intent; ``failed_before``: an earlier turn of this conversation failed;
+    ``mentions_account``: the question names the user's own order or ticket, which only a tool can look up
+    (the knowledge base cannot answer that part).
     """
 
     retrieval_confidence: float
@@ -37,6 +39,7 @@ class Features:
     question_words: int = 0
     nlu_confidence: float = 1.0
     failed_before: bool = False
+    mentions_account: bool = False
 
     def __post_init__(self) -> None:
         for name in ("retrieval_confidence", "nlu_confidence"):
@@ -114,6 +117,9 @@ class RuleThresholds(BaseModel):
     large_min_words: int = Field(40, ge=1, description="longer questions go to tier 2")
     nlu_min_confidence: float = Field(0.5, description="a less sure intent skips tier 0")
     escalate_after_failure: bool = Field(True, description="an earlier failed turn starts one tier higher")
+    account_min_tier: int = Field(
+        1, ge=0, le=2, description="questions naming the user's order/ticket start here (LLM tiers have tools)"
+    )
 
 
 class RulePolicy:
@@ -161,6 +167,8 @@ class RulePolicy:
             tier, reason = LARGE, f"retrieval weak ({f.retrieval_confidence:.2f} < {t.small_min_confidence})"
         if f.failed_before and t.escalate_after_failure and tier < LARGE:
             tier, reason = tier + 1, f"{reason}; one tier up after an earlier failure"
+        if f.mentions_account and tier < t.account_min_tier:
+            tier, reason = t.account_min_tier, f"{reason}; names the user's order, so tier {t.account_min_tier} (tools)"
         return _finish(tier, reason, self.available)
 
 

@@ -9,6 +9,11 @@ Order of events for one question (:meth:`TieredAnswerer.answer`):
    tried yet) and finally gives up with ``text=None``: the caller then offers a human.
 
 Tier 0 is a callable supplied by the caller (``extractive(request) -> str | None``; None means "not confident").
+
+Function calling: with a tool registry (``app.tools``), the LLM tiers are offered its read-only tools (order
+status, the user's tickets). A reply that calls tools gets the results (run for the asking user, whatever the
+model put in the arguments) and is asked again, at most ``max_tool_rounds`` times; the last round offers no
+tools, so it must answer. An answer built on a personal tool result is marked ``personal`` (never cached).
 """
 
 from __future__ import annotations
@@ -22,12 +27,17 @@ import structlog
 from app.llm.client import CallContext, LLMResult, TierClient, TierUnavailable
 from app.llm.config import EXTRACTIVE, LARGE, TierConfig, TiersConfig
 from app.llm.policy import Decision, Features, TierPolicy
+from app.tools.registry import ToolContext, ToolRegistry
 
 logger = structlog.get_logger(__name__)
 
 SYSTEM_PROMPT = (
     "You are a customer-support assistant. Answer the user's question using only the context passages. "
     "If the passages do not contain the answer, reply exactly: I don't know."
+)
+TOOLS_PROMPT = (
+    " You may call the tools to look up the user's own orders and support tickets; use them only when the "
+    "question is about the user's own order or ticket, and answer from their results."
 )
 IDK_MARKERS = ("i don't know", "i do not know", "i'm not sure", "i am not sure", "cannot answer")
 
@@ -51,6 +61,8 @@ class Attempt:
     tier: int
     outcome: str  # ok, unavailable, breaker_open, timeout, invalid, not_confident, ...
     detail: str = ""
+    tools: tuple[str, ...] = ()  # tools whose results the answer used
+    personal: bool = False  # one of them returned the user's own data
 
 
 @dataclass(frozen=True)
@@ -64,6 +76,16 @@ class AnswerOutcome:
     result: LLMResult | None = None
     degraded: bool = False
     reason: str = ""
+
+    @property
+    def tools_used(self) -> tuple[str, ...]:
+        """Tools whose results the answer was built on (from the answering attempt)."""
+        return self.attempts[-1].tools if self.text is not None and self.attempts else ()
+
+    @property
+    def personal(self) -> bool:
+        """The answer used the user's own data: it must not be cached or shown to anyone else."""
+        return self.text is not None and bool(self.attempts) and self.attempts[-1].personal
 
     @property
     def escalated(self) -> bool:
@@ -88,11 +110,11 @@ def default_validator(max_chars: int = 2000) -> Callable[[LLMResult], str | None
     return validate
 
 
-def build_messages(request: AnswerRequest) -> list[dict[str, Any]]:
+def build_messages(request: AnswerRequest, *, with_tools: bool = False) -> list[dict[str, Any]]:
     """System prompt, the numbered passages, then the question."""
     context = "\n\n".join(f"[{i}] {p.strip()}" for i, p in enumerate(request.passages, 1)) or "(no passages)"
     return [
-        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "system", "content": SYSTEM_PROMPT + (TOOLS_PROMPT if with_tools else "")},
         {"role": "user", "content": f"Context passages:\n{context}\n\nQuestion: {request.question.strip()}"},
     ]
 
@@ -107,11 +129,15 @@ class TieredAnswerer:
         policy: TierPolicy,
         *,
         validator: Callable[[LLMResult], str | None] | None = None,
+        tools: ToolRegistry | None = None,
+        max_tool_rounds: int = 2,
     ) -> None:
         self.clients = dict(clients)
         self.extractive = extractive
         self.policy = policy
         self.validator = validator or default_validator()
+        self.tools = tools
+        self.max_tool_rounds = max_tool_rounds
 
     @classmethod
     def from_config(
@@ -122,13 +148,15 @@ class TieredAnswerer:
         *,
         usage: Any = None,
         validator: Callable[[LLMResult], str | None] | None = None,
+        tools: ToolRegistry | None = None,
     ) -> TieredAnswerer:
         """One :class:`TierClient` per configured endpoint; unconfigured tiers stay unavailable."""
         clients = {
             tier: TierClient(tier, endpoint, retry=config.retry, breaker=config.breaker, usage=usage)
             for tier, endpoint in config.endpoints.items()
         }
-        return cls(clients, extractive, policy, validator=validator)
+        return cls(clients, extractive, policy, validator=validator,
+                   tools=tools if config.function_calling else None, max_tool_rounds=config.max_tool_rounds)
 
     def tier_configs(self) -> dict[int, TierConfig]:
         return {tier: client.config for tier, client in self.clients.items()}
@@ -188,12 +216,36 @@ class TieredAnswerer:
             if text and text.strip():
                 return text.strip(), None, Attempt(tier, "ok")
             return None, None, Attempt(tier, "not_confident")
+        return self._try_llm(tier, request)
+
+    def _try_llm(self, tier: int, request: AnswerRequest) -> tuple[str | None, LLMResult | None, Attempt]:
+        """One LLM tier, with tool rounds when tools are offered (see the module docstring)."""
         client = self.clients[tier]
+        offered = self.tools.openai_tools() if self.tools is not None else []
+        messages = build_messages(request, with_tools=bool(offered))
+        used: list[str] = []
+        personal = False
         try:
-            result = client.complete(build_messages(request), request.context, validate=self.validator)
+            for round_ in range(self.max_tool_rounds + 1):
+                last = round_ == self.max_tool_rounds
+                result = client.complete(messages, request.context, validate=self.validator,
+                                         tools=None if last or not offered else offered)
+                if not result.tool_calls:
+                    break
+                assert self.tools is not None
+                messages.append({"role": "assistant", "content": result.text or None,
+                                 "tool_calls": [call.as_message_part() for call in result.tool_calls]})
+                ctx = ToolContext(request.context.tenant_id, request.context.user_id,
+                                  request.context.conversation_id)
+                for call in result.tool_calls:
+                    content, tool_result = self.tools.call_json(call.name, call.arguments, ctx)
+                    if tool_result is not None:
+                        used.append(call.name)
+                        personal = personal or tool_result.personal
+                    messages.append({"role": "tool", "tool_call_id": call.id, "content": content})
         except TierUnavailable as exc:
-            return None, None, Attempt(tier, exc.reason, exc.detail)
-        return result.text, result, Attempt(tier, "ok")
+            return None, None, Attempt(tier, exc.reason, exc.detail, tuple(used), personal)
+        return result.text, result, Attempt(tier, "ok", tools=tuple(used), personal=personal)
 
     def _done(
         self,
@@ -216,6 +268,7 @@ class TieredAnswerer:
         logger.info(
             "llm.answered",
             tier=tier,
+            tools=list(outcome.tools_used),
             decision_tier=decision.tier,
             reason=reason,
             attempts=[(a.tier, a.outcome) for a in attempts],

@@ -19,7 +19,9 @@ Rules, in order (thresholds from the ``router`` section of params.yaml):
    (>= ``unsure_nlu_min_retrieval``), else ``two_stage_fallback``;
 6. a skill intent -> ``skill``;
 7. anything else (knowledge intents, out of scope, unknown intents): ``knowledge`` when retrieval reaches
-   ``knowledge_min_retrieval``, else ``two_stage_fallback`` (or ``handoff`` after an earlier failure).
+   ``knowledge_min_retrieval``, or when the question names the user's order (the LLM tiers' tools can
+   look it up; rule ``account_question``), else ``two_stage_fallback`` (or ``handoff`` after an earlier
+   failure).
 
 Knowledge decisions carry the policy's tier; at ``reduced`` it is capped to tier 0 and at ``static`` the
 answer may come from the cache only (``cache_only=True``, no tier).
@@ -102,6 +104,7 @@ class Turn:
     level: DegradationLevel = DegradationLevel.FULL
     tenant_id: str = ""
     conversation_id: str = ""
+    mentions_account: bool = False  # names the user's own order/ticket (see Features)
 
     def __post_init__(self) -> None:
         if not 0 <= self.confidence <= 1:
@@ -120,6 +123,7 @@ class Turn:
             question_words=len(self.text.split()),
             nlu_confidence=self.confidence,
             failed_before=self.failed_turns > 0,
+            mentions_account=self.mentions_account,
         )
 
 
@@ -200,6 +204,9 @@ def _decide(turn: Turn, c: RouterConfig, policy: TierPolicy) -> RouteDecision:
         return _knowledge(turn, policy, "knowledge_intent",
                           f"intent {turn.intent}, retrieval {retrieval:.2f} >= {c.knowledge_min_retrieval}")  # fmt: skip
     shown = "not run" if retrieval is None else f"{retrieval:.2f}"
+    if turn.mentions_account:  # the articles say nothing, but the LLM tiers' tools can look the order up
+        return _knowledge(turn, policy, "account_question",
+                          f"intent {turn.intent}, retrieval {shown}, names the user's order: tools may answer")  # fmt: skip
     if turn.failed_turns > 0:
         return route("handoff", "nothing_to_answer_again",
                      f"retrieval {shown} < {c.knowledge_min_retrieval} after an earlier failure")  # fmt: skip

@@ -122,10 +122,12 @@ class ToolCallSpec(BaseModel):
 class ScriptRule(BaseModel):
     """A scripted reply: when every given condition matches, answer with exactly one of the reply fields.
 
-    Conditions: ``model`` (exact name), ``pattern`` (regex searched in the last user message) and
-    ``system_pattern`` (regex searched in the system and developer messages, joined by newlines). A rule
-    with ``tool_call`` also requires the request to offer a function tool of that name that ``tool_choice``
-    allows. Replies: ``content`` (sent as is, even in JSON mode: a way to test invalid model output),
+    Conditions: ``model`` (exact name), ``pattern`` (regex searched in the last user message),
+    ``system_pattern`` (regex searched in the system and developer messages, joined by newlines) and
+    ``tool_result_pattern`` (regex searched in the tool results sent after the last user message; a rule
+    with it needs at least one). A rule with ``tool_call`` also requires the request to offer a function
+    tool of that name that ``tool_choice`` allows, and no result of that tool after the last user message
+    yet (a model calls a tool once per question, then answers from its result). Replies: ``content`` (sent as is, even in JSON mode: a way to test invalid model output),
     ``json_object`` (sent as JSON text) or ``tool_call``.
     """
 
@@ -134,11 +136,12 @@ class ScriptRule(BaseModel):
     model: str | None = None
     pattern: str | None = None
     system_pattern: str | None = None
+    tool_result_pattern: str | None = None
     content: str | None = None
     json_object: dict[str, Any] | None = None
     tool_call: ToolCallSpec | None = None
 
-    @field_validator("pattern", "system_pattern")
+    @field_validator("pattern", "system_pattern", "tool_result_pattern")
     @classmethod
     def _check_regex(cls, value: str | None) -> str | None:
         if value is not None:
@@ -163,7 +166,13 @@ class ScriptRule(BaseModel):
             return False
         if self.system_pattern is not None and not re.search(self.system_pattern, chat.system_text):
             return False
-        return self.tool_call is None or chat.allows_tool(self.tool_call.name)
+        if self.tool_result_pattern is not None and not any(
+            re.search(self.tool_result_pattern, text) for text in chat.tool_results.values()
+        ):
+            return False
+        if self.tool_call is None:
+            return True
+        return chat.allows_tool(self.tool_call.name) and self.tool_call.name not in chat.tool_results
 
 
 class ServerConfig(BaseModel):
@@ -316,6 +325,22 @@ class ChatCompletionRequest(BaseModel):
     def token_limit(self) -> int | None:
         """``max_completion_tokens``, else ``max_tokens``, else None."""
         return self.max_completion_tokens or self.max_tokens
+
+    @property
+    def tool_results(self) -> dict[str, str]:
+        """``{tool name: result text}`` of the tool messages after the last user message (the name comes
+        from the assistant's tool call with the same id)."""
+        last_user = max((i for i, m in enumerate(self.messages) if m.role == "user"), default=-1)
+        names: dict[str, str] = {}
+        results: dict[str, str] = {}
+        for message in self.messages[last_user + 1:]:
+            for call in getattr(message, "tool_calls", None) or []:
+                if isinstance(call, dict) and isinstance(call.get("function"), dict):
+                    names[str(call.get("id"))] = str(call["function"].get("name"))
+            if message.role == "tool":
+                call_id = str(getattr(message, "tool_call_id", ""))
+                results[names.get(call_id, call_id)] = message.text
+        return results
 
     def allows_tool(self, name: str) -> bool:
         """Whether the request offers the function ``name`` and ``tool_choice`` lets the model call it."""

@@ -181,6 +181,31 @@ def test_scripted_tool_call_needs_the_tool_offered(llm: LLMTestServer, client: o
     assert no_tools.choices[0].message.tool_calls is None
 
 
+def test_a_tool_is_called_once_per_question_then_its_result_answers(
+    llm: LLMTestServer, client: openai.OpenAI
+) -> None:
+    llm.add_rule(pattern="weather", tool_call={"name": "get_weather", "arguments": {"city": "Paris"}})
+    llm.add_rule(tool_result_pattern='"sky": "clear"', content="It is sunny in Paris.")
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "weather in Paris?"}]
+    first = client.chat.completions.create(model="small", messages=messages, tools=[WEATHER_TOOL])
+    [call] = first.choices[0].message.tool_calls or []
+    messages += [
+        {"role": "assistant", "content": None,
+         "tool_calls": [{"id": call.id, "type": "function",
+                         "function": {"name": "get_weather", "arguments": call.function.arguments}}]},
+        {"role": "tool", "tool_call_id": call.id, "content": '{"sky": "clear"}'},
+    ]
+    second = client.chat.completions.create(model="small", messages=messages, tools=[WEATHER_TOOL])
+    assert second.choices[0].message.tool_calls is None  # answered already: no second call
+    assert second.choices[0].message.content == "It is sunny in Paris."
+    messages[-1]["content"] = '{"sky": "rain"}'  # another result: the content rule does not match
+    third = client.chat.completions.create(model="small", messages=messages, tools=[WEATHER_TOOL])
+    assert third.choices[0].message.content == "Echo: weather in Paris?"
+    messages.append({"role": "user", "content": "and the weather tomorrow?"})  # a new question: a new call
+    fourth = client.chat.completions.create(model="small", messages=messages, tools=[WEATHER_TOOL])
+    assert (fourth.choices[0].message.tool_calls or [None])[0] is not None
+
+
 def test_invalid_rules_are_rejected() -> None:
     with pytest.raises(ValidationError, match="exactly one"):
         ScriptRule(pattern="x", content="a", json_object={"b": 1})

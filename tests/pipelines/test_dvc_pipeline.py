@@ -43,6 +43,8 @@ def test_every_stage_is_tracked_in_mlflow(pipeline_run):
 
 
 def test_second_repro_is_a_no_op(pipeline_run):
+    if pipeline_run.reused:
+        pytest.skip("SWITCHBOARD_TEST_PIPELINE_ROOT reuses a built project: no repro ran in this session")
     assert pipeline_run.second.returncode == 0
     out = pipeline_run.second.stdout + pipeline_run.second.stderr
     assert "up to date" in out

@@ -55,11 +55,11 @@ def stores(tmp_path, monkeypatch) -> str:
     seed_crm(get_engine(url))
     monkeypatch.setenv("SWITCHBOARD_DATABASE_URL", url)
     monkeypatch.setenv("SWITCHBOARD_INDEX_DIR", str(tmp_path / "no-index"))
-    for cached in (get_settings, services.crm, services.ticketing):
+    for cached in (get_settings, services.crm, services.ticketing, services.tools):
         cached.cache_clear()
     monkeypatch.setattr(services, "_kb", None)
     yield url
-    for cached in (get_settings, services.crm, services.ticketing):
+    for cached in (get_settings, services.crm, services.ticketing, services.tools):
         cached.cache_clear()
 
 

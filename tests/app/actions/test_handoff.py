@@ -31,6 +31,7 @@ async def test_handoff_when_the_ticket_system_is_down(tracker_from, dispatcher, 
     monkeypatch.setenv("SWITCHBOARD_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:1/stores")
     get_settings.cache_clear()
     services.ticketing.cache_clear()
+    services.tools.cache_clear()
     events = await ActionHandoff().run(dispatcher, tracker_from("order_question"), domain)
     assert events == [{"event": "slot", "timestamp": None, "name": "handoff_active", "value": False}]
     assert "support@northwind.example" in dispatcher.messages[0]["text"]

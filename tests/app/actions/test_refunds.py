@@ -21,6 +21,7 @@ def point_crm_at(monkeypatch: pytest.MonkeyPatch, port: int) -> None:
     monkeypatch.setenv("SWITCHBOARD_CRM_TIMEOUT_S", "1")
     get_settings.cache_clear()
     services.crm.cache_clear()
+    services.tools.cache_clear()
 
 
 @pytest.fixture(autouse=True)

@@ -116,3 +116,16 @@ def test_learned_policy_respects_available_tiers_and_refuses_bad_input() -> None
         LearnedPolicy().fit([(f(0.5), 1), (f(0.6), 5)])
     with pytest.raises(RuntimeError, match="fit"):
         LearnedPolicy().choose_tier(f(0.5))
+
+
+def test_a_question_naming_the_users_order_skips_the_extractive_tier():
+    from app.llm.policy import Features, RulePolicy, RuleThresholds
+
+    sure = dict(retrieval_confidence=0.9, retrieval_margin=0.2, supporting_docs=2, question_words=8)
+    policy = RulePolicy(available=(0, 1, 2))
+    assert policy.choose_tier(Features(**sure)).tier == 0
+    decision = policy.choose_tier(Features(**sure, mentions_account=True))
+    assert decision.tier == 1 and "order" in decision.reason
+    off = RulePolicy(RuleThresholds(account_min_tier=0), available=(0, 1, 2))
+    assert off.choose_tier(Features(**sure, mentions_account=True)).tier == 0
+    assert RulePolicy(available=(0,)).choose_tier(Features(**sure, mentions_account=True)).tier == 0
