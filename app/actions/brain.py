@@ -19,6 +19,7 @@ from app.llm.config import load_tiers_config
 from app.llm.policy import TierPolicy, build_policy
 from app.llm.tiers import AnswerRequest, TieredAnswerer
 from app.llm.usage import UsageRecorder
+from app.observability import metrics
 from app.orchestration.router import RouterConfig
 from app.reliability.degradation import DegradationController, DegradationSettings
 from app.settings import get_settings
@@ -62,6 +63,8 @@ def build_brain(params: dict[str, Any]) -> Brain:
     degradation = DegradationController(
         DegradationSettings.from_params((params.get("router") or {}).get("degradation"))
     )
+    tenants = sorted({settings.tenant, *((params.get("flags") or {}).get("tenants") or {})})
+    metrics.STATE.levels = lambda: {t: int(degradation.level(t)) for t in tenants}
     return Brain(RouterConfig.from_params(params.get("router") or {}), policy, answerer, cache, degradation)
 
 

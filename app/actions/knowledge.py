@@ -24,6 +24,7 @@ from app.actions.orders import ORDER_ID_IN_TEXT
 from app.llm.client import CallContext
 from app.llm.policy import Decision
 from app.llm.tiers import AnswerRequest
+from app.observability import metrics
 from app.orchestration.router import RouteDecision, Turn, decide
 from app.settings import get_settings
 
@@ -86,11 +87,13 @@ class ActionAnswerKnowledge(Action):
             )
         except Exception as exc:  # degrade, never fail the turn: the user gets a clear message
             logger.error("knowledge.unavailable", reason=f"{type(exc).__name__}: {exc}", **ctx.log_fields())
+            metrics.KNOWLEDGE_ANSWERS.labels(ctx.tenant_id, "unavailable").inc()
             brain.degradation.record("knowledge", False)
             dispatcher.utter_message(text=UNAVAILABLE)
             return []
         brain.degradation.record("knowledge", True)
         logger.info("router.decision", **decision.log_fields(), **ctx.log_fields())
+        metrics.ROUTER_DECISIONS.labels(ctx.tenant_id, decision.handler, decision.rule).inc()
 
         if decision.handler == "handoff":
             from app.actions.handoff import open_handoff_ticket
@@ -107,12 +110,16 @@ class ActionAnswerKnowledge(Action):
         """The reply text for a knowledge (or unanswerable) turn: cache, then tiers, then "I don't know"."""
         from knowledge.retrieval import IDK_TEXT
 
+        answered = metrics.KNOWLEDGE_ANSWERS
         if decision.handler == "two_stage_fallback":  # nothing in the knowledge base: say so, offer a human
+            answered.labels(ctx.tenant_id, "idk").inc()
             return IDK_TEXT
         if brain.cache is not None and (hit := brain.cache.lookup(ctx.tenant_id, kb.version, ctx.text)):
             logger.info("cache.hit", kind=hit.kind, similarity=round(hit.similarity, 4), **ctx.log_fields())
+            answered.labels(ctx.tenant_id, "cache").inc()
             return hit.answer
         if decision.cache_only:
+            answered.labels(ctx.tenant_id, "idk").inc()
             return STATIC_ONLY
         request = AnswerRequest(
             ctx.text, [h.text for h in hits],
@@ -127,6 +134,7 @@ class ActionAnswerKnowledge(Action):
         logger.info("knowledge.answer", tier=outcome.tier, reason=outcome.reason, tools=list(outcome.tools_used),
                     attempts=[(a.tier, a.outcome) for a in outcome.attempts], kb_version=kb.version,
                     **ctx.log_fields())
+        answered.labels(ctx.tenant_id, "idk" if outcome.text is None else f"tier{outcome.tier}").inc()
         if outcome.text is None:
             return IDK_TEXT
         if outcome.tier and outcome.tier > 0:

@@ -21,6 +21,7 @@ import structlog
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from app.llm.config import BreakerConfig, RetryConfig, TierConfig
+from app.observability import metrics
 from app.reliability.breakers import effective_state, get_breaker
 
 logger = structlog.get_logger(__name__)
@@ -295,6 +296,12 @@ class TierClient:
     def _record(
         self, context: CallContext, outcome: str, started: float, attempts: int, **fields: Any
     ) -> None:
+        labels = (str(self.tier), self.config.model)
+        metrics.LLM_CALLS.labels(*labels, outcome).inc()
+        metrics.LLM_SECONDS.labels(*labels).observe(time.perf_counter() - started)
+        metrics.LLM_TOKENS.labels(*labels, "prompt").inc(fields.get("prompt_tokens", 0))
+        metrics.LLM_TOKENS.labels(*labels, "completion").inc(fields.get("completion_tokens", 0))
+        metrics.LLM_COST.labels(*labels).inc(float(fields.get("cost", 0)))
         if self.usage is None:
             return
         record = CallRecord(

@@ -30,6 +30,7 @@ import pybreaker
 import structlog
 from pydantic import BaseModel, ValidationError
 
+from app.observability import metrics
 from app.reliability.breakers import get_breaker
 
 logger = structlog.get_logger(__name__)
@@ -185,8 +186,11 @@ class ToolRegistry:
             error = ToolError(name, "rejected", str(exc)[:300], status=exc.status)
         else:
             latency = time.perf_counter() - started
+            metrics.TOOL_CALLS.labels(name, "ok").inc()
+            metrics.TOOL_SECONDS.labels(name).observe(latency)
             logger.info("tool.called", tool=name, latency_ms=round(latency * 1000, 1), **ctx.log_fields())
             return ToolResult(name, data, tool.personal, latency)
+        metrics.TOOL_CALLS.labels(name, error.reason).inc()
         logger.warning("tool.failed", tool=name, reason=error.reason, detail=error.message, **ctx.log_fields())
         raise error
 

@@ -41,6 +41,12 @@ def test_action_server_answers_and_logs_json_with_the_correlation_id(tmp_path):
         reply = httpx.post(f"http://127.0.0.1:{port}/webhook", json=CALL, timeout=30)
         assert reply.status_code == 200
         assert "can't reach our order system" in reply.json()["responses"][0]["text"]  # no CRM running
+        scrape = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+        assert scrape.status_code == 200 and scrape.headers["content-type"].startswith("text/plain")
+        lines = scrape.text.splitlines()
+        assert 'switchboard_action_seconds_count{action="action_track_order",outcome="ok"} 1.0' in lines
+        assert 'switchboard_tool_calls_total{outcome="unavailable",tool="order_status"} 1.0' in lines
+        assert 'switchboard_breaker_state{breaker="crm"} 0.0' in lines
     finally:
         proc.terminate()
         output = proc.communicate(timeout=30)[0]

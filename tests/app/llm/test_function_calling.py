@@ -51,6 +51,13 @@ def script(llm: LLMTestServer) -> None:
 
 
 def test_the_model_calls_a_tool_and_answers_from_its_result_as_a_personal_answer(llm: LLMTestServer):
+    from app.observability.metrics import REGISTRY
+
+    def ok_calls() -> float:
+        return REGISTRY.get_sample_value("switchboard_llm_calls_total",
+                                         {"tier": "1", "model": "small", "outcome": "ok"}) or 0.0
+
+    before = ok_calls()
     script(llm)
     seen: list[ToolContext] = []
     sink = ListSink()
@@ -64,6 +71,7 @@ def test_the_model_calls_a_tool_and_answers_from_its_result_as_a_personal_answer
     tool_message = second["messages"][-1]
     assert tool_message["role"] == "tool" and json.loads(tool_message["content"])["carrier"] == "DHL"
     assert [r.outcome for r in sink.calls] == ["ok", "ok"]  # both calls are accounted for
+    assert ok_calls() == before + 2  # and counted in the Prometheus metrics
 
 
 def test_without_a_tool_call_the_answer_is_not_personal(llm: LLMTestServer):
