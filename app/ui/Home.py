@@ -20,6 +20,8 @@ def render_intro() -> None:
         "over its REST channel, as any website or app would."
     )
     st.page_link("pages/1_Chat.py", label="Chat with the bot", icon="💬")
+    st.page_link("pages/3_Analytics.py", label="Analytics: containment, fallbacks, cost, latency", icon="📊")
+    st.page_link("pages/4_Evaluation.py", label="Evaluation results of the pipeline", icon="🧪")
 
 
 def render_bot_status(rasa_url: str) -> None:

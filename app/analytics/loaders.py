@@ -1,0 +1,188 @@
+"""Thin loaders: one tenant's rows from Rasa's tracker store and our stores, as DataFrames for
+:mod:`app.analytics.metrics`. Read-only: nothing is created, not even an empty SQLite file.
+
+The tracker store is SQLite by default (``Settings.tracker_db``, a path) and PostgreSQL in scale-out (a
+URL), so the ``events`` table is read through SQLAlchemy with the schema Rasa 3.6 creates
+(``rasa/core/tracker_store.py``, ``SQLTrackerStore.SQLEvent``), declared here in a metadata of its own
+that no migration ever sees.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+from app.analytics.metrics import (
+    EVENT_COLUMNS,
+    LLM_CALL_COLUMNS,
+    TICKET_COLUMNS,
+    Analytics,
+    compute,
+    day_bounds,
+)
+from app.data.db import get_engine
+from app.data.schema import llm_calls, tickets
+
+DAY_S = 86_400.0
+# A conversation that starts in the range may run past its end (and its tickets and LLM calls with it):
+# rows up to this long after the range are read too.
+SPILL_S = 2 * DAY_S
+
+_rasa = sa.MetaData()
+events = sa.Table(
+    "events",
+    _rasa,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("sender_id", sa.String(255), nullable=False, index=True),
+    sa.Column("type_name", sa.String(255), nullable=False),
+    sa.Column("timestamp", sa.Float),
+    sa.Column("intent_name", sa.String(255)),
+    sa.Column("action_name", sa.String(255)),
+    sa.Column("data", sa.Text),
+)
+
+
+def tracker_url(tracker_db: str) -> str:
+    """The SQLAlchemy URL of the tracker store: ``tracker_db`` itself when it is a URL (scale-out:
+    PostgreSQL, a plain ``postgresql://`` mapped to our environment's psycopg 3 driver), else the SQLite
+    file at that path."""
+    if "://" not in tracker_db:
+        return f"sqlite:///{tracker_db}"
+    url = sa.engine.make_url(tracker_db)
+    if url.drivername in ("postgres", "postgresql"):
+        url = url.set(drivername="postgresql+psycopg")
+    return url.render_as_string(hide_password=False)
+
+
+def settings_tracker_url(settings: Any) -> str:
+    """The tracker store the bot of ``settings`` writes to: the scale-out ``tracker_store_url`` when set,
+    else the SQLite file ``tracker_db``."""
+    return tracker_url(getattr(settings, "tracker_store_url", "") or settings.tracker_db)
+
+
+def _engine(url: str) -> sa.Engine | None:
+    """The engine for ``url``, or None for a SQLite file that does not exist (nothing stored yet)."""
+    path = url.removeprefix("sqlite:///")
+    if url.startswith("sqlite:///") and path != ":memory:" and not Path(path).is_file():
+        return None
+    return get_engine(url)
+
+
+def _has_table(engine: sa.Engine, name: str) -> bool:
+    with engine.connect() as conn:
+        return sa.inspect(conn).has_table(name)
+
+
+def _empty(columns: tuple[str, ...]) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype="object") for c in columns})
+
+
+def _like_prefix(prefix: str) -> str:
+    """A LIKE pattern matching strings that start with ``prefix`` (its wildcards escaped with ``\\``)."""
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _tenant_senders(tenant: str, default_tenant: str) -> sa.ColumnElement[bool]:
+    """Sender ids of ``tenant``: ``<tenant>:...``, plus ids without a colon for the default tenant."""
+    mine = events.c.sender_id.like(_like_prefix(f"{tenant}:"), escape="\\")
+    if tenant == default_tenant:
+        return sa.or_(mine, ~events.c.sender_id.contains(":"))
+    return mine
+
+
+def load_events(url: str, tenant: str, low: float, high: float, default_tenant: str) -> pd.DataFrame:
+    """All events of ``tenant``'s senders that have an event in [``low``, ``high``) (epoch s), up to
+    ``high`` + :data:`SPILL_S`: their whole history before, so sessions are numbered as Rasa numbers them."""
+    engine = _engine(url)
+    if engine is None or not _has_table(engine, "events"):
+        return _empty(EVENT_COLUMNS)
+    senders = (
+        sa.select(events.c.sender_id)
+        .where(_tenant_senders(tenant, default_tenant), events.c.timestamp >= low, events.c.timestamp < high)
+        .distinct()
+    )
+    query = (
+        sa.select(*[events.c[c] for c in EVENT_COLUMNS])
+        .where(events.c.sender_id.in_(senders), events.c.timestamp < high + SPILL_S)
+        .order_by(events.c.id)
+    )
+    with engine.connect() as conn:
+        return pd.DataFrame(conn.execute(query).mappings().all(), columns=list(EVENT_COLUMNS))
+
+
+def _since(low: float) -> datetime:
+    return datetime.fromtimestamp(low - SPILL_S, tz=UTC)
+
+
+def _until(high: float) -> datetime:
+    return datetime.fromtimestamp(high + SPILL_S, tz=UTC)
+
+
+def load_tickets(url: str, tenant: str, low: float, high: float) -> pd.DataFrame:
+    """``tenant``'s tickets created around [``low``, ``high``); empty when the store has no tickets table."""
+    engine = _engine(url)
+    if engine is None or not _has_table(engine, tickets.name):
+        return _empty(("tenant_id", *TICKET_COLUMNS))
+    query = sa.select(tickets.c.tenant_id, *[tickets.c[c] for c in TICKET_COLUMNS]).where(
+        tickets.c.tenant_id == tenant,
+        tickets.c.created_at >= _since(low),
+        tickets.c.created_at < _until(high),
+    )
+    with engine.connect() as conn:
+        return pd.DataFrame(conn.execute(query).mappings().all(), columns=["tenant_id", *TICKET_COLUMNS])
+
+
+def load_llm_calls(url: str, tenant: str, low: float, high: float) -> pd.DataFrame:
+    """``tenant``'s LLM calls made around [``low``, ``high``); empty when the store has no such table."""
+    engine = _engine(url)
+    if engine is None or not _has_table(engine, llm_calls.name):
+        return _empty(("tenant_id", *LLM_CALL_COLUMNS))
+    query = sa.select(llm_calls.c.tenant_id, *[llm_calls.c[c] for c in LLM_CALL_COLUMNS]).where(
+        llm_calls.c.tenant_id == tenant,
+        llm_calls.c.created_at >= _since(low),
+        llm_calls.c.created_at < _until(high),
+    )
+    with engine.connect() as conn:
+        return pd.DataFrame(conn.execute(query).mappings().all(), columns=["tenant_id", *LLM_CALL_COLUMNS])
+
+
+def list_tenants(tracker: str, store: str, default_tenant: str) -> list[str]:
+    """Tenants seen in the tracker (sender id prefixes) and in our stores, the default tenant first."""
+    found: set[str] = set()
+    engine = _engine(tracker)
+    if engine is not None and _has_table(engine, "events"):
+        with engine.connect() as conn:
+            for sender in conn.execute(sa.select(events.c.sender_id).distinct()).scalars():
+                tenant, sep, user = str(sender).partition(":")
+                found.add(tenant if sep and user else default_tenant)
+    engine = _engine(store)
+    if engine is not None:
+        for table in (tickets, llm_calls):
+            if _has_table(engine, table.name):
+                with engine.connect() as conn:
+                    found.update(conn.execute(sa.select(table.c.tenant_id).distinct()).scalars())
+    found.discard(default_tenant)
+    return [default_tenant, *sorted(found)]
+
+
+def load_analytics(
+    tracker: str, store: str, tenant: str, start: date, end: date, default_tenant: str
+) -> Analytics:
+    """Load ``tenant``'s rows for UTC days ``start``..``end`` and compute every metric.
+
+    ``tracker`` is the tracker store's URL (see :func:`tracker_url`), ``store`` our stores' URL.
+    """
+    low, high = day_bounds(start, end)
+    return compute(
+        load_events(tracker, tenant, low, high, default_tenant),
+        load_tickets(store, tenant, low, high),
+        load_llm_calls(store, tenant, low, high),
+        tenant=tenant,
+        start=start,
+        end=end,
+        default_tenant=default_tenant,
+    )

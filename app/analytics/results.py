@@ -1,0 +1,171 @@
+"""The evaluation results the DVC pipeline writes, read for the evaluation page.
+
+Where they are comes from ``dvc.yaml``'s ``vars.paths`` (the one place paths are written), relative to the
+project root, i.e. the folder of ``params.yaml``. Every reader returns None for a missing file, so the page
+can say which ``dvc repro`` stage makes it; a file that exists but cannot be read raises
+:class:`ResultUnreadable` with the path and the reason.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+DEFAULT_PATHS = {"nlu_results": "nlu/results", "rag_results": "knowledge/results"}
+BENCHMARK_RESULTS = "benchmarks/results"
+COST_EVAL_FILE = (
+    "benchmarks/results/cost_eval.json"  # suggested; any JSON with the cost report's keys is found
+)
+COST_EVAL_KEYS = frozenset({"handler_share", "tier_share", "cost_per_1k_conversations"})
+
+
+class ResultUnreadable(Exception):
+    """A result file exists but is not valid JSON/CSV of the expected shape."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path} cannot be read: {reason}")
+        self.path = path
+
+
+@dataclass(frozen=True)
+class ResultPaths:
+    """The result locations of one project root."""
+
+    root: Path
+    nlu: Path
+    rag: Path
+    benchmarks: Path
+
+    @classmethod
+    def from_root(cls, root: Path) -> ResultPaths:
+        """Read ``vars.paths`` of ``root/dvc.yaml`` (defaults when it is missing or has none)."""
+        paths = dict(DEFAULT_PATHS)
+        try:
+            spec = yaml.safe_load((root / "dvc.yaml").read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            spec = {}
+        for entry in spec.get("vars") or []:
+            if isinstance(entry, Mapping) and isinstance(entry.get("paths"), Mapping):
+                paths.update({k: str(v) for k, v in entry["paths"].items() if k in DEFAULT_PATHS})
+        return cls(root, root / paths["nlu_results"], root / paths["rag_results"], root / BENCHMARK_RESULTS)
+
+    @property
+    def cost_eval(self) -> Path:
+        return self.root / COST_EVAL_FILE
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``; None when the file does not exist."""
+    if not path.is_file():
+        return None
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ResultUnreadable(path, str(exc)) from exc
+    if not isinstance(value, dict):
+        raise ResultUnreadable(path, "expected a JSON object")
+    return value
+
+
+def read_csv(path: Path, required: tuple[str, ...] = ()) -> pd.DataFrame | None:
+    """The CSV table in ``path`` with at least the ``required`` columns; None when it does not exist."""
+    if not path.is_file():
+        return None
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise ResultUnreadable(path, str(exc)) from exc
+    if missing := [c for c in required if c not in frame.columns]:
+        raise ResultUnreadable(path, f"missing columns {missing}")
+    return frame
+
+
+def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested metrics -> ``{"a.b": value}`` of the scalar leaves (lists are shown as text)."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        elif isinstance(value, list | tuple):
+            flat[name] = ", ".join(map(str, value))
+        else:
+            flat[name] = value
+    return flat
+
+
+def metrics_table(values: Mapping[str, Any]) -> pd.DataFrame:
+    """A two-column table (``metric``, ``value``) of the flattened metrics, values as text."""
+    flat = flatten(values)
+    return pd.DataFrame({"metric": list(flat), "value": [_text(v) for v in flat.values()]})
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)
+
+
+def confusions(predictions: pd.DataFrame, top: int = 10) -> pd.DataFrame:
+    """The most frequent (actual, predicted) mistakes of ``predictions.csv`` (``served`` when present,
+    i.e. after the out-of-scope threshold, else ``predicted``)."""
+    column = "served" if "served" in predictions.columns else "predicted"
+    wrong = predictions[predictions["actual"].astype(str) != predictions[column].astype(str)]
+    if wrong.empty:
+        return pd.DataFrame(columns=["actual", "predicted", "count"])
+    counts = wrong.groupby(["actual", column]).size().rename("count").reset_index()
+    counts = counts.rename(columns={column: "predicted"})
+    return counts.sort_values(["count", "actual"], ascending=[False, True]).head(top).reset_index(drop=True)
+
+
+def per_intent_accuracy(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy and support per actual intent (``served`` when present, else ``predicted``)."""
+    column = "served" if "served" in predictions.columns else "predicted"
+    correct = predictions["actual"].astype(str) == predictions[column].astype(str)
+    grouped = correct.groupby(predictions["actual"])
+    return pd.DataFrame({"accuracy": grouped.mean(), "support": grouped.size()}).reset_index()
+
+
+def benchmark_results(paths: ResultPaths) -> pd.DataFrame | None:
+    """One row per benchmark JSON (``nlu/results/benchmark.json`` and ``benchmarks/results/**/*.json``)
+    with its ``file`` and its scalar figures; None when there are none. Cost reports are left out."""
+    files = [paths.nlu / "benchmark.json", *sorted(paths.benchmarks.rglob("*.json"))]
+    rows = []
+    for path in files:
+        data = read_json(path)
+        if data is None or set(data) >= COST_EVAL_KEYS:
+            continue
+        flat = {k: v for k, v in flatten(data).items() if not isinstance(v, str) or len(v) < 80}
+        rows.append({"file": str(path.relative_to(paths.root)), **flat})
+    return pd.DataFrame(rows) if rows else None
+
+
+def cost_eval_report(paths: ResultPaths) -> tuple[Path, dict[str, Any]] | None:
+    """The cost evaluation report (``python -m app.orchestration.cost_eval TURNS --json``): the suggested
+    file, else the newest JSON with its keys under the result folders; None when there is none."""
+    suggested = read_json(paths.cost_eval)
+    if suggested is not None:
+        return paths.cost_eval, suggested
+    candidates = []
+    for folder in (paths.benchmarks, paths.nlu, paths.rag):
+        if folder.is_dir():
+            candidates.extend(p for p in folder.rglob("*.json") if p.is_file())
+    for path in sorted(candidates, key=lambda p: p.stat().st_mtime, reverse=True):
+        try:
+            data = read_json(path)
+        except ResultUnreadable:
+            continue
+        if data is not None and set(data) >= COST_EVAL_KEYS:
+            return path, data
+    return None
+
+
+def shares_table(shares: Mapping[str, Any], label: str) -> pd.DataFrame:
+    """``{"skill": 0.4, ...}`` -> a (``label``, ``share``) table."""
+    return pd.DataFrame({label: [str(k) for k in shares], "share": [float(v) for v in shares.values()]})

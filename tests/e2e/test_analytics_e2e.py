@@ -1,0 +1,131 @@
+"""End to end: real REST turns to the real bot, then the analytics computed on the bot's own tracker store
+and stores. The knowledge base is the default tenant's, so the turns are sent as ``acme`` with sender ids
+of this test's own; the other e2e tests' conversations are in the tenant's figures too, so per-conversation
+checks select this test's senders."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from app.analytics.loaders import load_analytics, settings_tracker_url
+from app.data.db import get_engine
+from app.data.schema import llm_calls
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+TENANT = "acme"  # the tenant the pipeline indexed the knowledge base for (params base.tenant)
+VAGUE = ["details", "info", "box", "paper", "when", "qzxv bnmt plork"]  # as in test_conversation.py
+
+
+def say(bot, sender: str, text: str) -> tuple[list[dict], float]:
+    """Send one turn as ``sender`` of :data:`TENANT`; the bot's messages and the round trip in seconds."""
+    started = time.time()
+    reply = httpx.post(bot.settings.webhook_url, json={"sender": sender, "message": text},
+                       headers={"X-Tenant-Id": TENANT}, timeout=60)  # fmt: skip
+    elapsed = time.time() - started
+    assert reply.status_code == 200, reply.text
+    return reply.json(), elapsed
+
+
+def texts(messages: list[dict]) -> str:
+    return "\n".join(m.get("text") or "" for m in messages)
+
+
+# Personal answers (built from the user's order) are never cached: this one always reaches an LLM tier.
+LLM_QUESTION = "Is the kettle I got in order ORD-10042 still under warranty after 14 months?"
+
+
+def test_metrics_on_the_bots_real_tracker_store(bot, llm):
+    llm.reset()  # the test LLM server's default reply, no faults left over from other tests
+    run = uuid.uuid4().hex[:6]
+    round_trips: dict[str, float] = {}
+
+    def turn(sender: str, text: str) -> list[dict]:
+        """One turn; the longest round trip of each conversation is kept to bound its latencies."""
+        messages, elapsed = say(bot, sender, text)
+        round_trips[f"{TENANT}:{sender}"] = max(round_trips.get(f"{TENANT}:{sender}", 0.0), elapsed)
+        return messages
+
+    helped = f"helped-{run}"
+    assert "Northwind Goods assistant" in texts(turn(helped, "hello there"))
+    assert "Source:" in texts(turn(helped, "How long does delivery to Germany take?"))
+
+    fallback_sender = None
+    for number, text in enumerate(VAGUE):  # the first vague message the NLU is unsure about
+        sender = f"vague-{run}-{number}"
+        if "Did you mean" in texts(turn(sender, text)):
+            fallback_sender = sender
+            break
+    assert fallback_sender is not None, f"none of {VAGUE} started the two-stage fallback"
+    clarified = f"clarified-{run}"  # "Did you mean ...?", then the user picks the first suggestion
+    first = turn(clarified, text)
+    assert "Did you mean" in texts(first)
+    reply = texts(turn(clarified, first[0]["buttons"][0]["payload"]))
+    assert reply and "Did you mean" not in reply and "in other words" not in reply
+
+    tiered = f"tiered-{run}"
+    assert texts(turn(tiered, LLM_QUESTION))
+
+    handed = f"handed-{run}"
+    assert "ticket #" in texts(turn(handed, "I want to talk to a human agent"))
+
+    senders = set(round_trips)
+    today = datetime.now(UTC).date()
+    result = load_analytics(settings_tracker_url(bot.settings), bot.settings.db_url, TENANT,
+                            today - timedelta(days=1), today + timedelta(days=1), bot.settings.tenant)  # fmt: skip
+    convs = result.conversations[result.conversations["sender_id"].isin(senders)]
+    turns = result.turns[result.turns["sender_id"].isin(senders)]
+    assert set(convs["sender_id"]) == senders and len(convs) == len(senders)  # one session per sender
+    assert result.kpis.conversations >= len(senders)  # (a rerun of this test adds its own)
+
+    by_sender = turns.groupby("sender_id")
+    assert list(by_sender.get_group(f"{TENANT}:{helped}")["handler"]) == ["skill", "knowledge"]
+    assert list(by_sender.get_group(f"{TENANT}:{helped}")["intent"]) == ["greet", "ask_delivery"]
+    fell_back = by_sender.get_group(f"{TENANT}:{fallback_sender}")
+    assert list(fell_back["is_fallback"]) == [True] and list(fell_back["handler"]) == ["fallback"]
+    assert not turns[turns["sender_id"].eq(f"{TENANT}:{helped}")]["is_fallback"].any()
+    # Rasa replays the clarified message as a user event of its own: still two turns, one a fallback
+    picked = by_sender.get_group(f"{TENANT}:{clarified}")
+    assert list(picked["is_fallback"]) == [True, False]
+    assert list(picked["handler"])[0] == "fallback" and list(picked["handler"])[1] != "fallback"
+    assert result.kpis.fallback_turns >= 1 and 0 < result.kpis.fallback_rate < 1
+
+    escalated = set(convs.loc[convs["escalated"], "sender_id"])
+    assert escalated == {f"{TENANT}:{handed}"}
+    assert list(by_sender.get_group(f"{TENANT}:{handed}")["handler"]) == ["handoff"]
+
+    # every turn got a reply: its latency is positive and within what the client measured for the request
+    assert turns["latency_s"].notna().all()
+    for row in turns.itertuples():
+        assert 0 < row.latency_s <= round_trips[row.sender_id] + 0.05, row
+    handlers = result.latency_by_handler.set_index("handler")
+    assert {"skill", "knowledge", "fallback", "handoff"} <= set(handlers.index)
+    assert (handlers["p50_ms"] > 0).all() and (handlers["p95_ms"] >= handlers["p50_ms"]).all()
+    assert 0 < result.kpis.latency_p50_ms <= result.kpis.latency_p95_ms < 60_000
+
+    # LLM cost: the figures are the store's rows of these conversations
+    with get_engine(bot.settings.db_url).connect() as conn:
+        stored = conn.execute(
+            sa.select(
+                llm_calls.c.conversation_id, llm_calls.c.tier, llm_calls.c.outcome, llm_calls.c.cost
+            ).where(llm_calls.c.tenant_id == TENANT, llm_calls.c.conversation_id.in_(senders))
+        ).all()
+    assert int(convs["llm_calls"].sum()) == len(stored)
+    assert float(convs["cost"].sum()) == pytest.approx(sum(float(row.cost) for row in stored))
+    mine = [row for row in stored if row.conversation_id == f"{TENANT}:{tiered}"]
+    answered_at = max(row.tier for row in mine if row.outcome == "ok")
+    assert answered_at >= 1
+    cost = convs.set_index("sender_id").loc[f"{TENANT}:{tiered}", "cost"]
+    assert cost == pytest.approx(sum(float(row.cost) for row in mine)) and cost > 0
+    assert list(by_sender.get_group(f"{TENANT}:{tiered}")["handler"]) == ["knowledge"]
+    tiers = result.answers_by_tier.set_index("tier")["answers"]
+    assert tiers.loc[answered_at] >= 1
+    knowledge_turns = int(result.turns["handler"].eq("knowledge").sum())
+    assert int(tiers.sum()) == knowledge_turns >= 2
+    assert result.kpis.cost_total > 0 and result.kpis.tokens_total > 0
