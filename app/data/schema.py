@@ -131,3 +131,18 @@ notifications = sa.Table(
     sa.UniqueConstraint("tenant_id", "source_key", name="uq_notifications_source"),
     sa.Index("ix_notifications_tenant_user", "tenant_id", "user_id", "id"),
 )
+
+# Audit trail of data retention (app/data/retention.py): one row per forget-user or purge run (dry runs
+# write none). ``user_id`` is ``sha256:<hex>`` of the forgotten user id (never the id in clear: the row must
+# not re-store what was erased) and ``*`` for a purge, which spans every tenant (``tenant_id`` ``*`` too).
+retention_audit = sa.Table(
+    "retention_audit",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("user_id", sa.String(128), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),  # forget_user | purge
+    sa.Column("counts", sa.JSON, nullable=False),  # {store: rows deleted or anonymised}
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_retention_audit_tenant_created", "tenant_id", "created_at"),
+)

@@ -45,3 +45,21 @@ def postgres_url() -> Iterator[str]:
 def db_url(request) -> str:
     """Each store test runs on both backends."""
     return request.getfixturevalue(f"{request.param}_url")
+
+
+@pytest.fixture
+def postgres_tracker_url(postgres_url: str) -> Iterator[str]:
+    """A second new PostgreSQL database (for Rasa's tracker store, which is a database of its own), dropped
+    afterwards. Depends on ``postgres_url``, so it skips (or fails under CI) the same way."""
+    admin = sa.create_engine(POSTGRES_SERVER, isolation_level="AUTOCOMMIT")
+    name = f"switchboard_test_tracker_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = admin.url.set(database=name).render_as_string(hide_password=False)
+    yield url
+    from app.data.db import get_engine
+
+    get_engine(url).dispose()
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
