@@ -6,7 +6,9 @@ the run's artifact) and gets the alias ``challenger``. It is promoted to ``champ
 (``register_nlu.gate_metrics``, from evaluate_nlu) is worse than the champion's by more than
 ``register_nlu.tolerance``; the first version becomes champion. The champion's artifact is then copied
 to ``--serve`` (``nlu/serving/model.tar.gz``, what ``make run`` serves), so a model that fails the gate
-is never served.
+is never served to everyone. The ``challenger`` (always the newest version; the same model as the champion
+once promoted) is copied to ``--challenger``: the launcher serves it to the canary share of users
+(flag ``challenger_percent``) when it differs from the champion.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-info", type=Path, required=True, help="train_nlu's mlflow_run.json")
     parser.add_argument("--metrics", type=Path, required=True, help="evaluate_nlu's metrics.json")
     parser.add_argument("--serve", type=Path, required=True, help="where the champion's model is written")
+    parser.add_argument("--challenger", type=Path, required=True,
+                        help="where the newest version (the canary's model) is written")
     parser.add_argument("--out", type=Path, required=True, help="registry decision (JSON)")
     args = parser.parse_args(argv)
     params = load_params("register_nlu")
@@ -88,12 +92,14 @@ def main(argv: list[str] | None = None) -> int:
             champion = client.get_model_version(name, version.version)
         assert champion is not None
         client.set_model_version_tag(name, version.version, "gate", "promoted" if promote else "rejected")
-        with tempfile.TemporaryDirectory() as tmp:
-            local = mlflow.artifacts.download_artifacts(
-                run_id=champion.run_id, artifact_path=champion.tags["artifact_path"], dst_path=tmp,
-                tracking_uri=tracking_uri())
-            args.serve.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(local, args.serve)
+        newest = client.get_model_version(name, version.version)
+        for served, destination in ((champion, args.serve), (newest, args.challenger)):
+            with tempfile.TemporaryDirectory() as tmp:
+                local = mlflow.artifacts.download_artifacts(
+                    run_id=served.run_id, artifact_path=served.tags["artifact_path"], dst_path=tmp,
+                    tracking_uri=tracking_uri())
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(local, destination)
         decision = {"model_name": name, "version": int(version.version), "promoted": promote,
                     "champion_version": int(champion.version), "reasons": reasons,
                     "challenger_metrics": challenger_metrics, "tolerance": tolerance}

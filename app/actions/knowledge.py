@@ -20,12 +20,11 @@ from rasa_sdk.executor import CollectingDispatcher
 from app.actions import brain as brains
 from app.actions import services
 from app.actions.context import TurnContext
-from app.actions.orders import ORDER_ID_IN_TEXT
 from app.llm.client import CallContext
 from app.llm.policy import Decision
 from app.llm.tiers import AnswerRequest
 from app.observability import metrics
-from app.orchestration.router import RouteDecision, Turn, decide
+from app.orchestration.router import RouteDecision, decide, knowledge_turn
 from app.settings import get_settings
 
 logger = structlog.get_logger(__name__)
@@ -42,22 +41,12 @@ STATIC_ONLY = (
 def route(kb: Any, ctx: TurnContext, tracker: Tracker, level: Any, top_k: int, min_score: float,
           config: Any, policy: Any) -> tuple[RouteDecision, list[Any]]:
     """Retrieve, then let the router decide with the retrieval confidence (blocking: run in a thread)."""
-    hits = kb.retrieve(ctx.text, ctx.tenant_id, top_k)
-    scores = sorted((float(h.score) for h in hits), reverse=True)
-    confidence = float(kb.confidence(ctx.text, ctx.tenant_id))  # answerability, 0..1
     intent = (tracker.latest_message or {}).get("intent") or {}
-    turn = Turn(
-        intent=intent.get("name") or "unknown",
-        confidence=min(max(float(intent.get("confidence") or 0.0), 0.0), 1.0),
-        text=ctx.text,
-        failed_turns=int(tracker.get_slot("failed_turns") or 0),
-        retrieval_confidence=min(max(confidence, 0.0), 1.0),
-        retrieval_margin=max(scores[0] - scores[1], 0.0) if len(scores) > 1 else 0.0,
-        supporting_docs=len({h.doc_id for h in hits if h.score >= min_score}),
-        level=level,
-        tenant_id=ctx.tenant_id,
+    turn, hits = knowledge_turn(
+        kb, ctx.text, ctx.tenant_id, intent=intent.get("name") or "unknown",
+        confidence=float(intent.get("confidence") or 0.0), top_k=top_k, min_score=min_score,
+        failed_turns=int(tracker.get_slot("failed_turns") or 0), level=level,
         conversation_id=ctx.conversation_id,
-        mentions_account=bool(ORDER_ID_IN_TEXT.search(ctx.text)),
     )
     return decide(turn, config, policy), hits
 

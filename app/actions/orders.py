@@ -3,7 +3,6 @@ timeout and the ``crm`` breaker; the same tool the LLM tiers may call)."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import structlog
@@ -14,12 +13,12 @@ from rasa_sdk.executor import CollectingDispatcher
 from app.actions import services
 from app.actions.context import TurnContext
 from app.integrations.crm import Order, normalise_order_id
+from app.orchestration.router import ORDER_ID_IN_TEXT
 from app.settings import get_settings
 from app.tools import ToolError
 
 logger = structlog.get_logger(__name__)
 
-ORDER_ID_IN_TEXT = re.compile(r"\bORD[-\s]?\d{5}\b", re.IGNORECASE)
 
 STATUS_TEXT = {
     "processing": "is being prepared in our warehouse",

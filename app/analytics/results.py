@@ -19,9 +19,7 @@ import yaml
 
 DEFAULT_PATHS = {"nlu_results": "nlu/results", "rag_results": "knowledge/results"}
 BENCHMARK_RESULTS = "benchmarks/results"
-COST_EVAL_FILE = (
-    "benchmarks/results/cost_eval.json"  # suggested; any JSON with the cost report's keys is found
-)
+COST_EVAL_FILE = "cost_eval.json"  # in rag_results: the evaluate_cost stage writes it
 COST_EVAL_KEYS = frozenset({"handler_share", "tier_share", "cost_per_1k_conversations"})
 
 
@@ -57,7 +55,7 @@ class ResultPaths:
 
     @property
     def cost_eval(self) -> Path:
-        return self.root / COST_EVAL_FILE
+        return self.rag / COST_EVAL_FILE
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -147,8 +145,8 @@ def benchmark_results(paths: ResultPaths) -> pd.DataFrame | None:
 
 
 def cost_eval_report(paths: ResultPaths) -> tuple[Path, dict[str, Any]] | None:
-    """The cost evaluation report (``python -m app.orchestration.cost_eval TURNS --json``): the suggested
-    file, else the newest JSON with its keys under the result folders; None when there is none."""
+    """The cost evaluation report (DVC stage ``evaluate_cost``), else the newest JSON with its keys under the
+    result folders (e.g. ``python -m app.orchestration.cost_eval TURNS --json``); None when there is none."""
     suggested = read_json(paths.cost_eval)
     if suggested is not None:
         return paths.cost_eval, suggested

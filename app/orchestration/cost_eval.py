@@ -149,6 +149,42 @@ def evaluate(
     )
 
 
+class FixedTierPolicy:
+    """A baseline policy: every knowledge answer at one tier (e.g. "always the large model")."""
+
+    def __init__(self, tier: int) -> None:
+        self.tier = tier
+
+    def choose_tier(self, features: Any) -> Any:
+        from app.llm.policy import Decision
+
+        return Decision(self.tier, f"baseline: always tier {self.tier}")
+
+
+def compare_policies(
+    turns: Sequence[Turn], policies: Mapping[str, TierPolicy], **options: Any
+) -> dict[str, CostReport]:
+    """The same turns through the same router under each policy (ours and baselines), side by side."""
+    return {name: evaluate(turns, policy=policy, **options) for name, policy in policies.items()}
+
+
+def turns_from_predictions(
+    rows: Iterable[Mapping[str, str]], kb: Any, tenant_id: str, *, top_k: int, min_score: float
+) -> list[Turn]:
+    """Held-out NLU predictions (``served`` intent, ``confidence``, ``text``) -> router turns with the
+    retrieval features the bot computes live (:func:`app.orchestration.router.knowledge_turn`)."""
+    from app.orchestration.router import knowledge_turn
+
+    turns = []
+    for row in rows:
+        turn, _ = knowledge_turn(
+            kb, row["text"], tenant_id, intent=row.get("served") or row["predicted"],
+            confidence=float(row["confidence"]), top_k=top_k, min_score=min_score,
+        )
+        turns.append(turn)
+    return turns
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m app.orchestration.cost_eval", description=__doc__.split("\n\n")[0]

@@ -29,6 +29,7 @@ answer may come from the cache only (``cache_only=True``, no tier).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -227,3 +228,31 @@ def _knowledge(turn: Turn, policy: TierPolicy, rule: str, reason: str) -> RouteD
     if tier < choice.tier:
         reason += f"; capped to tier {tier} at level {level.label}"
     return RouteDecision("knowledge", reason, tier, max_tier, False, level.label, rule)
+
+
+ORDER_ID_IN_TEXT = re.compile(r"\bORD[-\s]?\d{5}\b", re.IGNORECASE)
+
+
+def knowledge_turn(
+    kb: Any, text: str, tenant_id: str, *, intent: str, confidence: float, top_k: int, min_score: float,
+    failed_turns: int = 0, level: DegradationLevel | str = DegradationLevel.FULL, conversation_id: str = "",
+) -> tuple[Turn, list[Any]]:
+    """Retrieve for ``text`` and build the router's :class:`Turn` (with the hits): what the knowledge action
+    does live and the cost evaluation does offline, so both route on the same features."""
+    hits = kb.retrieve(text, tenant_id, top_k)
+    scores = sorted((float(h.score) for h in hits), reverse=True)
+    answerability = float(kb.confidence(text, tenant_id))
+    turn = Turn(
+        intent=intent or "unknown",
+        confidence=min(max(float(confidence or 0.0), 0.0), 1.0),
+        text=text,
+        failed_turns=failed_turns,
+        retrieval_confidence=min(max(answerability, 0.0), 1.0),
+        retrieval_margin=max(scores[0] - scores[1], 0.0) if len(scores) > 1 else 0.0,
+        supporting_docs=len({h.doc_id for h in hits if h.score >= min_score}),
+        level=level,
+        tenant_id=tenant_id,
+        conversation_id=conversation_id,
+        mentions_account=bool(ORDER_ID_IN_TEXT.search(text)),
+    )
+    return turn, hits

@@ -39,7 +39,7 @@ def register(project: Path, run_info: Path, f1: float, recall: float) -> dict:
     result = subprocess.run(
         [sys.executable, "-m", "pipelines.register_nlu", "--run-info", str(run_info), "--metrics",
          str(project / "metrics.json"), "--serve", str(project / "serving" / "model.tar.gz"),
-         "--out", str(project / "registry.json")],
+         "--challenger", str(project / "serving" / "challenger.tar.gz"), "--out", str(project / "registry.json")],
         cwd=project, env=guarded_env(), capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -51,18 +51,20 @@ def test_gate_promotes_only_models_that_are_no_worse(tmp_path):
     params["register_nlu"] = {"model_name": NAME, "gate_metrics": ["intent_macro_f1", "oos_recall"], "tolerance": 0.01}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     served = tmp_path / "serving" / "model.tar.gz"
+    canary = tmp_path / "serving" / "challenger.tar.gz"
 
     first = register(tmp_path, log_model(tmp_path, b"model one"), 0.90, 0.80)
     assert first["promoted"] and first["champion_version"] == 1
-    assert served.read_bytes() == b"model one"
+    assert served.read_bytes() == b"model one" and canary.read_bytes() == b"model one"
 
     worse = register(tmp_path, log_model(tmp_path, b"model two"), 0.95, 0.70)  # recall 10 points worse
     assert not worse["promoted"] and worse["champion_version"] == 1
     assert served.read_bytes() == b"model one"
+    assert canary.read_bytes() == b"model two"  # the rejected model is what the canary share gets
     assert any("oos_recall" in reason and "worse" in reason for reason in worse["reasons"])
 
     within = register(tmp_path, log_model(tmp_path, b"model three"), 0.895, 0.80)  # within the tolerance
-    assert within["promoted"] and served.read_bytes() == b"model three"
+    assert within["promoted"] and served.read_bytes() == b"model three" == canary.read_bytes()
 
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert str(client.get_model_version_by_alias(NAME, "champion").version) == "3"

@@ -183,10 +183,9 @@ def render_cost(paths: ResultPaths) -> None:
     st.header("Routing cost evaluation")
     found = cost_eval_report(paths)
     if found is None:
-        rel = paths.cost_eval.relative_to(paths.root)
         st.info(
-            "No cost evaluation yet (no `dvc repro` stage makes it): "
-            f"`python -m app.orchestration.cost_eval TURNS.yml --json > {rel}` writes one."
+            "No cost evaluation yet: `dvc repro evaluate_cost` writes one (or, for your own labelled turns, "
+            "`python -m app.orchestration.cost_eval TURNS.yml --json`)."
         )
         return
     path, report = found

@@ -210,7 +210,7 @@ def test_evaluation_page_without_results_names_the_stages(results_root):
         "dvc repro select_threshold_nlu",
         "dvc repro evaluate_rag",
         "dvc repro benchmark_nlu",
-        "app.orchestration.cost_eval",
+        "dvc repro evaluate_cost",
     ):
         assert stage in notes
     assert not app.metric and not app.error
