@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,11 +35,26 @@ class Settings(BaseSettings):
     state_dir: Path = ROOT / ".switchboard"  # runtime databases, logs and PID files (git-ignored)
     database_url: str = ""  # our stores (CRM stand-in, tickets, ...); default: SQLite in state_dir
     tracker_store_db: str = ""  # Rasa's SQLite tracker store; default: state_dir/tracker.db
+    # Scale-out (app/scaleout.py, docs/scale-out.md): several Rasa replicas need both shared stores.
+    rasa_replicas: int = 1  # Rasa servers on rasa_port, then the next free ports
+    tracker_store_url: str = ""  # postgresql://user@host:5432/db; empty: SQLite at tracker_db
+    lock_store_url: str = ""  # redis://host:6379/1; empty: Rasa's in-memory lock store (one replica only)
+    lock_store_key_prefix: str = ""  # alphanumeric; keeps deployments sharing one Redis db apart
 
     rasa_python: Path = ROOT / ".venv-rasa" / "bin" / "python"
     model_path: Path = ROOT / "nlu" / "serving" / "model.tar.gz"  # the registry champion (register_nlu)
     index_dir: Path = ROOT / "knowledge" / "index"
     params_file: Path = ROOT / "params.yaml"
+
+    # The gateway (app/gateway, docs/gateway.md): JWT auth and per-plan rate limits in front of Rasa.
+    gateway_port: int = 5006
+    gateway_upstreams: str = ""  # comma-separated Rasa base URLs, balanced round-robin; default: rasa_url
+    gateway_canary_upstreams: str = ""  # Rasa base URLs serving the challenger model (flag challenger_percent)
+    challenger_model_path: Path = ROOT / "nlu" / "serving" / "challenger.tar.gz"  # register_nlu writes it
+    canary_port: int = 5006  # the challenger's Rasa server when the launcher starts one
+    gateway_storage_url: str = ""  # rate-limit counters; default: params.yaml gateway.storage_url
+    jwt_secret: SecretStr = SecretStr("")  # HS256 key of end-user tokens (>= 32 bytes); never in a file
+    jwt_public_key_file: str = ""  # optional PEM public key: RS256 tokens are accepted too
 
     @property
     def rasa_url(self) -> str:
@@ -47,6 +63,28 @@ class Settings(BaseSettings):
     @property
     def webhook_url(self) -> str:
         return f"{self.rasa_url}/webhooks/rest/webhook"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{self.host}:{self.gateway_port}"
+
+    @property
+    def upstream_urls(self) -> list[str]:
+        """The Rasa servers the gateway forwards to (``gateway_upstreams``, else this stack's Rasa)."""
+        urls = [u.strip().rstrip("/") for u in self.gateway_upstreams.split(",") if u.strip()]
+        return urls or [self.rasa_url]
+
+    @property
+    def canary_upstream_urls(self) -> list[str]:
+        """Rasa servers of the challenger model, for the canary share of users (none: no canary)."""
+        return [u.strip().rstrip("/") for u in self.gateway_canary_upstreams.split(",") if u.strip()]
+
+    @property
+    def chat_webhook_url(self) -> str:
+        """Where the chat page posts: the gateway when a JWT secret is configured, else Rasa directly."""
+        if self.jwt_secret.get_secret_value():
+            return f"{self.gateway_url}/webhooks/rest/webhook"
+        return self.webhook_url
 
     @property
     def action_url(self) -> str:

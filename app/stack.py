@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -19,14 +20,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from pydantic import SecretStr
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.data.db import get_engine, upgrade
 from app.data.seed import seed_crm
 from app.offline import apply_offline_env
+from app.scaleout import (
+    ScaleOutError,
+    check_scale_out,
+    endpoints_path,
+    ensure_postgres_database,
+    is_postgres_url,
+    replica_ports,
+    write_endpoints,
+)
 from app.settings import ROOT, Settings, get_settings
 from nlu.rasa_runner import rasa_command
 
-SERVICES = ("crm", "actions", "rasa", "streamlit")
+SERVICES = ("crm", "actions", "rasa", "gateway", "streamlit")
 
 
 class StackError(RuntimeError):
@@ -56,7 +68,21 @@ class Stack:
         if self.settings.crm_port == 0:  # "any free port": fixed now, passed to every service
             self.settings = self.settings.model_copy(update={"crm_port": _free_port(self.settings.host)})
         self.names = [s for s in SERVICES if s in set(services)]
+        if "gateway" in self.names and not self.settings.jwt_secret.get_secret_value():
+            # Local demo: a random token secret for this run only, handed to the gateway and the chat page
+            # through their environment (never written to a file).
+            self.settings = self.settings.model_copy(update={"jwt_secret": SecretStr(secrets.token_urlsafe(32))})
         self.services: list[Service] = []
+        # Replica i listens on rasa_ports[i]; the first is settings.rasa_port, as with one replica.
+        # Replicas after the first skip every other *_port setting (e.g. the gateway's, not yet bound).
+        others = {v for k, v in self.settings.model_dump().items() if k.endswith("_port") and k != "rasa_port"}
+        self.rasa_ports = (replica_ports(self.settings.host, self.settings.rasa_port, self.settings.rasa_replicas,
+                                         avoid=others) if "rasa" in self.names else [])
+
+    @property
+    def rasa_urls(self) -> list[str]:
+        """Base URLs of the Rasa replicas (one per replica, in start order): what a load balancer targets."""
+        return [f"http://{self.settings.host}:{port}" for port in self.rasa_ports]
 
     def env(self) -> dict[str, str]:
         s = self.settings
@@ -82,7 +108,12 @@ class Stack:
             "SWITCHBOARD_TRACKER_DB": s.tracker_db,
             "SWITCHBOARD_MAX_MESSAGE_CHARS": str(serve.get("max_message_chars", 2000)),
             "SANIC_HOST": s.host,
+            "SWITCHBOARD_GATEWAY_PORT": str(s.gateway_port),
+            # the gateway balances over every Rasa replica this stack starts, unless told otherwise
+            "SWITCHBOARD_GATEWAY_UPSTREAMS": s.gateway_upstreams or ",".join(self.rasa_urls or [s.rasa_url]),
         })
+        if s.jwt_secret.get_secret_value():
+            env["SWITCHBOARD_JWT_SECRET"] = s.jwt_secret.get_secret_value()
         return env
 
     def _define(self) -> list[Service]:
@@ -95,12 +126,10 @@ class Stack:
             "actions": Service(
                 "actions", [sys.executable, "-m", "app.actions.server", "--port", str(s.action_port)],
                 f"http://{s.host}:{s.action_port}/health", logs / "actions.log", '"ok"'),
-            "rasa": Service(
-                "rasa",
-                rasa_command(["run", "--model", str(s.model_path), "--port", str(s.rasa_port),
-                              "--interface", s.host, "--credentials", str(ROOT / "nlu" / "credentials.yml"),
-                              "--endpoints", str(ROOT / "nlu" / "endpoints.yml")]),
-                f"{s.rasa_url}/webhooks/rest/", logs / "rasa.log", '"ok"'),
+            "gateway": Service(
+                "gateway", [sys.executable, "-m", "app.gateway", "serve", "--port", str(s.gateway_port),
+                            "--host", s.host],
+                f"{s.gateway_url}/health", logs / "gateway.log", '"ok"'),
             "streamlit": Service(
                 "streamlit",
                 [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "ui" / "Home.py"),
@@ -108,12 +137,37 @@ class Stack:
                  "--server.headless", "true", "--browser.gatherUsageStats", "false"],
                 f"{s.streamlit_url}/_stcore/health", logs / "streamlit.log", "ok"),
         }
-        return [defs[name] for name in self.names]
+        # "rasa" is one service per replica: "rasa", "rasa-2", ... (logs rasa.log, rasa-2.log, ...).
+        return [svc for name in self.names for svc in (self._rasa_replicas() if name == "rasa" else [defs[name]])]
+
+    def _rasa_replicas(self) -> list[Service]:
+        s, endpoints = self.settings, endpoints_path(self.settings)
+        return [
+            Service(
+                "rasa" if i == 0 else f"rasa-{i + 1}",
+                rasa_command(["run", "--model", str(s.model_path), "--port", str(port),
+                              "--interface", s.host, "--credentials", str(ROOT / "nlu" / "credentials.yml"),
+                              "--endpoints", str(endpoints)]),
+                f"http://{s.host}:{port}/webhooks/rest/",
+                s.state_dir / "logs" / ("rasa.log" if i == 0 else f"rasa-{i + 1}.log"), '"ok"')
+            for i, port in enumerate(self.rasa_ports)
+        ]
 
     def prepare(self) -> None:
         """Migrate and seed our stores; check the trained model is there."""
         if "rasa" in self.names and not self.settings.model_path.exists():
             raise StackError(f"no trained model at {self.settings.model_path}: run `dvc repro` first")
+        if "rasa" in self.names:
+            check_scale_out(self.settings)  # ScaleOutError: replicas that would not share conversations
+            write_endpoints(self.settings)
+        # Missing PostgreSQL databases are created once here, before the replicas could race to do it.
+        for url in (self.settings.tracker_store_url, self.settings.db_url):
+            if is_postgres_url(url):
+                try:
+                    ensure_postgres_database(url)
+                except SQLAlchemyError as exc:
+                    raise StackError(f"cannot prepare the PostgreSQL database of {url}: "
+                                     f"{str(exc).splitlines()[0]}") from exc
         upgrade(self.settings.db_url)
         seed_crm(get_engine(self.settings.db_url), self.settings.tenant)
 
@@ -191,8 +245,9 @@ class Stack:
         s = self.settings
         return {
             "crm": f"{s.crm_url}/health (CRM, refunds, notifications, handoffs)",
-            "rasa": f"{s.webhook_url} (REST channel)",
+            "rasa": ("\n" + " " * 13).join(f"{url}/webhooks/rest/webhook (REST channel)" for url in self.rasa_urls),
             "actions": f"http://{s.host}:{s.action_port}/health",
+            "gateway": f"{s.gateway_url}/webhooks/rest/webhook (REST channel with a Bearer token)",
             "streamlit": s.streamlit_url,
         }
 
@@ -217,8 +272,20 @@ def _interrupt(*_: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app.stack", description=__doc__)
     parser.add_argument("--services", nargs="+", choices=SERVICES, default=list(SERVICES))
+    parser.add_argument("--rasa-replicas", type=int, metavar="N",
+                        help="Rasa servers to start (default: SWITCHBOARD_RASA_REPLICAS, 1); more than one needs "
+                             "SWITCHBOARD_TRACKER_STORE_URL (PostgreSQL) and SWITCHBOARD_LOCK_STORE_URL (Redis)")
     args = parser.parse_args(argv)
-    stack = Stack(services=args.services)
+    settings = get_settings()
+    if args.rasa_replicas is not None:
+        settings = settings.model_copy(update={"rasa_replicas": args.rasa_replicas})
+    try:
+        if "rasa" in args.services:
+            check_scale_out(settings)  # refused before anything starts: one line, exit 2
+    except ScaleOutError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    stack = Stack(settings, services=args.services)
     print(f"starting {', '.join(stack.names)} (logs in {stack.settings.state_dir / 'logs'}) ...", flush=True)
     # Ctrl-C and SIGTERM stop what was started, also while waiting for health checks (and even when the
     # shell that started us in the background set SIGINT to be ignored).

@@ -1,4 +1,5 @@
-"""Prometheus metrics of the action server (``GET /metrics`` on it), with the official ``prometheus_client``.
+"""Prometheus metrics of the action server and the gateway (``GET /metrics`` on each), with the official
+``prometheus_client``. Each process exposes the metrics it updates (the same registry module everywhere).
 
 What operators watch: turns per action and their run time, the router's decisions per handler, knowledge
 answers per tier (and from the cache), tool calls and their latency, LLM calls, tokens and cost per tier and
@@ -51,6 +52,15 @@ LLM_COST = Counter(
 )
 LLM_SECONDS = Histogram(
     "switchboard_llm_seconds", "LLM call latency including retries", ["tier", "model"],
+    buckets=_LATENCY_BUCKETS, registry=REGISTRY,
+)
+
+GATEWAY_TURNS = Counter(
+    "switchboard_gateway_turns_total", "Turns through the gateway by HTTP status, plan and model variant",
+    ["tenant", "status", "plan", "variant"], registry=REGISTRY,
+)
+GATEWAY_SECONDS = Histogram(
+    "switchboard_gateway_seconds", "Gateway turn latency (auth, limits, upstream)", ["variant"],
     buckets=_LATENCY_BUCKETS, registry=REGISTRY,
 )
 

@@ -3,15 +3,21 @@
 The contract (``app/channels/rest.py``): ``POST {rasa_url}/webhooks/rest/webhook`` with
 ``{"sender": ..., "message": ..., "metadata": {...}}`` and the ``X-Tenant-Id`` / ``X-Request-Id`` headers;
 the reply is a JSON list of bot messages, and bad input gets a 4xx with ``{"error": ..., "message": ...}``.
+Through the gateway (``app/gateway``) the same contract needs ``Authorization: Bearer <JWT>`` too: give the
+client a ``token_factory``, or build it with :func:`client_for` from the settings.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+if TYPE_CHECKING:
+    from app.settings import Settings
 
 DEFAULT_TIMEOUT_S = 30.0  # a knowledge question may take a few seconds on a small machine
 CONNECT_TIMEOUT_S = 3.0  # the bot runs nearby: a slow connect means it is down
@@ -94,6 +100,7 @@ class ChatClient:
     """Sends user messages to the bot's REST webhook for one tenant and returns the bot's messages.
 
     ``transport`` replaces the network (e.g. ``httpx.MockTransport``); by default httpx's own is used.
+    ``token_factory(tenant, sender)`` returns a bearer token for each message (needed by the gateway).
     """
 
     def __init__(
@@ -103,11 +110,13 @@ class ChatClient:
         timeout: float = DEFAULT_TIMEOUT_S,
         *,
         transport: httpx.BaseTransport | None = None,
+        token_factory: Callable[[str, str], str] | None = None,
     ) -> None:
         self.webhook_url = webhook_url
         self.tenant = tenant
         self.timeout = httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT_S))
         self._transport = transport
+        self._token_factory = token_factory
 
     def send(self, sender: str, text: str, metadata: dict[str, Any] | None = None) -> list[BotMessage]:
         """Send ``text`` as user ``sender`` and return the bot's reply (possibly empty).
@@ -119,6 +128,8 @@ class ChatClient:
         if metadata:
             payload["metadata"] = metadata
         headers = {"X-Tenant-Id": self.tenant, "X-Request-Id": uuid.uuid4().hex}
+        if self._token_factory is not None:
+            headers["Authorization"] = f"Bearer {self._token_factory(self.tenant, sender)}"
         try:
             with httpx.Client(timeout=self.timeout, transport=self._transport) as http:
                 response = http.post(self.webhook_url, json=payload, headers=headers)
@@ -138,6 +149,30 @@ class ChatClient:
         if not isinstance(body, list) or not all(isinstance(item, dict) for item in body):
             raise BotFailed(response.status_code, "the reply is not a list of messages")
         return [BotMessage.from_json(item) for item in body]
+
+
+DEMO_TOKEN_TTL_S = 300  # a fresh token per message: short-lived is enough
+
+
+def client_for(settings: Settings, tenant: str, *, transport: httpx.BaseTransport | None = None) -> ChatClient:
+    """The chat page's client: through the gateway with a token minted per message for the demo user (the
+    conversation's sender, on ``gateway.demo_plan``) when ``SWITCHBOARD_JWT_SECRET`` is set (``make run``
+    sets a random one per run), else straight to the Rasa REST channel."""
+    secret = settings.jwt_secret.get_secret_value()
+    if not secret:
+        return ChatClient(settings.webhook_url, tenant, transport=transport)
+    from app.gateway.auth import mint_token
+    from app.gateway.config import gateway_params
+
+    plan = gateway_params(settings).demo_plan
+
+    def token(tenant_id: str, sender: str) -> str:
+        try:
+            return mint_token(secret, tenant=tenant_id, user=sender, plan=plan, ttl_s=DEMO_TOKEN_TTL_S)
+        except ValueError as exc:  # e.g. a tenant typed in the sidebar that is not a valid id
+            raise BotRejected(400, "invalid_request", str(exc)) from exc
+
+    return ChatClient(settings.chat_webhook_url, tenant, transport=transport, token_factory=token)
 
 
 def is_up(rasa_url: str, timeout: float = HEALTH_TIMEOUT_S) -> bool:

@@ -17,7 +17,14 @@ from typing import Any
 import streamlit as st
 
 from app.settings import get_settings
-from app.ui.chat_client import BotMessage, BotUnavailable, ChatClient, ChatError, fetch_notifications
+from app.ui.chat_client import (
+    BotMessage,
+    BotUnavailable,
+    ChatClient,
+    ChatError,
+    client_for,
+    fetch_notifications,
+)
 
 # Session state keys. A history entry is {"role": "user", "text": str} or
 # {"role": "assistant", "messages": list[BotMessage]} (one entry per bot reply, however many messages).
@@ -163,8 +170,8 @@ def main() -> None:
         queue_message(prompt, prompt)
     receive_notifications(notification_url)
     if pending := st.session_state.pop(PENDING, None):
-        exchange(ChatClient(settings.webhook_url, st.session_state[TENANT]), *pending)
-    render_sidebar(settings.webhook_url)
+        exchange(client_for(settings, st.session_state[TENANT]), *pending)
+    render_sidebar(settings.chat_webhook_url)
     render_history()
 
 

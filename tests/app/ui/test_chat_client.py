@@ -154,3 +154,42 @@ def test_fetch_notifications_passes_the_cursor_and_parses_messages():
     assert seen == ["http://crm.test/notifications/acme/u1?after=7"]
     with pytest.raises(NotificationsUnavailable, match="HTTP 500"):
         fetch_notifications("http://crm.test", "acme", "u1", transport=httpx.MockTransport(handler))
+
+
+def test_token_factory_adds_a_bearer_token_per_message() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json=[])
+
+    client = ChatClient("http://gateway.test/webhooks/rest/webhook", "acme", transport=httpx.MockTransport(handler),
+                        token_factory=lambda tenant, sender: f"token-{tenant}-{sender}")
+    client.send("user-1", "hello")
+    assert seen[0].headers["Authorization"] == "Bearer token-acme-user-1"
+    client_replying(200, [], seen).send("user-1", "hello")  # no factory: no header (straight to Rasa)
+    assert "authorization" not in seen[1].headers
+
+
+def test_client_for_goes_through_the_gateway_only_with_a_secret(tmp_path) -> None:
+    import jwt
+    from pydantic import SecretStr
+
+    from app.settings import Settings
+    from app.ui.chat_client import client_for
+
+    direct = client_for(Settings(state_dir=tmp_path, jwt_secret=SecretStr("")), "acme")
+    assert direct.webhook_url == "http://127.0.0.1:5005/webhooks/rest/webhook"
+
+    secret = "s" * 40
+    settings = Settings(state_dir=tmp_path, jwt_secret=SecretStr(secret), gateway_port=5999)
+    seen: list[httpx.Request] = []
+    transport = httpx.MockTransport(lambda request: seen.append(request) or httpx.Response(200, json=[]))
+    gated = client_for(settings, "globex", transport=transport)
+    assert gated.webhook_url == "http://127.0.0.1:5999/webhooks/rest/webhook"
+    gated.send("visitor-1", "hello")
+    claims = jwt.decode(seen[0].headers["Authorization"].removeprefix("Bearer "), secret, algorithms=["HS256"])
+    assert (claims["sub"], claims["tenant"], claims["plan"]) == ("visitor-1", "globex", "pro")
+    with pytest.raises(BotRejected, match="invalid tenant"):  # shown by the page, nothing is sent
+        client_for(settings, "Not A Tenant", transport=transport).send("visitor-1", "hello")
+    assert len(seen) == 1

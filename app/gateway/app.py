@@ -1,0 +1,240 @@
+"""The gateway's HTTP app (FastAPI): ``POST /webhooks/rest/webhook`` and ``GET /health``.
+
+A turn goes through, in order: request id (the client's ``X-Request-Id`` if it is a sane id, else a new
+one), bearer token (401/403), body (400/413, the REST channel's codes), ``sender`` == the token's ``sub``
+(403), rate limits (429), then an upstream (502/503/504). Every answer is JSON, carries ``X-Request-Id``,
+and every log line of the turn carries the correlation id, tenant and user.
+
+Canary routing of model versions: with challenger upstreams configured (Rasa servers of the registry's
+challenger model), the flag ``challenger_percent`` (per tenant, ``app.flags``) sends that share of users,
+sticky per user, to them; ``X-Model-Variant`` says which model answered. When no challenger server is
+reachable the turn goes to the champion (``champion`` in the header): a canary never costs an answer.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from app.flags import Flags, choose_variant
+from app.gateway.auth import (
+    ID_PATTERN,
+    GatewayError,
+    Principal,
+    TokenKeys,
+    bearer_token,
+    verify_token,
+)
+from app.gateway.config import GatewayConfig
+from app.gateway.ratelimit import RateLimiter
+from app.gateway.upstream import WEBHOOK_PATH, UpstreamPool
+from app.observability import metrics
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+
+logger = structlog.get_logger(__name__)
+
+REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")  # anything else is replaced (log injection)
+MAX_CONNECTIONS = 100
+
+
+def request_id_of(request: Request) -> str:
+    """The client's ``X-Request-Id`` when it is a plain id of at most 128 characters, else a new UUID."""
+    given = request.headers.get("x-request-id", "")
+    return given if REQUEST_ID_PATTERN.match(given) else uuid.uuid4().hex
+
+
+def error_response(exc: GatewayError, request_id: str, extra: dict[str, str] | None = None) -> JSONResponse:
+    """The channel's error shape ``{"error": code, "message": ...}`` with the gateway's headers."""
+    headers = {"X-Request-Id": request_id, **exc.headers, **(extra or {})}
+    return JSONResponse({"error": exc.code, "message": exc.message}, status_code=exc.status, headers=headers)
+
+
+def parse_turn(body: bytes, max_message_chars: int) -> dict[str, Any]:
+    """The JSON object of a turn, checked as the REST channel does (so bad input never costs a Rasa call)."""
+    try:
+        payload = json.loads(body or b"")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise GatewayError(400, "malformed_json", "The request body is not valid JSON.") from exc
+    if not isinstance(payload, dict):
+        raise GatewayError(400, "invalid_body", "The request body must be a JSON object.")
+    sender = payload.get("sender")
+    if not isinstance(sender, str) or not ID_PATTERN.match(sender):
+        raise GatewayError(
+            400,
+            "invalid_sender",
+            "'sender' is required: 1-128 characters of letters, digits, '_', '.', '@' or '-'.",
+        )
+    text = payload.get("message")
+    if not isinstance(text, str) or not text.strip():
+        raise GatewayError(400, "invalid_message", "'message' is required and must be non-empty text.")
+    if len(text) > max_message_chars:
+        raise GatewayError(
+            413, "message_too_long", f"'message' is longer than {max_message_chars} characters."
+        )
+    return payload
+
+
+def create_app(config: GatewayConfig, *, transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
+    """The gateway app for ``config``; ``transport`` replaces the network to the upstreams (tests)."""
+    keys = TokenKeys(config.jwt_secret, config.jwt_public_key)
+    params = config.params
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        timeout = httpx.Timeout(params.upstream_timeout_s, connect=params.connect_timeout_s)
+        limits = httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS)
+        async with httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport) as client:
+            app.state.pool = UpstreamPool(config.upstreams, client)
+            app.state.canary_pool = UpstreamPool(config.canary_upstreams, client) if config.canary_upstreams else None
+            logger.info(
+                "gateway.started",
+                upstreams=config.upstreams,
+                storage=params.storage_url,
+                plans=params.plans,
+                tenant_limit=params.tenant_limit,
+            )
+            yield
+
+    app = FastAPI(
+        title="Switchboard gateway", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
+    app.state.config = config
+    app.state.limiter = RateLimiter(params)
+    flags = Flags.from_params(config.flags)
+
+    def variant_of(principal: Principal) -> str:
+        """``challenger`` for the tenant's ``challenger_percent`` of users (sticky per user), else champion."""
+        if not config.canary_upstreams:
+            return CHAMPION
+        percent = flags.percent("challenger_percent", principal.tenant)
+        return choose_variant(principal.tenant, principal.user, percent, CHAMPION, CHALLENGER, salt="nlu-model")
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        """Last resort: a JSON 500 and a logged traceback, never a traceback to the client."""
+        logger.exception("gateway.internal_error")
+        return JSONResponse(
+            {"error": "internal_error", "message": "The gateway failed to process the request."},
+            status_code=500,
+        )
+
+    @app.post(WEBHOOK_PATH)
+    async def webhook(request: Request) -> JSONResponse:
+        request_id = request_id_of(request)
+        started = time.perf_counter()
+        with structlog.contextvars.bound_contextvars(correlation_id=request_id, tenant_id=None, user_id=None):
+            principal: Principal | None = None
+            rate_headers: dict[str, str] = {}
+            try:
+                principal = verify_token(
+                    bearer_token(request.headers.get("authorization")), keys, params.plans
+                )
+                structlog.contextvars.bind_contextvars(tenant_id=principal.tenant, user_id=principal.user)
+                body = await read_body(request, params.max_body_bytes)
+                payload = parse_turn(body, config.max_message_chars)
+                if payload["sender"] != principal.user:
+                    raise GatewayError(403, "sender_mismatch", "'sender' must be the token's user ('sub').")
+                decision = await app.state.limiter.check(principal.tenant, principal.user, principal.plan)
+                rate_headers = decision.headers()
+                if not decision.allowed:
+                    raise GatewayError(
+                        429,
+                        "rate_limited",
+                        f"Too many messages for the {principal.plan} plan"
+                        + (" (tenant ceiling)" if decision.scope == "tenant" else "")
+                        + f": retry in {decision.retry_after} s.",
+                    )
+                headers = {
+                    "Content-Type": "application/json",
+                    "X-Tenant-Id": principal.tenant,
+                    "X-Request-Id": request_id,
+                }
+                variant = variant_of(principal)
+                if variant == CHALLENGER:
+                    try:
+                        reply = await app.state.canary_pool.forward(body, headers)
+                    except GatewayError as exc:
+                        if exc.status != 503:
+                            raise
+                        logger.warning("gateway.canary_unreachable", fallback=CHAMPION)
+                        variant = CHAMPION
+                        reply = await app.state.pool.forward(body, headers)
+                else:
+                    reply = await app.state.pool.forward(body, headers)
+            except GatewayError as exc:
+                metrics.GATEWAY_TURNS.labels(principal.tenant if principal else "-", str(exc.status),
+                                             principal.plan if principal else "-", "-").inc()
+                logger.info(
+                    "gateway.turn.refused",
+                    status=exc.status,
+                    code=exc.code,
+                    duration_ms=_ms(started),
+                    plan=principal.plan if principal else None,
+                )
+                return error_response(exc, request_id, rate_headers)
+            metrics.GATEWAY_TURNS.labels(principal.tenant, str(reply.status), principal.plan, variant).inc()
+            metrics.GATEWAY_SECONDS.labels(variant).observe(time.perf_counter() - started)
+            logger.info(
+                "gateway.turn",
+                status=reply.status,
+                upstream=reply.upstream,
+                attempts=reply.attempts,
+                plan=principal.plan,
+                model_variant=variant,
+                duration_ms=_ms(started),
+            )
+            return JSONResponse(
+                reply.body, status_code=reply.status,
+                headers={"X-Request-Id": request_id, "X-Model-Variant": variant, **rate_headers},
+            )
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
+    @app.get("/health")
+    async def health() -> JSONResponse:
+        """The gateway is up; ``ok`` when at least one upstream answers (else 503, so a balancer skips it)."""
+        upstreams = await app.state.pool.health()
+        if app.state.canary_pool is not None:
+            upstreams |= await app.state.canary_pool.health()
+        ok = any(upstreams.values())
+        return JSONResponse(
+            {
+                "status": "ok" if ok else "unavailable",
+                "upstreams": [{"url": url, "reachable": up} for url, up in upstreams.items()],
+            },
+            status_code=200 if ok else 503,
+        )
+
+    return app
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The request body, refusing (413) more than ``max_bytes`` without reading it all into memory."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise GatewayError(413, "body_too_large", f"The request body is larger than {max_bytes} bytes.")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise GatewayError(413, "body_too_large", f"The request body is larger than {max_bytes} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)

@@ -1,0 +1,157 @@
+"""The gateway's configuration: the ``gateway`` section of params.yaml plus secrets and URLs from Settings.
+
+Secrets never come from params.yaml (a tracked file): the HS256 key is ``SWITCHBOARD_JWT_SECRET`` and the
+optional RS256 public key is read from the file named by ``SWITCHBOARD_JWT_PUBLIC_KEY_FILE``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from limits import RateLimitItem, parse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from app.settings import Settings
+
+MIN_SECRET_BYTES = 32  # RFC 7518 3.2: an HS256 key at least as long as the hash output
+DEFAULT_MAX_MESSAGE_CHARS = 2000
+
+
+class ConfigError(ValueError):
+    """The gateway cannot run with this configuration; the message says what to fix."""
+
+
+def parse_limit(text: str) -> RateLimitItem:
+    """A ``limits`` rate string ("10/minute", "100 per hour") as an item; ``ConfigError`` if unreadable."""
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise ConfigError(f"invalid rate limit {text!r}: use e.g. '10/minute' or '600 per hour'") from exc
+
+
+class GatewayParams(BaseModel):
+    """``gateway`` in params.yaml: plans and their limits, storage, timeouts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    plans: dict[str, str] = Field(
+        default_factory=lambda: {"free": "10/minute", "pro": "60/minute", "enterprise": "600/minute"},
+        description="plan name -> turns per user (tenant + user id), moving window",
+    )
+    tenant_limit: str = Field("1200/minute", description="ceiling per tenant, all users together")
+    storage_url: str = Field("memory://", description="limits storage: memory:// or redis://host:port/db")
+    key_prefix: str = "switchboard:gateway"
+    connect_timeout_s: float = Field(2.0, gt=0)
+    upstream_timeout_s: float = Field(30.0, gt=0)
+    max_body_bytes: int = Field(65536, ge=1024)
+    demo_plan: str = "pro"
+
+    @field_validator("plans")
+    @classmethod
+    def _plans_parse(cls, plans: dict[str, str]) -> dict[str, str]:
+        if not plans:
+            raise ValueError("at least one plan is needed")
+        for limit in plans.values():
+            parse_limit(limit)
+        return plans
+
+    @field_validator("tenant_limit")
+    @classmethod
+    def _tenant_limit_parses(cls, limit: str) -> str:
+        parse_limit(limit)
+        return limit
+
+
+class GatewayConfig(BaseModel):
+    """Everything a gateway process needs; built by :meth:`from_settings` (or directly in tests)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    params: GatewayParams = Field(default_factory=GatewayParams)
+    upstreams: list[str]
+    jwt_secret: str = Field("", repr=False)
+    jwt_public_key: str = Field("", repr=False)  # PEM text
+    max_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS
+    canary_upstreams: list[str] = Field(default_factory=list)  # the challenger model's Rasa servers
+    flags: dict[str, Any] = Field(default_factory=dict)  # params.yaml `flags`: challenger_percent per tenant
+
+    @field_validator("upstreams")
+    @classmethod
+    def _some_upstreams(cls, urls: list[str]) -> list[str]:
+        cleaned = [u.rstrip("/") for u in urls if u.strip()]
+        if not cleaned:
+            raise ValueError("at least one upstream Rasa URL is needed")
+        for url in cleaned:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"upstream {url!r} is not an http(s) URL")
+        return cleaned
+
+    @model_validator(mode="after")
+    def _has_a_key(self) -> GatewayConfig:
+        if not self.jwt_secret and not self.jwt_public_key:
+            raise ValueError(
+                "no token key: set SWITCHBOARD_JWT_SECRET (HS256, at least 32 bytes) "
+                "or SWITCHBOARD_JWT_PUBLIC_KEY_FILE (RS256)"
+            )
+        if self.jwt_secret and len(self.jwt_secret.encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"SWITCHBOARD_JWT_SECRET is too short: use at least {MIN_SECRET_BYTES} bytes")
+        return self
+
+    @classmethod
+    def from_settings(cls, settings: Settings, upstreams: list[str] | None = None) -> GatewayConfig:
+        """The gateway's configuration from Settings (env) and ``params_file``; ``ConfigError`` if invalid."""
+        raw = _read_params(settings)
+        params = load_params(raw.get("gateway"))
+        if settings.gateway_storage_url:
+            params = params.model_copy(update={"storage_url": settings.gateway_storage_url})
+        public_key = ""
+        if settings.jwt_public_key_file:
+            try:
+                public_key = Path(settings.jwt_public_key_file).read_text()
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot read the JWT public key {settings.jwt_public_key_file}: {exc}"
+                ) from exc
+        max_chars = int((raw.get("serve") or {}).get("max_message_chars", DEFAULT_MAX_MESSAGE_CHARS))
+        try:
+            return cls(
+                params=params,
+                upstreams=upstreams or settings.upstream_urls,
+                jwt_secret=settings.jwt_secret.get_secret_value(),
+                jwt_public_key=public_key,
+                max_message_chars=max_chars,
+                canary_upstreams=settings.canary_upstream_urls,
+                flags=raw.get("flags") or {},
+            )
+        except ValidationError as exc:
+            raise ConfigError(f"invalid gateway configuration: {_first_error(exc)}") from exc
+
+
+def gateway_params(settings: Settings) -> GatewayParams:
+    """The ``gateway`` section of ``settings.params_file``; ``ConfigError`` if unreadable or invalid."""
+    return load_params(_read_params(settings).get("gateway"))
+
+
+def _read_params(settings: Settings) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(Path(settings.params_file).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read {settings.params_file}: {str(exc).splitlines()[0]}") from exc
+    return raw if isinstance(raw, dict) else {}
+
+
+def load_params(section: dict[str, Any] | None) -> GatewayParams:
+    """The ``gateway`` params section, validated; ``ConfigError`` names the bad key."""
+    try:
+        return GatewayParams.model_validate(section or {})
+    except ValidationError as exc:
+        raise ConfigError(f"invalid `gateway` section in params.yaml: {_first_error(exc)}") from exc
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err.get("loc", ()))
+    message = str(err.get("msg", "")).removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message

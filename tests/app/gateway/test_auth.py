@@ -1,0 +1,130 @@
+"""Token verification and minting (PyJWT): HS256, optional RS256, and the algorithm-confusion guard."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from app.gateway.auth import GatewayError, Principal, TokenKeys, bearer_token, mint_token, verify_token
+from tests.app.gateway.conftest import SECRET, make_token
+
+PLANS = ("free", "pro", "enterprise")
+
+
+@pytest.fixture(scope="module")
+def rsa_keys() -> tuple[str, str]:
+    """(private PEM, public PEM) of a fresh 2048-bit key."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return private, public
+
+
+def test_minted_token_verifies_to_its_principal():
+    token = mint_token(SECRET, tenant="acme", user="alice@example.com", plan="pro", ttl_s=60)
+    assert verify_token(token, TokenKeys(SECRET), PLANS) == Principal("alice@example.com", "acme", "pro")
+    claims = jwt.decode(token, SECRET, algorithms=["HS256"])
+    assert claims["exp"] - claims["iat"] == 60
+
+
+def test_small_clock_skew_is_tolerated_but_not_more():
+    just_expired = make_token(exp=int(time.time()) - 2)
+    assert verify_token(just_expired, TokenKeys(SECRET), PLANS).user == "alice"
+    with pytest.raises(GatewayError) as raised:
+        verify_token(make_token(exp=int(time.time()) - 30), TokenKeys(SECRET), PLANS)
+    assert (raised.value.status, raised.value.code) == (401, "token_expired")
+
+
+def test_rs256_tokens_verify_with_the_public_key(rsa_keys):
+    private, public = rsa_keys
+    token = jwt.encode(
+        {"sub": "bob", "tenant": "globex", "plan": "free", "exp": int(time.time()) + 60},
+        private,
+        algorithm="RS256",
+    )
+    assert verify_token(token, TokenKeys(SECRET, public), PLANS) == Principal("bob", "globex", "free")
+    with pytest.raises(GatewayError) as raised:  # no public key configured: RS256 is refused
+        verify_token(token, TokenKeys(SECRET), PLANS)
+    assert raised.value.code == "unsupported_algorithm"
+
+
+def _hs256_signed_with(key: bytes, claims: dict) -> str:
+    """An HS256 token built by hand (PyJWT refuses to use a PEM key as an HMAC secret)."""
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    signing_input = (
+        f"{b64(json.dumps({'alg': 'HS256', 'typ': 'JWT'}).encode())}.{b64(json.dumps(claims).encode())}"
+    )
+    signature = hmac.new(key, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64(signature)}"
+
+
+def test_algorithm_confusion_public_key_as_hmac_secret_is_refused(rsa_keys):
+    """An attacker who knows the public key signs HS256 with it; the gateway checks HS256 with its secret."""
+    _, public = rsa_keys
+    claims = {"sub": "mallory", "tenant": "acme", "plan": "enterprise", "exp": int(time.time()) + 60}
+    forged = _hs256_signed_with(public.encode(), claims)
+    with pytest.raises(GatewayError) as raised:
+        verify_token(forged, TokenKeys(SECRET, public), PLANS)
+    assert (raised.value.status, raised.value.code) == (401, "invalid_signature")
+    with pytest.raises(GatewayError) as raised:  # RS256-only gateway: HS256 is not even tried
+        verify_token(forged, TokenKeys("", public), PLANS)
+    assert raised.value.code == "unsupported_algorithm"
+
+
+def test_unsigned_tokens_are_refused():
+    unsigned = jwt.encode(
+        {"sub": "alice", "tenant": "acme", "plan": "pro", "exp": int(time.time()) + 60},
+        None,
+        algorithm="none",
+    )
+    with pytest.raises(GatewayError) as raised:
+        verify_token(unsigned, TokenKeys(SECRET), PLANS)
+    assert (raised.value.status, raised.value.code) == (401, "unsupported_algorithm")
+
+
+@pytest.mark.parametrize("claim", ["sub", "tenant", "plan", "exp"])
+def test_every_required_claim_is_required(claim):
+    with pytest.raises(GatewayError) as raised:
+        verify_token(make_token(drop=(claim,)), TokenKeys(SECRET), PLANS)
+    assert (raised.value.status, raised.value.code) == (401, "missing_claim")
+    assert claim in raised.value.message
+
+
+@pytest.mark.parametrize("header", [None, "", "Bearer", "Bearer   ", "Token abc"])
+def test_bearer_header_must_be_present_and_well_formed(header):
+    with pytest.raises(GatewayError) as raised:
+        bearer_token(header)
+    assert raised.value.status == 401
+    assert raised.value.code == ("missing_token" if not header else "malformed_token")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "reason"),
+    [
+        ({"tenant": "Acme Corp"}, "invalid tenant"),
+        ({"user": "bad user"}, "invalid user"),
+        ({"ttl_s": 0}, "invalid ttl"),
+        ({"ttl_s": 10**9}, "invalid ttl"),
+    ],
+)
+def test_mint_token_refuses_bad_input(kwargs, reason):
+    args = {"tenant": "acme", "user": "alice", "plan": "pro", "ttl_s": 60, **kwargs}
+    with pytest.raises(ValueError, match=reason):
+        mint_token(SECRET, **args)
