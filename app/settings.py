@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     gateway_upstreams: str = ""  # comma-separated Rasa base URLs, balanced round-robin; default: rasa_url
     gateway_canary_upstreams: str = ""  # Rasa base URLs serving the challenger model (flag challenger_percent)
     challenger_model_path: Path = ROOT / "nlu" / "serving" / "challenger.tar.gz"  # register_nlu writes it
-    canary_port: int = 5006  # the challenger's Rasa server when the launcher starts one
+    canary_port: int = 5007  # the challenger's Rasa server, started when a challenger_percent flag is above 0
     gateway_storage_url: str = ""  # rate-limit counters; default: params.yaml gateway.storage_url
     jwt_secret: SecretStr = SecretStr("")  # HS256 key of end-user tokens (>= 32 bytes); never in a file
     jwt_public_key_file: str = ""  # optional PEM public key: RS256 tokens are accepted too

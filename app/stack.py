@@ -1,4 +1,7 @@
-"""Start the served bot on loopback: CRM service, action server, Rasa server (REST channel), Streamlit app.
+"""Start the served bot on loopback: CRM service, action server, Rasa server (REST channel), gateway,
+Streamlit app; with a canary share configured (flag ``challenger_percent`` above 0 for any tenant) and the
+registry's challenger model at ``settings.challenger_model_path``, also a ``rasa-canary`` server with that
+model, which the gateway sends the canary users to.
 
 ``python -m app.stack`` (what ``make run`` calls) prepares the stores, starts the processes, waits
 until each answers its health check, prints the URLs, and on Ctrl-C stops the processes it started (by
@@ -80,6 +83,24 @@ class Stack:
                                          avoid=others) if "rasa" in self.names else [])
 
     @property
+    def canary(self) -> bool:
+        """Whether this stack serves the challenger model to a canary share of users (see the docstring)."""
+        if not {"rasa", "gateway"} <= set(self.names) or not self.settings.challenger_model_path.exists():
+            return False
+        from app.flags import Flags
+
+        try:
+            flags = Flags.from_params(params_file=self.settings.params_file)
+        except (OSError, ValueError):
+            return False
+        tenants = [None, self.settings.tenant, *flags.tenants]
+        return any(flags.percent("challenger_percent", tenant) > 0 for tenant in tenants)
+
+    @property
+    def canary_url(self) -> str:
+        return f"http://{self.settings.host}:{self.settings.canary_port}"
+
+    @property
     def rasa_urls(self) -> list[str]:
         """Base URLs of the Rasa replicas (one per replica, in start order): what a load balancer targets."""
         return [f"http://{self.settings.host}:{port}" for port in self.rasa_ports]
@@ -111,6 +132,8 @@ class Stack:
             "SWITCHBOARD_GATEWAY_PORT": str(s.gateway_port),
             # the gateway balances over every Rasa replica this stack starts, unless told otherwise
             "SWITCHBOARD_GATEWAY_UPSTREAMS": s.gateway_upstreams or ",".join(self.rasa_urls or [s.rasa_url]),
+            "SWITCHBOARD_GATEWAY_CANARY_UPSTREAMS": s.gateway_canary_upstreams or (
+                self.canary_url if self.canary else ""),
         })
         if s.jwt_secret.get_secret_value():
             env["SWITCHBOARD_JWT_SECRET"] = s.jwt_secret.get_secret_value()
@@ -137,8 +160,23 @@ class Stack:
                  "--server.headless", "true", "--browser.gatherUsageStats", "false"],
                 f"{s.streamlit_url}/_stcore/health", logs / "streamlit.log", "ok"),
         }
-        # "rasa" is one service per replica: "rasa", "rasa-2", ... (logs rasa.log, rasa-2.log, ...).
-        return [svc for name in self.names for svc in (self._rasa_replicas() if name == "rasa" else [defs[name]])]
+        # "rasa" is one service per replica: "rasa", "rasa-2", ... (logs rasa.log, rasa-2.log, ...), plus
+        # "rasa-canary" (the challenger model) when this stack runs a canary.
+        def expand(name: str) -> list[Service]:
+            if name != "rasa":
+                return [defs[name]]
+            return self._rasa_replicas() + ([self._rasa_canary()] if self.canary else [])
+
+        return [svc for name in self.names for svc in expand(name)]
+
+    def _rasa_canary(self) -> Service:
+        s = self.settings
+        return Service(
+            "rasa-canary",
+            rasa_command(["run", "--model", str(s.challenger_model_path), "--port", str(s.canary_port),
+                          "--interface", s.host, "--credentials", str(ROOT / "nlu" / "credentials.yml"),
+                          "--endpoints", str(endpoints_path(s))]),
+            f"{self.canary_url}/webhooks/rest/", s.state_dir / "logs" / "rasa-canary.log", '"ok"')
 
     def _rasa_replicas(self) -> list[Service]:
         s, endpoints = self.settings, endpoints_path(self.settings)
@@ -247,7 +285,8 @@ class Stack:
             "crm": f"{s.crm_url}/health (CRM, refunds, notifications, handoffs)",
             "rasa": ("\n" + " " * 13).join(f"{url}/webhooks/rest/webhook (REST channel)" for url in self.rasa_urls),
             "actions": f"http://{s.host}:{s.action_port}/health",
-            "gateway": f"{s.gateway_url}/webhooks/rest/webhook (REST channel with a Bearer token)",
+            "gateway": f"{s.gateway_url}/webhooks/rest/webhook (REST channel with a Bearer token)"
+                       + (f"; canary: {self.canary_url} serves {s.challenger_model_path.name}" if self.canary else ""),
             "streamlit": s.streamlit_url,
         }
 
