@@ -24,7 +24,7 @@ find_python = $(firstword $(wildcard $(shell pyenv root 2>/dev/null)/versions/$(
 PY311 ?= $(call find_python,3.11)
 PY310 ?= $(call find_python,3.10)
 
-.PHONY: help setup run pipeline serve test test-main test-rasa lint bench lock clean
+.PHONY: help setup run pipeline serve test test-main test-rasa lint bench bench-serving lock clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -48,7 +48,7 @@ $(RASA_VENV)/$(STAMP): requirements-rasa.lock
 pipeline: setup ## Run the DVC pipeline (train, index, evaluate); a no-op when nothing changed
 	dvc repro
 
-serve: setup ## Start the Rasa server, action server and Streamlit app on loopback (Ctrl-C stops them)
+serve: setup ## Start the CRM service, action server, Rasa, gateway and Streamlit on loopback (Ctrl-C stops them)
 	python -m app.stack
 
 run: pipeline serve ## The main job: pipeline, then the served bot
@@ -65,8 +65,13 @@ lint: setup ## Lint with ruff
 	ruff check .
 	ruff format --check app nlu knowledge pipelines tests benchmarks
 
-bench: setup ## Benchmarks (start the bot with `make serve` in another terminal first)
+bench: setup ## REST latency of a running bot (start it with `make serve` in another terminal first)
 	python benchmarks/rest_latency.py
+
+bench-serving: setup ## Benchmarks that start their own bot: latency by handler, gateway overhead, replicas
+	python benchmarks/handler_latency.py
+	python benchmarks/gateway.py
+	python benchmarks/scale_out.py
 
 lock: ## Re-resolve both lock files from requirements*.in (pip-tools)
 	$(VENV)/bin/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links --unsafe-package torch \

@@ -24,7 +24,7 @@ from app.llm.client import CallContext
 from app.llm.policy import Decision
 from app.llm.tiers import AnswerRequest
 from app.observability import metrics
-from app.orchestration.router import RouteDecision, decide, knowledge_turn
+from app.orchestration.router import ORDER_ID_IN_TEXT, RouteDecision, decide, knowledge_turn
 from app.settings import get_settings
 
 logger = structlog.get_logger(__name__)
@@ -103,7 +103,9 @@ class ActionAnswerKnowledge(Action):
         if decision.handler == "two_stage_fallback":  # nothing in the knowledge base: say so, offer a human
             answered.labels(ctx.tenant_id, "idk").inc()
             return IDK_TEXT
-        if brain.cache is not None and (hit := brain.cache.lookup(ctx.tenant_id, kb.version, ctx.text)):
+        # A question naming the user's order is personal whatever the answer turns out to be: no cache either way
+        cache = None if ORDER_ID_IN_TEXT.search(ctx.text) else brain.cache
+        if cache is not None and (hit := cache.lookup(ctx.tenant_id, kb.version, ctx.text)):
             logger.info("cache.hit", kind=hit.kind, similarity=round(hit.similarity, 4), **ctx.log_fields())
             answered.labels(ctx.tenant_id, "cache").inc()
             return hit.answer
@@ -129,8 +131,8 @@ class ActionAnswerKnowledge(Action):
         if outcome.tier and outcome.tier > 0:
             sources = "; ".join(dict.fromkeys(h.source_label for h in hits[:2]))
             text = f"{outcome.text}\n\nSources: {sources}" if sources else outcome.text
-            if brain.cache is not None:  # answers built on the user's own data (a tool) are never cached
-                brain.cache.store(ctx.tenant_id, ctx.user_id, kb.version, ctx.text, text,
+            if cache is not None:  # answers built on the user's own data (a tool) are never cached
+                cache.store(ctx.tenant_id, ctx.user_id, kb.version, ctx.text, text,
                                   personal=outcome.personal,
                                   tier=outcome.tier, model=outcome.result.model if outcome.result else None)
             return text

@@ -108,3 +108,9 @@ def test_a_tier_1_answer_calls_the_order_tool_and_such_personal_answers_are_neve
     again = texts(say(bot, f"{user}-2", question))  # the same words from someone else: asked afresh
     assert again.startswith("Your order ORD-10042 has shipped")
     assert sum(llm.request_counts.values()) == 4 and len(llm_calls(bot, f"{user}-2")) == 2
+
+    llm.reset()  # a model that answers without calling the tool: still personal, still not cached
+    first = texts(say(bot, f"{user}-3", question))
+    assert first.startswith("Echo:") and sum(llm.request_counts.values()) == 1
+    assert texts(say(bot, f"{user}-4", question)).startswith("Echo:")
+    assert sum(llm.request_counts.values()) == 2
