@@ -112,7 +112,11 @@ class Settings(BaseSettings):
 
     def serve_params(self) -> dict[str, Any]:
         """The ``serve`` section of params.yaml: the running bot's tunables."""
-        return (yaml.safe_load(self.params_file.read_text()) or {}).get("serve") or {}
+        return self.params_section("serve")
+
+    def params_section(self, name: str) -> dict[str, Any]:
+        """One section of params.yaml (empty when absent)."""
+        return (yaml.safe_load(self.params_file.read_text()) or {}).get(name) or {}
 
 
 @lru_cache(maxsize=1)

@@ -4,7 +4,7 @@ Rasa's ``action_two_stage_fallback`` loop drives the stages; these two actions r
 - ``action_default_ask_affirmation`` offers the most likely intents (readable descriptions from
   ``nlu/intent_descriptions.csv``) as buttons, plus "Something else" (``/out_of_scope``: ask to rephrase);
 - ``action_default_fallback`` runs when clarification failed: it counts the failure, and after
-  ``serve.handoff_after_failures`` failures in the conversation hands it to a human (a ticket). Rasa also
+  ``router.max_failed_turns`` failures in the conversation (the router's rule, one setting) hands it to a human (a ticket). Rasa also
   runs it as the core fallback (the dialogue policy is unsure what to do next): then it only apologises,
   since the user was understood.
 """
@@ -23,6 +23,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from app.actions.context import TurnContext
 from app.actions.handoff import open_handoff_ticket
+from app.orchestration.router import RouterConfig
 from app.settings import ROOT, get_settings
 
 logger = structlog.get_logger(__name__)
@@ -78,7 +79,7 @@ class ActionDefaultFallback(Action):
         settings = get_settings()
         ctx = TurnContext.from_tracker(tracker, settings.tenant)
         failures = int(tracker.get_slot("failed_turns") or 0) + 1
-        limit = int(settings.serve_params().get("handoff_after_failures", 1))
+        limit = RouterConfig.from_params(settings.params_section("router")).max_failed_turns
         logger.info("fallback.failed", failures=failures, limit=limit, **ctx.log_fields())
         events: list[dict[str, Any]] = [UserUtteranceReverted(), SlotSet("failed_turns", float(failures))]
         if failures >= limit:

@@ -47,7 +47,7 @@ async def test_ask_affirmation_offers_top_intents_and_something_else(tracker_fro
 async def test_failed_fallback_hands_over_after_the_limit(tracker_from, dispatcher, domain, monkeypatch):
     from app.settings import Settings
 
-    monkeypatch.setattr(Settings, "serve_params", lambda self: {"handoff_after_failures": 2})
+    monkeypatch.setattr(Settings, "params_section", lambda self, name: {"max_failed_turns": 2})
     tracker = tracker_from("order_question")
     tracker.active_loop = {"name": "action_two_stage_fallback"}  # the two-stage fallback gave up
     first = await ActionDefaultFallback().run(dispatcher, tracker, domain)
