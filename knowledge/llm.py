@@ -255,8 +255,13 @@ def validate(
     system_prompt: str,
     max_chars: int = 800,
     min_grounding: float = 0.6,
+    extra_sources: Sequence[str] = (),
 ) -> Verdict:
-    """Check an LLM reply against the excerpts it was given (see the module docstring)."""
+    """Check an LLM reply against the excerpts it was given (see the module docstring).
+
+    ``extra_sources``: texts the reply may also draw on without citing them (tool results, e.g. the user's
+    order): with any, a reply that cites nothing is checked against all excerpts and extra sources together.
+    """
     text = reply.strip()
     if not text:
         return Verdict(False, "empty reply")
@@ -267,14 +272,14 @@ def validate(
     if leaks_prompt(text, system_prompt):
         return Verdict(False, "reply repeats the system prompt")
     cited = tuple(dict.fromkeys(int(n) for n in _CITATION.findall(text)))
-    if not cited:
+    if not cited and not extra_sources:
         return Verdict(False, "reply cites no excerpt")
     unknown = [n for n in cited if not 1 <= n <= len(contexts)]
     if unknown:
         return Verdict(
             False, f"reply cites excerpt(s) that do not exist: {', '.join(map(str, unknown))}", cited
         )
-    source = " ".join(contexts[n - 1] for n in cited)
+    source = " ".join([*(contexts[n - 1] for n in cited or range(1, len(contexts) + 1)), *extra_sources])
     source_words = {_stem(w) for w in content_words(source)}
     words = content_words(text)
     grounding = sum(_stem(w) in source_words for w in words) / len(words) if words else 0.0

@@ -10,6 +10,7 @@ dependency failure degrades to a clear message; nothing here fails the turn.
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import structlog
@@ -49,6 +50,15 @@ def route(kb: Any, ctx: TurnContext, tracker: Tracker, level: Any, top_k: int, m
         conversation_id=ctx.conversation_id,
     )
     return decide(turn, config, policy), hits
+
+
+def with_sources(answer: str, hits: list[Any]) -> str:
+    """The answer and the sources it cites as ``[n]`` (numbered as the model saw them); with no citation
+    (an answer from a tool's result, or with grounding off) the two best hits."""
+    cited = [int(n) for n in dict.fromkeys(re.findall(r"\[(\d+)\]", answer)) if 1 <= int(n) <= len(hits)]
+    labels = ([f"[{n}] {hits[n - 1].source_label}" for n in cited] if cited
+              else list(dict.fromkeys(h.source_label for h in hits[:2])))
+    return f"{answer}\n\nSources: {'; '.join(labels)}" if labels else answer
 
 
 class ActionAnswerKnowledge(Action):
@@ -115,6 +125,7 @@ class ActionAnswerKnowledge(Action):
         request = AnswerRequest(
             ctx.text, [h.text for h in hits],
             CallContext(ctx.tenant_id, ctx.user_id, ctx.conversation_id),
+            sources=[h.source_label for h in hits],
         )
         # a skill intent whose rule still chose this action (e.g. a refund question) is answered at tier 0
         tier, max_tier = decision.tier or 0, decision.max_tier if decision.max_tier is not None else 0
@@ -129,8 +140,7 @@ class ActionAnswerKnowledge(Action):
         if outcome.text is None:
             return IDK_TEXT
         if outcome.tier and outcome.tier > 0:
-            sources = "; ".join(dict.fromkeys(h.source_label for h in hits[:2]))
-            text = f"{outcome.text}\n\nSources: {sources}" if sources else outcome.text
+            text = with_sources(outcome.text, hits)
             if cache is not None:  # answers built on the user's own data (a tool) are never cached
                 cache.store(ctx.tenant_id, ctx.user_id, kb.version, ctx.text, text,
                                   personal=outcome.personal,

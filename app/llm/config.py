@@ -85,6 +85,16 @@ class BreakerConfig(BaseModel):
     reset_timeout_s: float = Field(30.0, gt=0, description="how long it stays open before one trial call")
 
 
+class GroundingConfig(BaseModel):
+    """How LLM answers are checked against the excerpts they were given (``knowledge.llm.validate``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(True, description="cited excerpts must exist, numbers and most words come from them")
+    min_grounding: float = Field(0.6, ge=0, le=1, description="share of the answer's words found in its sources")
+    max_answer_chars: int = Field(800, ge=50)
+
+
 class TokenEstimate(BaseModel):
     """Expected tokens of one generated answer, for offline cost estimates (cost_eval)."""
 
@@ -104,6 +114,7 @@ class TiersConfig(BaseModel):
     breaker: BreakerConfig = Field(default_factory=BreakerConfig)
     estimate: TokenEstimate = Field(default_factory=TokenEstimate)
     policy: dict[str, Any] = Field(default_factory=dict, description="app.llm.policy.build_policy reads it")
+    grounding: GroundingConfig = Field(default_factory=GroundingConfig)
     function_calling: bool = Field(
         default=True, description="offer the read-only tools of app.tools to the LLM tiers"
     )

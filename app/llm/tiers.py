@@ -25,19 +25,15 @@ from typing import Any
 import structlog
 
 from app.llm.client import CallContext, LLMResult, TierClient, TierUnavailable
-from app.llm.config import EXTRACTIVE, LARGE, TierConfig, TiersConfig
+from app.llm.config import EXTRACTIVE, LARGE, GroundingConfig, TierConfig, TiersConfig
 from app.llm.policy import Decision, Features, TierPolicy
 from app.tools.registry import ToolContext, ToolRegistry
 
 logger = structlog.get_logger(__name__)
 
-SYSTEM_PROMPT = (
-    "You are a customer-support assistant. Answer the user's question using only the context passages. "
-    "If the passages do not contain the answer, reply exactly: I don't know."
-)
 TOOLS_PROMPT = (
-    " You may call the tools to look up the user's own orders and support tickets; use them only when the "
-    "question is about the user's own order or ticket, and answer from their results."
+    "\n\nTools: you may call the tools to look up the user's own orders and support tickets. Use them only "
+    "when the question is about the user's own order or ticket, and state only what their results say."
 )
 IDK_MARKERS = ("i don't know", "i do not know", "i'm not sure", "i am not sure", "cannot answer")
 
@@ -50,6 +46,7 @@ class AnswerRequest:
     passages: Sequence[str]
     context: CallContext
     features: Features | None = None
+    sources: Sequence[str] = ()  # a label per passage ("Title › Section"), shown to the model with it
 
     def __post_init__(self) -> None:
         if not self.question or not self.question.strip():
@@ -110,13 +107,48 @@ def default_validator(max_chars: int = 2000) -> Callable[[LLMResult], str | None
     return validate
 
 
+@dataclass(frozen=True)
+class _Excerpt:
+    source_label: str
+    text: str
+
+
 def build_messages(request: AnswerRequest, *, with_tools: bool = False) -> list[dict[str, Any]]:
-    """System prompt, the numbered passages, then the question."""
-    context = "\n\n".join(f"[{i}] {p.strip()}" for i, p in enumerate(request.passages, 1)) or "(no passages)"
-    return [
-        {"role": "system", "content": SYSTEM_PROMPT + (TOOLS_PROMPT if with_tools else "")},
-        {"role": "user", "content": f"Context passages:\n{context}\n\nQuestion: {request.question.strip()}"},
-    ]
+    """The versioned knowledge prompts (``knowledge/prompts/``): numbered excerpts with their sources, the
+    question, the rules (cite [n], NO_ANSWER when the excerpts do not answer); plus the tool rules."""
+    from knowledge.llm import build_messages as knowledge_messages
+
+    labels = list(request.sources) + [""] * (len(request.passages) - len(request.sources))
+    excerpts = [_Excerpt(label or f"excerpt {i}", text) for i, (label, text) in
+                enumerate(zip(labels, request.passages, strict=False), 1)]
+    messages: list[dict[str, Any]] = [dict(m) for m in knowledge_messages(request.question.strip(), excerpts)]
+    if with_tools:
+        messages[0]["content"] += TOOLS_PROMPT
+    return messages
+
+
+def grounded_validator(
+    request: AnswerRequest, tool_results: Sequence[str], config: GroundingConfig
+) -> Callable[[LLMResult], str | None]:
+    """The basic checks, then ``knowledge.llm.validate``: cited excerpts exist, numbers and most words come
+    from the cited excerpts (or, for answers built on tool results, from excerpts and results together),
+    no prompt leak; ``NO_ANSWER`` means the model found no answer (the next tier may)."""
+    from knowledge.llm import NO_ANSWER, load_prompt, validate
+
+    basic = default_validator(config.max_answer_chars)
+
+    def check(result: LLMResult) -> str | None:
+        if result.text.strip(" .\"'`").upper() == NO_ANSWER:
+            return "model found no answer in the excerpts"
+        if problem := basic(result):
+            return problem
+        verdict = validate(result.text, list(request.passages),
+                           system_prompt=load_prompt("answer_system").safe_substitute(),
+                           max_chars=config.max_answer_chars, min_grounding=config.min_grounding,
+                           extra_sources=tool_results)
+        return None if verdict.ok else verdict.reason
+
+    return check
 
 
 class TieredAnswerer:
@@ -131,6 +163,7 @@ class TieredAnswerer:
         validator: Callable[[LLMResult], str | None] | None = None,
         tools: ToolRegistry | None = None,
         max_tool_rounds: int = 2,
+        grounding: GroundingConfig | None = None,
     ) -> None:
         self.clients = dict(clients)
         self.extractive = extractive
@@ -138,6 +171,7 @@ class TieredAnswerer:
         self.validator = validator or default_validator()
         self.tools = tools
         self.max_tool_rounds = max_tool_rounds
+        self.grounding = grounding  # None or disabled: only the basic checks (``validator``)
 
     @classmethod
     def from_config(
@@ -156,7 +190,8 @@ class TieredAnswerer:
             for tier, endpoint in config.endpoints.items()
         }
         return cls(clients, extractive, policy, validator=validator,
-                   tools=tools if config.function_calling else None, max_tool_rounds=config.max_tool_rounds)
+                   tools=tools if config.function_calling else None, max_tool_rounds=config.max_tool_rounds,
+                   grounding=config.grounding)
 
     def tier_configs(self) -> dict[int, TierConfig]:
         return {tier: client.config for tier, client in self.clients.items()}
@@ -224,11 +259,14 @@ class TieredAnswerer:
         offered = self.tools.openai_tools() if self.tools is not None else []
         messages = build_messages(request, with_tools=bool(offered))
         used: list[str] = []
+        results: list[str] = []
         personal = False
         try:
             for round_ in range(self.max_tool_rounds + 1):
                 last = round_ == self.max_tool_rounds
-                result = client.complete(messages, request.context, validate=self.validator,
+                validate = (grounded_validator(request, results, self.grounding)
+                            if self.grounding is not None and self.grounding.enabled else self.validator)
+                result = client.complete(messages, request.context, validate=validate,
                                          tools=None if last or not offered else offered)
                 if not result.tool_calls:
                     break
@@ -241,6 +279,7 @@ class TieredAnswerer:
                     content, tool_result = self.tools.call_json(call.name, call.arguments, ctx)
                     if tool_result is not None:
                         used.append(call.name)
+                        results.append(content)
                         personal = personal or tool_result.personal
                     messages.append({"role": "tool", "tool_call_id": call.id, "content": content})
         except TierUnavailable as exc:
@@ -288,4 +327,5 @@ __all__ = [
     "TieredAnswerer",
     "build_messages",
     "default_validator",
+    "grounded_validator",
 ]

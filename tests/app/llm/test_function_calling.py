@@ -77,7 +77,7 @@ def test_the_model_calls_a_tool_and_answers_from_its_result_as_a_personal_answer
 def test_without_a_tool_call_the_answer_is_not_personal(llm: LLMTestServer):
     script(llm)
     outcome = ask(answerer(llm, order_registry([]), ListSink()), "How fast do orders ship?")
-    assert outcome.text.startswith("Echo: ") and outcome.text.endswith("Question: How fast do orders ship?")
+    assert outcome.text.startswith("Echo: ") and "Question: How fast do orders ship?" in outcome.text
     assert outcome.tools_used == () and not outcome.personal
     assert len(llm.requests) == 1
 
@@ -91,7 +91,7 @@ def test_a_model_that_keeps_calling_tools_must_answer_in_the_last_round(llm: LLM
     tiered = answerer(llm, registry, ListSink())
     tiered.max_tool_rounds = 1
     outcome = ask(tiered, "ORD please")
-    assert outcome.text.endswith("Question: ORD please") and outcome.tools_used == ("order_status",)
+    assert "Question: ORD please" in outcome.text and outcome.tools_used == ("order_status",)
     first, last = llm.requests  # one tool round, then an answer with no tools offered
     assert "tools" in first and "tools" not in last
 

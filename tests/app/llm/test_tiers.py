@@ -173,7 +173,7 @@ def test_every_call_is_recorded_with_tokens_and_cost(llm: LLMTestServer, db_url:
     upgrade(db_url)
     recorder = UsageRecorder(get_engine(db_url))
     llm.add_rule(model="small", content="I don't know.")
-    llm.add_rule(model="large", content="Refunds are paid within 5 working days.")
+    llm.add_rule(model="large", content="Refunds are paid back within 5 working days [1].")
     config = TiersConfig(
         endpoints={1: tier_config(llm, 1), 2: tier_config(llm, 2)},
         retry=RetryConfig(attempts=1),
@@ -190,7 +190,7 @@ def test_every_call_is_recorded_with_tokens_and_cost(llm: LLMTestServer, db_url:
     prompt = count_tokens("\n".join(m["content"] for m in build_messages(request())))
     for row, (price_in, price_out), reply in zip(
         rows, [(Decimal("0.5"), Decimal("1.5")), (Decimal("5"), Decimal("15"))],
-        ["I don't know.", "Refunds are paid within 5 working days."], strict=True,
+        ["I don't know.", "Refunds are paid back within 5 working days [1]."], strict=True,
     ):  # fmt: skip
         completion = count_tokens(reply)
         assert (row["prompt_tokens"], row["completion_tokens"]) == (prompt, completion)
