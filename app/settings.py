@@ -7,6 +7,7 @@ Not importable from the Rasa environment (pydantic 2).
 
 from __future__ import annotations
 
+import copy
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -115,8 +116,17 @@ class Settings(BaseSettings):
         return self.params_section("serve")
 
     def params_section(self, name: str) -> dict[str, Any]:
-        """One section of params.yaml (empty when absent)."""
-        return (yaml.safe_load(self.params_file.read_text()) or {}).get(name) or {}
+        """One section of params.yaml (empty when absent); parsed once per version of the file (a copy)."""
+        path = Path(self.params_file)
+        stat = path.stat()
+        return copy.deepcopy(_parsed_params(str(path.resolve()), stat.st_mtime_ns, stat.st_size).get(name) or {})
+
+
+@lru_cache(maxsize=8)
+def _parsed_params(path: str, mtime_ns: int, size: int) -> dict[str, Any]:
+    """params.yaml parsed (YAML parsing costs ~7 ms; the bot reads sections on every turn). The key holds
+    the file's mtime and size, so an edited file is read again."""
+    return yaml.safe_load(Path(path).read_text()) or {}
 
 
 @lru_cache(maxsize=1)

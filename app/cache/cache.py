@@ -199,6 +199,8 @@ class AnswerCache:
         if not self.settings.semantic.enabled:
             return None
         entries = self.backend.entries(tenant_id, kb_version, now, self.settings.semantic.max_entries)
+        if not entries:  # nothing to compare with: no need to embed the question
+            return None
         query_vector = self.embedder.encode([question])[0]
         entries = [e for e in entries if e.embedding.shape == query_vector.shape]
         if not entries:

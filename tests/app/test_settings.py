@@ -29,3 +29,18 @@ def test_offline_env_never_overrides_explicit_values():
     env = apply_offline_env({"HF_HUB_OFFLINE": "0"})
     assert env["HF_HUB_OFFLINE"] == "0"
     assert all(env[k] == v for k, v in OFFLINE_ENV.items() if k != "HF_HUB_OFFLINE")
+
+
+def test_params_sections_are_parsed_once_per_version_of_the_file_and_handed_out_as_copies(tmp_path):
+    import os
+
+    params = tmp_path / "params.yaml"
+    params.write_text("serve: {knowledge_top_k: 3}\n")
+    settings = Settings(params_file=params)
+    first = settings.serve_params()
+    first["knowledge_top_k"] = 99  # a caller changing its copy changes nothing for the next one
+    assert settings.serve_params() == {"knowledge_top_k": 3}
+    params.write_text("serve: {knowledge_top_k: 5}\n")
+    os.utime(params, ns=(params.stat().st_atime_ns, params.stat().st_mtime_ns + 1_000_000))
+    assert settings.serve_params() == {"knowledge_top_k": 5}  # an edited file is read again
+    assert settings.params_section("missing") == {}

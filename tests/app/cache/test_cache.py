@@ -231,3 +231,21 @@ def test_build_cache_from_settings(sqlite_url: str, redis_url: str, monkeypatch:
         build_cache(CacheSettings(embedder="hashing"))
     with pytest.raises(ValueError, match="invalid `cache` section"):
         CacheSettings.from_params({"backend": "memcached"}, env={})
+
+
+def test_an_empty_scope_answers_without_embedding_the_question(backend, clock: Clock) -> None:
+    class CountingEmbedder(HashingEmbedder):
+        calls = 0
+
+        def encode(self, texts):
+            CountingEmbedder.calls += 1
+            return super().encode(texts)
+
+    cache = AnswerCache(backend, CountingEmbedder(), CacheSettings(ttl_s=3600, semantic=HASHING_SEMANTIC),
+                        clock=clock)
+    assert cache.lookup("acme", KB1, "How long do refunds take?") is None
+    assert CountingEmbedder.calls == 0  # nothing cached in this scope: nothing to compare with
+    store(cache)
+    before = CountingEmbedder.calls
+    cache.lookup("acme", KB1, "something else entirely")
+    assert CountingEmbedder.calls == before + 1
