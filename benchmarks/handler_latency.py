@@ -147,6 +147,7 @@ def bench_params(base_url: str, dest: Path) -> Path:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     tier = {"base_url": base_url, "timeout_s": 5, "price_in_per_1k": 0.5, "price_out_per_1k": 1.5}
     params["tiers"]["endpoints"] = {1: {**tier, "model": "small"}, 2: {**tier, "model": "large"}}
+    params["tiers"]["grounding"] = {"enabled": False}  # the stand-in echoes the prompt: not grounded text
     dest.write_text(yaml.safe_dump(params, sort_keys=False))
     return dest
 
