@@ -81,6 +81,9 @@ def tracker_store_endpoint(settings: Settings) -> dict[str, Any]:
     return section
 
 
+ATOMIC_REDIS_LOCK_STORE = "app.channels.lock_store.AtomicRedisLockStore"
+
+
 def lock_store_endpoint(settings: Settings) -> dict[str, Any] | None:
     """Rasa's ``lock_store`` section from ``redis://[user[:password]@]host[:port][/db]``; None: in-memory.
 
@@ -105,7 +108,10 @@ def lock_store_endpoint(settings: Settings) -> dict[str, Any] | None:
         raise ScaleOutError(
             "SWITCHBOARD_LOCK_STORE_URL needs a host and a numeric db: redis://127.0.0.1:6379/1"
         )
-    section: dict[str, Any] = {"type": "redis", "url": parts.hostname, "port": port, "db": int(db_text)}
+    # Rasa's own "redis" type updates its ticket locks without a transaction (two replicas can both take
+    # a turn of one conversation): ours makes those updates atomic (app/channels/lock_store.py).
+    section: dict[str, Any] = {"type": ATOMIC_REDIS_LOCK_STORE, "url": parts.hostname, "port": port,
+                               "db": int(db_text)}
     if parts.username:
         section["username"] = unquote(parts.username)
     if parts.password:

@@ -42,6 +42,20 @@ def guarded_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def start_guarded(stack: object, timeout: float) -> None:
+    """``stack.start(timeout)`` with the socket guard first on every server's PYTHONPATH (the stack puts the
+    repository after it), so each process the tests start refuses non-loopback connections too."""
+    old_pythonpath = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = str(GUARD_DIR)
+    try:
+        stack.start(timeout=timeout)  # type: ignore[attr-defined]
+    finally:
+        if old_pythonpath is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = old_pythonpath
+
+
 def copy_project(dest: Path) -> Path:
     """Copy the tracked and untracked-but-not-ignored files of the repository (what a clone would have,
     plus work in progress) into ``dest`` and make it a git repository of its own."""
@@ -131,15 +145,7 @@ def bot(pipeline_run: PipelineRun, llm, tmp_path_factory: pytest.TempPathFactory
         index_dir=pipeline_run.root / "knowledge" / "index",
         params_file=params_with_llm_tiers(llm.base_url, state / "params.yaml"),
     )
-    old_pythonpath = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = str(GUARD_DIR)  # the stack puts the repo after it: guard in every server
     stack = Stack(settings, services=("crm", "actions", "rasa"))
-    try:
-        stack.start(timeout=240)
-    finally:
-        if old_pythonpath is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = old_pythonpath
+    start_guarded(stack, timeout=240)
     yield stack
     stack.stop()

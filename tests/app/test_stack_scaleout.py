@@ -108,7 +108,7 @@ def test_redis_lock_store_url(tmp_path):
         tmp_path, lock_store_url="rediss://user:s%3Acret@cache:6380/3", lock_store_key_prefix="switchboard1"
     )
     assert lock_store_endpoint(settings) == {
-        "type": "redis",
+        "type": "app.channels.lock_store.AtomicRedisLockStore",
         "url": "cache",
         "port": 6380,
         "db": 3,
@@ -118,7 +118,7 @@ def test_redis_lock_store_url(tmp_path):
         "key_prefix": "switchboard1",
     }
     assert lock_store_endpoint(make_settings(tmp_path, lock_store_url="redis://127.0.0.1")) == {
-        "type": "redis",
+        "type": "app.channels.lock_store.AtomicRedisLockStore",
         "url": "127.0.0.1",
         "port": 6379,
         "db": 0,

@@ -8,7 +8,6 @@ the champion). Killing the canary server sends its users back to the champion wi
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from pydantic import SecretStr
 
 from app.gateway.auth import mint_token
 from app.stack import Stack
-from tests.conftest import GUARD_DIR, free_port
+from tests.conftest import free_port, start_guarded
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -38,17 +37,9 @@ def canary_stack(bot, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stac
         "rasa_port": free_port(), "canary_port": free_port(), "gateway_port": free_port(),
         "gateway_upstreams": "", "jwt_secret": SecretStr(secrets.token_urlsafe(32)),
     })
-    old_pythonpath = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = str(GUARD_DIR)
     stack = Stack(settings, services=("rasa", "gateway"))  # the bot fixture's CRM and action server
-    try:
-        assert stack.canary
-        stack.start(timeout=300)
-    finally:
-        if old_pythonpath is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = old_pythonpath
+    assert stack.canary
+    start_guarded(stack, timeout=300)
     yield stack
     stack.stop()
 

@@ -9,7 +9,6 @@ route is not served; the store is where the conversation id is recorded anyway).
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import sqlite3
 import uuid
@@ -22,7 +21,7 @@ from pydantic import SecretStr
 from app.gateway.auth import mint_token
 from app.stack import Stack
 from app.ui.chat_client import client_for
-from tests.conftest import GUARD_DIR, free_port
+from tests.conftest import free_port, start_guarded
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -38,16 +37,8 @@ def gateway(bot, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "jwt_secret": SecretStr(secrets.token_urlsafe(32)),
         }
     )
-    old_pythonpath = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = str(GUARD_DIR)  # as the bot fixture: the socket guard in the gateway too
     stack = Stack(settings, services=("gateway",))
-    try:
-        stack.start(timeout=60)
-    finally:
-        if old_pythonpath is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = old_pythonpath
+    start_guarded(stack, timeout=60)
     yield stack
     stack.stop()
 

@@ -26,7 +26,7 @@ import yaml
 from app.data.db import get_engine
 from app.integrations.jobs import JobStore
 from tests.app.data.conftest import POSTGRES_SERVER
-from tests.conftest import GUARD_DIR, PipelineRun, free_port
+from tests.conftest import PipelineRun, free_port, start_guarded
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -132,17 +132,8 @@ def scaled(
         lock_store_key_prefix=lock_prefix,
         rasa_replicas=2,
     )
-    old_pythonpath = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = str(GUARD_DIR)  # the stack puts the repo after it: guard in every server
     stack = Stack(settings, services=("crm", "actions", "rasa"))
-    try:
-        # Both replicas load the model at the same time on a small machine: be generous.
-        stack.start(timeout=420)
-    finally:
-        if old_pythonpath is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = old_pythonpath
+    start_guarded(stack, timeout=420)  # both replicas load the model at once on a small machine: be generous
     try:
         a, b = stack.rasa_urls
         yield Scaled(stack, a, b, postgres_db)
@@ -221,7 +212,7 @@ def test_two_replicas_on_the_shared_stores(scaled):
     pg = urlsplit(scaled.db_url)
     assert endpoints["tracker_store"]["dialect"] == "postgresql"
     assert endpoints["tracker_store"]["db"] == pg.path.lstrip("/")
-    assert endpoints["lock_store"]["type"] == "redis"
+    assert endpoints["lock_store"]["type"] == "app.channels.lock_store.AtomicRedisLockStore"
     assert endpoints["lock_store"]["key_prefix"] == scaled.stack.settings.lock_store_key_prefix
     assert not (scaled.stack.settings.state_dir / "tracker.db").exists()
 
