@@ -110,8 +110,12 @@ def lock_store_endpoint(settings: Settings) -> dict[str, Any] | None:
         )
     # Rasa's own "redis" type updates its ticket locks without a transaction (two replicas can both take
     # a turn of one conversation): ours makes those updates atomic (app/channels/lock_store.py).
-    section: dict[str, Any] = {"type": ATOMIC_REDIS_LOCK_STORE, "url": parts.hostname, "port": port,
-                               "db": int(db_text)}
+    section: dict[str, Any] = {
+        "type": ATOMIC_REDIS_LOCK_STORE,
+        "url": parts.hostname,
+        "port": port,
+        "db": int(db_text),
+    }
     if parts.username:
         section["username"] = unquote(parts.username)
     if parts.password:

@@ -50,7 +50,9 @@ class Settings(BaseSettings):
     # The gateway (app/gateway, docs/gateway.md): JWT auth and per-plan rate limits in front of Rasa.
     gateway_port: int = 5006
     gateway_upstreams: str = ""  # comma-separated Rasa base URLs, balanced round-robin; default: rasa_url
-    gateway_canary_upstreams: str = ""  # Rasa base URLs serving the challenger model (flag challenger_percent)
+    gateway_canary_upstreams: str = (
+        ""  # Rasa base URLs serving the challenger model (flag challenger_percent)
+    )
     challenger_model_path: Path = ROOT / "nlu" / "serving" / "challenger.tar.gz"  # register_nlu writes it
     canary_port: int = 5007  # the challenger's Rasa server, started when a challenger_percent flag is above 0
     gateway_storage_url: str = ""  # rate-limit counters; default: params.yaml gateway.storage_url
@@ -119,7 +121,9 @@ class Settings(BaseSettings):
         """One section of params.yaml (empty when absent); parsed once per version of the file (a copy)."""
         path = Path(self.params_file)
         stat = path.stat()
-        return copy.deepcopy(_parsed_params(str(path.resolve()), stat.st_mtime_ns, stat.st_size).get(name) or {})
+        return copy.deepcopy(
+            _parsed_params(str(path.resolve()), stat.st_mtime_ns, stat.st_size).get(name) or {}
+        )
 
 
 @lru_cache(maxsize=8)

@@ -74,13 +74,22 @@ class Stack:
         if "gateway" in self.names and not self.settings.jwt_secret.get_secret_value():
             # Local demo: a random token secret for this run only, handed to the gateway and the chat page
             # through their environment (never written to a file).
-            self.settings = self.settings.model_copy(update={"jwt_secret": SecretStr(secrets.token_urlsafe(32))})
+            self.settings = self.settings.model_copy(
+                update={"jwt_secret": SecretStr(secrets.token_urlsafe(32))}
+            )
         self.services: list[Service] = []
         # Replica i listens on rasa_ports[i]; the first is settings.rasa_port, as with one replica.
         # Replicas after the first skip every other *_port setting (e.g. the gateway's, not yet bound).
-        others = {v for k, v in self.settings.model_dump().items() if k.endswith("_port") and k != "rasa_port"}
-        self.rasa_ports = (replica_ports(self.settings.host, self.settings.rasa_port, self.settings.rasa_replicas,
-                                         avoid=others) if "rasa" in self.names else [])
+        others = {
+            v for k, v in self.settings.model_dump().items() if k.endswith("_port") and k != "rasa_port"
+        }
+        self.rasa_ports = (
+            replica_ports(
+                self.settings.host, self.settings.rasa_port, self.settings.rasa_replicas, avoid=others
+            )
+            if "rasa" in self.names
+            else []
+        )
 
     @property
     def canary(self) -> bool:
@@ -109,32 +118,35 @@ class Stack:
         s = self.settings
         env = apply_offline_env(dict(os.environ))
         serve = s.serve_params()
-        env.update({
-            "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p),
-            "SWITCHBOARD_HOST": s.host,
-            "SWITCHBOARD_RASA_PORT": str(s.rasa_port),
-            "SWITCHBOARD_ACTION_PORT": str(s.action_port),
-            "SWITCHBOARD_STREAMLIT_PORT": str(s.streamlit_port),
-            "SWITCHBOARD_CRM_PORT": str(s.crm_port),
-            "SWITCHBOARD_CRM_TIMEOUT_S": str(s.crm_timeout_s),
-            "SWITCHBOARD_CRM_JOB_DELAY_S": str(s.crm_job_delay_s),
-            "SWITCHBOARD_CRM_POLL_S": str(s.crm_poll_s),
-            "SWITCHBOARD_TICKET_WEBHOOK_URL": s.ticket_webhook,
-            "SWITCHBOARD_STATE_DIR": str(s.state_dir),
-            "SWITCHBOARD_DATABASE_URL": s.db_url,
-            "SWITCHBOARD_TENANT": s.tenant,
-            "SWITCHBOARD_INDEX_DIR": str(s.index_dir),
-            "SWITCHBOARD_PARAMS_FILE": str(s.params_file),
-            "SWITCHBOARD_ACTION_URL": s.action_url,
-            "SWITCHBOARD_TRACKER_DB": s.tracker_db,
-            "SWITCHBOARD_MAX_MESSAGE_CHARS": str(serve.get("max_message_chars", 2000)),
-            "SANIC_HOST": s.host,
-            "SWITCHBOARD_GATEWAY_PORT": str(s.gateway_port),
-            # the gateway balances over every Rasa replica this stack starts, unless told otherwise
-            "SWITCHBOARD_GATEWAY_UPSTREAMS": s.gateway_upstreams or ",".join(self.rasa_urls or [s.rasa_url]),
-            "SWITCHBOARD_GATEWAY_CANARY_UPSTREAMS": s.gateway_canary_upstreams or (
-                self.canary_url if self.canary else ""),
-        })
+        env.update(
+            {
+                "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p),
+                "SWITCHBOARD_HOST": s.host,
+                "SWITCHBOARD_RASA_PORT": str(s.rasa_port),
+                "SWITCHBOARD_ACTION_PORT": str(s.action_port),
+                "SWITCHBOARD_STREAMLIT_PORT": str(s.streamlit_port),
+                "SWITCHBOARD_CRM_PORT": str(s.crm_port),
+                "SWITCHBOARD_CRM_TIMEOUT_S": str(s.crm_timeout_s),
+                "SWITCHBOARD_CRM_JOB_DELAY_S": str(s.crm_job_delay_s),
+                "SWITCHBOARD_CRM_POLL_S": str(s.crm_poll_s),
+                "SWITCHBOARD_TICKET_WEBHOOK_URL": s.ticket_webhook,
+                "SWITCHBOARD_STATE_DIR": str(s.state_dir),
+                "SWITCHBOARD_DATABASE_URL": s.db_url,
+                "SWITCHBOARD_TENANT": s.tenant,
+                "SWITCHBOARD_INDEX_DIR": str(s.index_dir),
+                "SWITCHBOARD_PARAMS_FILE": str(s.params_file),
+                "SWITCHBOARD_ACTION_URL": s.action_url,
+                "SWITCHBOARD_TRACKER_DB": s.tracker_db,
+                "SWITCHBOARD_MAX_MESSAGE_CHARS": str(serve.get("max_message_chars", 2000)),
+                "SANIC_HOST": s.host,
+                "SWITCHBOARD_GATEWAY_PORT": str(s.gateway_port),
+                # the gateway balances over every Rasa replica this stack starts, unless told otherwise
+                "SWITCHBOARD_GATEWAY_UPSTREAMS": s.gateway_upstreams
+                or ",".join(self.rasa_urls or [s.rasa_url]),
+                "SWITCHBOARD_GATEWAY_CANARY_UPSTREAMS": s.gateway_canary_upstreams
+                or (self.canary_url if self.canary else ""),
+            }
+        )
         if s.jwt_secret.get_secret_value():
             env["SWITCHBOARD_JWT_SECRET"] = s.jwt_secret.get_secret_value()
         return env
@@ -143,23 +155,66 @@ class Stack:
         s, logs = self.settings, self.settings.state_dir / "logs"
         defs = {
             "crm": Service(
-                "crm", [sys.executable, "-m", "app.integrations.services.crm_service", "--port", str(s.crm_port),
-                        "--host", s.host],
-                f"{s.crm_url}/health", logs / "crm.log", '"ok"'),
+                "crm",
+                [
+                    sys.executable,
+                    "-m",
+                    "app.integrations.services.crm_service",
+                    "--port",
+                    str(s.crm_port),
+                    "--host",
+                    s.host,
+                ],
+                f"{s.crm_url}/health",
+                logs / "crm.log",
+                '"ok"',
+            ),
             "actions": Service(
-                "actions", [sys.executable, "-m", "app.actions.server", "--port", str(s.action_port)],
-                f"http://{s.host}:{s.action_port}/health", logs / "actions.log", '"ok"'),
+                "actions",
+                [sys.executable, "-m", "app.actions.server", "--port", str(s.action_port)],
+                f"http://{s.host}:{s.action_port}/health",
+                logs / "actions.log",
+                '"ok"',
+            ),
             "gateway": Service(
-                "gateway", [sys.executable, "-m", "app.gateway", "serve", "--port", str(s.gateway_port),
-                            "--host", s.host],
-                f"{s.gateway_url}/health", logs / "gateway.log", '"ok"'),
+                "gateway",
+                [
+                    sys.executable,
+                    "-m",
+                    "app.gateway",
+                    "serve",
+                    "--port",
+                    str(s.gateway_port),
+                    "--host",
+                    s.host,
+                ],
+                f"{s.gateway_url}/health",
+                logs / "gateway.log",
+                '"ok"',
+            ),
             "streamlit": Service(
                 "streamlit",
-                [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "ui" / "Home.py"),
-                 "--server.port", str(s.streamlit_port), "--server.address", s.host,
-                 "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-                f"{s.streamlit_url}/_stcore/health", logs / "streamlit.log", "ok"),
+                [
+                    sys.executable,
+                    "-m",
+                    "streamlit",
+                    "run",
+                    str(ROOT / "app" / "ui" / "Home.py"),
+                    "--server.port",
+                    str(s.streamlit_port),
+                    "--server.address",
+                    s.host,
+                    "--server.headless",
+                    "true",
+                    "--browser.gatherUsageStats",
+                    "false",
+                ],
+                f"{s.streamlit_url}/_stcore/health",
+                logs / "streamlit.log",
+                "ok",
+            ),
         }
+
         # "rasa" is one service per replica: "rasa", "rasa-2", ... (logs rasa.log, rasa-2.log, ...), plus
         # "rasa-canary" (the challenger model) when this stack runs a canary.
         def expand(name: str) -> list[Service]:
@@ -173,21 +228,50 @@ class Stack:
         s = self.settings
         return Service(
             "rasa-canary",
-            rasa_command(["run", "--model", str(s.challenger_model_path), "--port", str(s.canary_port),
-                          "--interface", s.host, "--credentials", str(ROOT / "nlu" / "credentials.yml"),
-                          "--endpoints", str(endpoints_path(s))]),
-            f"{self.canary_url}/webhooks/rest/", s.state_dir / "logs" / "rasa-canary.log", '"ok"')
+            rasa_command(
+                [
+                    "run",
+                    "--model",
+                    str(s.challenger_model_path),
+                    "--port",
+                    str(s.canary_port),
+                    "--interface",
+                    s.host,
+                    "--credentials",
+                    str(ROOT / "nlu" / "credentials.yml"),
+                    "--endpoints",
+                    str(endpoints_path(s)),
+                ]
+            ),
+            f"{self.canary_url}/webhooks/rest/",
+            s.state_dir / "logs" / "rasa-canary.log",
+            '"ok"',
+        )
 
     def _rasa_replicas(self) -> list[Service]:
         s, endpoints = self.settings, endpoints_path(self.settings)
         return [
             Service(
                 "rasa" if i == 0 else f"rasa-{i + 1}",
-                rasa_command(["run", "--model", str(s.model_path), "--port", str(port),
-                              "--interface", s.host, "--credentials", str(ROOT / "nlu" / "credentials.yml"),
-                              "--endpoints", str(endpoints)]),
+                rasa_command(
+                    [
+                        "run",
+                        "--model",
+                        str(s.model_path),
+                        "--port",
+                        str(port),
+                        "--interface",
+                        s.host,
+                        "--credentials",
+                        str(ROOT / "nlu" / "credentials.yml"),
+                        "--endpoints",
+                        str(endpoints),
+                    ]
+                ),
                 f"http://{s.host}:{port}/webhooks/rest/",
-                s.state_dir / "logs" / ("rasa.log" if i == 0 else f"rasa-{i + 1}.log"), '"ok"')
+                s.state_dir / "logs" / ("rasa.log" if i == 0 else f"rasa-{i + 1}.log"),
+                '"ok"',
+            )
             for i, port in enumerate(self.rasa_ports)
         ]
 
@@ -204,8 +288,9 @@ class Stack:
                 try:
                     ensure_postgres_database(url)
                 except SQLAlchemyError as exc:
-                    raise StackError(f"cannot prepare the PostgreSQL database of {url}: "
-                                     f"{str(exc).splitlines()[0]}") from exc
+                    raise StackError(
+                        f"cannot prepare the PostgreSQL database of {url}: {str(exc).splitlines()[0]}"
+                    ) from exc
         upgrade(self.settings.db_url)
         seed_crm(get_engine(self.settings.db_url), self.settings.tenant)
 
@@ -227,8 +312,13 @@ class Stack:
         service.log_path.parent.mkdir(parents=True, exist_ok=True)
         with service.log_path.open(mode) as log:
             service.process = subprocess.Popen(
-                service.argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
+                service.argv,
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
 
     def service(self, name: str) -> Service:
@@ -253,8 +343,9 @@ class Stack:
         while time.monotonic() < deadline:
             assert service.process is not None
             if service.process.poll() is not None:
-                raise StackError(f"{service.name} exited with code {service.process.returncode}:\n"
-                                 f"{service.log_tail()}")
+                raise StackError(
+                    f"{service.name} exited with code {service.process.returncode}:\n{service.log_tail()}"
+                )
             try:
                 reply = httpx.get(service.health_url, timeout=2.0)
                 if reply.status_code == 200 and service.expect in reply.text:
@@ -283,10 +374,12 @@ class Stack:
         s = self.settings
         return {
             "crm": f"{s.crm_url}/health (CRM, refunds, notifications, handoffs)",
-            "rasa": ("\n" + " " * 13).join(f"{url}/webhooks/rest/webhook (REST channel)" for url in self.rasa_urls),
+            "rasa": ("\n" + " " * 13).join(
+                f"{url}/webhooks/rest/webhook (REST channel)" for url in self.rasa_urls
+            ),
             "actions": f"http://{s.host}:{s.action_port}/health",
             "gateway": f"{s.gateway_url}/webhooks/rest/webhook (REST channel with a Bearer token)"
-                       + (f"; canary: {self.canary_url} serves {s.challenger_model_path.name}" if self.canary else ""),
+            + (f"; canary: {self.canary_url} serves {s.challenger_model_path.name}" if self.canary else ""),
             "streamlit": s.streamlit_url,
         }
 
@@ -311,9 +404,13 @@ def _interrupt(*_: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app.stack", description=__doc__)
     parser.add_argument("--services", nargs="+", choices=SERVICES, default=list(SERVICES))
-    parser.add_argument("--rasa-replicas", type=int, metavar="N",
-                        help="Rasa servers to start (default: SWITCHBOARD_RASA_REPLICAS, 1); more than one needs "
-                             "SWITCHBOARD_TRACKER_STORE_URL (PostgreSQL) and SWITCHBOARD_LOCK_STORE_URL (Redis)")
+    parser.add_argument(
+        "--rasa-replicas",
+        type=int,
+        metavar="N",
+        help="Rasa servers to start (default: SWITCHBOARD_RASA_REPLICAS, 1); more than one needs "
+        "SWITCHBOARD_TRACKER_STORE_URL (PostgreSQL) and SWITCHBOARD_LOCK_STORE_URL (Redis)",
+    )
     args = parser.parse_args(argv)
     settings = get_settings()
     if args.rasa_replicas is not None:

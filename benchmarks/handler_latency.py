@@ -59,16 +59,34 @@ class Handler:
 
 HANDLERS = (
     Handler("plain_rasa", lambda i: "hello", lambda t: bool(t) and "Source" not in t, "rule + response"),
-    Handler("skill", lambda i: "Where is my order ORD-10042?", lambda t: "ORD-10042 has shipped" in t,
-            "order_status tool -> CRM HTTP"),
-    Handler("knowledge_t0", lambda i: "How long do I have to return an item?", lambda t: "Source:" in t,
-            "extractive"),
-    Handler("knowledge_t1", lambda i: f"{HARD} (case {1000 + i})", lambda t: "Sources:" in t,
-            "LLM tier 1 (test server)"),
+    Handler(
+        "skill",
+        lambda i: "Where is my order ORD-10042?",
+        lambda t: "ORD-10042 has shipped" in t,
+        "order_status tool -> CRM HTTP",
+    ),
+    Handler(
+        "knowledge_t0",
+        lambda i: "How long do I have to return an item?",
+        lambda t: "Source:" in t,
+        "extractive",
+    ),
+    Handler(
+        "knowledge_t1",
+        lambda i: f"{HARD} (case {1000 + i})",
+        lambda t: "Sources:" in t,
+        "LLM tier 1 (test server)",
+    ),
     Handler("cache_hit", lambda i: HARD, lambda t: "Sources:" in t, "answer cache"),
-    Handler("fallback", lambda i: "blorp zibble quantum marmalade", lambda t: "Did you mean" in t or "rephrase" in t,
-            "two-stage fallback"),
-    Handler("handoff", lambda i: "I want to talk to a human agent", lambda t: "ticket #" in t, "ticket + silence"),
+    Handler(
+        "fallback",
+        lambda i: "blorp zibble quantum marmalade",
+        lambda t: "Did you mean" in t or "rephrase" in t,
+        "two-stage fallback",
+    ),
+    Handler(
+        "handoff", lambda i: "I want to talk to a human agent", lambda t: "ticket #" in t, "ticket + silence"
+    ),
 )
 
 
@@ -83,10 +101,14 @@ class Row:
     def summary(self) -> dict:
         lat = self.latencies_ms
         return {
-            "handler": self.handler.name, "what": self.handler.note, "n": len(lat),
+            "handler": self.handler.name,
+            "what": self.handler.note,
+            "n": len(lat),
             "p50_ms": round(percentile(lat, 50), 1) if lat else None,
             "p95_ms": round(percentile(lat, 95), 1) if lat else None,
-            "errors": self.errors, "misrouted": self.misrouted, "example": self.example[:120],
+            "errors": self.errors,
+            "misrouted": self.misrouted,
+            "example": self.example[:120],
         }
 
 
@@ -137,8 +159,16 @@ def render(rows: list[Row], title: str) -> Table:
     for row in rows:
         s = row.summary()
         ratio = f"{s['p50_ms'] / base:.1f}" if s["p50_ms"] and base else "-"
-        table.add_row(s["handler"], s["what"], str(s["n"]), str(s["p50_ms"] or "-"), str(s["p95_ms"] or "-"),
-                      ratio, str(s["errors"]), str(s["misrouted"]))
+        table.add_row(
+            s["handler"],
+            s["what"],
+            str(s["n"]),
+            str(s["p50_ms"] or "-"),
+            str(s["p95_ms"] or "-"),
+            ratio,
+            str(s["errors"]),
+            str(s["misrouted"]),
+        )
     return table
 
 
@@ -168,8 +198,14 @@ def run_own_stack(args: argparse.Namespace, console: Console) -> list[Row]:
         raise StackError("no built model or index: run `dvc repro` first")
     with LLMTestServer() as llm, tempfile.TemporaryDirectory(prefix="switchboard-bench-") as tmp:
         state = Path(tmp)
-        settings = Settings(state_dir=state, rasa_port=free_port(), action_port=free_port(), model_path=model, index_dir=index,
-                            params_file=bench_params(llm.base_url, state / "params.yaml"))
+        settings = Settings(
+            state_dir=state,
+            rasa_port=free_port(),
+            action_port=free_port(),
+            model_path=model,
+            index_dir=index,
+            params_file=bench_params(llm.base_url, state / "params.yaml"),
+        )
         stack = Stack(settings, services=("crm", "actions", "rasa"))
         with console.status("Starting the CRM service, action server and Rasa…"):
             stack.start(timeout=300)
@@ -181,7 +217,9 @@ def run_own_stack(args: argparse.Namespace, console: Console) -> list[Row]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     apply_offline_env()
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--url", help="measure a running bot instead (loopback only)")
     parser.add_argument("--turns", type=at_least(1), default=40, help="counted turns per handler")
     parser.add_argument("--warmup", type=at_least(0), default=3, help="uncounted turns per handler first")

@@ -26,8 +26,10 @@ from app.channels.lock_store import AtomicRedisLockStore  # noqa: E402
 
 def trial(cls, url: str, prefix: str, replicas: int) -> int:
     parts = redis.connection.parse_url(url)
-    stores = [cls(host=parts["host"], port=parts["port"], db=parts["db"], key_prefix=prefix)
-              for _ in range(replicas)]
+    stores = [
+        cls(host=parts["host"], port=parts["port"], db=parts["db"], key_prefix=prefix)
+        for _ in range(replicas)
+    ]
     barrier = threading.Barrier(replicas)
     issued: list[int] = []
 
@@ -65,8 +67,10 @@ def main() -> int:
     for cls in (RedisLockStore, AtomicRedisLockStore):
         prefix = f"bench{uuid.uuid4().hex[:8]}"
         losses = [trial(cls, args.url, prefix, args.replicas) for _ in range(args.trials)]
-        print(f"{cls.__name__:<24}{sum(losses):>14}{args.trials * args.replicas:>8}"
-              f"{sum(1 for n in losses if n):>22}")
+        print(
+            f"{cls.__name__:<24}{sum(losses):>14}{args.trials * args.replicas:>8}"
+            f"{sum(1 for n in losses if n):>22}"
+        )
     return 0
 
 

@@ -32,10 +32,15 @@ apply_offline_env()
 RESULTS = ROOT / "benchmarks" / "results" / "nlu"
 WORK = ROOT / "nlu" / "build" / "benchmark"
 DEFAULT_MATRIX = [
-    ("bot", "ours"), ("bot", "light"), ("bot", "diet"),
-    ("banking77", "ours"), ("banking77", "light"),
-    ("clinc150", "ours"), ("clinc150", "light"),
-    ("snips", "ours"), ("snips", "light"),
+    ("bot", "ours"),
+    ("bot", "light"),
+    ("bot", "diet"),
+    ("banking77", "ours"),
+    ("banking77", "light"),
+    ("clinc150", "ours"),
+    ("clinc150", "light"),
+    ("snips", "ours"),
+    ("snips", "light"),
 ]
 
 # Published results (same splits) and the strongest measured baseline, from ../shared/datasets/README.md.
@@ -53,8 +58,10 @@ def pct(value: float | None, digits: int = 1) -> str:
 
 def table(results: list[dict]) -> str:
     """One markdown table: dataset x config."""
-    header = ("| dataset | config | accuracy | macro F1 | entity F1 | in-scope acc / OOS recall (threshold) "
-              "| in-scope acc, no threshold | train time | parse p50 / p95 | published / floor |")
+    header = (
+        "| dataset | config | accuracy | macro F1 | entity F1 | in-scope acc / OOS recall (threshold) "
+        "| in-scope acc, no threshold | train time | parse p50 / p95 | published / floor |"
+    )
     lines = [header, "| " + " | ".join(["---"] * 10) + " |"]
     for r in results:
         oos = "-"
@@ -85,8 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="rerun cells that have results")
     parser.add_argument("--table", action="store_true", help="only print the table from saved results")
     args = parser.parse_args(argv)
-    cells = [(d, c) for d, c in DEFAULT_MATRIX
-             if (not args.datasets or d in args.datasets) and (not args.configs or c in args.configs)]
+    cells = [
+        (d, c)
+        for d, c in DEFAULT_MATRIX
+        if (not args.datasets or d in args.datasets) and (not args.configs or c in args.configs)
+    ]
     if args.datasets and args.configs:  # any explicit combination, also outside the default matrix
         cells = [(d, c) for d in args.datasets for c in args.configs]
 
@@ -110,17 +120,26 @@ def main(argv: list[str] | None = None) -> int:
                 with stage_run("benchmark_nlu", {**params, "dataset": dataset, "config": config}):
                     import mlflow
 
-                    metrics = run_benchmark(dataset, config, params, load_params("oos"), load_params("train_nlu"),
-                                            WORK / f"{dataset}_{config}", WORK / f"{dataset}_{config}" / "results",
-                                            int(load_params("base").get("seed", 42)))
+                    metrics = run_benchmark(
+                        dataset,
+                        config,
+                        params,
+                        load_params("oos"),
+                        load_params("train_nlu"),
+                        WORK / f"{dataset}_{config}",
+                        WORK / f"{dataset}_{config}" / "results",
+                        int(load_params("base").get("seed", 42)),
+                    )
                     mlflow.set_tags({"dataset": dataset, "config": config, "source": "benchmarks/nlu.py"})
                     mlflow.log_metrics({k: v for k, v in metrics.items() if isinstance(v, int | float)})
                 (RESULTS / f"{dataset}__{config}.json").write_text(json.dumps(metrics, indent=2) + "\n")
                 curve = WORK / f"{dataset}_{config}" / "results" / "threshold_curve.png"
                 if curve.exists():
                     shutil.copyfile(curve, RESULTS / f"{dataset}__{config}_threshold_curve.png")
-                progress.console.print(f"{dataset} / {config}: accuracy {pct(metrics['intent_accuracy'], 2)} "
-                                       f"in {time.perf_counter() - start:.0f} s")
+                progress.console.print(
+                    f"{dataset} / {config}: accuracy {pct(metrics['intent_accuracy'], 2)} "
+                    f"in {time.perf_counter() - start:.0f} s"
+                )
                 progress.advance(task)
     print(table(load_results(cells)))
     return 0

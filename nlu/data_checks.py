@@ -23,8 +23,10 @@ from pathlib import Path
 import yaml
 
 # [text](entity) / [text](entity:value) / [text]{"entity": ...} / [text][{...}, {...}]
-ENTITY_MARKUP = re.compile(r"\[(?P<text>[^\]]+)\](?:\((?P<entity>[^:)]+)(?::[^)]*)?\)|(?P<dict>\{[^}]*\})"
-                           r"|\[(?P<list>[^\]]*)\])")
+ENTITY_MARKUP = re.compile(
+    r"\[(?P<text>[^\]]+)\](?:\((?P<entity>[^:)]+)(?::[^)]*)?\)|(?P<dict>\{[^}]*\})"
+    r"|\[(?P<list>[^\]]*)\])"
+)
 BUILTIN_INTENTS = {"nlu_fallback", "session_start", "restart", "back", "out_of_scope_default"}
 
 
@@ -117,10 +119,15 @@ def check_nlu_data(domain: Path, data: Path) -> list[str]:
                 continue
             examples_node = fields.get("examples")
             text = examples_node.value if isinstance(examples_node, yaml.ScalarNode) else ""
-            lines = [(i, line.strip()[2:].strip()) for i, line in enumerate(text.splitlines())
-                     if line.strip().startswith("- ") and line.strip()[2:].strip()]
+            lines = [
+                (i, line.strip()[2:].strip())
+                for i, line in enumerate(text.splitlines())
+                if line.strip().startswith("- ") and line.strip()[2:].strip()
+            ]
             if not lines:
-                problems.append(f"{_rel(path)}:{intent.start_mark.line + 1}: intent '{intent.value}' has no examples")
+                problems.append(
+                    f"{_rel(path)}:{intent.start_mark.line + 1}: intent '{intent.value}' has no examples"
+                )
                 continue
             with_examples.add(intent.value)
             if declared is None:
@@ -130,14 +137,17 @@ def check_nlu_data(domain: Path, data: Path) -> list[str]:
             for offset, example in lines:
                 for entity in _example_entities(example):
                     if entity not in declared[1]:
-                        problems.append(f"{_rel(path)}:{first + offset + 1}: entity '{entity}' is not declared "
-                                        f"in {_rel(domain)} (example: {example!r})")
+                        problems.append(
+                            f"{_rel(path)}:{first + offset + 1}: entity '{entity}' is not declared "
+                            f"in {_rel(domain)} (example: {example!r})"
+                        )
     if declared is not None:
         intents, _, domain_path = declared
         for intent, line in intents.items():
             if intent not in with_examples and intent not in BUILTIN_INTENTS:
-                problems.append(f"{_rel(domain_path)}:{line}: intent '{intent}' has no training examples "
-                                f"in {_rel(data)}")
+                problems.append(
+                    f"{_rel(domain_path)}:{line}: intent '{intent}' has no training examples in {_rel(data)}"
+                )
     return problems
 
 

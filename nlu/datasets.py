@@ -93,8 +93,11 @@ def load_clinc150(root: Path | None = None, oos_in_train: bool = True) -> Benchm
     data = json.loads(((root or datasets_root()) / "clinc150" / "data_full.json").read_text(encoding="utf-8"))
 
     def rows(*keys: str) -> list[Example]:
-        return [Example(_clean(text).strip(), OOS_INTENT if intent == "oos" else intent)
-                for key in keys for text, intent in data[key]]
+        return [
+            Example(_clean(text).strip(), OOS_INTENT if intent == "oos" else intent)
+            for key in keys
+            for text, intent in data[key]
+        ]
 
     train = rows("train", "oos_train") if oos_in_train else rows("train")
     return Benchmark("clinc150", train, rows("test", "oos_test"), validation=rows("val", "oos_val"))
@@ -161,7 +164,9 @@ def load(name: str, root: Path | None = None) -> Benchmark:
     return LOADERS[name](root)
 
 
-def split_examples(examples: Sequence[Example], fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
+def split_examples(
+    examples: Sequence[Example], fraction: float, seed: int
+) -> tuple[list[Example], list[Example]]:
     """Stratified split by intent: (rest, held-out ``fraction`` of each intent, at least one if >= 2)."""
     by_intent: dict[str, list[Example]] = defaultdict(list)
     for example in examples:
@@ -178,8 +183,9 @@ def split_examples(examples: Sequence[Example], fraction: float, seed: int) -> t
     return rest, held
 
 
-def sample_per_intent(examples: Sequence[Example], per_intent: int, seed: int,
-                      intents: Iterable[str] | None = None) -> list[Example]:
+def sample_per_intent(
+    examples: Sequence[Example], per_intent: int, seed: int, intents: Iterable[str] | None = None
+) -> list[Example]:
     """At most ``per_intent`` examples of each intent (of ``intents`` when given): small data for tests."""
     wanted = set(intents) if intents is not None else None
     held: list[Example] = []
@@ -199,8 +205,8 @@ def _markup(example: Example) -> str:
     """The example's text with Rasa's inline entity markup ``[value](type)``."""
     text, out, pos = example.text, [], 0
     for entity in sorted(example.entities, key=lambda e: e.start):
-        out.append(text[pos:entity.start])
-        out.append(f"[{text[entity.start:entity.end]}]({entity.entity})")
+        out.append(text[pos : entity.start])
+        out.append(f"[{text[entity.start : entity.end]}]({entity.entity})")
         pos = entity.end
     out.append(text[pos:])
     return "".join(out)

@@ -24,8 +24,13 @@ from typing import Any
 
 from nlu import oos
 
-REPORT_FILES = ("intent_report.json", "intent_report.csv", "entity_report.json", "misclassified.csv",
-                "intent_confusion_matrix.png")
+REPORT_FILES = (
+    "intent_report.json",
+    "intent_report.csv",
+    "entity_report.json",
+    "misclassified.csv",
+    "intent_confusion_matrix.png",
+)
 
 
 def read_predictions(path: Path) -> list[dict[str, Any]]:
@@ -115,18 +120,24 @@ def summarise(rows: Sequence[dict[str, Any]], oos_intent: str = oos.OOS_INTENT) 
     entities = entity_report(rows)
     if entities is not None:
         micro = entities["micro avg"]
-        metrics |= {"entity_f1": round(micro["f1-score"], 4), "entity_precision": round(micro["precision"], 4),
-                    "entity_recall": round(micro["recall"], 4)}
+        metrics |= {
+            "entity_f1": round(micro["f1-score"], 4),
+            "entity_precision": round(micro["precision"], 4),
+            "entity_recall": round(micro["recall"], 4),
+        }
     if any(r["intent"] == oos_intent for r in rows):
         in_scope = [r for r in rows if r["intent"] != oos_intent]
         out = [r for r in rows if r["intent"] == oos_intent]
         metrics |= {
             # what the served model answered, FallbackClassifier included
-            "in_scope_accuracy": round(sum(served_intent(r) == r["intent"] for r in in_scope) / len(in_scope), 4),
+            "in_scope_accuracy": round(
+                sum(served_intent(r) == r["intent"] for r in in_scope) / len(in_scope), 4
+            ),
             "oos_recall": round(sum(oos.is_oos(served_intent(r), oos_intent) for r in out) / len(out), 4),
             # the classifier alone ("oos as a class", no threshold)
-            "in_scope_accuracy_no_threshold": round(sum(top_intent(r) == r["intent"] for r in in_scope)
-                                                    / len(in_scope), 4),
+            "in_scope_accuracy_no_threshold": round(
+                sum(top_intent(r) == r["intent"] for r in in_scope) / len(in_scope), 4
+            ),
             "oos_recall_no_threshold": round(sum(top_intent(r) == oos_intent for r in out) / len(out), 4),
         }
     return metrics
@@ -134,10 +145,19 @@ def summarise(rows: Sequence[dict[str, Any]], oos_intent: str = oos.OOS_INTENT) 
 
 def prediction_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows for ``predictions.csv`` (the DVC confusion plot): true and top predicted intent per example."""
-    return sorted(({"actual": r["intent"], "predicted": top_intent(r),
-                    "confidence": round(r["ranking"][0][1] if r["ranking"] else 0.0, 4),
-                    "served": served_intent(r), "text": r["text"]} for r in rows),
-                  key=lambda r: (r["actual"], r["text"]))
+    return sorted(
+        (
+            {
+                "actual": r["intent"],
+                "predicted": top_intent(r),
+                "confidence": round(r["ranking"][0][1] if r["ranking"] else 0.0, 4),
+                "served": served_intent(r),
+                "text": r["text"],
+            }
+            for r in rows
+        ),
+        key=lambda r: (r["actual"], r["text"]),
+    )
 
 
 def write_predictions_csv(rows: list[dict[str, Any]], path: Path) -> Path:
@@ -169,8 +189,15 @@ def plot_confusion(rows: Sequence[dict[str, Any]], path: Path, title: str = "Int
         ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=7)
         ax.set_yticks(range(len(labels)), labels, fontsize=7)
         for i, j in zip(*np.nonzero(matrix), strict=False):
-            ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=6,
-                    color="white" if matrix[i, j] > matrix.max() / 2 else "black")
+            ax.text(
+                j,
+                i,
+                str(matrix[i, j]),
+                ha="center",
+                va="center",
+                fontsize=6,
+                color="white" if matrix[i, j] > matrix.max() / 2 else "black",
+            )
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
@@ -181,7 +208,9 @@ def plot_confusion(rows: Sequence[dict[str, Any]], path: Path, title: str = "Int
     return path
 
 
-def write_reports(rows: Sequence[dict[str, Any]], out_dir: Path, title: str = "Intent confusion") -> list[Path]:
+def write_reports(
+    rows: Sequence[dict[str, Any]], out_dir: Path, title: str = "Intent confusion"
+) -> list[Path]:
     """Per-intent report (JSON + CSV), entity report, misclassified examples, confusion matrix PNG."""
     out_dir.mkdir(parents=True, exist_ok=True)
     report = intent_report(rows)
@@ -191,17 +220,33 @@ def write_reports(rows: Sequence[dict[str, Any]], out_dir: Path, title: str = "I
         writer.writerow(["intent", "precision", "recall", "f1", "support"])
         for intent, scores in report.items():
             if isinstance(scores, dict) and intent not in ("macro avg", "weighted avg"):
-                writer.writerow([intent, *(round(scores[k], 4) for k in ("precision", "recall", "f1-score")),
-                                 int(scores["support"])])
+                writer.writerow(
+                    [
+                        intent,
+                        *(round(scores[k], 4) for k in ("precision", "recall", "f1-score")),
+                        int(scores["support"]),
+                    ]
+                )
     entities = entity_report(rows)
     (out_dir / "entity_report.json").write_text(json.dumps(entities or {}, indent=2) + "\n")
     with (out_dir / "misclassified.csv").open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["text", "actual", "predicted", "confidence", "served", "second", "second_confidence"])
+        writer.writerow(
+            ["text", "actual", "predicted", "confidence", "served", "second", "second_confidence"]
+        )
         for r in sorted(rows, key=lambda r: (r["intent"], r["text"])):
             if top_intent(r) != r["intent"]:
                 second = r["ranking"][1] if len(r["ranking"]) > 1 else ("", 0.0)
-                writer.writerow([r["text"], r["intent"], top_intent(r), round(r["ranking"][0][1], 4),
-                                 served_intent(r), second[0], round(second[1], 4)])
+                writer.writerow(
+                    [
+                        r["text"],
+                        r["intent"],
+                        top_intent(r),
+                        round(r["ranking"][0][1], 4),
+                        served_intent(r),
+                        second[0],
+                        round(second[1], 4),
+                    ]
+                )
     plot_confusion(rows, out_dir / "intent_confusion_matrix.png", title)
     return [out_dir / name for name in REPORT_FILES]

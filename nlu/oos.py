@@ -57,8 +57,9 @@ def is_oos(intent: str, oos_intent: str = OOS_INTENT) -> bool:
     return intent in (oos_intent, FALLBACK)
 
 
-def point(items: Sequence[Scored], threshold: float, ambiguity_threshold: float = 0.0,
-          oos_intent: str = OOS_INTENT) -> dict[str, float]:
+def point(
+    items: Sequence[Scored], threshold: float, ambiguity_threshold: float = 0.0, oos_intent: str = OOS_INTENT
+) -> dict[str, float]:
     """In-scope accuracy, OOS recall (and precision) and fallback rate at one threshold."""
     in_total = in_correct = oos_total = oos_caught = flagged = flagged_oos = 0
     for item in items:
@@ -83,15 +84,20 @@ def point(items: Sequence[Scored], threshold: float, ambiguity_threshold: float 
     }
 
 
-def curve(items: Sequence[Scored], step: float = 0.01, ambiguity_threshold: float = 0.0,
-          oos_intent: str = OOS_INTENT) -> list[dict[str, float]]:
+def curve(
+    items: Sequence[Scored],
+    step: float = 0.01,
+    ambiguity_threshold: float = 0.0,
+    oos_intent: str = OOS_INTENT,
+) -> list[dict[str, float]]:
     """:func:`point` at every threshold from 0 to 1 in ``step`` increments."""
     n = round(1 / step)
     return [point(items, i * step, ambiguity_threshold, oos_intent) for i in range(n + 1)]
 
 
-def choose_threshold(points: Sequence[dict[str, float]], rule: str, min_oos_recall: float = 0.7,
-                     fixed_threshold: float = 0.4) -> tuple[float, str]:
+def choose_threshold(
+    points: Sequence[dict[str, float]], rule: str, min_oos_recall: float = 0.7, fixed_threshold: float = 0.4
+) -> tuple[float, str]:
     """Apply the rule to a validation curve; return (threshold, how it was chosen)."""
     if rule not in RULES:
         raise ValueError(f"unknown threshold rule {rule!r}: expected one of {', '.join(RULES)}")
@@ -100,14 +106,17 @@ def choose_threshold(points: Sequence[dict[str, float]], rule: str, min_oos_reca
     if not points or not points[0]["n_oos"]:
         return float(fixed_threshold), "fixed (no out-of-scope examples in the validation data)"
     if rule == "balanced":
-        return _highest_of_best(points, lambda p: (p["in_scope_accuracy"] + p["oos_recall"]) / 2), \
-            "balanced: max mean of in-scope accuracy and OOS recall"
+        return _highest_of_best(
+            points, lambda p: (p["in_scope_accuracy"] + p["oos_recall"]) / 2
+        ), "balanced: max mean of in-scope accuracy and OOS recall"
     reaching = [p for p in points if p["oos_recall"] >= min_oos_recall]
     if reaching:
-        return _highest_of_best(reaching, lambda p: p["in_scope_accuracy"]), \
-            f"min_recall: max in-scope accuracy with OOS recall >= {min_oos_recall}"
-    return _highest_of_best(points, lambda p: (p["oos_recall"], p["in_scope_accuracy"])), \
-        f"min_recall: no threshold reaches OOS recall {min_oos_recall}; highest recall"
+        return _highest_of_best(
+            reaching, lambda p: p["in_scope_accuracy"]
+        ), f"min_recall: max in-scope accuracy with OOS recall >= {min_oos_recall}"
+    return _highest_of_best(
+        points, lambda p: (p["oos_recall"], p["in_scope_accuracy"])
+    ), f"min_recall: no threshold reaches OOS recall {min_oos_recall}; highest recall"
 
 
 def _highest_of_best(points: Sequence[dict[str, float]], score: Any) -> float:
@@ -144,11 +153,21 @@ def plot_curve(curves: dict[str, Sequence[dict[str, float]]], chosen: float, pat
     styles = ["-", "--", ":"]
     for (name, points), style in zip(curves.items(), styles, strict=False):
         xs = [p["threshold"] for p in points]
-        ax.plot(xs, [100 * p["in_scope_accuracy"] for p in points], style, color="tab:blue",
-                label=f"in-scope accuracy ({name})")
+        ax.plot(
+            xs,
+            [100 * p["in_scope_accuracy"] for p in points],
+            style,
+            color="tab:blue",
+            label=f"in-scope accuracy ({name})",
+        )
         if points and points[0]["n_oos"]:
-            ax.plot(xs, [100 * p["oos_recall"] for p in points], style, color="tab:red",
-                    label=f"OOS recall ({name})")
+            ax.plot(
+                xs,
+                [100 * p["oos_recall"] for p in points],
+                style,
+                color="tab:red",
+                label=f"OOS recall ({name})",
+            )
     ax.axvline(chosen, color="grey", linewidth=1)
     ax.annotate(f"chosen {chosen:.2f}", (chosen, 2), xytext=(4, 0), textcoords="offset points", fontsize=8)
     ax.set_xlabel("confidence threshold (FallbackClassifier)")

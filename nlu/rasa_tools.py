@@ -30,8 +30,9 @@ FALLBACK_INTENT = "nlu_fallback"
 WARMUP_MESSAGES = 3
 
 
-def split(data: list[str], out: Path, test_fraction: float, seed: int,
-          validation_fraction: float = 0.0) -> None:
+def split(
+    data: list[str], out: Path, test_fraction: float, seed: int, validation_fraction: float = 0.0
+) -> None:
     """Write ``training_data.yml``/``test_data.yml`` (and ``validation/{training,test}_data.yml``)."""
     from rasa.shared.nlu.training_data.loading import load_data
     from rasa.shared.nlu.training_data.training_data import TrainingData
@@ -50,8 +51,16 @@ def split(data: list[str], out: Path, test_fraction: float, seed: int,
 
 
 def _entities(items: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
-    return [{"start": e.get("start"), "end": e.get("end"), "entity": e.get("entity"), "value": e.get("value"),
-             **({"extractor": e["extractor"]} if e.get("extractor") else {})} for e in items or []]
+    return [
+        {
+            "start": e.get("start"),
+            "end": e.get("end"),
+            "entity": e.get("entity"),
+            "value": e.get("value"),
+            **({"extractor": e["extractor"]} if e.get("extractor") else {}),
+        }
+        for e in items or []
+    ]
 
 
 def predict(model: Path, data: list[str], out: Path) -> dict[str, Any]:
@@ -70,27 +79,37 @@ def predict(model: Path, data: list[str], out: Path) -> dict[str, Any]:
         loop.run_until_complete(agent.parse_message(message.get(TEXT)))
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8") as f:
-        for message in tqdm(examples, desc=f"parse {Path(data[0]).name}", unit="msg", mininterval=5,
-                            file=sys.stderr):
+        for message in tqdm(
+            examples, desc=f"parse {Path(data[0]).name}", unit="msg", mininterval=5, file=sys.stderr
+        ):
             text = message.get(TEXT)
             start = time.perf_counter()
             result = loop.run_until_complete(agent.parse_message(text))
             latency_ms = (time.perf_counter() - start) * 1000
             intent = result.get("intent") or {}
-            ranking = [(r["name"], float(r["confidence"])) for r in result.get("intent_ranking") or []
-                       if r.get("name") != FALLBACK_INTENT]
+            ranking = [
+                (r["name"], float(r["confidence"]))
+                for r in result.get("intent_ranking") or []
+                if r.get("name") != FALLBACK_INTENT
+            ]
             if not ranking and intent.get("name") not in (None, FALLBACK_INTENT):
                 ranking = [(intent["name"], float(intent.get("confidence") or 0.0))]
-            f.write(json.dumps({
-                "text": text,
-                "intent": message.get(INTENT),
-                "entities": _entities(message.get(ENTITIES)),
-                "predicted": intent.get("name"),
-                "confidence": float(intent.get("confidence") or 0.0),
-                "ranking": ranking,
-                "predicted_entities": _entities(result.get("entities")),
-                "latency_ms": round(latency_ms, 3),
-            }, ensure_ascii=False) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "text": text,
+                        "intent": message.get(INTENT),
+                        "entities": _entities(message.get(ENTITIES)),
+                        "predicted": intent.get("name"),
+                        "confidence": float(intent.get("confidence") or 0.0),
+                        "ranking": ranking,
+                        "predicted_entities": _entities(result.get("entities")),
+                        "latency_ms": round(latency_ms, 3),
+                    },
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
     loop.close()
     return {"examples": len(examples), "load_seconds": round(load_seconds, 2)}
 
@@ -101,8 +120,9 @@ def train_nlu(config: Path, data: list[str], out_dir: Path, name: str) -> tuple[
 
     start = time.perf_counter()
     logging.getLogger("nlu").info(f"rasa train nlu: {config.name} on {', '.join(map(str, data))}")
-    path = rasa_train_nlu(str(config), data[0] if len(data) == 1 else data, str(out_dir),
-                          fixed_model_name=name)
+    path = rasa_train_nlu(
+        str(config), data[0] if len(data) == 1 else data, str(out_dir), fixed_model_name=name
+    )
     if not path:
         raise SystemExit(f"rasa train nlu produced no model from {data}")
     return Path(path), time.perf_counter() - start

@@ -24,8 +24,13 @@ def run_rasa_tool(args: Sequence[str], quiet: bool = False) -> str:
 
     Output is streamed to stderr as it comes (progress bars of long runs) unless ``quiet``.
     """
-    proc = subprocess.Popen([str(rasa_python()), "-m", "nlu.rasa_tools", *args], env=rasa_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [str(rasa_python()), "-m", "nlu.rasa_tools", *args],
+        env=rasa_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines: list[str] = []
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -34,7 +39,9 @@ def run_rasa_tool(args: Sequence[str], quiet: bool = False) -> str:
             sys.stderr.write(line)
     code = proc.wait()
     if code != 0:
-        raise RasaError(f"`nlu.rasa_tools {args[0]}` failed with exit code {code}:\n{''.join(lines[-15:]).strip()}")
+        raise RasaError(
+            f"`nlu.rasa_tools {args[0]}` failed with exit code {code}:\n{''.join(lines[-15:]).strip()}"
+        )
     return "".join(lines)
 
 
@@ -57,17 +64,33 @@ def validate_data(domain: Path, data: Path, config: Path, fail_on_warnings: bool
     return {"valid": True, "warnings": len(warnings), "seconds": round(time.perf_counter() - start, 2)}
 
 
-def split_data(nlu_data: Sequence[Path], out_dir: Path, test_fraction: float, seed: int,
-               validation_fraction: float = 0.0) -> dict[str, Path]:
+def split_data(
+    nlu_data: Sequence[Path], out_dir: Path, test_fraction: float, seed: int, validation_fraction: float = 0.0
+) -> dict[str, Path]:
     """Stratified train/test split of the NLU examples, and a validation split of the training part."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    run_rasa_tool(["split", "--data", *map(str, nlu_data), "--out", str(out_dir),
-                   "--test-fraction", str(test_fraction), "--validation-fraction", str(validation_fraction),
-                   "--seed", str(seed)], quiet=True)
+    run_rasa_tool(
+        [
+            "split",
+            "--data",
+            *map(str, nlu_data),
+            "--out",
+            str(out_dir),
+            "--test-fraction",
+            str(test_fraction),
+            "--validation-fraction",
+            str(validation_fraction),
+            "--seed",
+            str(seed),
+        ],
+        quiet=True,
+    )
     paths = {"train": out_dir / "training_data.yml", "test": out_dir / "test_data.yml"}
     if validation_fraction > 0:
-        paths |= {"inner_train": out_dir / "validation" / "training_data.yml",
-                  "validation": out_dir / "validation" / "test_data.yml"}
+        paths |= {
+            "inner_train": out_dir / "validation" / "training_data.yml",
+            "validation": out_dir / "validation" / "test_data.yml",
+        }
     return paths
 
 
@@ -81,8 +104,13 @@ def encoder_fingerprint(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def render_config(template: Path, out: Path, fallback_threshold: float, ambiguity_threshold: float,
-                  encoder_dir: Path | None = None) -> dict:
+def render_config(
+    template: Path,
+    out: Path,
+    fallback_threshold: float,
+    ambiguity_threshold: float,
+    encoder_dir: Path | None = None,
+) -> dict:
     """Write the training config: the named template with the FallbackClassifier thresholds filled in.
 
     When the pipeline has our ONNX featurizer, ``encoder_dir`` (default: its ``model_dir``) is written
@@ -93,18 +121,24 @@ def render_config(template: Path, out: Path, fallback_threshold: float, ambiguit
     fallback = [c for c in pipeline if c.get("name") == "FallbackClassifier"]
     if not fallback:
         raise ValueError(f"{template}: the pipeline has no FallbackClassifier to set the threshold on")
-    fallback[0].update(threshold=round(float(fallback_threshold), 4),
-                       ambiguity_threshold=round(float(ambiguity_threshold), 4))
+    fallback[0].update(
+        threshold=round(float(fallback_threshold), 4),
+        ambiguity_threshold=round(float(ambiguity_threshold), 4),
+    )
     for component in pipeline:
         if str(component.get("name", "")).endswith(FEATURIZER):
             folder = Path(encoder_dir or component.get("model_dir") or "nlu/build/encoder")
             if not (folder / "model.onnx").exists():
-                raise FileNotFoundError(f"{template}: encoder {folder}/model.onnx is missing: "
-                                        f"run `dvc repro export_encoder` first")
+                raise FileNotFoundError(
+                    f"{template}: encoder {folder}/model.onnx is missing: "
+                    f"run `dvc repro export_encoder` first"
+                )
             component.update(model_dir=str(folder), encoder_sha256=encoder_fingerprint(folder))
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(f"# Generated from {template} by the NLU pipeline: do not edit.\n"
-                   + yaml.safe_dump(config, sort_keys=False))
+    out.write_text(
+        f"# Generated from {template} by the NLU pipeline: do not edit.\n"
+        + yaml.safe_dump(config, sort_keys=False)
+    )
     return config
 
 
@@ -118,8 +152,20 @@ def train(config: Path, domain: Path, data: list[Path], out_dir: Path) -> tuple[
     """Train the Rasa model (NLU + dialogue); return its path and the training time in seconds."""
     start = time.perf_counter()
     run_rasa(
-        ["train", "--config", str(config), "--domain", str(domain), "--data", *map(str, data),
-         "--out", str(out_dir), "--fixed-model-name", MODEL_NAME, "--force"]
+        [
+            "train",
+            "--config",
+            str(config),
+            "--domain",
+            str(domain),
+            "--data",
+            *map(str, data),
+            "--out",
+            str(out_dir),
+            "--fixed-model-name",
+            MODEL_NAME,
+            "--force",
+        ]
     )
     model = out_dir / f"{MODEL_NAME}.tar.gz"
     if not model.exists():
@@ -133,12 +179,23 @@ def predict(model: Path, data: Sequence[Path], out: Path) -> dict[str, Any]:
     return json.loads(output.strip().splitlines()[-1])
 
 
-def nlu_job(config: Path, train_data: Sequence[Path], models: Path, name: str,
-            predictions: dict[Path, Sequence[Path]], info: Path) -> dict[str, Any]:
+def nlu_job(
+    config: Path,
+    train_data: Sequence[Path],
+    models: Path,
+    name: str,
+    predictions: dict[Path, Sequence[Path]],
+    info: Path,
+) -> dict[str, Any]:
     """One job for :func:`train_and_predict`: train on ``train_data``, parse each data set into its file."""
-    return {"config": str(config), "train": [str(p) for p in train_data], "models": str(models), "name": name,
-            "predict": {str(out): [str(f) for f in files] for out, files in predictions.items()},
-            "info": str(info)}
+    return {
+        "config": str(config),
+        "train": [str(p) for p in train_data],
+        "models": str(models),
+        "name": name,
+        "predict": {str(out): [str(f) for f in files] for out, files in predictions.items()},
+        "info": str(info),
+    }
 
 
 def train_and_predict(jobs: Sequence[dict[str, Any]], plan: Path) -> list[dict[str, Any]]:
@@ -149,8 +206,14 @@ def train_and_predict(jobs: Sequence[dict[str, Any]], plan: Path) -> list[dict[s
     return [json.loads(Path(job["info"]).read_text()) for job in jobs]
 
 
-def train_nlu_and_predict(config: Path, train_data: Sequence[Path], models: Path, name: str,
-                          predictions: dict[Path, Sequence[Path]], info: Path) -> dict[str, Any]:
+def train_nlu_and_predict(
+    config: Path,
+    train_data: Sequence[Path],
+    models: Path,
+    name: str,
+    predictions: dict[Path, Sequence[Path]],
+    info: Path,
+) -> dict[str, Any]:
     """``rasa train nlu`` on ``train_data``, then parse each data set into its JSON-lines file."""
     job = nlu_job(config, train_data, models, name, predictions, info)
     return train_and_predict([job], info.with_name(info.stem + "_plan.json"))[0]

@@ -36,20 +36,33 @@ def prepare_data(dataset: str, params: dict[str, Any], work: Path, seed: int) ->
     """Rasa NLU files for the dataset: ``train``, ``test`` and ``validation`` (or None) paths."""
     if dataset == "bot":
         split = Path(params.get("bot_split", "nlu/build/split"))
-        return {"train": split / "training_data.yml", "test": split / "test_data.yml", "validation": None,
-                "inner_train": split / "validation" / "training_data.yml",
-                "inner_validation": split / "validation" / "test_data.yml"}
+        return {
+            "train": split / "training_data.yml",
+            "test": split / "test_data.yml",
+            "validation": None,
+            "inner_train": split / "validation" / "training_data.yml",
+            "inner_validation": split / "validation" / "test_data.yml",
+        }
     if dataset == "custom":
         train, test = params.get("custom_train"), params.get("custom_test")
         if not train or not test:
-            raise ValueError("benchmark_nlu.dataset=custom needs benchmark_nlu.custom_train and custom_test "
-                             "(Rasa NLU files, YAML or JSON)")
+            raise ValueError(
+                "benchmark_nlu.dataset=custom needs benchmark_nlu.custom_train and custom_test "
+                "(Rasa NLU files, YAML or JSON)"
+            )
         validation = params.get("custom_validation")
-        return {"train": Path(train), "test": Path(test), "validation": Path(validation) if validation else None}
+        return {
+            "train": Path(train),
+            "test": Path(test),
+            "validation": Path(validation) if validation else None,
+        }
     bench = datasets.load(dataset)
     folder = work / "data"
-    paths = {"train": datasets.write_rasa_yaml(bench.train, folder / "train.yml"),
-             "test": datasets.write_rasa_yaml(bench.test, folder / "test.yml"), "validation": None}
+    paths = {
+        "train": datasets.write_rasa_yaml(bench.train, folder / "train.yml"),
+        "test": datasets.write_rasa_yaml(bench.test, folder / "test.yml"),
+        "validation": None,
+    }
     if bench.validation is not None:
         paths["validation"] = datasets.write_rasa_yaml(bench.validation, folder / "validation.yml")
     return paths
@@ -60,8 +73,16 @@ def _has_intent(path: Path, intent: str) -> bool:
     return f"intent: {intent}" in text or f'"intent": "{intent}"' in text
 
 
-def run_benchmark(dataset: str, config_name: str, params: dict[str, Any], oos_params: dict[str, Any],
-                  train_params: dict[str, Any], work: Path, out: Path, seed: int = 42) -> dict[str, Any]:
+def run_benchmark(
+    dataset: str,
+    config_name: str,
+    params: dict[str, Any],
+    oos_params: dict[str, Any],
+    train_params: dict[str, Any],
+    work: Path,
+    out: Path,
+    seed: int = 42,
+) -> dict[str, Any]:
     """Train ``config_name`` on ``dataset`` and evaluate it; write results under ``out``; return metrics."""
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}: expected one of {', '.join(DATASETS)}")
@@ -86,10 +107,20 @@ def run_benchmark(dataset: str, config_name: str, params: dict[str, Any], oos_pa
     needs_inner = data["validation"] is None and _has_intent(data["train"], oos_intent)
     if needs_inner:
         if "inner_train" not in data:  # custom data: hold out a validation share of the training file
-            held = split_data([data["train"]], work / "split", float(params.get("validation_fraction", 0.2)), seed)
+            held = split_data(
+                [data["train"]], work / "split", float(params.get("validation_fraction", 0.2)), seed
+            )
             data["inner_train"], data["inner_validation"] = held["train"], held["test"]
-        jobs.append(nlu_job(config, [data["inner_train"]], work / "models", "inner",
-                            {inner: [data["inner_validation"]]}, work / "inner_info.json"))
+        jobs.append(
+            nlu_job(
+                config,
+                [data["inner_train"]],
+                work / "models",
+                "inner",
+                {inner: [data["inner_validation"]]},
+                work / "inner_info.json",
+            )
+        )
     test_jsonl, val_jsonl = work / "test.jsonl", work / "validation.jsonl"
     targets = {test_jsonl: [data["test"]]}
     if data["validation"] is not None:
@@ -103,9 +134,14 @@ def run_benchmark(dataset: str, config_name: str, params: dict[str, Any], oos_pa
         validation_rows = read_predictions(val_jsonl)
     rows = read_predictions(test_jsonl)
 
-    metrics: dict[str, Any] = {"dataset": dataset, "config": config_name, **summarise(rows, oos_intent),
-                               "train_seconds": info["train_seconds"], "prepare_seconds": round(prepare_seconds, 1),
-                               "n_train": sum(1 for _ in _examples(data["train"]))}
+    metrics: dict[str, Any] = {
+        "dataset": dataset,
+        "config": config_name,
+        **summarise(rows, oos_intent),
+        "train_seconds": info["train_seconds"],
+        "prepare_seconds": round(prepare_seconds, 1),
+        "n_train": sum(1 for _ in _examples(data["train"])),
+    }
     for key in ("in_scope_accuracy", "oos_recall"):
         metrics.pop(key, None)  # the served-threshold values; replaced below by the validation-chosen ones
     test_items = oos.scored(rows)
@@ -113,15 +149,28 @@ def run_benchmark(dataset: str, config_name: str, params: dict[str, Any], oos_pa
     if metrics.get("oos_recall_no_threshold") is not None:
         threshold, how = float(train_params["fallback_threshold"]), "fixed"
         if validation_rows is not None:
-            curves["validation"] = oos.curve(oos.scored(validation_rows), float(oos_params.get("step", 0.01)),
-                                             ambiguity, oos_intent)
-            threshold, how = oos.choose_threshold(curves["validation"], oos_params.get("rule", "balanced"),
-                                                  float(oos_params.get("min_oos_recall", 0.7)), threshold)
+            curves["validation"] = oos.curve(
+                oos.scored(validation_rows), float(oos_params.get("step", 0.01)), ambiguity, oos_intent
+            )
+            threshold, how = oos.choose_threshold(
+                curves["validation"],
+                oos_params.get("rule", "balanced"),
+                float(oos_params.get("min_oos_recall", 0.7)),
+                threshold,
+            )
         at = oos.point(test_items, threshold, ambiguity, oos_intent)
-        metrics |= {"threshold": threshold, "threshold_rule": how,
-                    "in_scope_accuracy": round(at["in_scope_accuracy"], 4), "oos_recall": round(at["oos_recall"], 4)}
-        oos.plot_curve(curves, threshold, out / "threshold_curve.png",
-                       f"{dataset} / {config_name}: out-of-scope threshold")
+        metrics |= {
+            "threshold": threshold,
+            "threshold_rule": how,
+            "in_scope_accuracy": round(at["in_scope_accuracy"], 4),
+            "oos_recall": round(at["oos_recall"], 4),
+        }
+        oos.plot_curve(
+            curves,
+            threshold,
+            out / "threshold_curve.png",
+            f"{dataset} / {config_name}: out-of-scope threshold",
+        )
     for name, points in curves.items():
         oos.write_curve_csv(points, out / f"threshold_curve_{name}.csv")
     write_reports(rows, out / "reports", f"{dataset} / {config_name}")
@@ -138,8 +187,11 @@ def _examples(path: Path):
         yield from json.loads(text).get("rasa_nlu_data", {}).get("common_examples", [])
         return
     for line in text.splitlines():
-        if line.lstrip().startswith("- ") and not line.lstrip().startswith("- intent:") \
-                and not line.lstrip().startswith(("- synonym:", "- regex:", "- lookup:")):
+        if (
+            line.lstrip().startswith("- ")
+            and not line.lstrip().startswith("- intent:")
+            and not line.lstrip().startswith(("- synonym:", "- regex:", "- lookup:"))
+        ):
             yield line
 
 
@@ -158,8 +210,16 @@ def main(argv: list[str] | None = None) -> int:
         import mlflow
 
         try:
-            metrics = run_benchmark(dataset, config, params, load_params("oos"), load_params("train_nlu"),
-                                    args.work, args.out, int(load_params("base").get("seed", 42)))
+            metrics = run_benchmark(
+                dataset,
+                config,
+                params,
+                load_params("oos"),
+                load_params("train_nlu"),
+                args.work,
+                args.out,
+                int(load_params("base").get("seed", 42)),
+            )
         except (RasaError, ValueError, FileNotFoundError) as exc:
             print(f"benchmark_nlu: {exc}", file=sys.stderr)
             return 1

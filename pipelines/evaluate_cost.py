@@ -44,8 +44,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     endpoints = dict(tiers_section.get("endpoints") or {})
     for tier, prices in (params.get("reference_prices") or {}).items():
         if not endpoints.get(tier):  # unconfigured tiers are priced at the reference prices
-            endpoints[tier] = {"base_url": "http://reference.invalid/v1", "model": prices["model"],
-                               "price_in_per_1k": prices["in"], "price_out_per_1k": prices["out"]}
+            endpoints[tier] = {
+                "base_url": "http://reference.invalid/v1",
+                "model": prices["model"],
+                "price_in_per_1k": prices["in"],
+                "price_out_per_1k": prices["out"],
+            }
     tiers = load_tiers_config(section={**tiers_section, "endpoints": endpoints})
     try:
         with args.predictions.open(newline="") as handle:
@@ -59,17 +63,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     tenant = str(load_params("base").get("tenant", "acme"))
     from tqdm import tqdm
 
-    turns = turns_from_predictions(tqdm(rows, desc="routing held-out turns", unit="turn"), kb, tenant,
-                                   top_k=int(serve.get("knowledge_top_k", 3)),
-                                   min_score=float(serve.get("knowledge_min_score", 0.3)))
+    turns = turns_from_predictions(
+        tqdm(rows, desc="routing held-out turns", unit="turn"),
+        kb,
+        tenant,
+        top_k=int(serve.get("knowledge_top_k", 3)),
+        min_score=float(serve.get("knowledge_min_score", 0.3)),
+    )
     policies = {
         "tiered (ours)": build_policy(tiers_section.get("policy"), tiers.available()),
         "always tier 1": FixedTierPolicy(1),
         "always tier 2": FixedTierPolicy(2),
     }
-    options = {"router": RouterConfig.from_params(load_params("router")), "tiers": tiers,
-               "turns_per_conversation": float(params.get("turns_per_conversation", 4)),
-               "cache_hit_rate": float(params.get("cache_hit_rate", 0.0))}
+    options = {
+        "router": RouterConfig.from_params(load_params("router")),
+        "tiers": tiers,
+        "turns_per_conversation": float(params.get("turns_per_conversation", 4)),
+        "cache_hit_rate": float(params.get("cache_hit_rate", 0.0)),
+    }
     with stage_run(STAGE, params):
         import mlflow
 
@@ -77,24 +88,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         ours = reports["tiered (ours)"]
         report = {
             **ours.as_dict(),
-            "prices": {str(t): {"model": c.model, "in_per_1k": str(c.price_in_per_1k),
-                                "out_per_1k": str(c.price_out_per_1k)} for t, c in tiers.endpoints.items()},
+            "prices": {
+                str(t): {
+                    "model": c.model,
+                    "in_per_1k": str(c.price_in_per_1k),
+                    "out_per_1k": str(c.price_out_per_1k),
+                }
+                for t, c in tiers.endpoints.items()
+            },
             "baselines": {name: r.as_dict() for name, r in reports.items() if name != "tiered (ours)"},
         }
         write_json(args.out, report)
-        mlflow.log_metrics({
-            "cost_per_1k_conversations": float(ours.cost_per_1k_conversations),
-            **{f"tier_share_{t}": share for t, share in ours.tier_share.items()},
-            **{f"handler_share_{h}": share for h, share in ours.handler_share.items()},
-            "cost_per_1k_always_tier2": float(reports["always tier 2"].cost_per_1k_conversations),
-        })
+        mlflow.log_metrics(
+            {
+                "cost_per_1k_conversations": float(ours.cost_per_1k_conversations),
+                **{f"tier_share_{t}": share for t, share in ours.tier_share.items()},
+                **{f"handler_share_{h}": share for h, share in ours.handler_share.items()},
+                "cost_per_1k_always_tier2": float(reports["always tier 2"].cost_per_1k_conversations),
+            }
+        )
         plot(reports, args.plot)
         mlflow.log_artifact(str(args.plot))
     base = reports["always tier 2"].cost_per_1k_conversations
     saving = 1 - float(ours.cost_per_1k_conversations / base) if base else 0.0
-    print(f"{STAGE}: {ours.turns} turns; cost per 1000 conversations {ours.cost_per_1k_conversations:.4f} "
-          f"(always tier 2: {base:.4f}, {saving:.0%} less); knowledge tiers "
-          + ", ".join(f"{t}: {share:.0%}" for t, share in ours.tier_share.items()))
+    print(
+        f"{STAGE}: {ours.turns} turns; cost per 1000 conversations {ours.cost_per_1k_conversations:.4f} "
+        f"(always tier 2: {base:.4f}, {saving:.0%} less); knowledge tiers "
+        + ", ".join(f"{t}: {share:.0%}" for t, share in ours.tier_share.items())
+    )
     return 0
 
 
@@ -107,7 +128,11 @@ def plot(reports: dict, path: Path) -> None:
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
     names = list(reports)
-    left.bar(names, [float(r.cost_per_1k_conversations) for r in reports.values()], color=["#2a9d8f", "#aaa", "#888"])
+    left.bar(
+        names,
+        [float(r.cost_per_1k_conversations) for r in reports.values()],
+        color=["#2a9d8f", "#aaa", "#888"],
+    )
     left.set_ylabel("model cost per 1000 conversations")
     left.set_title("Routing policy vs no tiering")
     ours = reports[names[0]]

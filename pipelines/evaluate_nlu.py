@@ -45,12 +45,19 @@ def main(argv: list[str] | None = None) -> int:
         write_predictions_csv(prediction_rows(rows), args.predictions)
         write_reports(rows, args.reports, "Intent confusion (held-out split)")
         if args.curve:
-            chosen = float(json.loads(args.threshold.read_text())["threshold"]) if args.threshold else \
-                float(train_params["fallback_threshold"])
+            chosen = (
+                float(json.loads(args.threshold.read_text())["threshold"])
+                if args.threshold
+                else float(train_params["fallback_threshold"])
+            )
             points = oos.curve(oos.scored(rows), 0.01, float(train_params["ambiguity_threshold"]))
             oos.write_curve_csv(points, args.curve)
-            oos.plot_curve({"test": points}, chosen, args.curve.with_suffix(".png"),
-                           "Out-of-scope threshold (held-out test split; chosen on validation)")
+            oos.plot_curve(
+                {"test": points},
+                chosen,
+                args.curve.with_suffix(".png"),
+                "Out-of-scope threshold (held-out test split; chosen on validation)",
+            )
             mlflow.log_artifact(str(args.curve))
             mlflow.log_artifact(str(args.curve.with_suffix(".png")))
         mlflow.log_metrics({k: v for k, v in metrics.items() if isinstance(v, int | float)})

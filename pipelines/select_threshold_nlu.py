@@ -21,15 +21,23 @@ from pipelines._common import load_params, stage_run, write_json
 
 def select(points: list[dict], params: dict, train_params: dict) -> dict:
     """The chosen threshold and the validation point it gives (a JSON-ready dict)."""
-    threshold, how = oos.choose_threshold(points, params.get("rule", "balanced"),
-                                          float(params.get("min_oos_recall", 0.7)),
-                                          float(train_params["fallback_threshold"]))
+    threshold, how = oos.choose_threshold(
+        points,
+        params.get("rule", "balanced"),
+        float(params.get("min_oos_recall", 0.7)),
+        float(train_params["fallback_threshold"]),
+    )
     at = min(points, key=lambda p: abs(p["threshold"] - threshold))
-    return {"threshold": threshold, "rule": params.get("rule", "balanced"), "how": how,
-            "ambiguity_threshold": float(train_params["ambiguity_threshold"]),
-            "validation_in_scope_accuracy": round(at["in_scope_accuracy"], 4),
-            "validation_oos_recall": round(at["oos_recall"], 4) if at["n_oos"] else None,
-            "validation_n_in_scope": at["n_in_scope"], "validation_n_oos": at["n_oos"]}
+    return {
+        "threshold": threshold,
+        "rule": params.get("rule", "balanced"),
+        "how": how,
+        "ambiguity_threshold": float(train_params["ambiguity_threshold"]),
+        "validation_in_scope_accuracy": round(at["in_scope_accuracy"], 4),
+        "validation_oos_recall": round(at["oos_recall"], 4) if at["n_oos"] else None,
+        "validation_n_in_scope": at["n_in_scope"],
+        "validation_n_oos": at["n_oos"],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,17 +58,29 @@ def main(argv: list[str] | None = None) -> int:
         render_config(args.config_template, config, float(train_params["fallback_threshold"]), ambiguity)
         predictions = args.work / "validation.jsonl"
         try:
-            info = train_nlu_and_predict(config, [args.train], args.work, "validation",
-                                         {predictions: [args.validation]}, args.work / "info.json")
+            info = train_nlu_and_predict(
+                config,
+                [args.train],
+                args.work,
+                "validation",
+                {predictions: [args.validation]},
+                args.work / "info.json",
+            )
         except RasaError as exc:
             print(f"select_threshold_nlu: {exc}", file=sys.stderr)
             return 1
-        points = oos.curve(oos.scored(read_predictions(predictions)), float(params.get("step", 0.01)), ambiguity)
+        points = oos.curve(
+            oos.scored(read_predictions(predictions)), float(params.get("step", 0.01)), ambiguity
+        )
         choice = select(points, params, train_params) | {"validation_train_seconds": info["train_seconds"]}
         write_json(args.out, choice)
         oos.write_curve_csv(points, args.curve)
-        png = oos.plot_curve({"validation": points}, choice["threshold"], args.curve.with_suffix(".png"),
-                             "Out-of-scope threshold (validation split)")
+        png = oos.plot_curve(
+            {"validation": points},
+            choice["threshold"],
+            args.curve.with_suffix(".png"),
+            "Out-of-scope threshold (validation split)",
+        )
         mlflow.log_metrics({k: v for k, v in choice.items() if isinstance(v, int | float) and v is not None})
         mlflow.log_artifact(str(args.curve))
         mlflow.log_artifact(str(png))

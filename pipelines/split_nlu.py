@@ -19,8 +19,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     params = load_params("split_nlu")
     try:
-        paths = split_data([args.nlu], args.out, float(params["test_fraction"]), int(load_params("base")["seed"]),
-                           float(params.get("validation_fraction", 0.0)))
+        paths = split_data(
+            [args.nlu],
+            args.out,
+            float(params["test_fraction"]),
+            int(load_params("base")["seed"]),
+            float(params.get("validation_fraction", 0.0)),
+        )
     except RasaError as exc:
         print(f"split_nlu: {exc}", file=sys.stderr)
         return 1

@@ -17,8 +17,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--config-template", type=Path, required=True, help="a file under nlu/configs/")
     parser.add_argument("--config-out", type=Path, required=True, help="rendered training config")
-    parser.add_argument("--threshold", type=Path, help="select_threshold_nlu's choice (JSON); "
-                        "without it, train_nlu.fallback_threshold")
+    parser.add_argument(
+        "--threshold",
+        type=Path,
+        help="select_threshold_nlu's choice (JSON); without it, train_nlu.fallback_threshold",
+    )
     parser.add_argument("--domain", type=Path, required=True)
     parser.add_argument("--data", type=Path, nargs="+", required=True, help="NLU split, rules, stories")
     parser.add_argument("--out", type=Path, required=True, help="model folder")
@@ -38,16 +41,23 @@ def main(argv: list[str] | None = None) -> int:
         except RasaError as exc:
             print(f"train_nlu: {exc}", file=sys.stderr)
             return 1
-        metrics = {"train_seconds": round(seconds, 2), "model_mb": round(model.stat().st_size / 2**20, 2),
-                   "served_threshold": threshold}
+        metrics = {
+            "train_seconds": round(seconds, 2),
+            "model_mb": round(model.stat().st_size / 2**20, 2),
+            "served_threshold": threshold,
+        }
         mlflow.log_metrics(metrics)
         mlflow.log_artifact(str(args.config_out), "config")
         mlflow.log_artifact(str(model), "rasa_model")
         # which run holds the model artifact: register_nlu registers that one
-        write_json(args.out / "mlflow_run.json", {
-            "run_id": run.info.run_id, "artifact_path": f"rasa_model/{model.name}",
-            "artifact_uri": f"{mlflow.get_artifact_uri('rasa_model')}/{model.name}",
-        })
+        write_json(
+            args.out / "mlflow_run.json",
+            {
+                "run_id": run.info.run_id,
+                "artifact_path": f"rasa_model/{model.name}",
+                "artifact_uri": f"{mlflow.get_artifact_uri('rasa_model')}/{model.name}",
+            },
+        )
     write_json(args.metrics, metrics)
     return 0
 

@@ -31,8 +31,9 @@ def one_line(error: str) -> str:
     # Rasa's own message: find the file and line it names, and the sentence that says what is wrong
     text = " ".join(lines)
     location = _RASA_LOCATION.search(text)
-    reason = next((line for line in reversed(lines) if "error" in line.lower() or "expected" in line.lower()),
-                  lines[-1])
+    reason = next(
+        (line for line in reversed(lines) if "error" in line.lower() or "expected" in line.lower()), lines[-1]
+    )
     reason = re.sub(r"\x1b\[[0-9;]*m", "", reason)
     return f"{location['file']}:{location['line']}: {reason}" if location else reason
 

@@ -59,10 +59,16 @@ def start_guarded(stack: object, timeout: float) -> None:
 def copy_project(dest: Path) -> Path:
     """Copy the tracked and untracked-but-not-ignored files of the repository (what a clone would have,
     plus work in progress) into ``dest`` and make it a git repository of its own."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT, capture_output=True, check=True,
-    ).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for rel in filter(None, listed):
         src = ROOT / rel
         if src.is_file():
@@ -140,7 +146,10 @@ def bot(pipeline_run: PipelineRun, llm, tmp_path_factory: pytest.TempPathFactory
 
     state = tmp_path_factory.mktemp("state")
     settings = Settings(
-        rasa_port=free_port(), action_port=free_port(), streamlit_port=free_port(), state_dir=state,
+        rasa_port=free_port(),
+        action_port=free_port(),
+        streamlit_port=free_port(),
+        state_dir=state,
         model_path=pipeline_run.root / "nlu" / "serving" / "model.tar.gz",
         index_dir=pipeline_run.root / "knowledge" / "index",
         params_file=params_with_llm_tiers(llm.base_url, state / "params.yaml"),

@@ -56,8 +56,9 @@ def build_brain(params: dict[str, Any]) -> Brain:
     engine = get_engine(settings.db_url)
     from app.actions import services
 
-    answerer = TieredAnswerer.from_config(tiers, extractive_answer, policy, usage=UsageRecorder(engine),
-                                          tools=services.tools())
+    answerer = TieredAnswerer.from_config(
+        tiers, extractive_answer, policy, usage=UsageRecorder(engine), tools=services.tools()
+    )
     cache_settings = CacheSettings.from_params(params.get("cache") or {})
     cache = build_cache(cache_settings, engine=engine) if cache_settings.enabled else None
     degradation = DegradationController(

@@ -28,8 +28,12 @@ HANDOFF_SLOT = "handoff_active"
 
 
 def open_handoff_ticket(
-    dispatcher: CollectingDispatcher, tracker: Tracker, ctx: TurnContext, reason: str = "request",
-    *, handoff: bool = False,
+    dispatcher: CollectingDispatcher,
+    tracker: Tracker,
+    ctx: TurnContext,
+    reason: str = "request",
+    *,
+    handoff: bool = False,
 ) -> int | None:
     """Open a ticket with the transcript and tell the user its number; None if the helpdesk is down.
 
@@ -38,8 +42,10 @@ def open_handoff_ticket(
     subject = f"Chat handoff ({reason}): {ctx.text[:120]}" if ctx.text else f"Chat handoff ({reason})"
     try:
         result = services.tools().call(
-            "open_ticket", {"subject": subject[:200], "transcript": transcript(tracker), "handoff": handoff},
-            ctx.tool_context())
+            "open_ticket",
+            {"subject": subject[:200], "transcript": transcript(tracker), "handoff": handoff},
+            ctx.tool_context(),
+        )
     except ToolError as exc:
         logger.error("ticket.open_failed", reason=exc.reason, error=exc.message, **ctx.log_fields())
         dispatcher.utter_message(
@@ -74,12 +80,25 @@ class ActionHandoff(Action):
 def replay_latest_message(tracker: Tracker) -> list[dict[str, Any]]:
     """Events that undo this turn and put the user's message back, so that the policies predict anew."""
     message = tracker.latest_message or {}
-    parse_data = {k: message.get(k) for k in ("intent", "entities", "intent_ranking", "text")
-                  if message.get(k) is not None}
-    user_event = {"event": "user", "timestamp": None, "text": message.get("text"), "parse_data": parse_data,
-                  "input_channel": tracker.get_latest_input_channel(),
-                  "metadata": message.get("metadata") or {}}
-    return [UserUtteranceReverted(), SlotSet(HANDOFF_SLOT, False), ActionExecuted("action_listen"), user_event]
+    parse_data = {
+        k: message.get(k)
+        for k in ("intent", "entities", "intent_ranking", "text")
+        if message.get(k) is not None
+    }
+    user_event = {
+        "event": "user",
+        "timestamp": None,
+        "text": message.get("text"),
+        "parse_data": parse_data,
+        "input_channel": tracker.get_latest_input_channel(),
+        "metadata": message.get("metadata") or {},
+    }
+    return [
+        UserUtteranceReverted(),
+        SlotSet(HANDOFF_SLOT, False),
+        ActionExecuted("action_listen"),
+        user_event,
+    ]
 
 
 class ActionForwardToAgent(Action):

@@ -30,23 +30,35 @@ from app.settings import get_settings
 
 logger = structlog.get_logger(__name__)
 
-UNAVAILABLE = (
-    "I can't look that up right now. Please try again in a moment, or ask to talk to a person."
-)
+UNAVAILABLE = "I can't look that up right now. Please try again in a moment, or ask to talk to a person."
 STATIC_ONLY = (
     "We're running in a limited mode right now and I can't answer that one. "
     "Please try again later, or ask to talk to a person."
 )
 
 
-def route(kb: Any, ctx: TurnContext, tracker: Tracker, level: Any, top_k: int, min_score: float,
-          config: Any, policy: Any) -> tuple[RouteDecision, list[Any]]:
+def route(
+    kb: Any,
+    ctx: TurnContext,
+    tracker: Tracker,
+    level: Any,
+    top_k: int,
+    min_score: float,
+    config: Any,
+    policy: Any,
+) -> tuple[RouteDecision, list[Any]]:
     """Retrieve, then let the router decide with the retrieval confidence (blocking: run in a thread)."""
     intent = (tracker.latest_message or {}).get("intent") or {}
     turn, hits = knowledge_turn(
-        kb, ctx.text, ctx.tenant_id, intent=intent.get("name") or "unknown",
-        confidence=float(intent.get("confidence") or 0.0), top_k=top_k, min_score=min_score,
-        failed_turns=int(tracker.get_slot("failed_turns") or 0), level=level,
+        kb,
+        ctx.text,
+        ctx.tenant_id,
+        intent=intent.get("name") or "unknown",
+        confidence=float(intent.get("confidence") or 0.0),
+        top_k=top_k,
+        min_score=min_score,
+        failed_turns=int(tracker.get_slot("failed_turns") or 0),
+        level=level,
         conversation_id=ctx.conversation_id,
     )
     return decide(turn, config, policy), hits
@@ -56,8 +68,11 @@ def with_sources(answer: str, hits: list[Any]) -> str:
     """The answer and the sources it cites as ``[n]`` (numbered as the model saw them); with no citation
     (an answer from a tool's result, or with grounding off) the two best hits."""
     cited = [int(n) for n in dict.fromkeys(re.findall(r"\[(\d+)\]", answer)) if 1 <= int(n) <= len(hits)]
-    labels = ([f"[{n}] {hits[n - 1].source_label}" for n in cited] if cited
-              else list(dict.fromkeys(h.source_label for h in hits[:2])))
+    labels = (
+        [f"[{n}] {hits[n - 1].source_label}" for n in cited]
+        if cited
+        else list(dict.fromkeys(h.source_label for h in hits[:2]))
+    )
     return f"{answer}\n\nSources: {'; '.join(labels)}" if labels else answer
 
 
@@ -71,10 +86,15 @@ class ActionAnswerKnowledge(Action):
         settings = get_settings()
         ctx = TurnContext.from_tracker(tracker, settings.tenant)
         params = settings.serve_params()
-        top_k, min_score = int(params.get("knowledge_top_k", 3)), float(params.get("knowledge_min_score", 0.35))
+        top_k, min_score = (
+            int(params.get("knowledge_top_k", 3)),
+            float(params.get("knowledge_min_score", 0.35)),
+        )
         try:
             brain = await asyncio.to_thread(brains.brain)
-        except Exception as exc:  # invalid router/tiers/cache configuration: say so in the log, answer clearly
+        except (
+            Exception
+        ) as exc:  # invalid router/tiers/cache configuration: say so in the log, answer clearly
             logger.error("brain.unavailable", reason=f"{type(exc).__name__}: {exc}", **ctx.log_fields())
             dispatcher.utter_message(text=UNAVAILABLE)
             return []
@@ -97,15 +117,24 @@ class ActionAnswerKnowledge(Action):
         if decision.handler == "handoff":
             from app.actions.handoff import open_handoff_ticket
 
-            ticket = open_handoff_ticket(dispatcher, tracker, ctx, reason=decision.rule or "router", handoff=True)
+            ticket = open_handoff_ticket(
+                dispatcher, tracker, ctx, reason=decision.rule or "router", handoff=True
+            )
             return [SlotSet("handoff_active", True)] if ticket is not None else []
         text = await asyncio.to_thread(self._answer, brain, kb, ctx, decision, hits, top_k, min_score)
         dispatcher.utter_message(text=text)
         return []
 
     @staticmethod
-    def _answer(brain: brains.Brain, kb: Any, ctx: TurnContext, decision: RouteDecision, hits: list[Any],
-                top_k: int, min_score: float) -> str:
+    def _answer(
+        brain: brains.Brain,
+        kb: Any,
+        ctx: TurnContext,
+        decision: RouteDecision,
+        hits: list[Any],
+        top_k: int,
+        min_score: float,
+    ) -> str:
         """The reply text for a knowledge (or unanswerable) turn: cache, then tiers, then "I don't know"."""
         from knowledge.retrieval import IDK_TEXT
 
@@ -123,7 +152,8 @@ class ActionAnswerKnowledge(Action):
             answered.labels(ctx.tenant_id, "idk").inc()
             return STATIC_ONLY
         request = AnswerRequest(
-            ctx.text, [h.text for h in hits],
+            ctx.text,
+            [h.text for h in hits],
             CallContext(ctx.tenant_id, ctx.user_id, ctx.conversation_id),
             sources=[h.source_label for h in hits],
         )
@@ -133,17 +163,30 @@ class ActionAnswerKnowledge(Action):
         llm_tried = [a for a in outcome.attempts if a.tier > 0 and a.outcome != "unavailable"]
         if llm_tried:
             brain.degradation.record("llm", outcome.tier is not None and outcome.tier > 0)
-        logger.info("knowledge.answer", tier=outcome.tier, reason=outcome.reason, tools=list(outcome.tools_used),
-                    attempts=[(a.tier, a.outcome) for a in outcome.attempts], kb_version=kb.version,
-                    **ctx.log_fields())
+        logger.info(
+            "knowledge.answer",
+            tier=outcome.tier,
+            reason=outcome.reason,
+            tools=list(outcome.tools_used),
+            attempts=[(a.tier, a.outcome) for a in outcome.attempts],
+            kb_version=kb.version,
+            **ctx.log_fields(),
+        )
         answered.labels(ctx.tenant_id, "idk" if outcome.text is None else f"tier{outcome.tier}").inc()
         if outcome.text is None:
             return IDK_TEXT
         if outcome.tier and outcome.tier > 0:
             text = with_sources(outcome.text, hits)
             if cache is not None:  # answers built on the user's own data (a tool) are never cached
-                cache.store(ctx.tenant_id, ctx.user_id, kb.version, ctx.text, text,
-                                  personal=outcome.personal,
-                                  tier=outcome.tier, model=outcome.result.model if outcome.result else None)
+                cache.store(
+                    ctx.tenant_id,
+                    ctx.user_id,
+                    kb.version,
+                    ctx.text,
+                    text,
+                    personal=outcome.personal,
+                    tier=outcome.tier,
+                    model=outcome.result.model if outcome.result else None,
+                )
             return text
         return outcome.text

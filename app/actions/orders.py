@@ -66,8 +66,13 @@ class ActionTrackOrder(Action):
         try:
             result = await services.tools().acall("order_status", {"order_id": order_id}, ctx.tool_context())
         except ToolError as exc:
-            logger.error("crm.unavailable", order_id=order_id, reason=exc.reason, error=exc.message[:200],
-                         **ctx.log_fields())
+            logger.error(
+                "crm.unavailable",
+                order_id=order_id,
+                reason=exc.reason,
+                error=exc.message[:200],
+                **ctx.log_fields(),
+            )
             dispatcher.utter_message(
                 text="I can't reach our order system right now. Please try again in a few minutes, "
                 "or ask to talk to a person."

@@ -23,12 +23,13 @@ from app.tools import ToolError
 
 logger = structlog.get_logger(__name__)
 
-QUESTION = re.compile(r"\?\s*$|^\s*(how|when|what|why|where|which|can|could|do|does|is|are|will|would)\b",
-                      re.IGNORECASE)
+QUESTION = re.compile(
+    r"\?\s*$|^\s*(how|when|what|why|where|which|can|could|do|does|is|are|will|would)\b", re.IGNORECASE
+)
 
 
 def is_question(text: str) -> bool:
-    """"How long do refunds take?" asks about refunds; "I want my money back" asks for one."""
+    """ "How long do refunds take?" asks about refunds; "I want my money back" asks for one."""
     return bool(QUESTION.search(text or ""))
 
 
@@ -49,32 +50,46 @@ class ActionRequestRefund(Action):
             return [*events, SlotSet("refund_requested", False)]
         if order_id is None:
             dispatcher.utter_message(
-                text="I can request a refund for you. Which order is it? The number looks like ORD-12345.")
+                text="I can request a refund for you. Which order is it? The number looks like ORD-12345."
+            )
             return [SlotSet("refund_requested", True)]
         try:
-            result = await services.tools().acall("request_refund", {"order_id": order_id}, ctx.tool_context())
+            result = await services.tools().acall(
+                "request_refund", {"order_id": order_id}, ctx.tool_context()
+            )
         except ToolError as exc:
             if exc.unavailable:
-                logger.error("refund.crm_unavailable", order_id=order_id, reason=exc.reason,
-                             error=exc.message[:200], **ctx.log_fields())
+                logger.error(
+                    "refund.crm_unavailable",
+                    order_id=order_id,
+                    reason=exc.reason,
+                    error=exc.message[:200],
+                    **ctx.log_fields(),
+                )
                 dispatcher.utter_message(
                     text="I can't reach our order system right now, so I couldn't request the refund. "
-                    "Please try again in a few minutes.")
+                    "Please try again in a few minutes."
+                )
                 return [SlotSet("refund_requested", False)]
             logger.info("refund.rejected", order_id=order_id, status=exc.status, **ctx.log_fields())
-            text = (f"A refund for order {order_id} has already been requested. I'll let you know here "
-                    "as soon as it's done." if exc.status == 409
-                    else f"I couldn't request a refund for order {order_id}. Please ask to talk to a person.")
+            text = (
+                f"A refund for order {order_id} has already been requested. I'll let you know here "
+                "as soon as it's done."
+                if exc.status == 409
+                else f"I couldn't request a refund for order {order_id}. Please ask to talk to a person."
+            )
             dispatcher.utter_message(text=text)
             return [SlotSet("refund_requested", False)]
         if not result.data["found"]:
             dispatcher.utter_message(
                 text=f"I couldn't find an order {order_id} on your account. Please check the number "
-                "(it's in your confirmation email).")
+                "(it's in your confirmation email)."
+            )
             return [SlotSet("order_id", None), SlotSet("refund_requested", False)]
         ack_id = result.data["job_id"]
         logger.info("refund.requested", job_id=ack_id, order_id=order_id, **ctx.log_fields())
         dispatcher.utter_message(
             text=f"Refund requested for order {order_id} (reference R-{ack_id}). "
-            "I'll let you know here as soon as it's processed.")
+            "I'll let you know here as soon as it's processed."
+        )
         return [SlotSet("order_id", order_id), SlotSet("refund_requested", False)]

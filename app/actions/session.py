@@ -34,9 +34,12 @@ class ActionSessionStart(Action):
         ctx = TurnContext.from_tracker(tracker, get_settings().tenant)
         events: list[dict[str, Any]] = [SessionStarted()]
         try:
-            ticket = await asyncio.to_thread(services.ticketing().active_handoff, ctx.tenant_id,
-                                             ctx.conversation_id)
-        except SQLAlchemyError as exc:  # the helpdesk store is down: start a normal session, say so in the log
+            ticket = await asyncio.to_thread(
+                services.ticketing().active_handoff, ctx.tenant_id, ctx.conversation_id
+            )
+        except (
+            SQLAlchemyError
+        ) as exc:  # the helpdesk store is down: start a normal session, say so in the log
             logger.error("session.handoff_check_failed", error=str(exc)[:200], **ctx.log_fields())
             ticket = None
         if ticket is not None:

@@ -36,14 +36,20 @@ class AtomicRedisLockStore(RedisLockStore):
 
     @contextmanager
     def _mutex(self, conversation_id: str) -> Iterator[None]:
-        mutex = self.red.lock(f"{self.key_prefix}{conversation_id}:mutex", timeout=MUTEX_TIMEOUT_S,
-                              sleep=0.005, blocking_timeout=MUTEX_WAIT_S)
+        mutex = self.red.lock(
+            f"{self.key_prefix}{conversation_id}:mutex",
+            timeout=MUTEX_TIMEOUT_S,
+            sleep=0.005,
+            blocking_timeout=MUTEX_WAIT_S,
+        )
         if not mutex.acquire():
             raise LockError(f"Could not update the lock of conversation '{conversation_id}' in time.")
         try:
             yield
         finally:
-            with suppress(Exception):  # expired meanwhile: someone else may hold it now; nothing of ours to free
+            with suppress(
+                Exception
+            ):  # expired meanwhile: someone else may hold it now; nothing of ours to free
                 mutex.release()
 
     def issue_ticket(self, conversation_id: str, lock_lifetime: float = LOCK_LIFETIME) -> int:

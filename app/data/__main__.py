@@ -35,8 +35,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m app.data", description=__doc__,
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(
+        prog="python -m app.data", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
     for name, text in (("init", "migrate the stores and seed the demo CRM"), ("migrate", "migrate only")):
         command = commands.add_parser(name, help=text)
@@ -45,17 +46,25 @@ def _parser() -> argparse.ArgumentParser:
     forget = commands.add_parser("forget-user", help="delete everything stored about one user of a tenant")
     forget.add_argument("--tenant", required=True, help="tenant id (as in X-Tenant-Id)")
     forget.add_argument("--user", required=True, help="user id (the REST sender)")
-    forget.add_argument("--include-pending-jobs", action="store_true",
-                        help="also cancel the user's pending refunds (kept by default)")
+    forget.add_argument(
+        "--include-pending-jobs",
+        action="store_true",
+        help="also cancel the user's pending refunds (kept by default)",
+    )
     purge = commands.add_parser("purge", help="delete what is older than params.yaml `retention` allows")
     for command in (forget, purge):
         command.add_argument("--dry-run", action="store_true", help="count only; change nothing")
         command.add_argument("--url", help="our stores' database URL (default: settings.db_url)")
-        command.add_argument("--tracker-url",
-                             help="Rasa tracker store: a database URL or a SQLite file "
-                             "(default: settings.tracker_store_url, else settings.tracker_db)")
-        command.add_argument("--params", type=Path,
-                             help="params.yaml with the `retention` and `cache` sections (default: settings)")
+        command.add_argument(
+            "--tracker-url",
+            help="Rasa tracker store: a database URL or a SQLite file "
+            "(default: settings.tracker_store_url, else settings.tracker_db)",
+        )
+        command.add_argument(
+            "--params",
+            type=Path,
+            help="params.yaml with the `retention` and `cache` sections (default: settings)",
+        )
     return parser
 
 
@@ -83,8 +92,10 @@ def _prepare(args: argparse.Namespace) -> int:
             added = seed_crm(get_engine(url))
             print(f"stores ready at {url} ({added} demo rows added)")
     except (SQLAlchemyError, OSError) as exc:
-        print(f"error: cannot prepare the stores at {url}: {exc.__class__.__name__}: {exc}".splitlines()[0],
-              file=sys.stderr)
+        print(
+            f"error: cannot prepare the stores at {url}: {exc.__class__.__name__}: {exc}".splitlines()[0],
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -105,14 +116,21 @@ def _retention(args: argparse.Namespace) -> int:
         cache = _redis_cache(params.get("cache"))
         if args.command == "forget-user":
             report = retention.forget_user(
-                args.tenant, args.user, stores=stores, tracker=tracker, redis_cache=cache,
-                default_tenant=settings.tenant, include_pending_jobs=args.include_pending_jobs,
-                dry_run=args.dry_run)
+                args.tenant,
+                args.user,
+                stores=stores,
+                tracker=tracker,
+                redis_cache=cache,
+                default_tenant=settings.tenant,
+                include_pending_jobs=args.include_pending_jobs,
+                dry_run=args.dry_run,
+            )
             subject = f"{args.tenant}/{args.user}"
         else:
             policy = retention.RetentionPolicy.from_params(params.get("retention"))
-            report = retention.purge(policy, stores=stores, tracker=tracker, redis_cache=cache,
-                                     dry_run=args.dry_run)
+            report = retention.purge(
+                policy, stores=stores, tracker=tracker, redis_cache=cache, dry_run=args.dry_run
+            )
             subject = "all tenants"
     except retention.BadInput as exc:
         _error(exc)
@@ -121,8 +139,10 @@ def _retention(args: argparse.Namespace) -> int:
         _error(exc)
         return 1
     except (SQLAlchemyError, redis.RedisError, OSError) as exc:
-        _error(f"{args.command} failed, nothing was changed in the failing database: "
-               f"{retention.describe_error(exc)}")
+        _error(
+            f"{args.command} failed, nothing was changed in the failing database: "
+            f"{retention.describe_error(exc)}"
+        )
         return 1
     _print_report(report, subject)
     return 0
@@ -202,7 +222,11 @@ def _print_report(report: Any, subject: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    verb = "would be deleted or anonymised (dry run: nothing changed)" if report.dry_run else "deleted or anonymised"
+    verb = (
+        "would be deleted or anonymised (dry run: nothing changed)"
+        if report.dry_run
+        else "deleted or anonymised"
+    )
     table = Table()
     table.add_column("store")
     table.add_column("rows", justify="right")

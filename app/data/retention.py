@@ -151,9 +151,16 @@ def user_hash(user_id: str) -> str:
 def validate_ids(tenant_id: str, user_id: str) -> None:
     """Raise :class:`BadInput` unless the tenant id has the REST channel's format and the user id is usable."""
     if not isinstance(tenant_id, str) or not TENANT_PATTERN.match(tenant_id):
-        raise BadInput(f"invalid tenant id {str(tenant_id)[:70]!r}: 1-64 of a-z, 0-9, '_' or '-', starting alphanumeric")
-    if (not isinstance(user_id, str) or not user_id.strip() or len(user_id) > MAX_USER_ID
-            or not user_id.isprintable() or user_id == FORGOTTEN):
+        raise BadInput(
+            f"invalid tenant id {str(tenant_id)[:70]!r}: 1-64 of a-z, 0-9, '_' or '-', starting alphanumeric"
+        )
+    if (
+        not isinstance(user_id, str)
+        or not user_id.strip()
+        or len(user_id) > MAX_USER_ID
+        or not user_id.isprintable()
+        or user_id == FORGOTTEN
+    ):
         raise BadInput(f"invalid user id {str(user_id)[:70]!r}: 1-{MAX_USER_ID} printable characters")
 
 
@@ -315,7 +322,8 @@ def forget_user(
     senders = [f"{tenant_id}:{user_id}"] + ([user_id] if tenant_id == default_tenant else [])
     keep_pending = (
         sa.and_(jobs.c.status != "done", jobs.c.kind.in_(KEEP_PENDING_KINDS))
-        if not include_pending_jobs else sa.false()
+        if not include_pending_jobs
+        else sa.false()
     )
 
     def mine(table: sa.Table) -> sa.ColumnElement[bool]:
@@ -324,18 +332,23 @@ def forget_user(
     with _transactions(stores, tracker) as (ours, theirs):
         if theirs is not None:
             report.counts["tracker_events"] = _delete(
-                theirs, tracker_events, tracker_events.c.sender_id.in_(senders), dry_run)
+                theirs, tracker_events, tracker_events.c.sender_id.in_(senders), dry_run
+            )
         report.counts["tickets"] = _delete(ours, tickets, mine(tickets), dry_run)
         report.counts["jobs"] = _delete(ours, jobs, sa.and_(mine(jobs), sa.not_(keep_pending)), dry_run)
         report.counts["notifications"] = _delete(ours, notifications, mine(notifications), dry_run)
         report.counts["answer_cache"] = _delete(ours, answer_cache, mine(answer_cache), dry_run)
         report.counts["llm_calls_anonymised"] = _update(ours, llm_calls, mine(llm_calls), ANONYMISED, dry_run)
-        kept = int(ours.execute(
-            sa.select(sa.func.count()).select_from(jobs).where(mine(jobs), keep_pending)).scalar_one())
+        kept = int(
+            ours.execute(
+                sa.select(sa.func.count()).select_from(jobs).where(mine(jobs), keep_pending)
+            ).scalar_one()
+        )
         if kept:
             report.notes.append(
                 f"{kept} pending refund job(s) kept (money owed to the user); run forget-user again once "
-                "they are done, or pass --include-pending-jobs to cancel them")
+                "they are done, or pass --include-pending-jobs to cancel them"
+            )
         if not dry_run:
             _audit(ours, tenant_id, user_hash(user_id), report, now)
     return report
@@ -374,39 +387,69 @@ def purge(
             stale = (
                 sa.select(tracker_events.c.sender_id)
                 .group_by(tracker_events.c.sender_id)
-                .having(sa.func.max(tracker_events.c.timestamp) < before(policy.conversation_days).timestamp())
+                .having(
+                    sa.func.max(tracker_events.c.timestamp) < before(policy.conversation_days).timestamp()
+                )
             )
             report.counts["tracker_events"] = _delete(
-                theirs, tracker_events, tracker_events.c.sender_id.in_(stale.scalar_subquery()), dry_run)
+                theirs, tracker_events, tracker_events.c.sender_id.in_(stale.scalar_subquery()), dry_run
+            )
         if policy.ticket_days:
-            report.counts["tickets"] = _delete(ours, tickets, sa.and_(
-                tickets.c.status.in_(("resolved", "closed")), tickets.c.handoff_active.is_(sa.false()),
-                tickets.c.created_at < before(policy.ticket_days)), dry_run)
+            report.counts["tickets"] = _delete(
+                ours,
+                tickets,
+                sa.and_(
+                    tickets.c.status.in_(("resolved", "closed")),
+                    tickets.c.handoff_active.is_(sa.false()),
+                    tickets.c.created_at < before(policy.ticket_days),
+                ),
+                dry_run,
+            )
         if policy.job_days:
-            report.counts["jobs"] = _delete(ours, jobs, sa.and_(
-                jobs.c.status == "done", jobs.c.finished_at < before(policy.job_days)), dry_run)
+            report.counts["jobs"] = _delete(
+                ours,
+                jobs,
+                sa.and_(jobs.c.status == "done", jobs.c.finished_at < before(policy.job_days)),
+                dry_run,
+            )
         count = 0
         if policy.notification_days:
-            count += _delete(ours, notifications, sa.and_(
-                notifications.c.delivered_at.is_not(None),
-                notifications.c.delivered_at < before(policy.notification_days)), dry_run)
+            count += _delete(
+                ours,
+                notifications,
+                sa.and_(
+                    notifications.c.delivered_at.is_not(None),
+                    notifications.c.delivered_at < before(policy.notification_days),
+                ),
+                dry_run,
+            )
         if policy.undelivered_notification_days:
-            count += _delete(ours, notifications, sa.and_(
-                notifications.c.delivered_at.is_(None),
-                notifications.c.created_at < before(policy.undelivered_notification_days)), dry_run)
+            count += _delete(
+                ours,
+                notifications,
+                sa.and_(
+                    notifications.c.delivered_at.is_(None),
+                    notifications.c.created_at < before(policy.undelivered_notification_days),
+                ),
+                dry_run,
+            )
         if policy.notification_days or policy.undelivered_notification_days:
             report.counts["notifications"] = count
         if policy.expired_cache:
-            report.counts["answer_cache"] = _delete(ours, answer_cache, answer_cache.c.expires_at <= now, dry_run)
+            report.counts["answer_cache"] = _delete(
+                ours, answer_cache, answer_cache.c.expires_at <= now, dry_run
+            )
         if policy.llm_call_days:
             report.counts["llm_calls_deleted"] = _delete(
-                ours, llm_calls, llm_calls.c.created_at < before(policy.llm_call_days), dry_run)
+                ours, llm_calls, llm_calls.c.created_at < before(policy.llm_call_days), dry_run
+            )
         if policy.llm_call_anonymise_days:
             old = llm_calls.c.created_at < before(policy.llm_call_anonymise_days)
             if policy.llm_call_days:  # rows the delete above removes are not anonymised too (dry-run counts)
                 old = sa.and_(old, llm_calls.c.created_at >= before(policy.llm_call_days))
             report.counts["llm_calls_anonymised"] = _update(
-                ours, llm_calls, sa.and_(old, llm_calls.c.user_id != FORGOTTEN), ANONYMISED, dry_run)
+                ours, llm_calls, sa.and_(old, llm_calls.c.user_id != FORGOTTEN), ANONYMISED, dry_run
+            )
         if not dry_run:
             _audit(ours, ALL, ALL, report, now)
     return report
@@ -414,5 +457,12 @@ def purge(
 
 def _audit(conn: sa.Connection, tenant_id: str, user: str, report: Report, now: datetime) -> None:
     """The audit row, in the same transaction as the changes it records."""
-    conn.execute(sa.insert(retention_audit).values(
-        tenant_id=tenant_id, user_id=user, action=report.action, counts=dict(report.counts), created_at=now))
+    conn.execute(
+        sa.insert(retention_audit).values(
+            tenant_id=tenant_id,
+            user_id=user,
+            action=report.action,
+            counts=dict(report.counts),
+            created_at=now,
+        )
+    )

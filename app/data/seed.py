@@ -41,9 +41,15 @@ def seed_crm(engine: sa.Engine, tenant_id: str = TENANT) -> int:
             if conn.execute(sa.select(orders.c.order_id).where(key)).first() is None:
                 conn.execute(
                     sa.insert(orders).values(
-                        tenant_id=tenant_id, order_id=order_id, user_id=user_id, status=status,
-                        carrier=carrier, tracking_number=tracking, estimated_delivery=eta,
-                        total_eur=Decimal(total), created_at=now,
+                        tenant_id=tenant_id,
+                        order_id=order_id,
+                        user_id=user_id,
+                        status=status,
+                        carrier=carrier,
+                        tracking_number=tracking,
+                        estimated_delivery=eta,
+                        total_eur=Decimal(total),
+                        created_at=now,
                     )
                 )
                 added += 1

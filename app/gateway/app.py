@@ -96,7 +96,9 @@ def create_app(config: GatewayConfig, *, transport: httpx.AsyncBaseTransport | N
         limits = httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS)
         async with httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport) as client:
             app.state.pool = UpstreamPool(config.upstreams, client)
-            app.state.canary_pool = UpstreamPool(config.canary_upstreams, client) if config.canary_upstreams else None
+            app.state.canary_pool = (
+                UpstreamPool(config.canary_upstreams, client) if config.canary_upstreams else None
+            )
             logger.info(
                 "gateway.started",
                 upstreams=config.upstreams,
@@ -118,7 +120,9 @@ def create_app(config: GatewayConfig, *, transport: httpx.AsyncBaseTransport | N
         if not config.canary_upstreams:
             return CHAMPION
         percent = flags.percent("challenger_percent", principal.tenant)
-        return choose_variant(principal.tenant, principal.user, percent, CHAMPION, CHALLENGER, salt="nlu-model")
+        return choose_variant(
+            principal.tenant, principal.user, percent, CHAMPION, CHALLENGER, salt="nlu-model"
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -173,8 +177,12 @@ def create_app(config: GatewayConfig, *, transport: httpx.AsyncBaseTransport | N
                 else:
                     reply = await app.state.pool.forward(body, headers)
             except GatewayError as exc:
-                metrics.GATEWAY_TURNS.labels(principal.tenant if principal else "-", str(exc.status),
-                                             principal.plan if principal else "-", "-").inc()
+                metrics.GATEWAY_TURNS.labels(
+                    principal.tenant if principal else "-",
+                    str(exc.status),
+                    principal.plan if principal else "-",
+                    "-",
+                ).inc()
                 logger.info(
                     "gateway.turn.refused",
                     status=exc.status,
@@ -195,7 +203,8 @@ def create_app(config: GatewayConfig, *, transport: httpx.AsyncBaseTransport | N
                 duration_ms=_ms(started),
             )
             return JSONResponse(
-                reply.body, status_code=reply.status,
+                reply.body,
+                status_code=reply.status,
                 headers={"X-Request-Id": request_id, "X-Model-Variant": variant, **rate_headers},
             )
 

@@ -47,9 +47,14 @@ class Order:
     def from_json(cls, data: dict[str, Any]) -> Order:
         eta = data.get("estimated_delivery")
         return cls(
-            tenant_id=data["tenant_id"], order_id=data["order_id"], user_id=data["user_id"],
-            status=data["status"], carrier=data.get("carrier"), tracking_number=data.get("tracking_number"),
-            estimated_delivery=date.fromisoformat(eta) if eta else None, total_eur=Decimal(data["total_eur"]),
+            tenant_id=data["tenant_id"],
+            order_id=data["order_id"],
+            user_id=data["user_id"],
+            status=data["status"],
+            carrier=data.get("carrier"),
+            tracking_number=data.get("tracking_number"),
+            estimated_delivery=date.fromisoformat(eta) if eta else None,
+            total_eur=Decimal(data["total_eur"]),
         )
 
 
@@ -96,8 +101,9 @@ class CrmClient:
         breaker_name: str | None = "crm",
     ) -> None:
         """``breaker_name=None`` when the caller puts the calls behind a breaker (the tool registry)."""
-        self.http = JsonHttpClient(base_url, breaker_name=breaker_name, timeout_s=timeout_s,
-                                   transport=transport)
+        self.http = JsonHttpClient(
+            base_url, breaker_name=breaker_name, timeout_s=timeout_s, transport=transport
+        )
 
     def get_order(self, tenant_id: str, order_id: str) -> Order | None:
         """The order, or None if the tenant has no such order. Raises ``CrmUnavailable``."""
@@ -113,8 +119,12 @@ class CrmClient:
     ) -> RefundAck | None:
         """Queue a refund of the user's order; None if the user has no such order. Raises
         ``CrmUnavailable`` or ``ServiceRejected`` (e.g. 409: the order cannot be refunded)."""
-        body = {"tenant_id": tenant_id, "user_id": user_id, "conversation_id": conversation_id,
-                "order_id": order_id}
+        body = {
+            "tenant_id": tenant_id,
+            "user_id": user_id,
+            "conversation_id": conversation_id,
+            "order_id": order_id,
+        }
         response = self.http.request("POST", "/refunds", json=body)
         if response.status_code == 404:
             return None

@@ -59,15 +59,20 @@ class JsonHttpClient:
         self.timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 2.0))
         self.attempts = attempts
         self.wait_initial_s = wait_initial_s
-        self.breaker = (get_breaker(breaker_name, fail_max=fail_max, reset_timeout_s=reset_timeout_s)
-                        if breaker_name else None)
+        self.breaker = (
+            get_breaker(breaker_name, fail_max=fail_max, reset_timeout_s=reset_timeout_s)
+            if breaker_name
+            else None
+        )
         self._transport = transport
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """The response (any status below 500), or ``ServiceUnavailable``."""
 
         def attempt() -> httpx.Response:
-            with httpx.Client(base_url=self.base_url, timeout=self.timeout, transport=self._transport) as http:
+            with httpx.Client(
+                base_url=self.base_url, timeout=self.timeout, transport=self._transport
+            ) as http:
                 response = http.request(method, path, **kwargs)
             if response.status_code >= 500:
                 raise _ServerError(response)

@@ -42,52 +42,88 @@ class JobStore:
         self.engine = engine
 
     def enqueue(
-        self, tenant_id: str, user_id: str, conversation_id: str, kind: str, payload: dict[str, Any],
+        self,
+        tenant_id: str,
+        user_id: str,
+        conversation_id: str,
+        kind: str,
+        payload: dict[str, Any],
         delay_s: float = 0.0,
     ) -> int:
         now = datetime.now(UTC)
         with self.engine.begin() as conn:
-            return conn.execute(sa.insert(jobs).values(
-                tenant_id=tenant_id, user_id=user_id, conversation_id=conversation_id, kind=kind,
-                payload=payload, status="pending", attempts=0, run_after=now + timedelta(seconds=delay_s),
-                created_at=now,
-            )).inserted_primary_key[0]
+            return conn.execute(
+                sa.insert(jobs).values(
+                    tenant_id=tenant_id,
+                    user_id=user_id,
+                    conversation_id=conversation_id,
+                    kind=kind,
+                    payload=payload,
+                    status="pending",
+                    attempts=0,
+                    run_after=now + timedelta(seconds=delay_s),
+                    created_at=now,
+                )
+            ).inserted_primary_key[0]
 
     def get(self, tenant_id: str, job_id: int) -> dict | None:
         with self.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(jobs).where(jobs.c.tenant_id == tenant_id, jobs.c.id == job_id)).mappings().first()
+            row = (
+                conn.execute(sa.select(jobs).where(jobs.c.tenant_id == tenant_id, jobs.c.id == job_id))
+                .mappings()
+                .first()
+            )
         return dict(row) if row else None
 
     def for_user(self, tenant_id: str, user_id: str, kind: str) -> list[dict]:
-        query = sa.select(jobs).where(jobs.c.tenant_id == tenant_id, jobs.c.user_id == user_id,
-                                      jobs.c.kind == kind).order_by(jobs.c.id)
+        query = (
+            sa.select(jobs)
+            .where(jobs.c.tenant_id == tenant_id, jobs.c.user_id == user_id, jobs.c.kind == kind)
+            .order_by(jobs.c.id)
+        )
         with self.engine.connect() as conn:
             return [dict(row) for row in conn.execute(query).mappings()]
 
     def due(self, now: datetime | None = None, limit: int = 20) -> list[dict]:
         """Pending jobs whose time has come, oldest first."""
         now = now or datetime.now(UTC)
-        query = (sa.select(jobs).where(jobs.c.status == "pending", jobs.c.run_after <= now)
-                 .order_by(jobs.c.run_after, jobs.c.id).limit(limit))
+        query = (
+            sa.select(jobs)
+            .where(jobs.c.status == "pending", jobs.c.run_after <= now)
+            .order_by(jobs.c.run_after, jobs.c.id)
+            .limit(limit)
+        )
         with self.engine.connect() as conn:
             return [dict(row) for row in conn.execute(query).mappings()]
 
     def mark_done(self, conn: sa.Connection, job_id: int) -> None:
-        conn.execute(sa.update(jobs).where(jobs.c.id == job_id).values(
-            status="done", attempts=jobs.c.attempts + 1, finished_at=datetime.now(UTC), last_error=None))
+        conn.execute(
+            sa.update(jobs)
+            .where(jobs.c.id == job_id)
+            .values(
+                status="done", attempts=jobs.c.attempts + 1, finished_at=datetime.now(UTC), last_error=None
+            )
+        )
 
     def mark_failed_attempt(self, job: dict, error: str) -> None:
         backoff = min(MAX_BACKOFF_S, 0.5 * 2 ** job["attempts"])
         with self.engine.begin() as conn:
-            conn.execute(sa.update(jobs).where(jobs.c.id == job["id"]).values(
-                attempts=jobs.c.attempts + 1, last_error=error[:500],
-                run_after=datetime.now(UTC) + timedelta(seconds=backoff)))
+            conn.execute(
+                sa.update(jobs)
+                .where(jobs.c.id == job["id"])
+                .values(
+                    attempts=jobs.c.attempts + 1,
+                    last_error=error[:500],
+                    run_after=datetime.now(UTC) + timedelta(seconds=backoff),
+                )
+            )
 
 
 def refund_text(order_id: str, amount: str) -> str:
-    return (f"Good news: your refund of EUR {amount} for order {order_id} has been processed. "
-            "It will reach your account within 3-5 business days.")
+    return (
+        f"Good news: your refund of EUR {amount} for order {order_id} has been processed. "
+        "It will reach your account within 3-5 business days."
+    )
 
 
 def ticket_event_text(event: dict[str, Any]) -> str:
@@ -98,8 +134,13 @@ class JobWorker:
     """Runs due jobs; ``start()`` runs them in a daemon thread every ``poll_s`` seconds until ``stop()``."""
 
     def __init__(
-        self, engine: sa.Engine, *, webhook_url: Callable[[], str], webhook_timeout_s: float = 5.0,
-        poll_s: float = 0.5, transport: httpx.BaseTransport | None = None,
+        self,
+        engine: sa.Engine,
+        *,
+        webhook_url: Callable[[], str],
+        webhook_timeout_s: float = 5.0,
+        poll_s: float = 0.5,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.engine = engine
         self.store = JobStore(engine)
@@ -116,8 +157,13 @@ class JobWorker:
         """Run every due job once; return how many finished."""
         done = 0
         for job in self.store.due():
-            log = logger.bind(job_id=job["id"], kind=job["kind"], tenant_id=job["tenant_id"],
-                              user_id=job["user_id"], attempt=job["attempts"] + 1)
+            log = logger.bind(
+                job_id=job["id"],
+                kind=job["kind"],
+                tenant_id=job["tenant_id"],
+                user_id=job["user_id"],
+                attempt=job["attempts"] + 1,
+            )
             try:
                 self._run(job)
             except Exception as exc:  # any failure: keep the job, try again later
@@ -142,8 +188,14 @@ class JobWorker:
         if order is None:
             raise LookupError(f"order {payload['order_id']} vanished")
         with self.engine.begin() as conn:  # the user's notification and the job's end: one transaction
-            self.notifications.add(conn, job["tenant_id"], job["user_id"], job["conversation_id"],
-                                   f"job:{job['id']}", refund_text(order.order_id, str(order.total_eur)))
+            self.notifications.add(
+                conn,
+                job["tenant_id"],
+                job["user_id"],
+                job["conversation_id"],
+                f"job:{job['id']}",
+                refund_text(order.order_id, str(order.total_eur)),
+            )
             self.store.mark_done(conn, job["id"])
 
     def _post_webhook(self, job: dict) -> None:

@@ -43,19 +43,32 @@ class NotificationStore:
         self.engine = engine
 
     def add(
-        self, conn: sa.Connection, tenant_id: str, user_id: str, conversation_id: str, source_key: str, text: str
+        self,
+        conn: sa.Connection,
+        tenant_id: str,
+        user_id: str,
+        conversation_id: str,
+        source_key: str,
+        text: str,
     ) -> bool:
         """Insert in the caller's transaction unless ``source_key`` is already there; True if inserted."""
         exists = conn.execute(
             sa.select(notifications.c.id).where(
-                notifications.c.tenant_id == tenant_id, notifications.c.source_key == source_key)
+                notifications.c.tenant_id == tenant_id, notifications.c.source_key == source_key
+            )
         ).first()
         if exists:
             return False
-        conn.execute(sa.insert(notifications).values(
-            tenant_id=tenant_id, user_id=user_id, conversation_id=conversation_id, source_key=source_key,
-            text=text, created_at=datetime.now(UTC),
-        ))
+        conn.execute(
+            sa.insert(notifications).values(
+                tenant_id=tenant_id,
+                user_id=user_id,
+                conversation_id=conversation_id,
+                source_key=source_key,
+                text=text,
+                created_at=datetime.now(UTC),
+            )
+        )
         return True
 
     def notify(self, tenant_id: str, user_id: str, conversation_id: str, source_key: str, text: str) -> bool:
@@ -66,7 +79,8 @@ class NotificationStore:
     def fetch(self, tenant_id: str, user_id: str, after: int | None = None, limit: int = 100) -> list[dict]:
         """Rows after ``after`` (or the undelivered ones), oldest first; marks them delivered."""
         query = sa.select(notifications).where(
-            notifications.c.tenant_id == tenant_id, notifications.c.user_id == user_id)
+            notifications.c.tenant_id == tenant_id, notifications.c.user_id == user_id
+        )
         if after is None:
             query = query.where(notifications.c.delivered_at.is_(None))
         else:
@@ -76,8 +90,11 @@ class NotificationStore:
             rows = [dict(row) for row in conn.execute(query).mappings()]
             ids = [row["id"] for row in rows if row["delivered_at"] is None]
             if ids:
-                conn.execute(sa.update(notifications).where(notifications.c.id.in_(ids))
-                             .values(delivered_at=datetime.now(UTC)))
+                conn.execute(
+                    sa.update(notifications)
+                    .where(notifications.c.id.in_(ids))
+                    .values(delivered_at=datetime.now(UTC))
+                )
         return rows
 
 
@@ -87,8 +104,9 @@ class NotificationClient:
     def __init__(
         self, base_url: str, *, timeout_s: float = 5.0, transport: httpx.BaseTransport | None = None
     ) -> None:
-        self.http = JsonHttpClient(base_url, breaker_name="notifications", timeout_s=timeout_s,
-                                   attempts=2, transport=transport)
+        self.http = JsonHttpClient(
+            base_url, breaker_name="notifications", timeout_s=timeout_s, attempts=2, transport=transport
+        )
 
     def fetch(self, tenant_id: str, user_id: str, after: int | None = None) -> list[Notification]:
         params = {} if after is None else {"after": after}
@@ -99,8 +117,12 @@ class NotificationClient:
         return self.http.json("GET", f"/handoffs/{tenant_id}")["handoffs"]
 
     def agent_reply(self, tenant_id: str, ticket_id: int, text: str, agent: str = "agent") -> dict:
-        return self.http.json("POST", f"/handoffs/{tenant_id}/{ticket_id}/messages",
-                              json={"text": text, "agent": agent}, ok=(201,))
+        return self.http.json(
+            "POST",
+            f"/handoffs/{tenant_id}/{ticket_id}/messages",
+            json={"text": text, "agent": agent},
+            ok=(201,),
+        )
 
     def hand_back(self, tenant_id: str, ticket_id: int) -> dict:
         return self.http.json("POST", f"/handoffs/{tenant_id}/{ticket_id}/release")

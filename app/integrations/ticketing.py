@@ -39,8 +39,14 @@ class TicketingClient:
         self.engine = engine
 
     def open_ticket(
-        self, tenant_id: str, user_id: str, conversation_id: str, subject: str, transcript: str,
-        *, handoff: bool = False,
+        self,
+        tenant_id: str,
+        user_id: str,
+        conversation_id: str,
+        subject: str,
+        transcript: str,
+        *,
+        handoff: bool = False,
     ) -> Ticket:
         """A new open ticket; ``handoff=True`` also silences the bot in that conversation."""
         values = {
@@ -55,8 +61,10 @@ class TicketingClient:
         }
         with self.engine.begin() as conn:
             ticket_id = conn.execute(sa.insert(tickets).values(**values)).inserted_primary_key[0]
-        return Ticket(id=ticket_id, **{k: values[k] for k in ("tenant_id", "user_id", "conversation_id",
-                                                              "subject", "status")})
+        return Ticket(
+            id=ticket_id,
+            **{k: values[k] for k in ("tenant_id", "user_id", "conversation_id", "subject", "status")},
+        )
 
     def list_tickets(self, tenant_id: str, user_id: str | None = None) -> list[dict]:
         query = sa.select(tickets).where(tickets.c.tenant_id == tenant_id).order_by(tickets.c.id)
@@ -78,8 +86,11 @@ class TicketingClient:
         """The newest ticket that has this conversation with a human, or None (the bot may answer)."""
         query = (
             sa.select(tickets)
-            .where(tickets.c.tenant_id == tenant_id, tickets.c.conversation_id == conversation_id,
-                   tickets.c.handoff_active.is_(True))
+            .where(
+                tickets.c.tenant_id == tenant_id,
+                tickets.c.conversation_id == conversation_id,
+                tickets.c.handoff_active.is_(True),
+            )
             .order_by(tickets.c.id.desc())
         )
         with self.engine.connect() as conn:
@@ -100,7 +111,9 @@ class TicketingClient:
         """Add one line (``user: ...`` / ``agent: ...``) to the ticket's transcript."""
         with self.engine.begin() as conn:
             current = conn.execute(
-                sa.select(tickets.c.transcript).where(tickets.c.tenant_id == tenant_id, tickets.c.id == ticket_id)
+                sa.select(tickets.c.transcript).where(
+                    tickets.c.tenant_id == tenant_id, tickets.c.id == ticket_id
+                )
             ).scalar()
             if current is None:
                 raise TicketNotFound(f"no ticket #{ticket_id} for tenant {tenant_id}")
@@ -127,14 +140,29 @@ class TicketingClient:
         if ticket["status"] == status:
             return ticket
         now = datetime.now(UTC)
-        event = {"event": "ticket.status_changed", "event_id": f"ticket:{ticket_id}:{status}:{now.isoformat()}",
-                 "tenant_id": tenant_id, "ticket_id": ticket_id, "user_id": ticket["user_id"],
-                 "conversation_id": ticket["conversation_id"], "old_status": ticket["status"], "status": status}
+        event = {
+            "event": "ticket.status_changed",
+            "event_id": f"ticket:{ticket_id}:{status}:{now.isoformat()}",
+            "tenant_id": tenant_id,
+            "ticket_id": ticket_id,
+            "user_id": ticket["user_id"],
+            "conversation_id": ticket["conversation_id"],
+            "old_status": ticket["status"],
+            "status": status,
+        }
         with self.engine.begin() as conn:
             conn.execute(sa.update(tickets).where(tickets.c.id == ticket_id).values(status=status))
-            conn.execute(sa.insert(jobs).values(
-                tenant_id=tenant_id, user_id=ticket["user_id"], conversation_id=ticket["conversation_id"],
-                kind="ticket_webhook", payload=event, status="pending", attempts=0, run_after=now,
-                created_at=now,
-            ))
+            conn.execute(
+                sa.insert(jobs).values(
+                    tenant_id=tenant_id,
+                    user_id=ticket["user_id"],
+                    conversation_id=ticket["conversation_id"],
+                    kind="ticket_webhook",
+                    payload=event,
+                    status="pending",
+                    attempts=0,
+                    run_after=now,
+                    created_at=now,
+                )
+            )
         return {**ticket, "status": status}

@@ -90,8 +90,12 @@ class GroundingConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    enabled: bool = Field(True, description="cited excerpts must exist, numbers and most words come from them")
-    min_grounding: float = Field(0.6, ge=0, le=1, description="share of the answer's words found in its sources")
+    enabled: bool = Field(
+        True, description="cited excerpts must exist, numbers and most words come from them"
+    )
+    min_grounding: float = Field(
+        0.6, ge=0, le=1, description="share of the answer's words found in its sources"
+    )
     max_answer_chars: int = Field(800, ge=50)
 
 

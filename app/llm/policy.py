@@ -118,7 +118,10 @@ class RuleThresholds(BaseModel):
     nlu_min_confidence: float = Field(0.5, description="a less sure intent skips tier 0")
     escalate_after_failure: bool = Field(True, description="an earlier failed turn starts one tier higher")
     account_min_tier: int = Field(
-        1, ge=0, le=2, description="questions naming the user's order/ticket start here (LLM tiers have tools)"
+        1,
+        ge=0,
+        le=2,
+        description="questions naming the user's order/ticket start here (LLM tiers have tools)",
     )
 
 
@@ -168,7 +171,10 @@ class RulePolicy:
         if f.failed_before and t.escalate_after_failure and tier < LARGE:
             tier, reason = tier + 1, f"{reason}; one tier up after an earlier failure"
         if f.mentions_account and tier < t.account_min_tier:
-            tier, reason = t.account_min_tier, f"{reason}; names the user's order, so tier {t.account_min_tier} (tools)"
+            tier, reason = (
+                t.account_min_tier,
+                f"{reason}; names the user's order, so tier {t.account_min_tier} (tools)",
+            )
         return _finish(tier, reason, self.available)
 
 

@@ -119,8 +119,10 @@ def build_messages(request: AnswerRequest, *, with_tools: bool = False) -> list[
     from knowledge.llm import build_messages as knowledge_messages
 
     labels = list(request.sources) + [""] * (len(request.passages) - len(request.sources))
-    excerpts = [_Excerpt(label or f"excerpt {i}", text) for i, (label, text) in
-                enumerate(zip(labels, request.passages, strict=False), 1)]
+    excerpts = [
+        _Excerpt(label or f"excerpt {i}", text)
+        for i, (label, text) in enumerate(zip(labels, request.passages, strict=False), 1)
+    ]
     messages: list[dict[str, Any]] = [dict(m) for m in knowledge_messages(request.question.strip(), excerpts)]
     if with_tools:
         messages[0]["content"] += TOOLS_PROMPT
@@ -142,10 +144,14 @@ def grounded_validator(
             return "model found no answer in the excerpts"
         if problem := basic(result):
             return problem
-        verdict = validate(result.text, list(request.passages),
-                           system_prompt=load_prompt("answer_system").safe_substitute(),
-                           max_chars=config.max_answer_chars, min_grounding=config.min_grounding,
-                           extra_sources=tool_results)
+        verdict = validate(
+            result.text,
+            list(request.passages),
+            system_prompt=load_prompt("answer_system").safe_substitute(),
+            max_chars=config.max_answer_chars,
+            min_grounding=config.min_grounding,
+            extra_sources=tool_results,
+        )
         return None if verdict.ok else verdict.reason
 
     return check
@@ -189,9 +195,15 @@ class TieredAnswerer:
             tier: TierClient(tier, endpoint, retry=config.retry, breaker=config.breaker, usage=usage)
             for tier, endpoint in config.endpoints.items()
         }
-        return cls(clients, extractive, policy, validator=validator,
-                   tools=tools if config.function_calling else None, max_tool_rounds=config.max_tool_rounds,
-                   grounding=config.grounding)
+        return cls(
+            clients,
+            extractive,
+            policy,
+            validator=validator,
+            tools=tools if config.function_calling else None,
+            max_tool_rounds=config.max_tool_rounds,
+            grounding=config.grounding,
+        )
 
     def tier_configs(self) -> dict[int, TierConfig]:
         return {tier: client.config for tier, client in self.clients.items()}
@@ -264,17 +276,30 @@ class TieredAnswerer:
         try:
             for round_ in range(self.max_tool_rounds + 1):
                 last = round_ == self.max_tool_rounds
-                validate = (grounded_validator(request, results, self.grounding)
-                            if self.grounding is not None and self.grounding.enabled else self.validator)
-                result = client.complete(messages, request.context, validate=validate,
-                                         tools=None if last or not offered else offered)
+                validate = (
+                    grounded_validator(request, results, self.grounding)
+                    if self.grounding is not None and self.grounding.enabled
+                    else self.validator
+                )
+                result = client.complete(
+                    messages,
+                    request.context,
+                    validate=validate,
+                    tools=None if last or not offered else offered,
+                )
                 if not result.tool_calls:
                     break
                 assert self.tools is not None
-                messages.append({"role": "assistant", "content": result.text or None,
-                                 "tool_calls": [call.as_message_part() for call in result.tool_calls]})
-                ctx = ToolContext(request.context.tenant_id, request.context.user_id,
-                                  request.context.conversation_id)
+                messages.append(
+                    {
+                        "role": "assistant",
+                        "content": result.text or None,
+                        "tool_calls": [call.as_message_part() for call in result.tool_calls],
+                    }
+                )
+                ctx = ToolContext(
+                    request.context.tenant_id, request.context.user_id, request.context.conversation_id
+                )
                 for call in result.tool_calls:
                     content, tool_result = self.tools.call_json(call.name, call.arguments, ctx)
                     if tool_result is not None:

@@ -22,8 +22,11 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 ACTION_SECONDS = Histogram(
-    "switchboard_action_seconds", "Run time of custom actions", ["action", "outcome"],
-    buckets=_LATENCY_BUCKETS, registry=REGISTRY,
+    "switchboard_action_seconds",
+    "Run time of custom actions",
+    ["action", "outcome"],
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
 )
 ROUTER_DECISIONS = Counter(
     "switchboard_router_decisions_total", "Router decisions", ["tenant", "handler", "rule"], registry=REGISTRY
@@ -31,14 +34,20 @@ ROUTER_DECISIONS = Counter(
 KNOWLEDGE_ANSWERS = Counter(
     "switchboard_knowledge_answers_total",
     "Knowledge turns by how they were answered (tier0/tier1/tier2/cache/idk/unavailable)",
-    ["tenant", "source"], registry=REGISTRY,
+    ["tenant", "source"],
+    registry=REGISTRY,
 )
 TOOL_CALLS = Counter(
-    "switchboard_tool_calls_total", "Tool calls by outcome (ok or the ToolError reason)", ["tool", "outcome"],
+    "switchboard_tool_calls_total",
+    "Tool calls by outcome (ok or the ToolError reason)",
+    ["tool", "outcome"],
     registry=REGISTRY,
 )
 TOOL_SECONDS = Histogram(
-    "switchboard_tool_seconds", "Latency of answered tool calls", ["tool"], buckets=_LATENCY_BUCKETS,
+    "switchboard_tool_seconds",
+    "Latency of answered tool calls",
+    ["tool"],
+    buckets=_LATENCY_BUCKETS,
     registry=REGISTRY,
 )
 LLM_CALLS = Counter(
@@ -51,17 +60,25 @@ LLM_COST = Counter(
     "switchboard_llm_cost_total", "LLM cost in the configured currency", ["tier", "model"], registry=REGISTRY
 )
 LLM_SECONDS = Histogram(
-    "switchboard_llm_seconds", "LLM call latency including retries", ["tier", "model"],
-    buckets=_LATENCY_BUCKETS, registry=REGISTRY,
+    "switchboard_llm_seconds",
+    "LLM call latency including retries",
+    ["tier", "model"],
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
 )
 
 GATEWAY_TURNS = Counter(
-    "switchboard_gateway_turns_total", "Turns through the gateway by HTTP status, plan and model variant",
-    ["tenant", "status", "plan", "variant"], registry=REGISTRY,
+    "switchboard_gateway_turns_total",
+    "Turns through the gateway by HTTP status, plan and model variant",
+    ["tenant", "status", "plan", "variant"],
+    registry=REGISTRY,
 )
 GATEWAY_SECONDS = Histogram(
-    "switchboard_gateway_seconds", "Gateway turn latency (auth, limits, upstream)", ["variant"],
-    buckets=_LATENCY_BUCKETS, registry=REGISTRY,
+    "switchboard_gateway_seconds",
+    "Gateway turn latency (auth, limits, upstream)",
+    ["variant"],
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
 )
 
 
@@ -84,7 +101,8 @@ class _StateCollector(Collector):
         if self.levels is not None:
             gauge = GaugeMetricFamily(
                 "switchboard_degradation_level",
-                "Degradation level per tenant: 0 full, 1 reduced, 2 static, 3 maintenance", labels=["tenant"],
+                "Degradation level per tenant: 0 full, 1 reduced, 2 static, 3 maintenance",
+                labels=["tenant"],
             )
             for tenant, level in sorted(self.levels().items()):
                 gauge.add_metric([tenant], level)

@@ -178,8 +178,13 @@ def turns_from_predictions(
     turns = []
     for row in rows:
         turn, _ = knowledge_turn(
-            kb, row["text"], tenant_id, intent=row.get("served") or row["predicted"],
-            confidence=float(row["confidence"]), top_k=top_k, min_score=min_score,
+            kb,
+            row["text"],
+            tenant_id,
+            intent=row.get("served") or row["predicted"],
+            confidence=float(row["confidence"]),
+            top_k=top_k,
+            min_score=min_score,
         )
         turns.append(turn)
     return turns

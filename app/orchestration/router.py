@@ -234,8 +234,17 @@ ORDER_ID_IN_TEXT = re.compile(r"\bORD[-\s]?\d{5}\b", re.IGNORECASE)
 
 
 def knowledge_turn(
-    kb: Any, text: str, tenant_id: str, *, intent: str, confidence: float, top_k: int, min_score: float,
-    failed_turns: int = 0, level: DegradationLevel | str = DegradationLevel.FULL, conversation_id: str = "",
+    kb: Any,
+    text: str,
+    tenant_id: str,
+    *,
+    intent: str,
+    confidence: float,
+    top_k: int,
+    min_score: float,
+    failed_turns: int = 0,
+    level: DegradationLevel | str = DegradationLevel.FULL,
+    conversation_id: str = "",
 ) -> tuple[Turn, list[Any]]:
     """Retrieve for ``text`` and build the router's :class:`Turn` (with the hits): what the knowledge action
     does live and the cost evaluation does offline, so both route on the same features."""

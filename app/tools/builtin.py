@@ -75,17 +75,31 @@ def crm_tools(crm: Callable[[], CrmClient], *, timeout_s: float) -> list[Tool]:
         return {"found": True, **data}
 
     def request_refund(ctx: ToolContext, args: OrderInput) -> dict[str, Any]:
-        ack = _crm_errors(lambda: crm().request_refund(
-            ctx.tenant_id, ctx.user_id, ctx.conversation_id, args.order_id))
+        ack = _crm_errors(
+            lambda: crm().request_refund(ctx.tenant_id, ctx.user_id, ctx.conversation_id, args.order_id)
+        )
         if ack is None:
             return {"found": False, "order_id": args.order_id}
         return {"found": True, "order_id": ack.order_id, "job_id": ack.job_id, "status": ack.status}
 
     return [
-        Tool("order_status", "Status, carrier, tracking number and estimated delivery of an order.",
-             OrderInput, order_status, timeout_s=timeout_s, breaker="crm", llm=True),
-        Tool("request_refund", "Queue a refund of one of the user's orders; the outcome is announced later.",
-             OrderInput, request_refund, timeout_s=timeout_s, breaker="crm"),
+        Tool(
+            "order_status",
+            "Status, carrier, tracking number and estimated delivery of an order.",
+            OrderInput,
+            order_status,
+            timeout_s=timeout_s,
+            breaker="crm",
+            llm=True,
+        ),
+        Tool(
+            "request_refund",
+            "Queue a refund of one of the user's orders; the outcome is announced later.",
+            OrderInput,
+            request_refund,
+            timeout_s=timeout_s,
+            breaker="crm",
+        ),
     ]
 
 
@@ -93,26 +107,55 @@ def ticket_tools(ticketing: Callable[[], TicketingClient], *, timeout_s: float =
     """``open_ticket`` and ``my_tickets`` over the helpdesk (tickets in our store)."""
 
     def open_ticket(ctx: ToolContext, args: TicketInput) -> dict[str, Any]:
-        ticket = _store_errors(lambda: ticketing().open_ticket(
-            ctx.tenant_id, ctx.user_id, ctx.conversation_id, args.subject, args.transcript,
-            handoff=args.handoff))
+        ticket = _store_errors(
+            lambda: ticketing().open_ticket(
+                ctx.tenant_id,
+                ctx.user_id,
+                ctx.conversation_id,
+                args.subject,
+                args.transcript,
+                handoff=args.handoff,
+            )
+        )
         return {"ticket_id": ticket.id, "status": ticket.status}
 
     def my_tickets(ctx: ToolContext, args: NoInput) -> dict[str, Any]:
         rows = _store_errors(lambda: ticketing().list_tickets(ctx.tenant_id, ctx.user_id))
-        return {"tickets": [{"ticket_id": r["id"], "subject": r["subject"], "status": r["status"],
-                             "opened": r["created_at"].isoformat() if r.get("created_at") else None}
-                            for r in rows[-10:]]}
+        return {
+            "tickets": [
+                {
+                    "ticket_id": r["id"],
+                    "subject": r["subject"],
+                    "status": r["status"],
+                    "opened": r["created_at"].isoformat() if r.get("created_at") else None,
+                }
+                for r in rows[-10:]
+            ]
+        }
 
     return [
-        Tool("open_ticket", "Open a helpdesk ticket with the conversation's transcript.", TicketInput,
-             open_ticket, timeout_s=timeout_s, breaker="ticketing"),
-        Tool("my_tickets", "The user's most recent support tickets and their status.", NoInput, my_tickets,
-             timeout_s=timeout_s, breaker="ticketing", llm=True),
+        Tool(
+            "open_ticket",
+            "Open a helpdesk ticket with the conversation's transcript.",
+            TicketInput,
+            open_ticket,
+            timeout_s=timeout_s,
+            breaker="ticketing",
+        ),
+        Tool(
+            "my_tickets",
+            "The user's most recent support tickets and their status.",
+            NoInput,
+            my_tickets,
+            timeout_s=timeout_s,
+            breaker="ticketing",
+            llm=True,
+        ),
     ]
 
 
-def build_registry(crm: Callable[[], CrmClient], ticketing: Callable[[], TicketingClient],
-                   *, crm_timeout_s: float) -> ToolRegistry:
+def build_registry(
+    crm: Callable[[], CrmClient], ticketing: Callable[[], TicketingClient], *, crm_timeout_s: float
+) -> ToolRegistry:
     """Every built-in tool in one registry."""
     return ToolRegistry([*crm_tools(crm, timeout_s=crm_timeout_s), *ticket_tools(ticketing)])

@@ -46,8 +46,12 @@ class ToolContext:
     correlation_id: str = ""
 
     def log_fields(self) -> dict[str, str]:
-        return {"tenant_id": self.tenant_id, "user_id": self.user_id,
-                "conversation_id": self.conversation_id, "correlation_id": self.correlation_id}
+        return {
+            "tenant_id": self.tenant_id,
+            "user_id": self.user_id,
+            "conversation_id": self.conversation_id,
+            "correlation_id": self.correlation_id,
+        }
 
 
 class ToolError(RuntimeError):
@@ -104,7 +108,9 @@ class Tool:
     timeout_s: float = 5.0
     breaker: str = ""  # the dependency's breaker name; "" means the tool's own name
     personal: bool = True  # uses the user's data: answers built on it are never cached
-    llm: bool = False  # offered to the LLM tiers (read-only tools only: a model must not trigger side effects)
+    llm: bool = (
+        False  # offered to the LLM tiers (read-only tools only: a model must not trigger side effects)
+    )
     fail_max: int = 5
     reset_timeout_s: float = 15.0
 
@@ -112,8 +118,10 @@ class Tool:
         """The tool as an OpenAI function-calling definition (JSON Schema of its input)."""
         parameters = self.schema.model_json_schema()
         parameters.pop("title", None)
-        return {"type": "function",
-                "function": {"name": self.name, "description": self.description, "parameters": parameters}}
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description, "parameters": parameters},
+        }
 
 
 def _caller_fault(exc: BaseException) -> bool:
@@ -150,8 +158,12 @@ class ToolRegistry:
             raise ToolError(name, "unknown_tool", f"no tool named {name!r}") from None
 
     def breaker(self, tool: Tool) -> pybreaker.CircuitBreaker:
-        return get_breaker(tool.breaker or tool.name, fail_max=tool.fail_max,
-                           reset_timeout_s=tool.reset_timeout_s, exclude=[_caller_fault])
+        return get_breaker(
+            tool.breaker or tool.name,
+            fail_max=tool.fail_max,
+            reset_timeout_s=tool.reset_timeout_s,
+            exclude=[_caller_fault],
+        )
 
     def openai_tools(self) -> list[dict[str, Any]]:
         """Definitions of the tools offered to LLMs (``llm=True``), sorted by name."""
@@ -163,7 +175,9 @@ class ToolRegistry:
         try:
             args = tool.schema.model_validate(arguments)
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}" for e in exc.errors())
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}" for e in exc.errors()
+            )
             raise ToolError(name, "invalid_arguments", problems) from None
         started = time.perf_counter()
 
@@ -191,7 +205,9 @@ class ToolRegistry:
             logger.info("tool.called", tool=name, latency_ms=round(latency * 1000, 1), **ctx.log_fields())
             return ToolResult(name, data, tool.personal, latency)
         metrics.TOOL_CALLS.labels(name, error.reason).inc()
-        logger.warning("tool.failed", tool=name, reason=error.reason, detail=error.message, **ctx.log_fields())
+        logger.warning(
+            "tool.failed", tool=name, reason=error.reason, detail=error.message, **ctx.log_fields()
+        )
         raise error
 
     async def acall(self, name: str, arguments: dict[str, Any], ctx: ToolContext) -> ToolResult:

@@ -154,7 +154,9 @@ class ChatClient:
 DEMO_TOKEN_TTL_S = 300  # a fresh token per message: short-lived is enough
 
 
-def client_for(settings: Settings, tenant: str, *, transport: httpx.BaseTransport | None = None) -> ChatClient:
+def client_for(
+    settings: Settings, tenant: str, *, transport: httpx.BaseTransport | None = None
+) -> ChatClient:
     """The chat page's client: through the gateway with a token minted per message for the demo user (the
     conversation's sender, on ``gateway.demo_plan``) when ``SWITCHBOARD_JWT_SECRET`` is set (``make run``
     sets a random one per run), else straight to the Rasa REST channel."""
@@ -219,11 +221,14 @@ def fetch_notifications(
     except httpx.HTTPError as exc:
         raise NotificationsUnavailable(f"notifications not reachable at {service_url}: {exc}") from exc
     if response.status_code != 200:
-        raise NotificationsUnavailable(f"notifications failed (HTTP {response.status_code}): "
-                                       f"{response.text[:200]}")
+        raise NotificationsUnavailable(
+            f"notifications failed (HTTP {response.status_code}): {response.text[:200]}"
+        )
     try:
         items = response.json()["notifications"]
-        return [Notification(id=int(n["id"]), text=str(n["text"]), created_at=str(n.get("created_at") or ""))
-                for n in items]
+        return [
+            Notification(id=int(n["id"]), text=str(n["text"]), created_at=str(n.get("created_at") or ""))
+            for n in items
+        ]
     except (ValueError, KeyError, TypeError) as exc:
         raise NotificationsUnavailable("the notification reply is not a list of messages") from exc

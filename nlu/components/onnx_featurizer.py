@@ -56,7 +56,9 @@ class OnnxEncoder:
             options.intra_op_num_threads = self._threads[kind]
             options.inter_op_num_threads = 1
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            self._sessions[kind] = ort.InferenceSession(self._model, options, providers=["CPUExecutionProvider"])
+            self._sessions[kind] = ort.InferenceSession(
+                self._model, options, providers=["CPUExecutionProvider"]
+            )
         return self._sessions[kind]
 
     def _run(self, texts: list[str], kind: str) -> np.ndarray:
@@ -77,7 +79,7 @@ class OnnxEncoder:
         order = np.argsort([len(t) for t in texts], kind="stable")
         out: np.ndarray | None = None
         for start in range(0, len(texts), batch_size):
-            idx = order[start:start + batch_size]
+            idx = order[start : start + batch_size]
             vectors = self._run([texts[i] for i in idx], "batch")
             if out is None:
                 out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
@@ -114,19 +116,34 @@ class OnnxSentenceFeaturizer(DenseFeaturizer, GraphComponent):
     @classmethod
     def validate_config(cls, config: dict[str, Any]) -> None:
         if not config.get("model_dir"):
-            raise InvalidConfigException("OnnxSentenceFeaturizer needs `model_dir` (export_encoder's output).")
+            raise InvalidConfigException(
+                "OnnxSentenceFeaturizer needs `model_dir` (export_encoder's output)."
+            )
 
-    def __init__(self, config: dict[str, Any], name: str, model_storage: ModelStorage, resource: Resource,
-                 encoder: OnnxEncoder | None = None) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        name: str,
+        model_storage: ModelStorage,
+        resource: Resource,
+        encoder: OnnxEncoder | None = None,
+    ) -> None:
         super().__init__(name, config)
         self._model_storage = model_storage
         self._resource = resource
         self._encoder = encoder
 
     @classmethod
-    def create(cls, config: dict[str, Any], model_storage: ModelStorage, resource: Resource,
-               execution_context: ExecutionContext) -> OnnxSentenceFeaturizer:
-        return cls({**cls.get_default_config(), **config}, execution_context.node_name, model_storage, resource)
+    def create(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> OnnxSentenceFeaturizer:
+        return cls(
+            {**cls.get_default_config(), **config}, execution_context.node_name, model_storage, resource
+        )
 
     def train(self, training_data: TrainingData) -> Resource:
         """Copy the encoder files into this component's Resource (the model tarball carries them)."""
@@ -143,12 +160,21 @@ class OnnxSentenceFeaturizer(DenseFeaturizer, GraphComponent):
         return self._resource
 
     @classmethod
-    def load(cls, config: dict[str, Any], model_storage: ModelStorage, resource: Resource,
-             execution_context: ExecutionContext, **kwargs: Any) -> OnnxSentenceFeaturizer:
+    def load(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+        **kwargs: Any,
+    ) -> OnnxSentenceFeaturizer:
         config = {**cls.get_default_config(), **config}
         with model_storage.read_from(resource) as folder:
-            encoder = OnnxEncoder.from_dir(folder, batch_threads=int(config["batch_threads"]),
-                                           single_threads=int(config["single_threads"]))
+            encoder = OnnxEncoder.from_dir(
+                folder,
+                batch_threads=int(config["batch_threads"]),
+                single_threads=int(config["single_threads"]),
+            )
         return cls(config, execution_context.node_name, model_storage, resource, encoder)
 
     def _featurize(self, messages: list[Message]) -> None:
@@ -163,8 +189,10 @@ class OnnxSentenceFeaturizer(DenseFeaturizer, GraphComponent):
     def process_training_data(self, training_data: TrainingData) -> TrainingData:
         start = time.perf_counter()
         self._featurize(training_data.training_examples)
-        logger.info(f"OnnxSentenceFeaturizer: embedded {len(training_data.training_examples)} training messages "
-                    f"in {time.perf_counter() - start:.1f} s")
+        logger.info(
+            f"OnnxSentenceFeaturizer: embedded {len(training_data.training_examples)} training messages "
+            f"in {time.perf_counter() - start:.1f} s"
+        )
         return training_data
 
     def process(self, messages: list[Message]) -> list[Message]:

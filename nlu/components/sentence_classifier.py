@@ -49,17 +49,28 @@ class TfidfNgrams:
     so a saved model does not depend on scikit-learn's pickled internals.
     """
 
-    def __init__(self, analyzer: str, ngram_range: tuple[int, int], min_df: int = 1,
-                 vocabulary: dict[str, int] | None = None, idf: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        analyzer: str,
+        ngram_range: tuple[int, int],
+        min_df: int = 1,
+        vocabulary: dict[str, int] | None = None,
+        idf: np.ndarray | None = None,
+    ) -> None:
         self.analyzer, self.ngram_range, self.min_df = analyzer, tuple(ngram_range), min_df
         self.vocabulary, self.idf = vocabulary, idf
 
     def _vectorizer(self, vocabulary: dict[str, int] | None = None):
         from sklearn.feature_extraction.text import CountVectorizer
 
-        return CountVectorizer(analyzer=self.analyzer, ngram_range=self.ngram_range, lowercase=True,
-                               min_df=1 if vocabulary else self.min_df, vocabulary=vocabulary,
-                               dtype=np.float32)
+        return CountVectorizer(
+            analyzer=self.analyzer,
+            ngram_range=self.ngram_range,
+            lowercase=True,
+            min_df=1 if vocabulary else self.min_df,
+            vocabulary=vocabulary,
+            dtype=np.float32,
+        )
 
     def fit_transform(self, texts: list[str]) -> sp.csr_matrix:
         vectorizer = self._vectorizer()
@@ -140,20 +151,26 @@ class SentenceIntentClassifier(IntentClassifier, GraphComponent):
     @staticmethod
     def get_default_config() -> dict[str, Any]:
         return {
-            "C": 20.0,                 # inverse L2 strength of the logistic regression
+            "C": 20.0,  # inverse L2 strength of the logistic regression
             "max_iter": 3000,
-            "dense_weight": 1.0,       # scale of the (unit-norm) sentence embedding against the TF-IDF blocks
-            "featurizers": [],         # dense featurizers to read (empty: all)
-            "word_ngrams": [1, 2],     # [] turns the word block off
-            "char_ngrams": [2, 5],     # char_wb n-grams; [] turns the block off
+            "dense_weight": 1.0,  # scale of the (unit-norm) sentence embedding against the TF-IDF blocks
+            "featurizers": [],  # dense featurizers to read (empty: all)
+            "word_ngrams": [1, 2],  # [] turns the word block off
+            "char_ngrams": [2, 5],  # char_wb n-grams; [] turns the block off
             "char_min_df": 2,
             "calibration_holdout": 0.1,  # share held out to fit the temperature; 0: no calibration (T = 1)
             "ranking_length": 10,
             "random_state": 42,
         }
 
-    def __init__(self, config: dict[str, Any], name: str, model_storage: ModelStorage, resource: Resource,
-                 state: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        name: str,
+        model_storage: ModelStorage,
+        resource: Resource,
+        state: dict[str, Any] | None = None,
+    ) -> None:
         self.name = name
         self.config = {**self.get_default_config(), **config}
         self._model_storage = model_storage
@@ -161,8 +178,13 @@ class SentenceIntentClassifier(IntentClassifier, GraphComponent):
         self._state = state
 
     @classmethod
-    def create(cls, config: dict[str, Any], model_storage: ModelStorage, resource: Resource,
-               execution_context: ExecutionContext) -> SentenceIntentClassifier:
+    def create(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> SentenceIntentClassifier:
         return cls(config, execution_context.node_name, model_storage, resource)
 
     # --- features -------------------------------------------------------------------------------------
@@ -174,7 +196,9 @@ class SentenceIntentClassifier(IntentClassifier, GraphComponent):
         if all(r is None for r in rows):
             return None
         width = next(r.shape[0] for r in rows if r is not None)
-        return np.vstack([r if r is not None else np.zeros(width, np.float32) for r in rows]).astype(np.float32)
+        return np.vstack([r if r is not None else np.zeros(width, np.float32) for r in rows]).astype(
+            np.float32
+        )
 
     def _matrix(self, messages: list[Message], blocks: list[TfidfNgrams], fit: bool) -> sp.csr_matrix:
         texts = [m.get(TEXT) or "" for m in messages]
@@ -185,7 +209,9 @@ class SentenceIntentClassifier(IntentClassifier, GraphComponent):
         for block in blocks:
             parts.append(block.fit_transform(texts) if fit else block.transform(texts))
         if not parts:
-            raise ValueError("SentenceIntentClassifier: no features (no dense featurizer and no n-gram block)")
+            raise ValueError(
+                "SentenceIntentClassifier: no features (no dense featurizer and no n-gram block)"
+            )
         return sp.hstack(parts, format="csr", dtype=np.float32)
 
     def _blocks(self) -> list[TfidfNgrams]:
@@ -193,15 +219,20 @@ class SentenceIntentClassifier(IntentClassifier, GraphComponent):
         if self.config["word_ngrams"]:
             blocks.append(TfidfNgrams("word", tuple(self.config["word_ngrams"])))
         if self.config["char_ngrams"]:
-            blocks.append(TfidfNgrams("char_wb", tuple(self.config["char_ngrams"]), int(self.config["char_min_df"])))
+            blocks.append(
+                TfidfNgrams("char_wb", tuple(self.config["char_ngrams"]), int(self.config["char_min_df"]))
+            )
         return blocks
 
     def _fit(self, X: sp.csr_matrix, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Fit the logistic regression; return (coef, intercept) with one row per class (also for two)."""
         from sklearn.linear_model import LogisticRegression
 
-        model = LogisticRegression(C=float(self.config["C"]), max_iter=int(self.config["max_iter"]),
-                                   random_state=int(self.config["random_state"])).fit(X, y)
+        model = LogisticRegression(
+            C=float(self.config["C"]),
+            max_iter=int(self.config["max_iter"]),
+            random_state=int(self.config["random_state"]),
+        ).fit(X, y)
         coef, intercept = model.coef_, model.intercept_
         if coef.shape[0] == 1:  # binary: sigmoid(w.x + b) == softmax([0, w.x + b])
             coef = np.vstack([np.zeros_like(coef), coef])
@@ -217,7 +248,9 @@ class SentenceIntentClassifier(IntentClassifier, GraphComponent):
         examples = [m for m in training_data.intent_examples if m.get(TEXT) and m.get(INTENT)]
         intents = sorted({m.get(INTENT) for m in examples})
         if len(intents) < 2:
-            logger.warning("SentenceIntentClassifier: fewer than two intents in the training data; not trained.")
+            logger.warning(
+                "SentenceIntentClassifier: fewer than two intents in the training data; not trained."
+            )
             return self._resource
         start = time.perf_counter()
         labels = np.array([intents.index(m.get(INTENT)) for m in examples])
@@ -227,8 +260,9 @@ class SentenceIntentClassifier(IntentClassifier, GraphComponent):
             rest, held = stratified_holdout(labels, holdout, int(self.config["random_state"]))
             if len(held) and len(np.unique(labels[rest])) == len(intents):
                 blocks = self._blocks()
-                coef, intercept = self._fit(self._matrix([examples[i] for i in rest], blocks, fit=True),
-                                            labels[rest])
+                coef, intercept = self._fit(
+                    self._matrix([examples[i] for i in rest], blocks, fit=True), labels[rest]
+                )
                 held_x = self._matrix([examples[i] for i in held], blocks, fit=False)
                 temperature = fit_temperature(self._logits(held_x, coef, intercept), labels[held])
         blocks = self._blocks()
@@ -236,12 +270,18 @@ class SentenceIntentClassifier(IntentClassifier, GraphComponent):
         coef, intercept = self._fit(X, labels)
         n_dense = X.shape[1] - sum(len(b.vocabulary or {}) for b in blocks)
         self._state = {
-            "intents": intents, "temperature": temperature, "n_dense": int(n_dense), "blocks": blocks,
-            "coef": coef, "intercept": intercept,
+            "intents": intents,
+            "temperature": temperature,
+            "n_dense": int(n_dense),
+            "blocks": blocks,
+            "coef": coef,
+            "intercept": intercept,
         }
-        logger.info(f"SentenceIntentClassifier: {len(examples)} examples, {len(intents)} intents, "
-                    f"{X.shape[1]} features, temperature {temperature:.3f}, "
-                    f"{time.perf_counter() - start:.1f} s")
+        logger.info(
+            f"SentenceIntentClassifier: {len(examples)} examples, {len(intents)} intents, "
+            f"{X.shape[1]} features, temperature {temperature:.3f}, "
+            f"{time.perf_counter() - start:.1f} s"
+        )
         self.persist()
         return self._resource
 
@@ -271,7 +311,9 @@ class SentenceIntentClassifier(IntentClassifier, GraphComponent):
     def process(self, messages: list[Message]) -> list[Message]:
         if self._state is None:
             for message in messages:
-                message.set(INTENT, {INTENT_NAME_KEY: None, PREDICTED_CONFIDENCE_KEY: 0.0}, add_to_output=True)
+                message.set(
+                    INTENT, {INTENT_NAME_KEY: None, PREDICTED_CONFIDENCE_KEY: 0.0}, add_to_output=True
+                )
             return messages
         todo = [m for m in messages if m.get(TEXT)]
         probs = self.predict_proba(todo) if todo else np.zeros((0, 0))
@@ -284,7 +326,9 @@ class SentenceIntentClassifier(IntentClassifier, GraphComponent):
             message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
         for message in messages:
             if not message.get(TEXT):
-                message.set(INTENT, {INTENT_NAME_KEY: None, PREDICTED_CONFIDENCE_KEY: 0.0}, add_to_output=True)
+                message.set(
+                    INTENT, {INTENT_NAME_KEY: None, PREDICTED_CONFIDENCE_KEY: 0.0}, add_to_output=True
+                )
         return messages
 
     def process_training_data(self, training_data: TrainingData) -> TrainingData:
@@ -295,19 +339,34 @@ class SentenceIntentClassifier(IntentClassifier, GraphComponent):
         assert self._state is not None
         state = self._state
         arrays = {"coef": state["coef"], "intercept": state["intercept"]}
-        meta: dict[str, Any] = {"intents": state["intents"], "temperature": state["temperature"],
-                                "n_dense": state["n_dense"], "blocks": []}
+        meta: dict[str, Any] = {
+            "intents": state["intents"],
+            "temperature": state["temperature"],
+            "n_dense": state["n_dense"],
+            "blocks": [],
+        }
         for i, block in enumerate(state["blocks"]):
             arrays[f"idf_{i}"] = block.idf
-            meta["blocks"].append({"analyzer": block.analyzer, "ngram_range": list(block.ngram_range),
-                                   "vocabulary": block.vocabulary})
+            meta["blocks"].append(
+                {
+                    "analyzer": block.analyzer,
+                    "ngram_range": list(block.ngram_range),
+                    "vocabulary": block.vocabulary,
+                }
+            )
         with self._model_storage.write_to(self._resource) as folder:
             np.savez_compressed(folder / ARRAYS_FILE, **arrays)
             (folder / META_FILE).write_text(json.dumps(meta))
 
     @classmethod
-    def load(cls, config: dict[str, Any], model_storage: ModelStorage, resource: Resource,
-             execution_context: ExecutionContext, **kwargs: Any) -> SentenceIntentClassifier:
+    def load(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+        **kwargs: Any,
+    ) -> SentenceIntentClassifier:
         try:
             with model_storage.read_from(resource) as folder:
                 meta = json.loads((folder / META_FILE).read_text())
@@ -316,8 +375,18 @@ class SentenceIntentClassifier(IntentClassifier, GraphComponent):
         except (ValueError, FileNotFoundError):
             logger.debug(f"SentenceIntentClassifier: no trained state in '{resource.name}'")
             return cls(config, execution_context.node_name, model_storage, resource)
-        blocks = [TfidfNgrams(b["analyzer"], tuple(b["ngram_range"]), vocabulary=b["vocabulary"],
-                              idf=arrays[f"idf_{i}"]) for i, b in enumerate(meta["blocks"])]
-        state = {"intents": meta["intents"], "temperature": meta["temperature"], "n_dense": meta["n_dense"],
-                 "blocks": blocks, "coef": arrays["coef"], "intercept": arrays["intercept"]}
+        blocks = [
+            TfidfNgrams(
+                b["analyzer"], tuple(b["ngram_range"]), vocabulary=b["vocabulary"], idf=arrays[f"idf_{i}"]
+            )
+            for i, b in enumerate(meta["blocks"])
+        ]
+        state = {
+            "intents": meta["intents"],
+            "temperature": meta["temperature"],
+            "n_dense": meta["n_dense"],
+            "blocks": blocks,
+            "coef": arrays["coef"],
+            "intercept": arrays["intercept"],
+        }
         return cls(config, execution_context.node_name, model_storage, resource, state)

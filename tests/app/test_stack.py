@@ -17,9 +17,15 @@ from tests.conftest import ROOT, guarded_env
 def start(tmp_path) -> subprocess.Popen:
     """Start the launcher as a shell does for `cmd &`: with SIGINT ignored, which Python then inherits."""
     env = guarded_env({"SWITCHBOARD_STATE_DIR": str(tmp_path)})
-    return subprocess.Popen([sys.executable, "-m", "app.stack", "--services", "crm"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    return subprocess.Popen(
+        [sys.executable, "-m", "app.stack", "--services", "crm"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])

@@ -20,7 +20,9 @@ def settings_for(tmp_path, flags: dict, challenger: bool = True) -> Settings:
 def test_no_canary_without_a_share_or_a_challenger_model(tmp_path):
     assert not Stack(settings_for(tmp_path, {"defaults": {"challenger_percent": 0}})).canary
     (tmp_path / "challenger.tar.gz").unlink()
-    assert not Stack(settings_for(tmp_path, {"defaults": {"challenger_percent": 10}}, challenger=False)).canary
+    assert not Stack(
+        settings_for(tmp_path, {"defaults": {"challenger_percent": 10}}, challenger=False)
+    ).canary
 
 
 def test_a_tenant_share_starts_the_canary_server_and_points_the_gateway_at_it(tmp_path):

@@ -45,7 +45,9 @@ def test_each_handler_is_counted_misrouted_and_failed_turns_apart(bench):
     rows = {r.handler.name: r.summary() for r in bench.measure(http, turns=4, warmup=1, console=Console())}
     assert rows["plain_rasa"]["n"] == 4 and rows["skill"]["n"] == 4 and rows["cache_hit"]["n"] == 4
     assert rows["knowledge_t1"]["errors"] == 1 and rows["knowledge_t1"]["n"] == 3  # case 1003 failed
-    assert rows["handoff"]["misrouted"] == 4 and rows["handoff"]["n"] == 0 and rows["handoff"]["p50_ms"] is None
+    assert (
+        rows["handoff"]["misrouted"] == 4 and rows["handoff"]["n"] == 0 and rows["handoff"]["p50_ms"] is None
+    )
     assert rows["handoff"]["example"] == "Sorry, our system is down."
 
 

@@ -81,7 +81,7 @@ def test_llm_outage_opens_the_breakers_answers_continue_and_recovery_closes_them
     reply = texts(say(bot, user, OTHER_HARD[2]))
     assert reply and "can't look that up" not in reply
     assert sum(llm.request_counts.values()) == requests_while_failing
-    assert {c["outcome"] for c in llm_calls(bot, user)[len(first):]} <= {"breaker_open"}
+    assert {c["outcome"] for c in llm_calls(bot, user)[len(first) :]} <= {"breaker_open"}
 
     llm.reset()
     llm.add_rule(model="small", pattern="(?i)gift card", content="Yes, a gift card pays for both.")
@@ -94,14 +94,20 @@ def test_llm_outage_opens_the_breakers_answers_continue_and_recovery_closes_them
 
 def test_a_tier_1_answer_calls_the_order_tool_and_such_personal_answers_are_never_cached(bot, llm, user):
     question = "Is the kettle I got in order ORD-10042 still under warranty after 14 months?"
-    llm.add_rule(pattern="ORD-10042", tool_call={"name": "order_status", "arguments": {"order_id": "ORD-10042"}})
-    llm.add_rule(tool_result_pattern='"status": "shipped"',
-                 content="Your order ORD-10042 has shipped with DHL, and the kettle is covered for 3 years.")
+    llm.add_rule(
+        pattern="ORD-10042", tool_call={"name": "order_status", "arguments": {"order_id": "ORD-10042"}}
+    )
+    llm.add_rule(
+        tool_result_pattern='"status": "shipped"',
+        content="Your order ORD-10042 has shipped with DHL, and the kettle is covered for 3 years.",
+    )
     reply = texts(say(bot, user, question))
     assert reply.startswith("Your order ORD-10042 has shipped with DHL")
     first, second = llm.requests[:2]
     assert [t["function"]["name"] for t in first["tools"]] == ["my_tickets", "order_status"]
-    assert second["messages"][-1]["role"] == "tool" and '"carrier": "DHL"' in second["messages"][-1]["content"]
+    assert (
+        second["messages"][-1]["role"] == "tool" and '"carrier": "DHL"' in second["messages"][-1]["content"]
+    )
     calls = llm_calls(bot, user)  # the articles say little about it (weak retrieval): the large tier
     assert [(c["tier"], c["outcome"]) for c in calls] == [(2, "ok"), (2, "ok")]
 

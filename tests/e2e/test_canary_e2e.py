@@ -30,13 +30,23 @@ def canary_stack(bot, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stac
     challenger = state / "challenger.tar.gz"
     shutil.copyfile(bot.settings.model_path, challenger)  # stands for a newer registry version
     params = yaml.safe_load(bot.settings.params_file.read_text())
-    params["flags"] = {"defaults": {"challenger_percent": 0}, "tenants": {"globex": {"challenger_percent": 100}}}
+    params["flags"] = {
+        "defaults": {"challenger_percent": 0},
+        "tenants": {"globex": {"challenger_percent": 100}},
+    }
     (state / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    settings = bot.settings.model_copy(update={
-        "state_dir": state, "params_file": state / "params.yaml", "challenger_model_path": challenger,
-        "rasa_port": free_port(), "canary_port": free_port(), "gateway_port": free_port(),
-        "gateway_upstreams": "", "jwt_secret": SecretStr(secrets.token_urlsafe(32)),
-    })
+    settings = bot.settings.model_copy(
+        update={
+            "state_dir": state,
+            "params_file": state / "params.yaml",
+            "challenger_model_path": challenger,
+            "rasa_port": free_port(),
+            "canary_port": free_port(),
+            "gateway_port": free_port(),
+            "gateway_upstreams": "",
+            "jwt_secret": SecretStr(secrets.token_urlsafe(32)),
+        }
+    )
     stack = Stack(settings, services=("rasa", "gateway"))  # the bot fixture's CRM and action server
     assert stack.canary
     start_guarded(stack, timeout=300)
@@ -46,9 +56,12 @@ def canary_stack(bot, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stac
 
 def hello(stack: Stack, tenant: str, user: str) -> httpx.Response:
     secret = stack.settings.jwt_secret.get_secret_value()
-    return httpx.post(f"{stack.settings.gateway_url}/webhooks/rest/webhook",
-                      json={"sender": user, "message": "hello"}, timeout=60,
-                      headers={"Authorization": f"Bearer {mint_token(secret, tenant=tenant, user=user, plan='pro')}"})
+    return httpx.post(
+        f"{stack.settings.gateway_url}/webhooks/rest/webhook",
+        json={"sender": user, "message": "hello"},
+        timeout=60,
+        headers={"Authorization": f"Bearer {mint_token(secret, tenant=tenant, user=user, plan='pro')}"},
+    )
 
 
 def upstreams_logged(stack: Stack) -> dict[str, str]:

@@ -18,8 +18,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 def say(bot, sender: str, text: str, tenant: str | None = None) -> list[dict]:
     headers = {"X-Tenant-Id": tenant} if tenant else {}
-    reply = httpx.post(bot.settings.webhook_url, json={"sender": sender, "message": text},
-                       headers=headers, timeout=60)
+    reply = httpx.post(
+        bot.settings.webhook_url, json={"sender": sender, "message": text}, headers=headers, timeout=60
+    )
     assert reply.status_code == 200, reply.text
     return reply.json()
 
@@ -104,8 +105,9 @@ def test_bad_requests_get_a_clear_4xx_and_nothing_is_lost(bot, user, body, statu
     with get_engine(bot.settings.db_url).connect() as conn:
         tickets_before = conn.execute(sa.text("SELECT count(*) FROM tickets")).scalar()
 
-    reply = httpx.post(bot.settings.webhook_url, content=body,
-                       headers={"Content-Type": "application/json"}, timeout=30)
+    reply = httpx.post(
+        bot.settings.webhook_url, content=body, headers={"Content-Type": "application/json"}, timeout=30
+    )
 
     assert reply.status_code == status
     assert reply.json()["error"] == code and reply.json()["message"]
@@ -116,8 +118,12 @@ def test_bad_requests_get_a_clear_4xx_and_nothing_is_lost(bot, user, body, statu
 
 
 def test_correlation_id_round_trip(bot, user):
-    reply = httpx.post(bot.settings.webhook_url, json={"sender": user, "message": "hello"},
-                       headers={"X-Request-Id": "req-123"}, timeout=60)
+    reply = httpx.post(
+        bot.settings.webhook_url,
+        json={"sender": user, "message": "hello"},
+        headers={"X-Request-Id": "req-123"},
+        timeout=60,
+    )
     assert reply.headers["X-Request-Id"] == "req-123"
     user_event = [e for e in tracker_events(bot, f"acme:{user}") if e["event"] == "user"][0]
     assert user_event["metadata"]["correlation_id"] == "req-123"
@@ -143,8 +149,8 @@ def test_two_stage_fallback_suggests_intents_then_rephrase_then_a_human(bot, use
     assert payloads[-1] == "/out_of_scope" and len(payloads) >= 2
 
     assert "in other words" in texts(say(bot, user, "/out_of_scope"))  # "Something else" -> rephrase
-    assert "Did you mean" in texts(say(bot, user, vague))              # still unclear -> ask again
-    reply = texts(say(bot, user, "/out_of_scope"))                      # second "Something else": give up
+    assert "Did you mean" in texts(say(bot, user, vague))  # still unclear -> ask again
+    reply = texts(say(bot, user, "/out_of_scope"))  # second "Something else": give up
     assert "get a person" in reply and "ticket #" in reply
     tickets = TicketingClient(get_engine(bot.settings.db_url)).list_tickets("acme", user)
     assert [t["subject"].split(":")[0] for t in tickets] == ["Chat handoff (fallback)"]

@@ -36,15 +36,23 @@ def stored(bot, tenant: str, user: str) -> dict[str, list[dict]]:
     """The user's rows in each of our stores."""
     engine = get_engine(bot.settings.db_url)
     with engine.connect() as conn:
-        return {t.name: [dict(r) for r in conn.execute(
-            sa.select(t).where(t.c.tenant_id == tenant, t.c.user_id == user).order_by(t.c.id)).mappings()]
-            for t in TABLES}
+        return {
+            t.name: [
+                dict(r)
+                for r in conn.execute(
+                    sa.select(t).where(t.c.tenant_id == tenant, t.c.user_id == user).order_by(t.c.id)
+                ).mappings()
+            ]
+            for t in TABLES
+        }
 
 
 @pytest.fixture
 def scripted_llm(llm):
     llm.reset()
-    llm.add_rule(model="small", pattern="(?i)blender", content="Yes: our own brands have 3 years of warranty.")
+    llm.add_rule(
+        model="small", pattern="(?i)blender", content="Yes: our own brands have 3 years of warranty."
+    )
     llm.add_rule(model="small", pattern="(?i)student", content="No, a discount code cannot be combined.")
     yield llm
     llm.reset()
@@ -69,14 +77,29 @@ def test_forget_user_erases_one_user_and_keeps_the_other(bot, scripted_llm, two_
         assert "Northwind" in texts(say(bot, user, "hello", tenant))
         say(bot, user, QUESTIONS[role], tenant)
         assert "ticket #" in texts(say(bot, user, "I want to talk to a human agent", tenant))
-    assert [e["text"] for e in tracker_events(bot, f"{tenant}:{gone}") if e["event"] == "user"][:1] == ["hello"]
+    assert [e["text"] for e in tracker_events(bot, f"{tenant}:{gone}") if e["event"] == "user"][:1] == [
+        "hello"
+    ]
     before = stored(bot, tenant, gone)
     assert (len(before["tickets"]), len(before["answer_cache"])) == (1, 1) and before["llm_calls"]
     kept_events, kept_rows = tracker_events(bot, f"{tenant}:{kept}"), stored(bot, tenant, kept)
     assert kept_rows["answer_cache"] and kept_rows["llm_calls"]
 
-    code = main(["forget-user", "--tenant", tenant, "--user", gone, "--url", bot.settings.db_url,
-                 "--tracker-url", bot.settings.tracker_db, "--params", str(bot.settings.params_file)])
+    code = main(
+        [
+            "forget-user",
+            "--tenant",
+            tenant,
+            "--user",
+            gone,
+            "--url",
+            bot.settings.db_url,
+            "--tracker-url",
+            bot.settings.tracker_db,
+            "--params",
+            str(bot.settings.params_file),
+        ]
+    )
     out, err = capsys.readouterr()
 
     assert (code, err) == (0, ""), out
@@ -84,13 +107,22 @@ def test_forget_user_erases_one_user_and_keeps_the_other(bot, scripted_llm, two_
     assert stored(bot, tenant, gone) == {t.name: [] for t in TABLES}
     ids = [c["id"] for c in before["llm_calls"]]
     with get_engine(bot.settings.db_url).connect() as conn:  # the tenant's cost stays, without the user
-        anonymised = conn.execute(sa.select(llm_calls).where(llm_calls.c.id.in_(ids)).order_by(llm_calls.c.id)).mappings().all()
-    assert [(c["user_id"], c["conversation_id"], c["cost"], c["prompt_tokens"]) for c in anonymised] == \
-        [(FORGOTTEN, "", c["cost"], c["prompt_tokens"]) for c in before["llm_calls"]]
+        anonymised = (
+            conn.execute(sa.select(llm_calls).where(llm_calls.c.id.in_(ids)).order_by(llm_calls.c.id))
+            .mappings()
+            .all()
+        )
+    assert [(c["user_id"], c["conversation_id"], c["cost"], c["prompt_tokens"]) for c in anonymised] == [
+        (FORGOTTEN, "", c["cost"], c["prompt_tokens"]) for c in before["llm_calls"]
+    ]
     assert tracker_events(bot, f"{tenant}:{kept}") == kept_events
     assert stored(bot, tenant, kept) == kept_rows
     with get_engine(bot.settings.db_url).connect() as conn:
-        audit = conn.execute(sa.select(retention_audit).where(retention_audit.c.user_id == user_hash(gone))).mappings().one()
+        audit = (
+            conn.execute(sa.select(retention_audit).where(retention_audit.c.user_id == user_hash(gone)))
+            .mappings()
+            .one()
+        )
     assert audit["tenant_id"] == tenant and audit["counts"]["tickets"] == 1
     assert audit["counts"]["llm_calls_anonymised"] == len(before["llm_calls"])
     assert audit["counts"]["tracker_events"] >= 9  # three turns, each several events
@@ -102,6 +134,7 @@ def test_forget_user_erases_one_user_and_keeps_the_other(bot, scripted_llm, two_
         assert "Northwind" in texts(say(bot, user, "hello", tenant))
     events = tracker_events(bot, f"{tenant}:{gone}")
     assert [e["text"] for e in events if e["event"] == "user"] == ["hello"]
-    assert [(e["event"], e.get("name")) for e in events] == \
-        [(e["event"], e.get("name")) for e in tracker_events(bot, f"{tenant}:{fresh}")]
+    assert [(e["event"], e.get("name")) for e in events] == [
+        (e["event"], e.get("name")) for e in tracker_events(bot, f"{tenant}:{fresh}")
+    ]
     assert any(e.get("name") == "action_session_start" for e in events)

@@ -34,7 +34,9 @@ def is_allowed(family: int, address: object) -> bool:
 
 def _check(sock: socket.socket, address: object) -> None:
     if not is_allowed(sock.family, address):
-        raise NonLoopbackConnection(f"socket guard: refused a connection to {address!r} (tests are loopback-only)")
+        raise NonLoopbackConnection(
+            f"socket guard: refused a connection to {address!r} (tests are loopback-only)"
+        )
 
 
 def _guarded_connect(self: socket.socket, address: object) -> None:

@@ -333,7 +333,7 @@ class ChatCompletionRequest(BaseModel):
         last_user = max((i for i, m in enumerate(self.messages) if m.role == "user"), default=-1)
         names: dict[str, str] = {}
         results: dict[str, str] = {}
-        for message in self.messages[last_user + 1:]:
+        for message in self.messages[last_user + 1 :]:
             for call in getattr(message, "tool_calls", None) or []:
                 if isinstance(call, dict) and isinstance(call.get("function"), dict):
                     names[str(call.get("id"))] = str(call["function"].get("name"))

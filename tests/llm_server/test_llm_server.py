@@ -190,9 +190,17 @@ def test_a_tool_is_called_once_per_question_then_its_result_answers(
     first = client.chat.completions.create(model="small", messages=messages, tools=[WEATHER_TOOL])
     [call] = first.choices[0].message.tool_calls or []
     messages += [
-        {"role": "assistant", "content": None,
-         "tool_calls": [{"id": call.id, "type": "function",
-                         "function": {"name": "get_weather", "arguments": call.function.arguments}}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": call.function.arguments},
+                }
+            ],
+        },
         {"role": "tool", "tool_call_id": call.id, "content": '{"sky": "clear"}'},
     ]
     second = client.chat.completions.create(model="small", messages=messages, tools=[WEATHER_TOOL])

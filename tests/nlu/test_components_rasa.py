@@ -15,8 +15,10 @@ from nlu.evaluation import read_predictions, summarise
 from nlu.training import predict, render_config, train_nlu_and_predict
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not datasets.datasets_root().exists(), reason="../shared/datasets is missing")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not datasets.datasets_root().exists(), reason="../shared/datasets is missing"),
+]
 INTENTS = ["AddToPlaylist", "BookRestaurant", "GetWeather"]
 
 
@@ -32,8 +34,13 @@ def encoder(tmp_path_factory) -> Path:
     write_tokenizer(Path(get_model_path()), out / "tokenizer.json", 256)
     from sentence_transformers import SentenceTransformer
 
-    reference = SentenceTransformer(str(get_model_path()), device="cpu").encode(SAMPLES, normalize_embeddings=True)
-    assert cosine_to_reference(reference, encode_onnx(out / "model.onnx", out / "tokenizer.json", SAMPLES)) >= 0.999
+    reference = SentenceTransformer(str(get_model_path()), device="cpu").encode(
+        SAMPLES, normalize_embeddings=True
+    )
+    assert (
+        cosine_to_reference(reference, encode_onnx(out / "model.onnx", out / "tokenizer.json", SAMPLES))
+        >= 0.999
+    )
     return out
 
 
@@ -47,10 +54,20 @@ def trained(encoder, tmp_path_factory) -> dict:
     datasets.write_rasa_yaml(test, work / "test.yml")
     config = work / "config.yml"
     render_config(ROOT / "nlu" / "configs" / "ours.yml", config, 0.3, 0.0, encoder_dir=encoder)
-    info = train_nlu_and_predict(config, [work / "train.yml"], work / "models", "small",
-                                 {work / "test.jsonl": [work / "test.yml"]}, work / "info.json")
-    return {"work": work, "model": Path(info["model"]), "rows": read_predictions(work / "test.jsonl"),
-            "config": config}
+    info = train_nlu_and_predict(
+        config,
+        [work / "train.yml"],
+        work / "models",
+        "small",
+        {work / "test.jsonl": [work / "test.yml"]},
+        work / "info.json",
+    )
+    return {
+        "work": work,
+        "model": Path(info["model"]),
+        "rows": read_predictions(work / "test.jsonl"),
+        "config": config,
+    }
 
 
 def test_config_carries_the_encoder_and_its_hash(trained, encoder):
@@ -63,7 +80,7 @@ def test_small_snips_model_classifies_and_extracts(trained):
     metrics = summarise(trained["rows"])
     assert metrics["n_test"] == 36
     assert metrics["intent_accuracy"] >= 0.85  # 3 distinct intents, 30 examples each
-    assert metrics["entity_f1"] > 0.3          # CRF on 90 sentences: far from SNIPS numbers, but working
+    assert metrics["entity_f1"] > 0.3  # CRF on 90 sentences: far from SNIPS numbers, but working
     for row in trained["rows"]:
         confidences = [c for _, c in row["ranking"]]
         assert confidences == sorted(confidences, reverse=True) and sum(confidences) <= 1.0001

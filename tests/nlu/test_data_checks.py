@@ -34,8 +34,10 @@ def test_yaml_syntax_error_names_file_and_line(data):
 
 def test_unknown_entity_names_file_line_and_entity(data):
     bad = data / "nlu" / "extra.yml"
-    bad.write_text('version: "3.1"\nnlu:\n  - intent: greet\n    examples: |\n      - hi\n'
-                   '      - hello, I am [Bob](person_name)\n      - hey [x]{"entity": "shoe_size"}\n')
+    bad.write_text(
+        'version: "3.1"\nnlu:\n  - intent: greet\n    examples: |\n      - hi\n'
+        '      - hello, I am [Bob](person_name)\n      - hey [x]{"entity": "shoe_size"}\n'
+    )
     problems = check_nlu_data(DOMAIN, data)
     assert [p.split(": ")[0] for p in problems] == [f"{bad}:6", f"{bad}:7"]
     assert "'person_name'" in problems[0] and "'shoe_size'" in problems[1]
@@ -53,4 +55,7 @@ def test_intent_without_examples_in_a_file_and_in_the_domain(data):
             rest = tail.split("\n  - ", 1)
             path.write_text(head + ("  - " + rest[1] if len(rest) > 1 else ""))
     (problem,) = check_nlu_data(DOMAIN, data)
-    assert problem.startswith(f"{DOMAIN.relative_to(ROOT)}:") and "'ask_warranty' has no training examples" in problem
+    assert (
+        problem.startswith(f"{DOMAIN.relative_to(ROOT)}:")
+        and "'ask_warranty' has no training examples" in problem
+    )

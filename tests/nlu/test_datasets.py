@@ -34,7 +34,7 @@ def test_snips_spans_are_exact_and_the_latin1_file_is_repaired():
     assert len({e.intent for e in bench.train}) == 7 and len(bench.test) == 700
     for example in bench.train + bench.test:
         for entity in example.entities:
-            assert example.text[entity.start:entity.end] == entity.value
+            assert example.text[entity.start : entity.end] == entity.value
             assert entity.value == entity.value.strip()
     play = [e.text for e in bench.train if e.intent == "PlayMusic"]
     assert any("Música" in text for text in play)  # UTF-8 read as Latin-1, repaired
@@ -43,8 +43,11 @@ def test_snips_spans_are_exact_and_the_latin1_file_is_repaired():
 
 def test_rasa_yaml_round_trips_texts_and_entities(tmp_path):
     examples = [
-        datasets.Example("play Aspro Mavro on youtube", "PlayMusic",
-                         (datasets.Entity(5, 16, "track", "Aspro Mavro"), datasets.Entity(20, 27, "service", "youtube"))),
+        datasets.Example(
+            "play Aspro Mavro on youtube",
+            "PlayMusic",
+            (datasets.Entity(5, 16, "track", "Aspro Mavro"), datasets.Entity(20, 27, "service", "youtube")),
+        ),
         datasets.Example("what's the weather: rain?", "GetWeather"),
     ]
     path = datasets.write_rasa_yaml(examples, tmp_path / "nlu.yml")
@@ -53,15 +56,18 @@ def test_rasa_yaml_round_trips_texts_and_entities(tmp_path):
     assert lines["GetWeather"] == ["what's the weather: rain?"]
     (marked,) = lines["PlayMusic"]
     assert [(m["text"], m["entity"]) for m in ENTITY_MARKUP.finditer(marked)] == [
-        ("Aspro Mavro", "track"), ("youtube", "service")]
+        ("Aspro Mavro", "track"),
+        ("youtube", "service"),
+    ]
     assert ENTITY_MARKUP.sub(lambda m: m["text"], marked) == examples[0].text
 
 
 def test_rasa_yaml_refuses_only_text_rasa_would_misread(tmp_path):
     with pytest.raises(ValueError, match="misread"):
         datasets.write_rasa_yaml([datasets.Example("see [this](link)", "x")], tmp_path / "nlu.yml")
-    path = datasets.write_rasa_yaml([datasets.Example("Where is my transfer from [country]?", "x")],
-                                    tmp_path / "ok.yml")  # a real Banking77 text: plain brackets are fine
+    path = datasets.write_rasa_yaml(
+        [datasets.Example("Where is my transfer from [country]?", "x")], tmp_path / "ok.yml"
+    )  # a real Banking77 text: plain brackets are fine
     assert "- Where is my transfer from [country]?" in path.read_text()
 
 

@@ -11,9 +11,16 @@ from nlu import evaluation
 
 
 def row(text, gold, ranking, predicted=None, entities=(), predicted_entities=(), latency=5.0):
-    return {"text": text, "intent": gold, "ranking": ranking, "predicted": predicted or ranking[0][0],
-            "confidence": ranking[0][1], "entities": list(entities), "predicted_entities": list(predicted_entities),
-            "latency_ms": latency}
+    return {
+        "text": text,
+        "intent": gold,
+        "ranking": ranking,
+        "predicted": predicted or ranking[0][0],
+        "confidence": ranking[0][1],
+        "entities": list(entities),
+        "predicted_entities": list(predicted_entities),
+        "latency_ms": latency,
+    }
 
 
 def ent(start, end, kind):
@@ -48,13 +55,17 @@ def test_summary_separates_served_answers_from_the_classifier_alone():
 
 
 def test_reports_list_misclassified_examples_and_draw_the_matrix(tmp_path):
-    rows = [row("hi", "greet", [("greet", 0.9), ("thanks", 0.1)]),
-            row("thx", "thanks", [("greet", 0.6), ("thanks", 0.4)], entities=[ent(0, 3, "x")])]
+    rows = [
+        row("hi", "greet", [("greet", 0.9), ("thanks", 0.1)]),
+        row("thx", "thanks", [("greet", 0.6), ("thanks", 0.4)], entities=[ent(0, 3, "x")]),
+    ]
     evaluation.write_reports(rows, tmp_path)
     report = json.loads((tmp_path / "intent_report.json").read_text())
     assert report["thanks"]["recall"] == 0.0 and report["greet"]["precision"] == 0.5
     missed = list(csv.DictReader((tmp_path / "misclassified.csv").open()))
-    assert [(m["text"], m["actual"], m["predicted"], m["second"]) for m in missed] == [("thx", "thanks", "greet", "thanks")]
+    assert [(m["text"], m["actual"], m["predicted"], m["second"]) for m in missed] == [
+        ("thx", "thanks", "greet", "thanks")
+    ]
     assert (tmp_path / "intent_confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
     assert json.loads((tmp_path / "entity_report.json").read_text())["micro avg"]["recall"] == 0.0
 

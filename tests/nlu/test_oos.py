@@ -13,8 +13,8 @@ from nlu.oos import FALLBACK, OOS_INTENT, Scored
 def test_decide_applies_threshold_then_ambiguity():
     ranking = [("greet", 0.55), ("thanks", 0.40)]
     assert oos.decide(ranking, 0.5) == "greet"
-    assert oos.decide(ranking, 0.6) == FALLBACK            # below the threshold
-    assert oos.decide(ranking, 0.5, 0.2) == FALLBACK       # top two closer than the ambiguity threshold
+    assert oos.decide(ranking, 0.6) == FALLBACK  # below the threshold
+    assert oos.decide(ranking, 0.5, 0.2) == FALLBACK  # top two closer than the ambiguity threshold
     assert oos.decide(ranking, 0.5, 0.1) == "greet"
     assert oos.decide([], 0.0) == FALLBACK
 
@@ -24,8 +24,13 @@ def items() -> list[Scored]:
         return Scored(gold, ((top, conf), (second, (1 - conf) / 2)))
 
     return [
-        s("a", "a", 0.95), s("a", "a", 0.70), s("b", "b", 0.60), s("b", "a", 0.50),   # in scope
-        s(OOS_INTENT, "a", 0.30), s(OOS_INTENT, "b", 0.65), s(OOS_INTENT, OOS_INTENT, 0.9),  # out of scope
+        s("a", "a", 0.95),
+        s("a", "a", 0.70),
+        s("b", "b", 0.60),
+        s("b", "a", 0.50),  # in scope
+        s(OOS_INTENT, "a", 0.30),
+        s(OOS_INTENT, "b", 0.65),
+        s(OOS_INTENT, OOS_INTENT, 0.9),  # out of scope
     ]
 
 
@@ -50,7 +55,9 @@ def test_balanced_rule_takes_the_top_of_the_best_plateau():
     threshold, how = oos.choose_threshold(points, "balanced")
     assert how.startswith("balanced")
     best = max((p["in_scope_accuracy"] + p["oos_recall"]) / 2 for p in points)
-    tied = [p["threshold"] for p in points if math.isclose((p["in_scope_accuracy"] + p["oos_recall"]) / 2, best)]
+    tied = [
+        p["threshold"] for p in points if math.isclose((p["in_scope_accuracy"] + p["oos_recall"]) / 2, best)
+    ]
     assert threshold == max(tied) and len(tied) > 1
 
 
@@ -59,7 +66,9 @@ def test_min_recall_rule_keeps_recall_and_maximises_accuracy():
     threshold, _ = oos.choose_threshold(points, "min_recall", min_oos_recall=0.6)
     chosen = oos.point(items(), threshold)
     assert chosen["oos_recall"] >= 0.6
-    assert chosen["in_scope_accuracy"] == max(p["in_scope_accuracy"] for p in points if p["oos_recall"] >= 0.6)
+    assert chosen["in_scope_accuracy"] == max(
+        p["in_scope_accuracy"] for p in points if p["oos_recall"] >= 0.6
+    )
 
 
 def test_fixed_rule_and_no_oos_data_fall_back_to_the_fixed_threshold():
@@ -74,7 +83,10 @@ def test_fixed_rule_and_no_oos_data_fall_back_to_the_fixed_threshold():
 def test_curve_csv_and_plot(tmp_path):
     points = oos.curve(items(), 0.1)
     csv_path = oos.write_curve_csv(points, tmp_path / "curve.csv")
-    assert csv_path.read_text().splitlines()[0] == "threshold,in_scope_accuracy,oos_recall,oos_precision,fallback_rate"
+    assert (
+        csv_path.read_text().splitlines()[0]
+        == "threshold,in_scope_accuracy,oos_recall,oos_precision,fallback_rate"
+    )
     assert len(csv_path.read_text().splitlines()) == 12
     png = oos.plot_curve({"validation": points}, 0.5, tmp_path / "curve.png", "t")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -8,7 +8,15 @@ import pytest
 
 pytestmark = [pytest.mark.pipeline, pytest.mark.slow]
 
-STAGES = ["validate_nlu", "split_nlu", "train_nlu", "evaluate_nlu", "build_index", "evaluate_rag", "evaluate_cost"]
+STAGES = [
+    "validate_nlu",
+    "split_nlu",
+    "train_nlu",
+    "evaluate_nlu",
+    "build_index",
+    "evaluate_rag",
+    "evaluate_cost",
+]
 
 
 def test_pipeline_writes_models_indexes_and_metrics(pipeline_run):
@@ -25,7 +33,9 @@ def test_pipeline_writes_models_indexes_and_metrics(pipeline_run):
     assert rag["mrr"] > 0.3
     cost = json.loads((root / "knowledge" / "results" / "cost_eval.json").read_text())
     assert cost["turns"] == nlu["n_test"] and set(cost["baselines"]) == {"always tier 1", "always tier 2"}
-    assert float(cost["cost_per_1k_conversations"]) < float(cost["baselines"]["always tier 2"]["cost_per_1k_conversations"])
+    assert float(cost["cost_per_1k_conversations"]) < float(
+        cost["baselines"]["always tier 2"]["cost_per_1k_conversations"]
+    )
     assert (root / "knowledge" / "results" / "cost_eval.png").exists()
 
 

@@ -24,8 +24,10 @@ def test_threshold_is_chosen_on_validation_and_served(pipeline_run):
     config = yaml.safe_load((pipeline_run.root / "nlu" / "build" / "config.yml").read_text())
     (fallback,) = [c for c in config["pipeline"] if c["name"] == "FallbackClassifier"]
     assert fallback["threshold"] == choice["threshold"]
-    assert any(c["name"].endswith("OnnxSentenceFeaturizer") and len(c["encoder_sha256"]) == 64
-               for c in config["pipeline"])
+    assert any(
+        c["name"].endswith("OnnxSentenceFeaturizer") and len(c["encoder_sha256"]) == 64
+        for c in config["pipeline"]
+    )
     rows = list(csv.DictReader((pipeline_run.root / "nlu" / "results" / "threshold_curve.csv").open()))
     assert len(rows) == 101 and {"in_scope_accuracy", "oos_recall"} <= set(rows[0])
     validation = (pipeline_run.root / "nlu" / "build" / "split" / "validation" / "test_data.yml").read_text()
@@ -39,7 +41,12 @@ def test_evaluation_outputs(pipeline_run):
     assert 0 < metrics["latency_p50_ms"] <= metrics["latency_p95_ms"]
     assert {"entity_f1", "in_scope_accuracy", "oos_recall", "in_scope_accuracy_no_threshold"} <= set(metrics)
     reports = pipeline_run.root / "nlu" / "results" / "reports"
-    for name in ("intent_report.csv", "entity_report.json", "misclassified.csv", "intent_confusion_matrix.png"):
+    for name in (
+        "intent_report.csv",
+        "entity_report.json",
+        "misclassified.csv",
+        "intent_confusion_matrix.png",
+    ):
         assert (reports / name).exists(), name
     assert results(pipeline_run, "encoder.json")["cosine_min_fp32"] >= 0.999
 
@@ -53,7 +60,10 @@ def test_champion_is_registered_and_served(pipeline_run):
     champion = client.get_model_version_by_alias("switchboard-nlu", "champion")
     train_run = client.get_run(champion.run_id)
     assert train_run.data.tags["stage"] == "train_nlu"
-    assert float(champion.tags["metric.intent_macro_f1"]) == results(pipeline_run, "metrics.json")["intent_macro_f1"]
+    assert (
+        float(champion.tags["metric.intent_macro_f1"])
+        == results(pipeline_run, "metrics.json")["intent_macro_f1"]
+    )
 
 
 def test_default_benchmark_runs_the_baseline_on_the_bots_split(pipeline_run):

@@ -25,11 +25,15 @@ def log_model(project: Path, content: bytes) -> Path:
     model.write_bytes(content)
     mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
     experiment = mlflow.get_experiment_by_name("switchboard") or mlflow.get_experiment(
-        mlflow.create_experiment("switchboard", artifact_location=(project / "mlartifacts").as_uri()))
+        mlflow.create_experiment("switchboard", artifact_location=(project / "mlartifacts").as_uri())
+    )
     with mlflow.start_run(experiment_id=experiment.experiment_id) as run:
         mlflow.log_artifact(str(model), "rasa_model")
-        info = {"run_id": run.info.run_id, "artifact_path": "rasa_model/switchboard.tar.gz",
-                "artifact_uri": f"{mlflow.get_artifact_uri('rasa_model')}/switchboard.tar.gz"}
+        info = {
+            "run_id": run.info.run_id,
+            "artifact_path": "rasa_model/switchboard.tar.gz",
+            "artifact_uri": f"{mlflow.get_artifact_uri('rasa_model')}/switchboard.tar.gz",
+        }
     (models / "mlflow_run.json").write_text(json.dumps(info))
     return models / "mlflow_run.json"
 
@@ -37,10 +41,26 @@ def log_model(project: Path, content: bytes) -> Path:
 def register(project: Path, run_info: Path, f1: float, recall: float) -> dict:
     (project / "metrics.json").write_text(json.dumps({"intent_macro_f1": f1, "oos_recall": recall}))
     result = subprocess.run(
-        [sys.executable, "-m", "pipelines.register_nlu", "--run-info", str(run_info), "--metrics",
-         str(project / "metrics.json"), "--serve", str(project / "serving" / "model.tar.gz"),
-         "--challenger", str(project / "serving" / "challenger.tar.gz"), "--out", str(project / "registry.json")],
-        cwd=project, env=guarded_env(), capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pipelines.register_nlu",
+            "--run-info",
+            str(run_info),
+            "--metrics",
+            str(project / "metrics.json"),
+            "--serve",
+            str(project / "serving" / "model.tar.gz"),
+            "--challenger",
+            str(project / "serving" / "challenger.tar.gz"),
+            "--out",
+            str(project / "registry.json"),
+        ],
+        cwd=project,
+        env=guarded_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads((project / "registry.json").read_text())
@@ -48,7 +68,11 @@ def register(project: Path, run_info: Path, f1: float, recall: float) -> dict:
 
 def test_gate_promotes_only_models_that_are_no_worse(tmp_path):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["register_nlu"] = {"model_name": NAME, "gate_metrics": ["intent_macro_f1", "oos_recall"], "tolerance": 0.01}
+    params["register_nlu"] = {
+        "model_name": NAME,
+        "gate_metrics": ["intent_macro_f1", "oos_recall"],
+        "tolerance": 0.01,
+    }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     served = tmp_path / "serving" / "model.tar.gz"
     canary = tmp_path / "serving" / "challenger.tar.gz"

@@ -11,11 +11,18 @@ import pytest
 from tests.conftest import ROOT, copy_project, guarded_env
 
 BAD = {
-    "syntax": ('version: "3.1"\nnlu:\n  - intent: greet\n    examples: |\n      - hi\n   - oops: [\n',
-               ":6: YAML syntax error"),
-    "entity": ('version: "3.1"\nnlu:\n  - intent: greet\n    examples: |\n      - hi [Bob](person_name)\n',
-               ":5: entity 'person_name' is not declared"),
-    "empty": ('version: "3.1"\nnlu:\n  - intent: ask_warranty\n    examples: |\n', ":3: intent 'ask_warranty' has no examples"),
+    "syntax": (
+        'version: "3.1"\nnlu:\n  - intent: greet\n    examples: |\n      - hi\n   - oops: [\n',
+        ":6: YAML syntax error",
+    ),
+    "entity": (
+        'version: "3.1"\nnlu:\n  - intent: greet\n    examples: |\n      - hi [Bob](person_name)\n',
+        ":5: entity 'person_name' is not declared",
+    ),
+    "empty": (
+        'version: "3.1"\nnlu:\n  - intent: ask_warranty\n    examples: |\n',
+        ":3: intent 'ask_warranty' has no examples",
+    ),
 }
 
 
@@ -26,10 +33,24 @@ def test_stage_fails_with_one_line_naming_file_and_line(tmp_path, case):
     bad = tmp_path / "data" / "nlu" / "bad.yml"
     bad.write_text(BAD[case][0])
     result = subprocess.run(
-        [sys.executable, "-m", "pipelines.validate_nlu", "--domain", str(ROOT / "nlu" / "domain.yml"),
-         "--data", str(tmp_path / "data"), "--config", str(ROOT / "nlu" / "configs" / "light.yml"),
-         "--out", str(tmp_path / "validate.json")],
-        cwd=tmp_path, env=guarded_env(), capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pipelines.validate_nlu",
+            "--domain",
+            str(ROOT / "nlu" / "domain.yml"),
+            "--data",
+            str(tmp_path / "data"),
+            "--config",
+            str(ROOT / "nlu" / "configs" / "light.yml"),
+            "--out",
+            str(tmp_path / "validate.json"),
+        ],
+        cwd=tmp_path,
+        env=guarded_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 1
     lines = [line for line in result.stderr.splitlines() if line.startswith("validate_nlu:")]
@@ -44,8 +65,14 @@ def test_dvc_repro_stops_at_validate_and_trains_nothing(tmp_path):
     root = copy_project(tmp_path / "project")
     bad = root / "nlu" / "data" / "nlu" / "bad.yml"
     bad.write_text(BAD["entity"][0])
-    result = subprocess.run(["dvc", "repro", "train_nlu"], cwd=root, env=guarded_env(), capture_output=True,
-                            text=True, timeout=900)
+    result = subprocess.run(
+        ["dvc", "repro", "train_nlu"],
+        cwd=root,
+        env=guarded_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode != 0
     assert f"nlu/data/nlu/bad.yml{BAD['entity'][1]}" in result.stderr + result.stdout
     assert "Running stage 'split_nlu'" not in result.stdout

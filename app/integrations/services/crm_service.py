@@ -82,8 +82,12 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
     engine = get_engine(settings.db_url)
     crm, jobs, notes = CrmStore(engine), JobStore(engine), NotificationStore(engine)
     tickets = TicketingClient(engine)
-    worker = JobWorker(engine, webhook_url=lambda: settings.ticket_webhook,
-                       webhook_timeout_s=settings.crm_timeout_s, poll_s=settings.crm_poll_s)
+    worker = JobWorker(
+        engine,
+        webhook_url=lambda: settings.ticket_webhook,
+        webhook_timeout_s=settings.crm_timeout_s,
+        poll_s=settings.crm_poll_s,
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -115,13 +119,26 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
         order = crm.get_order(body.tenant_id, body.order_id)
         if order is None or order.user_id != body.user_id:  # never reveal other users' orders
             raise HTTPException(404, f"no order {body.order_id} for this user")
-        if any(job["payload"].get("order_id") == body.order_id
-               for job in jobs.for_user(body.tenant_id, body.user_id, "refund")):
+        if any(
+            job["payload"].get("order_id") == body.order_id
+            for job in jobs.for_user(body.tenant_id, body.user_id, "refund")
+        ):
             raise HTTPException(409, f"a refund for {body.order_id} was already requested")
-        job_id = jobs.enqueue(body.tenant_id, body.user_id, body.conversation_id, "refund",
-                              {"order_id": body.order_id}, delay_s=settings.crm_job_delay_s)
-        logger.info("refund.queued", job_id=job_id, order_id=body.order_id, tenant_id=body.tenant_id,
-                    user_id=body.user_id)
+        job_id = jobs.enqueue(
+            body.tenant_id,
+            body.user_id,
+            body.conversation_id,
+            "refund",
+            {"order_id": body.order_id},
+            delay_s=settings.crm_job_delay_s,
+        )
+        logger.info(
+            "refund.queued",
+            job_id=job_id,
+            order_id=body.order_id,
+            tenant_id=body.tenant_id,
+            user_id=body.user_id,
+        )
         return {"job_id": job_id, "order_id": body.order_id, "status": "pending"}
 
     @app.get("/jobs/{tenant}/{job_id}")
@@ -146,8 +163,13 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
 
     @app.post("/webhooks/tickets")
     def ticket_webhook(event: TicketEvent) -> dict[str, Any]:
-        created = notes.notify(event.tenant_id, event.user_id, event.conversation_id, event.event_id,
-                               ticket_event_text(event.model_dump()))
+        created = notes.notify(
+            event.tenant_id,
+            event.user_id,
+            event.conversation_id,
+            event.event_id,
+            ticket_event_text(event.model_dump()),
+        )
         return {"accepted": True, "duplicate": not created}
 
     @app.get("/handoffs/{tenant}")
@@ -167,8 +189,9 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
     def agent_reply(tenant: Id, ticket_id: int, body: AgentMessage) -> dict[str, Any]:
         ticket = _active_ticket(tenant, ticket_id)
         tickets.append_transcript(tenant, ticket_id, f"agent ({body.agent}): {body.text}")
-        notes.notify(tenant, ticket["user_id"], ticket["conversation_id"], f"agent:{uuid.uuid4().hex}",
-                     body.text)
+        notes.notify(
+            tenant, ticket["user_id"], ticket["conversation_id"], f"agent:{uuid.uuid4().hex}", body.text
+        )
         return {"ticket_id": ticket_id, "delivered_to": ticket["user_id"]}
 
     @app.post("/handoffs/{tenant}/{ticket_id}/release")
@@ -176,8 +199,13 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
         ticket = _active_ticket(tenant, ticket_id)
         tickets.end_handoff(tenant, ticket_id)
         tickets.append_transcript(tenant, ticket_id, "system: handed back to the bot")
-        notes.notify(tenant, ticket["user_id"], ticket["conversation_id"], f"release:{ticket_id}:{uuid.uuid4().hex}",
-                     "You're back with the Northwind Goods assistant. How can I help?")
+        notes.notify(
+            tenant,
+            ticket["user_id"],
+            ticket["conversation_id"],
+            f"release:{ticket_id}:{uuid.uuid4().hex}",
+            "You're back with the Northwind Goods assistant. How can I help?",
+        )
         return {"ticket_id": ticket_id, "handoff_active": False}
 
     return app

@@ -76,8 +76,11 @@ def render_sidebar(webhook_url: str) -> None:
         st.code(st.session_state[SENDER], language=None)
         st.button("New conversation", key="new_conversation", on_click=new_conversation)
         st.caption(f"Webhook: {webhook_url}")
-        st.button("Check for new messages", key="check_notifications",
-                  help="Messages from a human agent, refund and ticket updates arrive here.")
+        st.button(
+            "Check for new messages",
+            key="check_notifications",
+            help="Messages from a human agent, refund and ticket updates arrive here.",
+        )
         if st.session_state.get(NOTE_ERROR):
             st.caption(f"Notifications unavailable: {st.session_state[NOTE_ERROR]}")
 
@@ -108,8 +111,12 @@ def receive_notifications(service_url: str | None) -> None:
     if not service_url:
         return
     try:
-        arrived = fetch_notifications(service_url, st.session_state[TENANT], st.session_state[SENDER],
-                                      after=st.session_state.get(NOTE_CURSOR))
+        arrived = fetch_notifications(
+            service_url,
+            st.session_state[TENANT],
+            st.session_state[SENDER],
+            after=st.session_state.get(NOTE_CURSOR),
+        )
     except ChatError as exc:
         st.session_state[NOTE_ERROR] = str(exc)
         return

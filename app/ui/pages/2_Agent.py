@@ -53,7 +53,9 @@ def main() -> None:
     if flash := st.session_state.pop(FLASH, None):
         getattr(st, flash[0])(flash[1])
     if not settings.crm_port:
-        st.error("The CRM service is not configured (SWITCHBOARD_CRM_PORT): start everything with `make run`.")
+        st.error(
+            "The CRM service is not configured (SWITCHBOARD_CRM_PORT): start everything with `make run`."
+        )
         return
     try:
         handoffs = client().open_handoffs(st.session_state[TENANT])
@@ -69,8 +71,12 @@ def main() -> None:
             st.text_area("Reply", key=f"reply-{ticket['id']}")
             left, right = st.columns(2)
             left.button("Send reply", key=f"send-{ticket['id']}", on_click=act, args=("reply", ticket["id"]))
-            right.button("Hand back to the bot", key=f"release-{ticket['id']}", on_click=act,
-                         args=("release", ticket["id"]))
+            right.button(
+                "Hand back to the bot",
+                key=f"release-{ticket['id']}",
+                on_click=act,
+                args=("release", ticket["id"]),
+            )
 
 
 main()

@@ -40,8 +40,14 @@ def tracker_from():
         message = copy.deepcopy(state["latest_message"])
         message.update(latest)
         return Tracker(
-            state["sender_id"], state["slots"], message, state["events"], state["paused"],
-            state["followup_action"], state["active_loop"], state["latest_action_name"],
+            state["sender_id"],
+            state["slots"],
+            message,
+            state["events"],
+            state["paused"],
+            state["followup_action"],
+            state["active_loop"],
+            state["latest_action_name"],
         )
 
     return load

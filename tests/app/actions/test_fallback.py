@@ -27,8 +27,13 @@ def test_every_domain_intent_has_a_description(domain):
 
 
 def test_suggestions_skip_fallback_and_out_of_scope_and_keep_order():
-    descriptions = {"ask_returns": "Return an item", "request_refund": "Get a refund",
-                    "ask_delivery": "Delivery", "ask_billing": "Billing", "out_of_scope": "x"}
+    descriptions = {
+        "ask_returns": "Return an item",
+        "request_refund": "Get a refund",
+        "ask_delivery": "Delivery",
+        "ask_billing": "Billing",
+        "out_of_scope": "x",
+    }
     assert suggestions(RANKING, descriptions) == [
         {"title": "Return an item", "payload": "/ask_returns"},
         {"title": "Get a refund", "payload": "/request_refund"},
@@ -40,7 +45,12 @@ async def test_ask_affirmation_offers_top_intents_and_something_else(tracker_fro
     tracker = tracker_from("order_question", text="hmm returns?", intent_ranking=RANKING)
     await ActionAskAffirmation().run(dispatcher, tracker, domain)
     buttons = dispatcher.messages[0]["buttons"]
-    assert [b["payload"] for b in buttons] == ["/ask_returns", "/request_refund", "/ask_delivery", "/out_of_scope"]
+    assert [b["payload"] for b in buttons] == [
+        "/ask_returns",
+        "/request_refund",
+        "/ask_delivery",
+        "/out_of_scope",
+    ]
     assert buttons[0]["title"] == intent_descriptions()["ask_returns"]
 
 

@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 pytestmark = pytest.mark.anyio
 
+
 async def test_handoff_opens_a_ticket_with_transcript(tracker_from, dispatcher, domain):
     tracker = tracker_from("order_question", text="I want a human")
     await ActionHandoff().run(dispatcher, tracker, domain)
@@ -20,7 +21,10 @@ async def test_handoff_opens_a_ticket_with_transcript(tracker_from, dispatcher, 
     assert len(tickets) == 1
     assert tickets[0]["conversation_id"] == "acme:alice"
     assert tickets[0]["subject"] == "Chat handoff (request): I want a human"
-    assert tickets[0]["transcript"].splitlines()[:2] == ["user: hi", "bot: Hi! I'm the Northwind Goods assistant."]
+    assert tickets[0]["transcript"].splitlines()[:2] == [
+        "user: hi",
+        "bot: Hi! I'm the Northwind Goods assistant.",
+    ]
     assert f"ticket #{tickets[0]['id']}" in dispatcher.messages[0]["text"]
 
 
@@ -38,7 +42,9 @@ async def test_handoff_when_the_ticket_system_is_down(tracker_from, dispatcher, 
 
 
 async def test_handoff_silences_the_bot(tracker_from, dispatcher, domain):
-    events = await ActionHandoff().run(dispatcher, tracker_from("order_question", text="a human please"), domain)
+    events = await ActionHandoff().run(
+        dispatcher, tracker_from("order_question", text="a human please"), domain
+    )
     assert events == [{"event": "slot", "timestamp": None, "name": "handoff_active", "value": True}]
     assert services.ticketing().active_handoff("acme", "acme:alice") is not None
 
@@ -69,7 +75,8 @@ def test_every_intent_is_forwarded_during_a_handoff(domain):
     """A rule per intent (and nlu_fallback) sends messages to the agent while the handoff is on."""
     rules = yaml.safe_load((ROOT / "nlu" / "data" / "rules" / "handoff.yml").read_text())["rules"]
     forwarded = {
-        rule["steps"][0]["intent"] for rule in rules
+        rule["steps"][0]["intent"]
+        for rule in rules
         if rule.get("condition") == [{"slot_was_set": [{"handoff_active": True}]}]
         and rule["steps"][1] == {"action": "action_forward_to_agent"}
     }

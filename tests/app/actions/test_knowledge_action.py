@@ -6,13 +6,16 @@ from app.actions.knowledge import UNAVAILABLE, ActionAnswerKnowledge
 
 pytestmark = pytest.mark.anyio
 
+
 async def test_missing_index_degrades_to_a_clear_message(tracker_from, dispatcher, domain):
     tracker = tracker_from("order_question", text="How long is delivery?")
     assert await ActionAnswerKnowledge().run(dispatcher, tracker, domain) == []
     assert dispatcher.messages[0]["text"] == UNAVAILABLE
 
 
-async def test_a_failing_knowledge_base_degrades_to_the_same_message(tracker_from, dispatcher, domain, monkeypatch):
+async def test_a_failing_knowledge_base_degrades_to_the_same_message(
+    tracker_from, dispatcher, domain, monkeypatch
+):
     from app.actions import services
 
     class Broken:
@@ -35,5 +38,7 @@ def test_sources_follow_the_citations_else_the_two_best_hits():
     hits = [SimpleNamespace(source_label=label) for label in ("Returns › Window", "Refunds › Timing", "FAQ")]
     assert with_sources("Within 5 days [2].", hits) == "Within 5 days [2].\n\nSources: [2] Refunds › Timing"
     assert with_sources("A [3][1] B [3] C [9]", hits).endswith("Sources: [3] FAQ; [1] Returns › Window")
-    assert with_sources("Your order has shipped.", hits).endswith("Sources: Returns › Window; Refunds › Timing")
+    assert with_sources("Your order has shipped.", hits).endswith(
+        "Sources: Returns › Window; Refunds › Timing"
+    )
     assert with_sources("No hits.", []) == "No hits."

@@ -31,6 +31,7 @@ def crm_service(stores, monkeypatch) -> Iterator[None]:
         yield
     reset_breakers("crm")
 
+
 async def run(tracker, dispatcher, domain):
     return await ActionTrackOrder().run(dispatcher, tracker, domain)
 
@@ -50,7 +51,9 @@ async def test_unknown_order_clears_the_slot(tracker_from, dispatcher, domain):
 
 
 async def test_no_order_id_asks_for_it(tracker_from, dispatcher, domain):
-    events = await run(tracker_from("order_question", text="where is my parcel", entities=[]), dispatcher, domain)
+    events = await run(
+        tracker_from("order_question", text="where is my parcel", entities=[]), dispatcher, domain
+    )
     assert "What's your order number?" in dispatcher.messages[0]["text"] and events == []
 
 

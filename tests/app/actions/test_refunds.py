@@ -39,8 +39,11 @@ def slots(events):
 
 
 async def test_refund_is_queued_and_acknowledged(tracker_from, dispatcher, domain, stores):
-    tracker = tracker_from("order_question", text="refund ORD-10043 please",
-                           entities=[{"entity": "order_id", "value": "ORD-10043"}])
+    tracker = tracker_from(
+        "order_question",
+        text="refund ORD-10043 please",
+        entities=[{"entity": "order_id", "value": "ORD-10043"}],
+    )
     events = await ActionRequestRefund().run(dispatcher, tracker, domain)
     text = dispatcher.messages[0]["text"]
     assert "Refund requested for order ORD-10043" in text and "let you know" in text
@@ -74,15 +77,21 @@ async def test_second_request_says_it_is_on_its_way(tracker_from, dispatcher, do
 
 async def test_crm_down(tracker_from, dispatcher, domain, monkeypatch):
     point_crm_at(monkeypatch, free_port())  # nothing listens there
-    await ActionRequestRefund().run(dispatcher, tracker_from("order_question", text="refund ORD-10042"), domain)
+    await ActionRequestRefund().run(
+        dispatcher, tracker_from("order_question", text="refund ORD-10042"), domain
+    )
     assert "couldn't request the refund" in dispatcher.messages[0]["text"]
 
 
 @pytest.mark.parametrize(
     ("text", "question"),
-    [("How long does a refund take?", True), ("when do I get my money back", True),
-     ("I was charged twice, will both amounts come back?", True), ("I want a refund", False),
-     ("I'm still waiting for my refund of £39.99", False)],
+    [
+        ("How long does a refund take?", True),
+        ("when do I get my money back", True),
+        ("I was charged twice, will both amounts come back?", True),
+        ("I want a refund", False),
+        ("I'm still waiting for my refund of £39.99", False),
+    ],
 )
 def test_is_question(text, question):
     assert is_question(text) is question

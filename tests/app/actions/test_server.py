@@ -15,10 +15,18 @@ CALL = {
     "next_action": "action_track_order",
     "sender_id": "acme:t",
     "tracker": {
-        "sender_id": "acme:t", "slots": {}, "events": [], "paused": False, "followup_action": None,
-        "active_loop": {}, "latest_action_name": "action_listen",
-        "latest_message": {"text": "where is ORD-10042", "entities": [],
-                           "metadata": {"tenant_id": "acme", "user_id": "t", "correlation_id": "c-42"}},
+        "sender_id": "acme:t",
+        "slots": {},
+        "events": [],
+        "paused": False,
+        "followup_action": None,
+        "active_loop": {},
+        "latest_action_name": "action_listen",
+        "latest_message": {
+            "text": "where is ORD-10042",
+            "entities": [],
+            "metadata": {"tenant_id": "acme", "user_id": "t", "correlation_id": "c-42"},
+        },
     },
     "domain": {},
     "version": "3.6.21",
@@ -28,8 +36,14 @@ CALL = {
 def test_action_server_answers_and_logs_json_with_the_correlation_id(tmp_path):
     port = free_port()
     env = guarded_env({"SWITCHBOARD_STATE_DIR": str(tmp_path), "SWITCHBOARD_CRM_PORT": str(free_port())})
-    proc = subprocess.Popen([sys.executable, "-m", "app.actions.server", "--port", str(port)], cwd=ROOT,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.actions.server", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -18,8 +18,14 @@ async def test_a_new_session_without_a_handoff_only_starts(tracker_from, dispatc
 
 async def test_a_live_handoff_survives_the_new_session(tracker_from, dispatcher, domain):
     tracker = tracker_from("order_question")
-    ticket = services.ticketing().open_ticket("acme", tracker.sender_id.split(":")[-1], tracker.sender_id,
-                                              "Chat handoff", "user: help", handoff=True)
+    ticket = services.ticketing().open_ticket(
+        "acme",
+        tracker.sender_id.split(":")[-1],
+        tracker.sender_id,
+        "Chat handoff",
+        "user: help",
+        handoff=True,
+    )
     events = await ActionSessionStart().run(dispatcher, tracker, domain)
     assert [e["event"] for e in events] == ["session_started", "slot", "action"]
     assert (events[1]["name"], events[1]["value"]) == ("handoff_active", True)

@@ -241,8 +241,9 @@ def test_an_empty_scope_answers_without_embedding_the_question(backend, clock: C
             CountingEmbedder.calls += 1
             return super().encode(texts)
 
-    cache = AnswerCache(backend, CountingEmbedder(), CacheSettings(ttl_s=3600, semantic=HASHING_SEMANTIC),
-                        clock=clock)
+    cache = AnswerCache(
+        backend, CountingEmbedder(), CacheSettings(ttl_s=3600, semantic=HASHING_SEMANTIC), clock=clock
+    )
     assert cache.lookup("acme", KB1, "How long do refunds take?") is None
     assert CountingEmbedder.calls == 0  # nothing cached in this scope: nothing to compare with
     store(cache)

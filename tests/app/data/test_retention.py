@@ -113,10 +113,21 @@ def add_events(tracker: sa.Engine, sender: str, times: list[datetime]) -> None:
     rows = []
     for i, at in enumerate(times):
         kind = ("action", "session_started", "user")[i % 3]
-        data = {"event": kind, "timestamp": at.timestamp(), "text": f"hello from {sender}" if kind == "user" else None}
-        rows.append({"sender_id": sender, "type_name": kind, "timestamp": at.timestamp(),
-                     "intent_name": "greet" if kind == "user" else None,
-                     "action_name": "action_session_start" if kind == "action" else None, "data": json.dumps(data)})
+        data = {
+            "event": kind,
+            "timestamp": at.timestamp(),
+            "text": f"hello from {sender}" if kind == "user" else None,
+        }
+        rows.append(
+            {
+                "sender_id": sender,
+                "type_name": kind,
+                "timestamp": at.timestamp(),
+                "intent_name": "greet" if kind == "user" else None,
+                "action_name": "action_session_start" if kind == "action" else None,
+                "data": json.dumps(data),
+            }
+        )
     with tracker.begin() as conn:
         conn.execute(sa.insert(tracker_events), rows)
 
@@ -127,32 +138,117 @@ def seed_person(dbs: Dbs, tenant: str, user: str) -> None:
     conv = f"{tenant}:{user}"
     add_events(dbs.tracker, conv, [ago(1), ago(1), ago(1)])
     with dbs.stores.begin() as conn:
-        conn.execute(sa.insert(tickets).values(
-            tenant_id=tenant, user_id=user, conversation_id=conv, subject="help", status="open",
-            transcript=f"user: I am {user}, my address is ...", created_at=ago(2)))
-        base = {"tenant_id": tenant, "user_id": user, "conversation_id": conv, "run_after": ago(2), "created_at": ago(2)}
-        conn.execute(sa.insert(jobs), [
-            {**base, "kind": "ticket_webhook", "payload": {"c": conv}, "status": "done", "finished_at": ago(2)},
-            {**base, "kind": "refund", "payload": {"order_id": "ORD-1"}, "status": "pending", "finished_at": None},
-            {**base, "kind": "ticket_webhook", "payload": {"c": conv}, "status": "pending", "finished_at": None},
-        ])
-        conn.execute(sa.insert(notifications), [
-            {"tenant_id": tenant, "user_id": user, "conversation_id": conv, "source_key": f"{user}:1",
-             "text": f"hi {user}", "created_at": ago(2), "delivered_at": ago(1)},
-            {"tenant_id": tenant, "user_id": user, "conversation_id": conv, "source_key": f"{user}:2",
-             "text": f"refund for {user}", "created_at": ago(1), "delivered_at": None},
-        ])
-        conn.execute(sa.insert(answer_cache).values(
-            tenant_id=tenant, user_id=user, kb_version="v1", key_hash=f"k-{user}", question=f"{user}'s question",
-            answer="an answer", embedding=b"\x00" * 4, created_at=ago(1), expires_at=NOW + timedelta(days=1)))
-        conn.execute(sa.insert(llm_calls), [
-            {"tenant_id": tenant, "user_id": user, "conversation_id": conv, "tier": 1, "model": "small",
-             "prompt_tokens": 100, "completion_tokens": 10, "cost": Decimal("0.01"), "outcome": "ok",
-             "error": None, "created_at": ago(1)},
-            {"tenant_id": tenant, "user_id": user, "conversation_id": conv, "tier": 2, "model": "large",
-             "prompt_tokens": 200, "completion_tokens": 20, "cost": Decimal("0.02"), "outcome": "invalid",
-             "error": f"output repeated {user}'s text", "created_at": ago(1)},
-        ])
+        conn.execute(
+            sa.insert(tickets).values(
+                tenant_id=tenant,
+                user_id=user,
+                conversation_id=conv,
+                subject="help",
+                status="open",
+                transcript=f"user: I am {user}, my address is ...",
+                created_at=ago(2),
+            )
+        )
+        base = {
+            "tenant_id": tenant,
+            "user_id": user,
+            "conversation_id": conv,
+            "run_after": ago(2),
+            "created_at": ago(2),
+        }
+        conn.execute(
+            sa.insert(jobs),
+            [
+                {
+                    **base,
+                    "kind": "ticket_webhook",
+                    "payload": {"c": conv},
+                    "status": "done",
+                    "finished_at": ago(2),
+                },
+                {
+                    **base,
+                    "kind": "refund",
+                    "payload": {"order_id": "ORD-1"},
+                    "status": "pending",
+                    "finished_at": None,
+                },
+                {
+                    **base,
+                    "kind": "ticket_webhook",
+                    "payload": {"c": conv},
+                    "status": "pending",
+                    "finished_at": None,
+                },
+            ],
+        )
+        conn.execute(
+            sa.insert(notifications),
+            [
+                {
+                    "tenant_id": tenant,
+                    "user_id": user,
+                    "conversation_id": conv,
+                    "source_key": f"{user}:1",
+                    "text": f"hi {user}",
+                    "created_at": ago(2),
+                    "delivered_at": ago(1),
+                },
+                {
+                    "tenant_id": tenant,
+                    "user_id": user,
+                    "conversation_id": conv,
+                    "source_key": f"{user}:2",
+                    "text": f"refund for {user}",
+                    "created_at": ago(1),
+                    "delivered_at": None,
+                },
+            ],
+        )
+        conn.execute(
+            sa.insert(answer_cache).values(
+                tenant_id=tenant,
+                user_id=user,
+                kb_version="v1",
+                key_hash=f"k-{user}",
+                question=f"{user}'s question",
+                answer="an answer",
+                embedding=b"\x00" * 4,
+                created_at=ago(1),
+                expires_at=NOW + timedelta(days=1),
+            )
+        )
+        conn.execute(
+            sa.insert(llm_calls),
+            [
+                {
+                    "tenant_id": tenant,
+                    "user_id": user,
+                    "conversation_id": conv,
+                    "tier": 1,
+                    "model": "small",
+                    "prompt_tokens": 100,
+                    "completion_tokens": 10,
+                    "cost": Decimal("0.01"),
+                    "outcome": "ok",
+                    "error": None,
+                    "created_at": ago(1),
+                },
+                {
+                    "tenant_id": tenant,
+                    "user_id": user,
+                    "conversation_id": conv,
+                    "tier": 2,
+                    "model": "large",
+                    "prompt_tokens": 200,
+                    "completion_tokens": 20,
+                    "cost": Decimal("0.02"),
+                    "outcome": "invalid",
+                    "error": f"output repeated {user}'s text",
+                    "created_at": ago(1),
+                },
+            ],
+        )
 
 
 @pytest.fixture
@@ -165,7 +261,9 @@ def people(dbs: Dbs) -> Dbs:
 
 def rows(engine: sa.Engine, table: sa.Table) -> list[dict]:
     with engine.connect() as conn:
-        return [dict(r) for r in conn.execute(sa.select(table).order_by(*table.primary_key.columns)).mappings()]
+        return [
+            dict(r) for r in conn.execute(sa.select(table).order_by(*table.primary_key.columns)).mappings()
+        ]
 
 
 OUR_TABLES = (tickets, jobs, notifications, answer_cache, llm_calls, customers, orders, retention_audit)
@@ -179,6 +277,7 @@ def snapshot(dbs: Dbs) -> dict[str, list[dict]]:
 
 def others(snap: dict[str, list[dict]], tenant: str = "acme", user: str = "alice") -> dict[str, list[dict]]:
     """Every row that is not the given user's (nor anonymised), in every store."""
+
     def theirs(row: dict) -> bool:
         if "sender_id" in row:
             return row["sender_id"] == f"{tenant}:{user}"
@@ -188,13 +287,21 @@ def others(snap: dict[str, list[dict]], tenant: str = "acme", user: str = "alice
 
 
 def cost_by_tenant(engine: sa.Engine) -> dict[str, tuple[int, Decimal]]:
-    query = sa.select(llm_calls.c.tenant_id, sa.func.count(), sa.func.sum(llm_calls.c.cost)).group_by(llm_calls.c.tenant_id)
+    query = sa.select(llm_calls.c.tenant_id, sa.func.count(), sa.func.sum(llm_calls.c.cost)).group_by(
+        llm_calls.c.tenant_id
+    )
     with engine.connect() as conn:
         return {t: (n, Decimal(str(c)).quantize(Decimal("0.00000001"))) for t, n, c in conn.execute(query)}
 
 
-EXPECTED_FORGET = {"tracker_events": 3, "tickets": 1, "jobs": 2, "notifications": 2, "answer_cache": 1,
-                   "llm_calls_anonymised": 2}
+EXPECTED_FORGET = {
+    "tracker_events": 3,
+    "tickets": 1,
+    "jobs": 2,
+    "notifications": 2,
+    "answer_cache": 1,
+    "llm_calls_anonymised": 2,
+}
 
 
 # --- forget_user ------------------------------------------------------------------------------------------
@@ -214,8 +321,11 @@ def test_forget_user_removes_only_that_users_data(people: Dbs) -> None:
     for name in ("tickets", "notifications", "answer_cache"):
         assert not [r for r in after[name] if (r["tenant_id"], r["user_id"]) == ("acme", "alice")], name
     # the pending refund (money owed to the user) is kept and reported
-    assert [(r["kind"], r["status"]) for r in after["jobs"] if r["user_id"] == "alice" and r["tenant_id"] == "acme"] \
-        == [("refund", "pending")]
+    assert [
+        (r["kind"], r["status"])
+        for r in after["jobs"]
+        if r["user_id"] == "alice" and r["tenant_id"] == "acme"
+    ] == [("refund", "pending")]
     assert "1 pending refund" in report.notes[0]
     # LLM usage: anonymised, so the tenant's cost and call counts are unchanged
     assert cost_by_tenant(people.stores) == costs
@@ -242,7 +352,9 @@ def test_forget_is_idempotent_and_pending_jobs_go_when_asked(people: Dbs) -> Non
     again = forget_user("acme", "alice", stores=people.stores, tracker=people.tracker, now=NOW)
     assert again.counts == dict.fromkeys(EXPECTED_FORGET, 0)
 
-    last = forget_user("acme", "alice", stores=people.stores, tracker=people.tracker, include_pending_jobs=True)
+    last = forget_user(
+        "acme", "alice", stores=people.stores, tracker=people.tracker, include_pending_jobs=True
+    )
     assert last.counts["jobs"] == 1 and not last.notes
     assert not [r for r in rows(people.stores, jobs) if (r["tenant_id"], r["user_id"]) == ("acme", "alice")]
 
@@ -251,7 +363,9 @@ def test_default_tenant_also_forgets_a_conversation_without_tenant_prefix(people
     """A sender without ``<tenant>:`` (a channel without tenancy) belongs to the default tenant
     (app/actions/context.py), so it goes with that tenant's user, and only then."""
     add_events(people.tracker, "alice", [ago(1), ago(1)])
-    other = forget_user("globex", "alice", stores=people.stores, tracker=people.tracker, default_tenant="acme")
+    other = forget_user(
+        "globex", "alice", stores=people.stores, tracker=people.tracker, default_tenant="acme"
+    )
     assert other.counts["tracker_events"] == 3
     report = forget_user("acme", "alice", stores=people.stores, tracker=people.tracker, default_tenant="acme")
     assert report.counts["tracker_events"] == 5
@@ -278,8 +392,16 @@ def test_unusable_stores_are_refused_before_anything_changes(people: Dbs, tmp_pa
         forget_user("acme", "alice", stores=people.stores, tracker=not_a_tracker)
     with pytest.raises(RetentionError, match="python -m app.data migrate"):
         forget_user("acme", "alice", stores=people.tracker, tracker=None)
-    for tenant, user in [("ACME", "alice"), ("acme:x", "alice"), ("", "alice"), ("acme", ""), ("acme", " "),
-                         ("acme", "a\nb"), ("acme", "x" * 129), ("acme", FORGOTTEN)]:
+    for tenant, user in [
+        ("ACME", "alice"),
+        ("acme:x", "alice"),
+        ("", "alice"),
+        ("acme", ""),
+        ("acme", " "),
+        ("acme", "a\nb"),
+        ("acme", "x" * 129),
+        ("acme", FORGOTTEN),
+    ]:
         with pytest.raises(BadInput):
             forget_user(tenant, user, stores=people.stores, tracker=people.tracker)
     assert snapshot(people) == before
@@ -309,14 +431,22 @@ def test_audit_rows_record_runs_with_a_hashed_user_id(people: Dbs) -> None:
     purged = purge(RetentionPolicy(), stores=people.stores, tracker=people.tracker, now=NOW)
 
     first, second = rows(people.stores, retention_audit)
-    assert (first["tenant_id"], first["user_id"], first["action"]) == ("acme", user_hash("alice"), "forget_user")
+    assert (first["tenant_id"], first["user_id"], first["action"]) == (
+        "acme",
+        user_hash("alice"),
+        "forget_user",
+    )
     assert first["user_id"] == "sha256:" + hashlib.sha256(b"alice").hexdigest()
     assert first["counts"] == report.counts
     created = first["created_at"]
     assert (created if created.tzinfo else created.replace(tzinfo=UTC)) == NOW
     assert "alice" not in json.dumps(first, default=str).replace(user_hash("alice"), "")
-    assert (second["tenant_id"], second["user_id"], second["action"], second["counts"]) == \
-        ("*", "*", "purge", purged.counts)
+    assert (second["tenant_id"], second["user_id"], second["action"], second["counts"]) == (
+        "*",
+        "*",
+        "purge",
+        purged.counts,
+    )
 
 
 def test_migration_0004_adds_and_removes_only_the_audit_table(sqlite_url: str) -> None:
@@ -337,48 +467,123 @@ def test_migration_0004_adds_and_removes_only_the_audit_table(sqlite_url: str) -
 def seed_ages(dbs: Dbs) -> None:
     """Rows on either side of each default limit (params.yaml `retention`), relative to ``NOW``."""
     add_events(dbs.tracker, "acme:idle", [ago(100), ago(99), ago(95)])  # idle > 90 days: goes
-    add_events(dbs.tracker, "acme:active", [ago(200), ago(150), ago(1)])  # old start, recent turn: stays whole
+    add_events(
+        dbs.tracker, "acme:active", [ago(200), ago(150), ago(1)]
+    )  # old start, recent turn: stays whole
     add_events(dbs.tracker, "globex:edge", [ago(89), ago(89), ago(89)])  # inside the limit: stays
     ticket = {"user_id": "u", "conversation_id": "c", "subject": "s", "transcript": "t"}
     job = {"user_id": "u", "kind": "refund", "payload": {}, "run_after": ago(500), "created_at": ago(500)}
     note = {"user_id": "u", "text": "n"}
-    cache = {"user_id": "u", "kb_version": "v1", "question": "q", "answer": "a", "embedding": b"\x00",
-             "created_at": ago(2)}
-    call = {"user_id": "u", "conversation_id": "acme:u", "tier": 1, "model": "m", "cost": Decimal("0.5"),
-            "outcome": "ok"}
+    cache = {
+        "user_id": "u",
+        "kb_version": "v1",
+        "question": "q",
+        "answer": "a",
+        "embedding": b"\x00",
+        "created_at": ago(2),
+    }
+    call = {
+        "user_id": "u",
+        "conversation_id": "acme:u",
+        "tier": 1,
+        "model": "m",
+        "cost": Decimal("0.5"),
+        "outcome": "ok",
+    }
     with dbs.stores.begin() as conn:
-        conn.execute(sa.insert(tickets), [
-            {**ticket, "tenant_id": "acme", "status": "closed", "created_at": ago(400)},    # goes
-            {**ticket, "tenant_id": "globex", "status": "resolved", "created_at": ago(366)},  # goes
-            {**ticket, "tenant_id": "acme", "status": "open", "created_at": ago(400)},       # open: stays
-            {**ticket, "tenant_id": "acme", "status": "closed", "created_at": ago(300)},     # young: stays
-        ])
-        conn.execute(sa.insert(jobs), [
-            {**job, "tenant_id": "acme", "status": "done", "finished_at": ago(31)},   # goes
-            {**job, "tenant_id": "acme", "status": "done", "finished_at": ago(29)},   # stays
-            {**job, "tenant_id": "acme", "status": "pending", "finished_at": None},   # pending: stays
-        ])
-        conn.execute(sa.insert(notifications), [
-            {**note, "tenant_id": "acme", "source_key": "1", "created_at": ago(60), "delivered_at": ago(31)},  # goes
-            {**note, "tenant_id": "acme", "source_key": "2", "created_at": ago(60), "delivered_at": ago(29)},  # stays
-            {**note, "tenant_id": "acme", "source_key": "3", "created_at": ago(181), "delivered_at": None},    # goes
-            {**note, "tenant_id": "acme", "source_key": "4", "created_at": ago(179), "delivered_at": None},    # stays
-        ])
-        conn.execute(sa.insert(answer_cache), [
-            {**cache, "tenant_id": "acme", "key_hash": "1", "expires_at": NOW - timedelta(seconds=1)},  # goes
-            {**cache, "tenant_id": "acme", "key_hash": "2", "expires_at": NOW},                         # goes
-            {**cache, "tenant_id": "globex", "key_hash": "3", "expires_at": NOW + timedelta(hours=1)},  # stays
-        ])
-        conn.execute(sa.insert(llm_calls), [
-            {**call, "tenant_id": "acme", "created_at": ago(400)},                        # deleted
-            {**call, "tenant_id": "acme", "created_at": ago(100)},                        # anonymised
-            {**call, "tenant_id": "acme", "created_at": ago(100), "user_id": FORGOTTEN},  # already: not counted
-            {**call, "tenant_id": "acme", "created_at": ago(10)},                         # untouched
-        ])
+        conn.execute(
+            sa.insert(tickets),
+            [
+                {**ticket, "tenant_id": "acme", "status": "closed", "created_at": ago(400)},  # goes
+                {**ticket, "tenant_id": "globex", "status": "resolved", "created_at": ago(366)},  # goes
+                {**ticket, "tenant_id": "acme", "status": "open", "created_at": ago(400)},  # open: stays
+                {**ticket, "tenant_id": "acme", "status": "closed", "created_at": ago(300)},  # young: stays
+            ],
+        )
+        conn.execute(
+            sa.insert(jobs),
+            [
+                {**job, "tenant_id": "acme", "status": "done", "finished_at": ago(31)},  # goes
+                {**job, "tenant_id": "acme", "status": "done", "finished_at": ago(29)},  # stays
+                {**job, "tenant_id": "acme", "status": "pending", "finished_at": None},  # pending: stays
+            ],
+        )
+        conn.execute(
+            sa.insert(notifications),
+            [
+                {
+                    **note,
+                    "tenant_id": "acme",
+                    "source_key": "1",
+                    "created_at": ago(60),
+                    "delivered_at": ago(31),
+                },  # goes
+                {
+                    **note,
+                    "tenant_id": "acme",
+                    "source_key": "2",
+                    "created_at": ago(60),
+                    "delivered_at": ago(29),
+                },  # stays
+                {
+                    **note,
+                    "tenant_id": "acme",
+                    "source_key": "3",
+                    "created_at": ago(181),
+                    "delivered_at": None,
+                },  # goes
+                {
+                    **note,
+                    "tenant_id": "acme",
+                    "source_key": "4",
+                    "created_at": ago(179),
+                    "delivered_at": None,
+                },  # stays
+            ],
+        )
+        conn.execute(
+            sa.insert(answer_cache),
+            [
+                {
+                    **cache,
+                    "tenant_id": "acme",
+                    "key_hash": "1",
+                    "expires_at": NOW - timedelta(seconds=1),
+                },  # goes
+                {**cache, "tenant_id": "acme", "key_hash": "2", "expires_at": NOW},  # goes
+                {
+                    **cache,
+                    "tenant_id": "globex",
+                    "key_hash": "3",
+                    "expires_at": NOW + timedelta(hours=1),
+                },  # stays
+            ],
+        )
+        conn.execute(
+            sa.insert(llm_calls),
+            [
+                {**call, "tenant_id": "acme", "created_at": ago(400)},  # deleted
+                {**call, "tenant_id": "acme", "created_at": ago(100)},  # anonymised
+                {
+                    **call,
+                    "tenant_id": "acme",
+                    "created_at": ago(100),
+                    "user_id": FORGOTTEN,
+                },  # already: not counted
+                {**call, "tenant_id": "acme", "created_at": ago(10)},  # untouched
+            ],
+        )
 
 
-EXPECTED_PURGE = {"tracker_events": 3, "tickets": 2, "jobs": 1, "notifications": 2, "answer_cache": 2,
-                  "llm_calls_deleted": 1, "llm_calls_anonymised": 1}
+EXPECTED_PURGE = {
+    "tracker_events": 3,
+    "tickets": 2,
+    "jobs": 1,
+    "notifications": 2,
+    "answer_cache": 2,
+    "llm_calls_deleted": 1,
+    "llm_calls_anonymised": 1,
+}
 
 
 def test_purge_by_age_with_a_fixed_now(dbs: Dbs) -> None:
@@ -393,7 +598,10 @@ def test_purge_by_age_with_a_fixed_now(dbs: Dbs) -> None:
     after = snapshot(dbs)
     assert sorted({e["sender_id"] for e in after["events"]}) == ["acme:active", "globex:edge"]
     assert len([e for e in after["events"] if e["sender_id"] == "acme:active"]) == 3
-    assert sorted((t["status"], t["tenant_id"]) for t in after["tickets"]) == [("closed", "acme"), ("open", "acme")]
+    assert sorted((t["status"], t["tenant_id"]) for t in after["tickets"]) == [
+        ("closed", "acme"),
+        ("open", "acme"),
+    ]
     assert sorted(j["status"] for j in after["jobs"]) == ["done", "pending"]
     assert sorted(n["source_key"] for n in after["notifications"]) == ["2", "4"]
     assert [c["key_hash"] for c in after["answer_cache"]] == ["3"]
@@ -405,9 +613,16 @@ def test_purge_by_age_with_a_fixed_now(dbs: Dbs) -> None:
 
 def test_zero_days_keeps_a_store_forever(dbs: Dbs) -> None:
     seed_ages(dbs)
-    policy = RetentionPolicy(conversation_days=0, ticket_days=0, notification_days=0,
-                             undelivered_notification_days=0, job_days=0, llm_call_anonymise_days=0,
-                             llm_call_days=0, expired_cache=False)
+    policy = RetentionPolicy(
+        conversation_days=0,
+        ticket_days=0,
+        notification_days=0,
+        undelivered_notification_days=0,
+        job_days=0,
+        llm_call_anonymise_days=0,
+        llm_call_days=0,
+        expired_cache=False,
+    )
     before = snapshot(dbs)
     report = purge(policy, stores=dbs.stores, tracker=dbs.tracker, now=NOW)
     assert report.counts == {}
@@ -445,14 +660,26 @@ def test_events_ddl_is_what_rasa_creates(dbs: Dbs, tmp_path: Path) -> None:
         admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             conn.execute(sa.text(f'CREATE DATABASE "{rasa_db.database}"'))
-        kwargs = {"dialect": "postgresql", "host": url.host, "port": url.port or 5432,
-                  "username": url.username, "db": rasa_db.database}
+        kwargs = {
+            "dialect": "postgresql",
+            "host": url.host,
+            "port": url.port or 5432,
+            "username": url.username,
+            "db": rasa_db.database,
+        }
         rasa_url = rasa_db.render_as_string(hide_password=False)
     try:
-        script = ("import sys, json; from rasa.core.tracker_store import SQLTrackerStore; "
-                  "SQLTrackerStore(**json.loads(sys.argv[1])).engine.dispose()")
-        done = subprocess.run([str(RASA_PYTHON), "-c", script, json.dumps(kwargs)], capture_output=True, text=True,
-                              timeout=120, env={**os.environ, "SQLALCHEMY_SILENCE_UBER_WARNING": "1"})
+        script = (
+            "import sys, json; from rasa.core.tracker_store import SQLTrackerStore; "
+            "SQLTrackerStore(**json.loads(sys.argv[1])).engine.dispose()"
+        )
+        done = subprocess.run(
+            [str(RASA_PYTHON), "-c", script, json.dumps(kwargs)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "SQLALCHEMY_SILENCE_UBER_WARNING": "1"},
+        )
         assert done.returncode == 0, done.stderr[-2000:]
 
         def described(engine: sa.Engine) -> tuple:
@@ -468,8 +695,9 @@ def test_events_ddl_is_what_rasa_creates(dbs: Dbs, tmp_path: Path) -> None:
             rasa_engine.dispose()
         # and what retention.tracker_events queries: same names, Python types and nullability
         reflected = sa.inspect(dbs.tracker).get_columns("events")
-        assert [(c["name"], c["type"].python_type, c["nullable"]) for c in reflected] == \
-            [(c.name, c.type.python_type, c.nullable) for c in tracker_events.columns]
+        assert [(c["name"], c["type"].python_type, c["nullable"]) for c in reflected] == [
+            (c.name, c.type.python_type, c.nullable) for c in tracker_events.columns
+        ]
     finally:
         if rasa_db is not None:
             with admin.connect() as conn:
@@ -487,18 +715,35 @@ def redis_entries(redis_url: str, prefix: str) -> tuple[object, object]:
 
     backend = RedisCacheBackend(redis.Redis.from_url(redis_url), prefix)
     expires = datetime.now(UTC).timestamp() + 600
-    for tenant, user, key in [("acme", "alice", "k1"), ("acme", "alice", "k2"), ("acme", "bob", "k3"),
-                              ("globex", "alice", "k1")]:
+    for tenant, user, key in [
+        ("acme", "alice", "k1"),
+        ("acme", "alice", "k2"),
+        ("acme", "bob", "k3"),
+        ("globex", "alice", "k1"),
+    ]:
         for kb in ("v1", "v2"):
-            backend.put(CacheEntry(tenant, kb, key, f"q {key}", "a", np.ones(4, dtype=np.float32), user,
-                                   created_at=expires - 600, expires_at=expires))
+            backend.put(
+                CacheEntry(
+                    tenant,
+                    kb,
+                    key,
+                    f"q {key}",
+                    "a",
+                    np.ones(4, dtype=np.float32),
+                    user,
+                    created_at=expires - 600,
+                    expires_at=expires,
+                )
+            )
     return backend, CacheEntry
 
 
 def test_forget_user_deletes_their_redis_cache_entries(dbs: Dbs, redis_url: str, redis_prefix: str) -> None:
     backend, _ = redis_entries(redis_url, redis_prefix)
     now = datetime.now(UTC).timestamp()
-    dry = forget_user("acme", "alice", stores=dbs.stores, tracker=dbs.tracker, redis_cache=backend, dry_run=True)
+    dry = forget_user(
+        "acme", "alice", stores=dbs.stores, tracker=dbs.tracker, redis_cache=backend, dry_run=True
+    )
     assert dry.counts["redis_cache"] == 4
     assert len(backend.entries("acme", "v1", now, 10)) == 3
 
@@ -511,11 +756,19 @@ def test_forget_user_deletes_their_redis_cache_entries(dbs: Dbs, redis_url: str,
     assert rows(dbs.stores, retention_audit)[0]["counts"]["redis_cache"] == 4
 
 
-def test_purge_trims_expired_members_from_the_redis_indexes(dbs: Dbs, redis_url: str, redis_prefix: str) -> None:
+def test_purge_trims_expired_members_from_the_redis_indexes(
+    dbs: Dbs, redis_url: str, redis_prefix: str
+) -> None:
     backend, _ = redis_entries(redis_url, redis_prefix)
     later = datetime.now(UTC) + timedelta(seconds=601)  # every entry has expired by then
-    dry = purge(RetentionPolicy(), stores=dbs.stores, tracker=dbs.tracker, redis_cache=backend, now=later,
-                dry_run=True)
+    dry = purge(
+        RetentionPolicy(),
+        stores=dbs.stores,
+        tracker=dbs.tracker,
+        redis_cache=backend,
+        now=later,
+        dry_run=True,
+    )
     assert dry.counts["redis_cache_index"] == 8
     assert backend.redis.zcard(f"{redis_prefix}:acme:v1:idx") == 3
     report = purge(RetentionPolicy(), stores=dbs.stores, tracker=dbs.tracker, redis_cache=backend, now=later)
@@ -545,8 +798,19 @@ def tracker_arg(dbs: Dbs) -> str:
 
 
 def test_cli_forget_user_prints_counts_per_store(people: Dbs, capsys: pytest.CaptureFixture[str]) -> None:
-    base = ["forget-user", "--tenant", "acme", "--user", "alice", "--url", people.stores_url,
-            "--tracker-url", tracker_arg(people), "--params", str(ROOT / "params.yaml")]
+    base = [
+        "forget-user",
+        "--tenant",
+        "acme",
+        "--user",
+        "alice",
+        "--url",
+        people.stores_url,
+        "--tracker-url",
+        tracker_arg(people),
+        "--params",
+        str(ROOT / "params.yaml"),
+    ]
     before = snapshot(people)
     code, out, err = cli(capsys, *base, "--dry-run")
     assert (code, err) == (0, "")
@@ -560,16 +824,27 @@ def test_cli_forget_user_prints_counts_per_store(people: Dbs, capsys: pytest.Cap
     assert not [e for e in rows(people.tracker, tracker_events) if e["sender_id"] == "acme:alice"]
 
 
-def test_cli_purge_reads_the_policy_from_params(dbs: Dbs, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_purge_reads_the_policy_from_params(
+    dbs: Dbs, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     add_events(dbs.tracker, "acme:old", [datetime.now(UTC) - timedelta(days=12)] * 3)
     add_events(dbs.tracker, "acme:new", [datetime.now(UTC) - timedelta(days=8)] * 3)
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump({"cache": {"backend": "sql"}, "retention": {"conversation_days": 10}}))
-    code, out, err = cli(capsys, "purge", "--params", str(params), "--url", dbs.stores_url,
-                         "--tracker-url", tracker_arg(dbs))
+    code, out, err = cli(
+        capsys, "purge", "--params", str(params), "--url", dbs.stores_url, "--tracker-url", tracker_arg(dbs)
+    )
     assert (code, err) == (0, "")
-    assert table_counts(out) == {"tracker_events": 3, "tickets": 0, "jobs": 0, "notifications": 0, "answer_cache": 0,
-                                 "llm_calls_deleted": 0, "llm_calls_anonymised": 0, "total": 3}
+    assert table_counts(out) == {
+        "tracker_events": 3,
+        "tickets": 0,
+        "jobs": 0,
+        "notifications": 0,
+        "answer_cache": 0,
+        "llm_calls_deleted": 0,
+        "llm_calls_anonymised": 0,
+        "total": 3,
+    }
     assert {e["sender_id"] for e in rows(dbs.tracker, tracker_events)} == {"acme:new"}
 
 
@@ -578,9 +853,23 @@ def test_cli_forgets_redis_cache_entries_when_params_configure_redis(
 ) -> None:
     backend, _ = redis_entries(redis_url, redis_prefix)
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"cache": {"backend": "redis", "redis_url": redis_url, "key_prefix": redis_prefix}}))
-    code, out, err = cli(capsys, "forget-user", "--tenant", "acme", "--user", "alice", "--params", str(params),
-                         "--url", dbs.stores_url, "--tracker-url", tracker_arg(dbs))
+    params.write_text(
+        yaml.safe_dump({"cache": {"backend": "redis", "redis_url": redis_url, "key_prefix": redis_prefix}})
+    )
+    code, out, err = cli(
+        capsys,
+        "forget-user",
+        "--tenant",
+        "acme",
+        "--user",
+        "alice",
+        "--params",
+        str(params),
+        "--url",
+        dbs.stores_url,
+        "--tracker-url",
+        tracker_arg(dbs),
+    )
     assert (code, err) == (0, "")
     assert table_counts(out)["redis_cache"] == 4
     assert [e.user_id for e in backend.entries("acme", "v1", datetime.now(UTC).timestamp(), 10)] == ["bob"]
@@ -607,7 +896,11 @@ def test_cli_tracker_urls() -> None:
         (["purge", "--params", "{missing}"], 1, "no params file"),
         (["purge", "--url", "{missing_url}"], 1, "no stores database at"),
         (["purge", "--url", "nonsense://"], 2, "URL"),
-        (["purge", "--url", "postgresql+psycopg://postgres@127.0.0.1:1/none"], 1, "cannot reach the stores database"),
+        (
+            ["purge", "--url", "postgresql+psycopg://postgres@127.0.0.1:1/none"],
+            1,
+            "cannot reach the stores database",
+        ),
         (["purge", "--url", "{unmigrated}"], 1, "no table"),
         (["purge", "--tracker-url", "{unmigrated}"], 1, "has no table events"),
         (["purge", "--tracker-url", "{missing}"], 1, "no Rasa tracker store at"),
@@ -622,12 +915,20 @@ def test_cli_bad_input_exits_nonzero_with_one_line(
     (tmp_path / "redis.yaml").write_text("cache: {backend: redis, redis_url: 'redis://127.0.0.1:1/0'}\n")
     unmigrated = tmp_path / "unmigrated.db"
     sa.create_engine(f"sqlite:///{unmigrated}").connect().close()
-    fill = {"{bad_params}": str(tmp_path / "bad.yaml"), "{not_yaml}": str(tmp_path / "broken.yaml"),
-            "{missing}": str(tmp_path / "missing.db"), "{missing_url}": f"sqlite:///{tmp_path / 'missing.db'}",
-            "{redis_down}": str(tmp_path / "redis.yaml"),
-            "{unmigrated}": f"sqlite:///{unmigrated}"}
+    fill = {
+        "{bad_params}": str(tmp_path / "bad.yaml"),
+        "{not_yaml}": str(tmp_path / "broken.yaml"),
+        "{missing}": str(tmp_path / "missing.db"),
+        "{missing_url}": f"sqlite:///{tmp_path / 'missing.db'}",
+        "{redis_down}": str(tmp_path / "redis.yaml"),
+        "{unmigrated}": f"sqlite:///{unmigrated}",
+    }
     argv = [fill.get(a, a) for a in args]
-    defaults = {"--url": dbs.stores_url, "--tracker-url": tracker_arg(dbs), "--params": str(ROOT / "params.yaml")}
+    defaults = {
+        "--url": dbs.stores_url,
+        "--tracker-url": tracker_arg(dbs),
+        "--params": str(ROOT / "params.yaml"),
+    }
     argv += [x for flag, value in defaults.items() if flag not in argv for x in (flag, value)]
     before = snapshot(dbs)
 

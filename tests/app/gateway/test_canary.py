@@ -13,10 +13,12 @@ CHALLENGER = "http://rasa-challenger.test"
 
 def canary_config(percent: float, tenants: dict | None = None):
     config = make_config()
-    return config.model_copy(update={
-        "canary_upstreams": [CHALLENGER],
-        "flags": {"defaults": {"challenger_percent": percent}, "tenants": tenants or {}},
-    })
+    return config.model_copy(
+        update={
+            "canary_upstreams": [CHALLENGER],
+            "flags": {"defaults": {"challenger_percent": percent}, "tenants": tenants or {}},
+        }
+    )
 
 
 def route(client, user: str, tenant: str = "acme") -> httpx.Response:
@@ -57,7 +59,13 @@ def test_metrics_count_turns_by_status_plan_and_variant(gateway, upstream):
     route(client, "dave")
     turn(client, sender="dave")  # no token: 401
     lines = client.get("/metrics").text.splitlines()
-    assert 'switchboard_gateway_turns_total{plan="pro",status="200",tenant="acme",variant="challenger"} ' in "\n".join(
-        line[: line.rindex(" ") + 1] for line in lines if line.startswith("switchboard_gateway_turns_total{"))
+    assert (
+        'switchboard_gateway_turns_total{plan="pro",status="200",tenant="acme",variant="challenger"} '
+        in "\n".join(
+            line[: line.rindex(" ") + 1]
+            for line in lines
+            if line.startswith("switchboard_gateway_turns_total{")
+        )
+    )
     assert any(line.startswith('switchboard_gateway_turns_total{plan="-",status="401"') for line in lines)
     assert before != "\n".join(lines)

@@ -23,8 +23,13 @@ def free_port() -> int:
 
 def service_settings(db_url: str, **overrides: object) -> Settings:
     """Settings of a test service on a free port: jobs due at once, a fast worker."""
-    values = {"database_url": db_url, "crm_port": free_port(), "crm_job_delay_s": 0.0, "crm_poll_s": 0.05,
-              "crm_timeout_s": 3.0}
+    values = {
+        "database_url": db_url,
+        "crm_port": free_port(),
+        "crm_job_delay_s": 0.0,
+        "crm_poll_s": 0.05,
+        "crm_timeout_s": 3.0,
+    }
     values.update(overrides)
     return Settings(**values)
 
@@ -32,8 +37,14 @@ def service_settings(db_url: str, **overrides: object) -> Settings:
 @contextmanager
 def running_service(settings: Settings, run_worker: bool = True) -> Iterator[Settings]:
     """The service serving ``settings`` until the block ends."""
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, run_worker=run_worker), host="127.0.0.1",
-                                           port=settings.crm_port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings, run_worker=run_worker),
+            host="127.0.0.1",
+            port=settings.crm_port,
+            log_level="warning",
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

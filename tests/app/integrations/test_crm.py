@@ -11,8 +11,14 @@ from tests.app.integrations.service import free_port, get, post
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("ORD-10042", "ORD-10042"), ("ord 10042", "ORD-10042"), ("ORD10042", "ORD-10042"),
-     ("1004", None), ("ORD-100420", None), ("", None)],
+    [
+        ("ORD-10042", "ORD-10042"),
+        ("ord 10042", "ORD-10042"),
+        ("ORD10042", "ORD-10042"),
+        ("1004", None),
+        ("ORD-100420", None),
+        ("", None),
+    ],
 )
 def test_normalise_order_id(raw, expected):
     assert normalise_order_id(raw) == expected
@@ -39,8 +45,12 @@ def test_bad_input_gets_a_clear_4xx(service):
     assert get(service, "/orders/acme/NOT-AN-ID").status_code == 400
     assert "ORD-12345" in get(service, "/orders/acme/NOT-AN-ID").json()["detail"]
     assert post(service, "/refunds", json={"tenant_id": "acme", "user_id": "alice"}).status_code == 422
-    assert post(service, "/refunds", content=b"{not json", headers={"content-type": "application/json"}
-                ).status_code == 422
+    assert (
+        post(
+            service, "/refunds", content=b"{not json", headers={"content-type": "application/json"}
+        ).status_code
+        == 422
+    )
     assert get(service, "/notifications/acme/alice", params={"after": -1}).status_code == 422
     assert get(service, "/jobs/acme/999").status_code == 404
 

@@ -29,33 +29,48 @@ def order_registry(seen: list[ToolContext]) -> ToolRegistry:
     def refund(ctx: ToolContext, args: OrderArgs) -> dict:
         raise AssertionError("a side-effect tool must never be offered to a model")
 
-    return ToolRegistry([
-        Tool("order_status", "Status of an order.", OrderArgs, order_status, breaker="test-crm", llm=True),
-        Tool("request_refund", "Refund an order.", OrderArgs, refund, breaker="test-crm"),
-    ])
+    return ToolRegistry(
+        [
+            Tool(
+                "order_status", "Status of an order.", OrderArgs, order_status, breaker="test-crm", llm=True
+            ),
+            Tool("request_refund", "Refund an order.", OrderArgs, refund, breaker="test-crm"),
+        ]
+    )
 
 
 def answerer(llm: LLMTestServer, tools: ToolRegistry | None, sink: ListSink) -> TieredAnswerer:
-    client = TierClient(1, tier_config(llm, 1), retry=FAST_RETRY, breaker=BreakerConfig(fail_max=2), usage=sink)
+    client = TierClient(
+        1, tier_config(llm, 1), retry=FAST_RETRY, breaker=BreakerConfig(fail_max=2), usage=sink
+    )
     return TieredAnswerer({1: client}, lambda r: None, RulePolicy(available=(0, 1)), tools=tools)
 
 
 def ask(answerer: TieredAnswerer, question: str):
-    return answerer.answer(AnswerRequest(question, ["Orders ship within 2 days."], CTX),
-                           decision=Decision(1, "test"), max_tier=1)
+    return answerer.answer(
+        AnswerRequest(question, ["Orders ship within 2 days."], CTX), decision=Decision(1, "test"), max_tier=1
+    )
 
 
 def script(llm: LLMTestServer) -> None:
-    llm.add_rule(pattern="ORD-10042", tool_call={"name": "order_status", "arguments": {"order_id": "ORD-10042"}})
-    llm.add_rule(tool_result_pattern='"status": "shipped"', content="Your order ORD-10042 has shipped with DHL.")
+    llm.add_rule(
+        pattern="ORD-10042", tool_call={"name": "order_status", "arguments": {"order_id": "ORD-10042"}}
+    )
+    llm.add_rule(
+        tool_result_pattern='"status": "shipped"', content="Your order ORD-10042 has shipped with DHL."
+    )
 
 
 def test_the_model_calls_a_tool_and_answers_from_its_result_as_a_personal_answer(llm: LLMTestServer):
     from app.observability.metrics import REGISTRY
 
     def ok_calls() -> float:
-        return REGISTRY.get_sample_value("switchboard_llm_calls_total",
-                                         {"tier": "1", "model": "small", "outcome": "ok"}) or 0.0
+        return (
+            REGISTRY.get_sample_value(
+                "switchboard_llm_calls_total", {"tier": "1", "model": "small", "outcome": "ok"}
+            )
+            or 0.0
+        )
 
     before = ok_calls()
     script(llm)
@@ -84,8 +99,16 @@ def test_without_a_tool_call_the_answer_is_not_personal(llm: LLMTestServer):
 
 def test_a_model_that_keeps_calling_tools_must_answer_in_the_last_round(llm: LLMTestServer):
     registry = order_registry([])
-    registry.register(Tool("order_history", "Past orders.", OrderArgs, lambda ctx, args: {"orders": []},
-                           breaker="test-crm", llm=True))
+    registry.register(
+        Tool(
+            "order_history",
+            "Past orders.",
+            OrderArgs,
+            lambda ctx, args: {"orders": []},
+            breaker="test-crm",
+            llm=True,
+        )
+    )
     llm.add_rule(pattern="ORD", tool_call={"name": "order_status", "arguments": {"order_id": "ORD-1"}})
     llm.add_rule(pattern="ORD", tool_call={"name": "order_history", "arguments": {"order_id": "ORD-1"}})
     tiered = answerer(llm, registry, ListSink())
@@ -108,8 +131,12 @@ def test_a_failing_tool_is_reported_to_the_model_not_raised(llm: LLMTestServer):
 
         raise ToolUnavailable("CRM down")
 
-    registry = ToolRegistry([Tool("order_status", "Status.", OrderArgs, broken, breaker="test-crm2", llm=True)])
-    llm.add_rule(pattern="ORD-10042", tool_call={"name": "order_status", "arguments": {"order_id": "ORD-10042"}})
+    registry = ToolRegistry(
+        [Tool("order_status", "Status.", OrderArgs, broken, breaker="test-crm2", llm=True)]
+    )
+    llm.add_rule(
+        pattern="ORD-10042", tool_call={"name": "order_status", "arguments": {"order_id": "ORD-10042"}}
+    )
     llm.add_rule(tool_result_pattern='"error": "unavailable"', content="I can't check orders right now.")
     outcome = ask(answerer(llm, registry, ListSink()), "Is ORD-10042 on its way?")
     assert outcome.text == "I can't check orders right now." and not outcome.personal

@@ -34,7 +34,9 @@ def test_tool_calls_are_counted_by_outcome_and_timed():
     with contextlib.suppress(ToolError):
         registry.call("metrics_probe", {"key": "down"}, ctx)
     assert value("switchboard_tool_calls_total", tool="metrics_probe", outcome="ok") == ok_before + 1
-    assert value("switchboard_tool_calls_total", tool="metrics_probe", outcome="unavailable") == down_before + 1
+    assert (
+        value("switchboard_tool_calls_total", tool="metrics_probe", outcome="unavailable") == down_before + 1
+    )
     assert value("switchboard_tool_seconds_count", tool="metrics_probe") >= 1
     reset_breakers("metrics-test")
 

@@ -108,8 +108,9 @@ def test_baselines_price_the_same_turns_at_one_tier_and_ours_sits_between():
     from app.orchestration.cost_eval import FixedTierPolicy, compare_policies
 
     turns = parse_turns(ROWS)
-    reports = compare_policies(turns, {"ours": None, "t1": FixedTierPolicy(1), "t2": FixedTierPolicy(2)},
-                               tiers=TIERS)
+    reports = compare_policies(
+        turns, {"ours": None, "t1": FixedTierPolicy(1), "t2": FixedTierPolicy(2)}, tiers=TIERS
+    )
     assert reports["t2"].tier_share[2] == 1.0 and reports["t1"].tier_share[1] == 1.0
     assert reports["t1"].cost_per_turn < reports["t2"].cost_per_turn
     assert reports["ours"].tier_share[0] > 0 and reports["ours"].cost_per_turn < reports["t2"].cost_per_turn
@@ -132,10 +133,20 @@ class FakeKB:
 def test_turns_from_predictions_carry_the_live_features():
     from app.orchestration.cost_eval import turns_from_predictions
 
-    rows = [{"served": "ask_delivery", "predicted": "ask_delivery", "confidence": "0.93",
-             "text": "how long is delivery"},
-            {"served": "nlu_fallback", "predicted": "ask_returns", "confidence": "0.3",
-             "text": "is ORD-10042 late"}]
+    rows = [
+        {
+            "served": "ask_delivery",
+            "predicted": "ask_delivery",
+            "confidence": "0.93",
+            "text": "how long is delivery",
+        },
+        {
+            "served": "nlu_fallback",
+            "predicted": "ask_returns",
+            "confidence": "0.3",
+            "text": "is ORD-10042 late",
+        },
+    ]
     sure, order = turns_from_predictions(rows, FakeKB(), "acme", top_k=3, min_score=0.3)
     assert (sure.intent, sure.retrieval_confidence, sure.supporting_docs) == ("ask_delivery", 0.85, 2)
     assert abs(sure.retrieval_margin - 0.4) < 1e-9 and not sure.mentions_account

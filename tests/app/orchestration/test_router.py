@@ -36,9 +36,20 @@ def turn(intent: str = "ask_delivery", conf: float = 0.9, retrieval: float | Non
         ("retrieval not run", turn(retrieval=None), "two_stage_fallback", "nothing_to_answer", None),
         ("nothing again", turn(retrieval=0.1, failed_turns=1), "handoff", "nothing_to_answer_again", None),
         ("earlier failure: one tier up", turn(failed_turns=1), "knowledge", "knowledge_intent", 1),
-        ("names an order: tier 1 with tools", turn(mentions_account=True), "knowledge", "knowledge_intent", 1),
-        ("names an order, nothing retrieved", turn(retrieval=0.1, mentions_account=True), "knowledge",
-         "account_question", 2),
+        (
+            "names an order: tier 1 with tools",
+            turn(mentions_account=True),
+            "knowledge",
+            "knowledge_intent",
+            1,
+        ),
+        (
+            "names an order, nothing retrieved",
+            turn(retrieval=0.1, mentions_account=True),
+            "knowledge",
+            "account_question",
+            2,
+        ),
         (
             "unsure intent",
             turn("ask_delivery", conf=0.3, retrieval=0.5),

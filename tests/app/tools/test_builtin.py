@@ -51,7 +51,9 @@ def tools(store_url):
 
 def test_order_status_finds_the_tenants_order_and_accepts_loose_ids(tools):
     result = tools.call("order_status", {"order_id": "ord 10042"}, ALICE)
-    assert result.data["found"] and result.data["order_id"] == "ORD-10042" and result.data["status"] == "shipped"
+    assert (
+        result.data["found"] and result.data["order_id"] == "ORD-10042" and result.data["status"] == "shipped"
+    )
     assert "user_id" not in result.data and result.personal
     other_tenant = tools.call("order_status", {"order_id": "ORD-10042"}, ToolContext("globex", "alice"))
     assert other_tenant.data == {"found": False, "order_id": "ORD-10042"}
@@ -80,7 +82,9 @@ def test_crm_down_is_unavailable_then_the_crm_breaker_opens(store_url):
 
 
 def test_tickets_are_opened_and_listed_per_user(tools):
-    opened = tools.call("open_ticket", {"subject": "Help", "transcript": "user: help", "handoff": True}, ALICE)
+    opened = tools.call(
+        "open_ticket", {"subject": "Help", "transcript": "user: help", "handoff": True}, ALICE
+    )
     assert opened.data["status"] == "open"
     tools.call("open_ticket", {"subject": "Bob's", "transcript": ""}, ToolContext("acme", "bob", "acme:bob"))
     mine = tools.call("my_tickets", {}, ALICE).data["tickets"]

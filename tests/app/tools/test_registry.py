@@ -46,7 +46,13 @@ def fresh_breakers() -> Iterator[None]:
 
 
 def registry_with(handler: Recorder, **tool_options) -> ToolRegistry:
-    options = {"timeout_s": 1.0, "breaker": "test-dep", "fail_max": 2, "reset_timeout_s": 60.0, **tool_options}
+    options = {
+        "timeout_s": 1.0,
+        "breaker": "test-dep",
+        "fail_max": 2,
+        "reset_timeout_s": 60.0,
+        **tool_options,
+    }
     return ToolRegistry([Tool("lookup", "Look a key up.", Lookup, handler, **options)])
 
 

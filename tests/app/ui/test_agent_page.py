@@ -41,8 +41,9 @@ def agent_page() -> AppTest:
 
 def test_lists_handoffs_replies_and_hands_back(service):
     tickets = TicketingClient(get_engine(service.db_url))
-    ticket = tickets.open_ticket("acme", "dana", "acme:dana", "Chat handoff (request): help", "user: help",
-                                 handoff=True)
+    ticket = tickets.open_ticket(
+        "acme", "dana", "acme:dana", "Chat handoff (request): help", "user: help", handoff=True
+    )
     app = agent_page()
     assert app.code[0].value == "user: help"
     assert f"#{ticket.id}" in app.expander[0].label

@@ -146,10 +146,14 @@ def test_fetch_notifications_passes_the_cursor_and_parses_messages():
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(str(request.url))
         if request.url.params.get("after") == "7":
-            return httpx.Response(200, json={"notifications": [{"id": 8, "text": "Refund done", "created_at": "t"}]})
+            return httpx.Response(
+                200, json={"notifications": [{"id": 8, "text": "Refund done", "created_at": "t"}]}
+            )
         return httpx.Response(500, text="boom")
 
-    got = fetch_notifications("http://crm.test", "acme", "u1", after=7, transport=httpx.MockTransport(handler))
+    got = fetch_notifications(
+        "http://crm.test", "acme", "u1", after=7, transport=httpx.MockTransport(handler)
+    )
     assert [(n.id, n.text) for n in got] == [(8, "Refund done")]
     assert seen == ["http://crm.test/notifications/acme/u1?after=7"]
     with pytest.raises(NotificationsUnavailable, match="HTTP 500"):
@@ -163,8 +167,12 @@ def test_token_factory_adds_a_bearer_token_per_message() -> None:
         seen.append(request)
         return httpx.Response(200, json=[])
 
-    client = ChatClient("http://gateway.test/webhooks/rest/webhook", "acme", transport=httpx.MockTransport(handler),
-                        token_factory=lambda tenant, sender: f"token-{tenant}-{sender}")
+    client = ChatClient(
+        "http://gateway.test/webhooks/rest/webhook",
+        "acme",
+        transport=httpx.MockTransport(handler),
+        token_factory=lambda tenant, sender: f"token-{tenant}-{sender}",
+    )
     client.send("user-1", "hello")
     assert seen[0].headers["Authorization"] == "Bearer token-acme-user-1"
     client_replying(200, [], seen).send("user-1", "hello")  # no factory: no header (straight to Rasa)
@@ -188,7 +196,9 @@ def test_client_for_goes_through_the_gateway_only_with_a_secret(tmp_path) -> Non
     gated = client_for(settings, "globex", transport=transport)
     assert gated.webhook_url == "http://127.0.0.1:5999/webhooks/rest/webhook"
     gated.send("visitor-1", "hello")
-    claims = jwt.decode(seen[0].headers["Authorization"].removeprefix("Bearer "), secret, algorithms=["HS256"])
+    claims = jwt.decode(
+        seen[0].headers["Authorization"].removeprefix("Bearer "), secret, algorithms=["HS256"]
+    )
     assert (claims["sub"], claims["tenant"], claims["plan"]) == ("visitor-1", "globex", "pro")
     with pytest.raises(BotRejected, match="invalid tenant"):  # shown by the page, nothing is sent
         client_for(settings, "Not A Tenant", transport=transport).send("visitor-1", "hello")

@@ -32,4 +32,7 @@ def test_new_messages_appear_on_refresh_once(service):  # noqa: F811
 
     store.notify("acme", sender, f"acme:{sender}", "k3", "Hi, Sam from support here.")
     app.button(key="check_notifications").click().run()
-    assert [b[1][0] for b in bubbles(app)] == ["Your ticket #3 is now resolved.", "Hi, Sam from support here."]
+    assert [b[1][0] for b in bubbles(app)] == [
+        "Your ticket #3 is now resolved.",
+        "Hi, Sam from support here.",
+    ]

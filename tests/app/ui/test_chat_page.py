@@ -141,5 +141,7 @@ def test_home_page_says_the_bot_is_down_and_links_to_the_chat(closed_port: int) 
     assert f"nothing answers at http://127.0.0.1:{closed_port}" in app.error[0].value
     assert "make run" in app.error[0].value
     assert [link.label for link in app.page_link] == [
-        "Chat with the bot", "Analytics: containment, fallbacks, cost, latency", "Evaluation results of the pipeline",
+        "Chat with the bot",
+        "Analytics: containment, fallbacks, cost, latency",
+        "Evaluation results of the pipeline",
     ]

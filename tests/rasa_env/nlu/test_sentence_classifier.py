@@ -18,11 +18,23 @@ from nlu import oos
 from nlu.components.sentence_classifier import SentenceIntentClassifier
 
 TEXTS = {
-    "track_order": ["where is my order", "track my parcel", "has my package shipped", "order status please",
-                    "when will my order arrive", "where's my delivery"],
+    "track_order": [
+        "where is my order",
+        "track my parcel",
+        "has my package shipped",
+        "order status please",
+        "when will my order arrive",
+        "where's my delivery",
+    ],
     "greet": ["hello", "hi there", "good morning", "hey", "hello bot", "hi"],
-    "refund": ["I want my money back", "refund please", "how do I get a refund", "return and refund",
-               "give me a refund", "money back for my order"],
+    "refund": [
+        "I want my money back",
+        "refund please",
+        "how do I get a refund",
+        "return and refund",
+        "give me a refund",
+        "money back for my order",
+    ],
 }
 
 
@@ -48,12 +60,14 @@ def storage(tmp_path) -> LocalModelStorage:
 def train(storage, **config) -> SentenceIntentClassifier:
     resource = Resource("clf")
     context = ExecutionContext(node_name="clf", graph_schema=None)
-    component = SentenceIntentClassifier.create({**SentenceIntentClassifier.get_default_config(), **config},
-                                                storage, resource, context)
+    component = SentenceIntentClassifier.create(
+        {**SentenceIntentClassifier.get_default_config(), **config}, storage, resource, context
+    )
     data = TrainingData([message(t, intent) for intent, texts in TEXTS.items() for t in texts])
     component.train(data)
-    return SentenceIntentClassifier.load({**SentenceIntentClassifier.get_default_config(), **config},
-                                         storage, resource, context)
+    return SentenceIntentClassifier.load(
+        {**SentenceIntentClassifier.get_default_config(), **config}, storage, resource, context
+    )
 
 
 def test_trained_and_reloaded_model_ranks_intents_with_probabilities(storage):
@@ -84,8 +98,9 @@ def test_temperature_is_fitted_on_held_out_data(storage, tmp_path):
 
 def test_works_without_dense_features_on_ngrams_alone(storage):
     resource, context = Resource("clf"), ExecutionContext(node_name="clf", graph_schema=None)
-    component = SentenceIntentClassifier.create(SentenceIntentClassifier.get_default_config(), storage, resource,
-                                                context)
+    component = SentenceIntentClassifier.create(
+        SentenceIntentClassifier.get_default_config(), storage, resource, context
+    )
     data = TrainingData([Message(data={TEXT: t, INTENT: i}) for i, texts in TEXTS.items() for t in texts])
     component.train(data)
     (parsed,) = component.process([Message(data={TEXT: "hello there"})])

@@ -93,7 +93,12 @@ def test_rasa_builds_it_from_an_endpoints_config(prefix):
     from rasa.utils.endpoints import EndpointConfig
 
     parts = redis.connection.parse_url(REDIS_URL)
-    config = EndpointConfig(type="app.channels.lock_store.AtomicRedisLockStore", url=parts["host"],
-                            port=parts["port"], db=parts["db"], key_prefix=prefix)
+    config = EndpointConfig(
+        type="app.channels.lock_store.AtomicRedisLockStore",
+        url=parts["host"],
+        port=parts["port"],
+        db=parts["db"],
+        key_prefix=prefix,
+    )
     lock_store = LockStore.create(config)
     assert isinstance(lock_store, AtomicRedisLockStore) and lock_store.key_prefix == f"{prefix}:lock:"

@@ -21,11 +21,17 @@ def parse(body, headers=None, max_chars=100, tenant="acme"):
 
 
 def test_valid_request_carries_tenant_user_and_correlation_ids():
-    turn = parse({"sender": "alice", "message": "hi", "metadata": {"page": "faq"}},
-                 {"X-Tenant-Id": "globex", "X-Request-Id": "r-1"})
+    turn = parse(
+        {"sender": "alice", "message": "hi", "metadata": {"page": "faq"}},
+        {"X-Tenant-Id": "globex", "X-Request-Id": "r-1"},
+    )
     assert turn["sender"] == "alice" and turn["text"] == "hi" and turn["tenant"] == "globex"
-    assert turn["metadata"] == {"page": "faq", "tenant_id": "globex", "user_id": "alice",
-                                "correlation_id": "r-1"}
+    assert turn["metadata"] == {
+        "page": "faq",
+        "tenant_id": "globex",
+        "user_id": "alice",
+        "correlation_id": "r-1",
+    }
 
 
 def test_defaults_tenant_and_makes_a_correlation_id():
