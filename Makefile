@@ -53,7 +53,7 @@ serve: setup ## Start the CRM service, action server, Rasa, gateway and Streamli
 
 run: pipeline serve ## The main job: pipeline, then the served bot
 
-test: setup test-main test-rasa ## Run the whole test suite (both environments)
+test: setup lint test-main test-rasa ## Run the lint and the whole test suite (both environments)
 
 test-main:
 	python -m pytest
