@@ -14,7 +14,9 @@ Rules, in order (thresholds from the ``router`` section of params.yaml):
 2. maintenance level -> ``handoff`` (acknowledge and take a message);
 3. the user asks for a person (a handoff intent): ``handoff`` when confident enough
    (>= ``handoff_min_confidence``), else ``two_stage_fallback`` (ask first);
-4. ``max_failed_turns`` failed turns in a row -> ``handoff``;
+4. ``nlu_fallback`` (the served model was unsure; its FallbackClassifier threshold, chosen on validation
+   data, is the one that counts) -> ``two_stage_fallback``, as the Rasa rule does live;
+   ``max_failed_turns`` failed turns in a row -> ``handoff``;
 5. unsure intent (confidence < ``nlu_threshold``): ``knowledge`` when retrieval is strong
    (>= ``unsure_nlu_min_retrieval``), else ``two_stage_fallback``;
 6. a skill intent -> ``skill``;
@@ -185,6 +187,9 @@ def _decide(turn: Turn, c: RouterConfig, policy: TierPolicy) -> RouteDecision:
             return route("handoff", "asked_for_human", f"intent {turn.intent} ({turn.confidence:.2f})")
         return route("two_stage_fallback", "unsure_handoff",
                      f"intent {turn.intent} unsure ({turn.confidence:.2f} < {c.handoff_min_confidence}): ask first")  # fmt: skip
+    if turn.intent == NLU_FALLBACK:  # as served: Rasa's FallbackClassifier fired, its rule runs the fallback
+        return route("two_stage_fallback", "nlu_fallback",
+                     f"the served model's confidence ({turn.confidence:.2f}) is below its fallback threshold")  # fmt: skip
     if turn.failed_turns >= c.max_failed_turns:
         return route(
             "handoff", "too_many_failures", f"{turn.failed_turns} failed turns (>= {c.max_failed_turns})"
@@ -230,6 +235,7 @@ def _knowledge(turn: Turn, policy: TierPolicy, rule: str, reason: str) -> RouteD
     return RouteDecision("knowledge", reason, tier, max_tier, False, level.label, rule)
 
 
+NLU_FALLBACK = "nlu_fallback"  # the intent Rasa's FallbackClassifier predicts below its threshold
 ORDER_ID_IN_TEXT = re.compile(r"\bORD[-\s]?\d{5}\b", re.IGNORECASE)
 
 

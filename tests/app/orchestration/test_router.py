@@ -37,6 +37,13 @@ def turn(intent: str = "ask_delivery", conf: float = 0.9, retrieval: float | Non
         ("nothing again", turn(retrieval=0.1, failed_turns=1), "handoff", "nothing_to_answer_again", None),
         ("earlier failure: one tier up", turn(failed_turns=1), "knowledge", "knowledge_intent", 1),
         (
+            "served model unsure",
+            turn("nlu_fallback", conf=0.45, retrieval=0.9),
+            "two_stage_fallback",
+            "nlu_fallback",
+            None,
+        ),
+        (
             "names an order: tier 1 with tools",
             turn(mentions_account=True),
             "knowledge",
