@@ -122,7 +122,7 @@ def llm() -> Iterator[object]:
 
 
 def params_with_llm_tiers(base_url: str, dest: Path) -> Path:
-    """A copy of params.yaml whose LLM tiers point at the test server (short breaker reset, no grounding)."""
+    """A copy of params.yaml whose LLM tiers point at the test server (short breaker reset for tests)."""
     import yaml
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -130,9 +130,6 @@ def params_with_llm_tiers(base_url: str, dest: Path) -> Path:
     params["tiers"]["endpoints"] = {1: {**tier, "model": "small"}, 2: {**tier, "model": "large"}}
     params["tiers"]["retry"] = {"attempts": 1, "wait_initial_s": 0.1, "wait_max_s": 0.2}
     params["tiers"]["breaker"] = {"fail_max": 2, "reset_timeout_s": 3}
-    # The end-to-end tests script short replies that are not grounded, cited text; grounding itself (the same
-    # TieredAnswerer.from_config path the bot builds) is tested in tests/app/llm/test_grounding.py.
-    params["tiers"]["grounding"] = {"enabled": False}
     dest.write_text(yaml.safe_dump(params, sort_keys=False))
     return dest
 

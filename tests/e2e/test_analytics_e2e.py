@@ -42,7 +42,8 @@ LLM_QUESTION = "Is the kettle I got in order ORD-10042 still under warranty afte
 
 
 def test_metrics_on_the_bots_real_tracker_store(bot, llm):
-    llm.reset()  # the test LLM server's default reply, no faults left over from other tests
+    llm.reset()  # no rules or faults left over from other tests
+    llm.add_rule(quote=1)  # a grounded, cited answer (what the grounding check lets through)
     run = uuid.uuid4().hex[:6]
     round_trips: dict[str, float] = {}
 

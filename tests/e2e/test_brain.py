@@ -54,9 +54,10 @@ def test_plain_question_is_answered_at_tier_0_with_its_source(bot, llm, user):
 
 
 def test_close_candidates_escalate_to_tier_1_then_the_cache_serves_a_paraphrase(bot, llm, user):
-    llm.add_rule(model="small", pattern="(?i)kettle", content="It is covered: our own brands have 3 years.")
+    llm.add_rule(model="small", pattern="(?i)kettle", quote=1)  # a grounded answer: excerpt 1, cited
     reply = texts(say(bot, user, HARD))
-    assert reply.startswith("It is covered: our own brands have 3 years.") and "Sources:" in reply
+    answer, _, sources = reply.partition("Sources: ")
+    assert answer.rstrip().endswith("[1].") and sources.startswith("[1] ")  # passed the grounding check
     calls = llm_calls(bot, user)
     assert [(c["tier"], c["model"], c["outcome"]) for c in calls] == [(1, "small", "ok")]
     assert calls[0]["tenant_id"] == "acme" and calls[0]["conversation_id"] == f"acme:{user}"
@@ -84,11 +85,11 @@ def test_llm_outage_opens_the_breakers_answers_continue_and_recovery_closes_them
     assert {c["outcome"] for c in llm_calls(bot, user)[len(first) :]} <= {"breaker_open"}
 
     llm.reset()
-    llm.add_rule(model="small", pattern="(?i)gift card", content="Yes, a gift card pays for both.")
+    llm.add_rule(model="small", pattern="(?i)gift card", quote=1)
     time.sleep(3.5)  # the breakers' reset timeout in the test params: half-open, one trial call
     recovered = f"{user}-r"
     reply = texts(say(bot, recovered, OTHER_HARD[2]))
-    assert reply.startswith("Yes, a gift card pays for both.")
+    assert "[1]." in reply and "Sources: [1] " in reply
     assert [(c["tier"], c["outcome"]) for c in llm_calls(bot, recovered)] == [(1, "ok")]
 
 
@@ -99,7 +100,7 @@ def test_a_tier_1_answer_calls_the_order_tool_and_such_personal_answers_are_neve
     )
     llm.add_rule(
         tool_result_pattern='"status": "shipped"',
-        content="Your order ORD-10042 has shipped with DHL, and the kettle is covered for 3 years.",
+        content="Your order ORD-10042 has shipped with DHL.",  # grounded in the tool's result
     )
     reply = texts(say(bot, user, question))
     assert reply.startswith("Your order ORD-10042 has shipped with DHL")
@@ -116,7 +117,8 @@ def test_a_tier_1_answer_calls_the_order_tool_and_such_personal_answers_are_neve
     assert sum(llm.request_counts.values()) == 4 and len(llm_calls(bot, f"{user}-2")) == 2
 
     llm.reset()  # a model that answers without calling the tool: still personal, still not cached
+    llm.add_rule(quote=1)
     first = texts(say(bot, f"{user}-3", question))
-    assert first.startswith("Echo:") and sum(llm.request_counts.values()) == 1
-    assert texts(say(bot, f"{user}-4", question)).startswith("Echo:")
+    assert "[1]." in first and sum(llm.request_counts.values()) == 1
+    assert "[1]." in texts(say(bot, f"{user}-4", question))
     assert sum(llm.request_counts.values()) == 2

@@ -50,10 +50,8 @@ def stored(bot, tenant: str, user: str) -> dict[str, list[dict]]:
 @pytest.fixture
 def scripted_llm(llm):
     llm.reset()
-    llm.add_rule(
-        model="small", pattern="(?i)blender", content="Yes: our own brands have 3 years of warranty."
-    )
-    llm.add_rule(model="small", pattern="(?i)student", content="No, a discount code cannot be combined.")
+    llm.add_rule(model="small", pattern="(?i)blender", quote=1)  # grounded, cited answers
+    llm.add_rule(model="small", pattern="(?i)student", quote=1)
     yield llm
     llm.reset()
 

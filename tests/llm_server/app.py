@@ -140,6 +140,7 @@ class ScriptRule(BaseModel):
     content: str | None = None
     json_object: dict[str, Any] | None = None
     tool_call: ToolCallSpec | None = None
+    quote: int | None = Field(default=None, ge=1)
 
     @field_validator("pattern", "system_pattern", "tool_result_pattern")
     @classmethod
@@ -153,9 +154,9 @@ class ScriptRule(BaseModel):
 
     @model_validator(mode="after")
     def _check_one_reply(self) -> ScriptRule:
-        replies = [self.content, self.json_object, self.tool_call]
+        replies = [self.content, self.json_object, self.tool_call, self.quote]
         if sum(reply is not None for reply in replies) != 1:
-            raise ValueError("a rule needs exactly one of content, json_object and tool_call")
+            raise ValueError("a rule needs exactly one of content, json_object, tool_call and quote")
         return self
 
     def matches(self, chat: ChatCompletionRequest) -> bool:
@@ -561,6 +562,8 @@ def _reply_content(
     """The (untruncated) text content of choice ``index`` when no tool call is made."""
     if rule is not None and rule.content is not None:
         return _variant_text(rule.content, index)
+    if rule is not None and rule.quote is not None:
+        return _variant_text(quote_excerpt(chat.last_user_text, rule.quote), index)
     if rule is not None and rule.json_object is not None:
         payload: dict[str, Any] | str = rule.json_object
     else:
@@ -571,6 +574,19 @@ def _reply_content(
     if index:
         payload = {**payload, "variant": index}
     return json.dumps(payload, ensure_ascii=False)
+
+
+def quote_excerpt(prompt: str, number: int) -> str:
+    """A grounded, cited answer as a careful model gives it: the first sentence (of 4 words or more) of excerpt
+    ``number`` of a prompt laid out as ``[n] <source>`` then the excerpt's text, followed by ``[n]``;
+    ``NO_ANSWER`` when the prompt has no such excerpt."""
+    match = re.search(rf"^\[{number}\] [^\n]*\n(.+?)(?:\n\s*\n|\Z)", prompt, re.MULTILINE | re.DOTALL)
+    if match is None:
+        return "NO_ANSWER"
+    text = " ".join(match.group(1).split())
+    sentences = [part for part in re.split(r"(?<=[.!?])\s+", text) if len(part.split()) >= 4]  # not "1."
+    sentence = sentences[0] if sentences else text
+    return f"{sentence.rstrip('.')} [{number}]."
 
 
 def _tool_call(spec: ToolCallSpec, sequence: int, index: int) -> dict[str, Any]:

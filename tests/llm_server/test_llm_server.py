@@ -448,3 +448,16 @@ def test_runs_as_a_separate_process(tmp_path: Path) -> None:
     finally:
         process.terminate()
         assert process.wait(timeout=10) == 0
+
+
+def test_a_quote_rule_answers_with_the_cited_first_sentence_of_an_excerpt(
+    llm: LLMTestServer, client: openai.OpenAI
+) -> None:
+    llm.add_rule(pattern="refund", quote=2)
+    llm.add_rule(pattern="missing", quote=7)
+    prompt = (
+        "Help-article excerpts:\n\n[1] Delivery › Times\nWe ship in 2 days. Express is faster.\n\n"
+        "[2] Refunds › Timing\nRefunds take 5 working days.\nThey go to your card.\n\nQuestion: refund?"
+    )
+    assert ask(client, prompt).choices[0].message.content == "Refunds take 5 working days [2]."
+    assert ask(client, prompt.replace("refund?", "missing?")).choices[0].message.content == "NO_ANSWER"
