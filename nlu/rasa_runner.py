@@ -44,13 +44,16 @@ def rasa_command(args: Sequence[str]) -> list[str]:
     return [str(rasa_python()), "-m", "nlu.rasa_cli", *args]
 
 
-def run_rasa(args: Sequence[str], cwd: Path | None = None, quiet: bool = False) -> str:
-    """Run a Rasa command to completion; return its combined output, raise ``RasaError`` on failure.
+def run_in_rasa_env(
+    module: str, args: Sequence[str], label: str, cwd: Path | None = None, quiet: bool = False
+) -> str:
+    """Run ``python -m <module> <args>`` in the Rasa environment to completion; return its combined output,
+    raise ``RasaError`` naming ``label`` on failure.
 
     Output is streamed to stderr as it comes (long trainings show their progress) unless ``quiet``.
     """
     proc = subprocess.Popen(
-        rasa_command(args),
+        [str(rasa_python()), "-m", module, *args],
         cwd=cwd,
         env=rasa_env(),
         stdout=subprocess.PIPE,
@@ -67,5 +70,10 @@ def run_rasa(args: Sequence[str], cwd: Path | None = None, quiet: bool = False) 
     output = "".join(lines)
     if code != 0:
         tail = "".join(lines[-15:]).strip()
-        raise RasaError(f"`rasa {' '.join(args[:2])}` failed with exit code {code}:\n{tail}")
+        raise RasaError(f"`{label}` failed with exit code {code}:\n{tail}")
     return output
+
+
+def run_rasa(args: Sequence[str], cwd: Path | None = None, quiet: bool = False) -> str:
+    """Run a Rasa command (``rasa <args>`` through ``nlu.rasa_cli``); see :func:`run_in_rasa_env`."""
+    return run_in_rasa_env("nlu.rasa_cli", args, f"rasa {' '.join(args[:2])}", cwd=cwd, quiet=quiet)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from nlu.rasa_runner import RasaError, rasa_env, rasa_python, run_rasa
+from nlu.rasa_runner import RasaError, run_in_rasa_env, run_rasa
 
 MODEL_NAME = "switchboard"
 FEATURIZER = "OnnxSentenceFeaturizer"
@@ -24,25 +22,7 @@ def run_rasa_tool(args: Sequence[str], quiet: bool = False) -> str:
 
     Output is streamed to stderr as it comes (progress bars of long runs) unless ``quiet``.
     """
-    proc = subprocess.Popen(
-        [str(rasa_python()), "-m", "nlu.rasa_tools", *args],
-        env=rasa_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: list[str] = []
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        lines.append(line)
-        if not quiet:
-            sys.stderr.write(line)
-    code = proc.wait()
-    if code != 0:
-        raise RasaError(
-            f"`nlu.rasa_tools {args[0]}` failed with exit code {code}:\n{''.join(lines[-15:]).strip()}"
-        )
-    return "".join(lines)
+    return run_in_rasa_env("nlu.rasa_tools", args, f"nlu.rasa_tools {args[0]}", quiet=quiet)
 
 
 def validate_data(domain: Path, data: Path, config: Path, fail_on_warnings: bool = False) -> dict[str, Any]:
