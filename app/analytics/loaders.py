@@ -9,6 +9,7 @@ that no migration ever sees.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -122,32 +123,31 @@ def _until(high: float) -> datetime:
     return datetime.fromtimestamp(high + SPILL_S, tz=UTC)
 
 
-def load_tickets(url: str, tenant: str, low: float, high: float) -> pd.DataFrame:
-    """``tenant``'s tickets created around [``low``, ``high``); empty when the store has no tickets table."""
+def _load_window(
+    url: str, table: sa.Table, columns: Sequence[str], tenant: str, low: float, high: float
+) -> pd.DataFrame:
+    """``tenant``'s rows of ``table`` created around [``low``, ``high``); empty when the store lacks the table."""
     engine = _engine(url)
-    if engine is None or not _has_table(engine, tickets.name):
-        return _empty(("tenant_id", *TICKET_COLUMNS))
-    query = sa.select(tickets.c.tenant_id, *[tickets.c[c] for c in TICKET_COLUMNS]).where(
-        tickets.c.tenant_id == tenant,
-        tickets.c.created_at >= _since(low),
-        tickets.c.created_at < _until(high),
+    names = ["tenant_id", *columns]
+    if engine is None or not _has_table(engine, table.name):
+        return _empty(tuple(names))
+    query = sa.select(*[table.c[c] for c in names]).where(
+        table.c.tenant_id == tenant,
+        table.c.created_at >= _since(low),
+        table.c.created_at < _until(high),
     )
     with engine.connect() as conn:
-        return pd.DataFrame(conn.execute(query).mappings().all(), columns=["tenant_id", *TICKET_COLUMNS])
+        return pd.DataFrame(conn.execute(query).mappings().all(), columns=names)
+
+
+def load_tickets(url: str, tenant: str, low: float, high: float) -> pd.DataFrame:
+    """``tenant``'s tickets created around [``low``, ``high``); empty when the store has no tickets table."""
+    return _load_window(url, tickets, TICKET_COLUMNS, tenant, low, high)
 
 
 def load_llm_calls(url: str, tenant: str, low: float, high: float) -> pd.DataFrame:
     """``tenant``'s LLM calls made around [``low``, ``high``); empty when the store has no such table."""
-    engine = _engine(url)
-    if engine is None or not _has_table(engine, llm_calls.name):
-        return _empty(("tenant_id", *LLM_CALL_COLUMNS))
-    query = sa.select(llm_calls.c.tenant_id, *[llm_calls.c[c] for c in LLM_CALL_COLUMNS]).where(
-        llm_calls.c.tenant_id == tenant,
-        llm_calls.c.created_at >= _since(low),
-        llm_calls.c.created_at < _until(high),
-    )
-    with engine.connect() as conn:
-        return pd.DataFrame(conn.execute(query).mappings().all(), columns=["tenant_id", *LLM_CALL_COLUMNS])
+    return _load_window(url, llm_calls, LLM_CALL_COLUMNS, tenant, low, high)
 
 
 def list_tenants(tracker: str, store: str, default_tenant: str) -> list[str]:
