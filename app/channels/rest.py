@@ -1,7 +1,8 @@
 """The REST channel end users talk to: Rasa's ``rest`` webhook with input validation and tenancy.
 
 Registered in ``nlu/credentials.yml``; served at ``/webhooks/rest/webhook``. Runs inside the Rasa server
-(Python 3.10, pydantic 1), so it imports only Rasa, Sanic and the stdlib.
+(Python 3.10, pydantic 1), so it imports only Rasa, Sanic, the stdlib and `app.channels.turns` (the turn checks
+it shares with the gateway, stdlib only).
 
 What it adds to Rasa's ``RestInput``:
 - bad input gets a clear JSON error instead of a 500: malformed JSON or a missing/invalid ``sender`` or
@@ -15,7 +16,6 @@ What it adds to Rasa's ``RestInput``:
 from __future__ import annotations
 
 import os
-import re
 import uuid
 from asyncio import CancelledError
 from collections.abc import Awaitable, Callable
@@ -28,19 +28,11 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from app.channels.turns import TENANT_PATTERN, InvalidRequest, check_turn
+
 logger = structlog.get_logger(__name__)
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")
-TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 DEFAULT_MAX_MESSAGE_CHARS = 2000
-
-
-class InvalidRequest(Exception):
-    """A request the channel refuses, with the HTTP status and a message for the caller."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
 
 
 def conversation_id(tenant: str, sender: str) -> str:
@@ -55,29 +47,8 @@ def parse_payload(
 
     Raises ``InvalidRequest`` with a 4xx status for anything the bot should not process.
     """
-    import json
-
-    try:
-        payload = json.loads(body or b"")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidRequest(400, "malformed_json", "The request body is not valid JSON.") from exc
-    if not isinstance(payload, dict):
-        raise InvalidRequest(400, "invalid_body", "The request body must be a JSON object.")
-
-    sender = payload.get("sender")
-    if not isinstance(sender, str) or not ID_PATTERN.match(sender):
-        raise InvalidRequest(
-            400,
-            "invalid_sender",
-            "'sender' is required: 1-128 characters of letters, digits, '_', '.', '@' or '-'.",
-        )
-    text = payload.get("message")
-    if not isinstance(text, str) or not text.strip():
-        raise InvalidRequest(400, "invalid_message", "'message' is required and must be non-empty text.")
-    if len(text) > max_message_chars:
-        raise InvalidRequest(
-            413, "message_too_long", f"'message' is longer than {max_message_chars} characters."
-        )
+    payload = check_turn(body, max_message_chars)
+    sender, text = payload["sender"], payload["message"]
     metadata = payload.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise InvalidRequest(400, "invalid_metadata", "'metadata' must be a JSON object.")

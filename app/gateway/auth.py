@@ -10,16 +10,15 @@ is told to accept that one algorithm alone.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import jwt
 
+from app.channels.turns import ID_PATTERN, TENANT_PATTERN
+
 # The same patterns as the REST channel (app/channels/rest.py, which the main env cannot import).
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")
-TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 REQUIRED_CLAIMS = ("sub", "tenant", "plan", "exp")
 MAX_TTL_S = 30 * 24 * 3600  # dev tokens live at most 30 days
 LEEWAY_S = 5  # clock skew between the token's issuer and the gateway

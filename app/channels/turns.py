@@ -1,0 +1,47 @@
+"""What a REST turn must look like, checked the same way by the Rasa channel and by the gateway.
+
+Standard library only: the Rasa channel (Python 3.10, pydantic 1) and the gateway (Python 3.11) import it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")
+TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+class InvalidRequest(Exception):
+    """A request refused before the bot sees it, with the HTTP status and a message for the caller."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def check_turn(body: bytes, max_message_chars: int) -> dict[str, Any]:
+    """The turn's JSON object if its body, ``sender`` and ``message`` are acceptable; else ``InvalidRequest``
+    (400 malformed JSON, not an object, bad sender, empty message; 413 message too long)."""
+    try:
+        payload = json.loads(body or b"")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(400, "malformed_json", "The request body is not valid JSON.") from exc
+    if not isinstance(payload, dict):
+        raise InvalidRequest(400, "invalid_body", "The request body must be a JSON object.")
+    sender = payload.get("sender")
+    if not isinstance(sender, str) or not ID_PATTERN.match(sender):
+        raise InvalidRequest(
+            400,
+            "invalid_sender",
+            "'sender' is required: 1-128 characters of letters, digits, '_', '.', '@' or '-'.",
+        )
+    text = payload.get("message")
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidRequest(400, "invalid_message", "'message' is required and must be non-empty text.")
+    if len(text) > max_message_chars:
+        raise InvalidRequest(
+            413, "message_too_long", f"'message' is longer than {max_message_chars} characters."
+        )
+    return payload
