@@ -25,6 +25,7 @@ import yaml
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from app.data.db import store_url
 from app.settings import ROOT, Settings
 
 ENDPOINTS_TEMPLATE = ROOT / "nlu" / "endpoints.yml"
@@ -194,11 +195,7 @@ def ensure_postgres_database(url: str) -> bool:
     Done once by the launcher, before the replicas start, so they do not race to create it. Connects to
     the server's ``postgres`` maintenance database; needs the CREATEDB privilege only when it is missing.
     """
-    target = make_url(url)
-    if target.drivername == "postgres":
-        target = target.set(drivername="postgresql")
-    if target.drivername == "postgresql":  # our environment's preferred driver (psycopg 3)
-        target = target.set(drivername="postgresql+psycopg")
+    target = make_url(store_url(url))  # our environment's driver (psycopg 3) for a Rasa-style URL
     admin = sa.create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
@@ -45,24 +44,6 @@ events = sa.Table(
     sa.Column("action_name", sa.String(255)),
     sa.Column("data", sa.Text),
 )
-
-
-def tracker_url(tracker_db: str) -> str:
-    """The SQLAlchemy URL of the tracker store: ``tracker_db`` itself when it is a URL (scale-out:
-    PostgreSQL, a plain ``postgresql://`` mapped to our environment's psycopg 3 driver), else the SQLite
-    file at that path."""
-    if "://" not in tracker_db:
-        return f"sqlite:///{tracker_db}"
-    url = sa.engine.make_url(tracker_db)
-    if url.drivername in ("postgres", "postgresql"):
-        url = url.set(drivername="postgresql+psycopg")
-    return url.render_as_string(hide_password=False)
-
-
-def settings_tracker_url(settings: Any) -> str:
-    """The tracker store the bot of ``settings`` writes to: the scale-out ``tracker_store_url`` when set,
-    else the SQLite file ``tracker_db``."""
-    return tracker_url(getattr(settings, "tracker_store_url", "") or settings.tracker_db)
 
 
 def _engine(url: str) -> sa.Engine | None:
@@ -174,7 +155,7 @@ def load_analytics(
 ) -> Analytics:
     """Load ``tenant``'s rows for UTC days ``start``..``end`` and compute every metric.
 
-    ``tracker`` is the tracker store's URL (see :func:`tracker_url`), ``store`` our stores' URL.
+    ``tracker`` is the tracker store's URL (see :func:`app.data.db.store_url`), ``store`` our stores' URL.
     """
     low, high = day_bounds(start, end)
     return compute(

@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from app.data.db import get_engine, upgrade
+from app.data.db import get_engine, store_url, tracker_store_url, upgrade
 from app.data.seed import seed_crm
 from app.settings import get_settings
 
@@ -111,8 +111,8 @@ def _retention(args: argparse.Namespace) -> int:
         params = _load_params(args.params or settings.params_file)
         stores = _engine(args.url or settings.db_url, "stores database")
         # the scale-out tracker store (PostgreSQL) when configured, else the SQLite file Rasa writes
-        default_tracker = getattr(settings, "tracker_store_url", "") or settings.tracker_db
-        tracker = _engine(_tracker_url(args.tracker_url or default_tracker), "Rasa tracker store")
+        tracker_url = store_url(args.tracker_url) if args.tracker_url else tracker_store_url(settings)
+        tracker = _engine(tracker_url, "Rasa tracker store")
         cache = _redis_cache(params.get("cache"))
         if args.command == "forget-user":
             report = retention.forget_user(
@@ -162,17 +162,6 @@ def _load_params(path: Path) -> dict[str, Any]:
     if loaded is not None and not isinstance(loaded, dict):
         raise BadInput(f"{path} must hold a mapping of sections")
     return loaded or {}
-
-
-def _tracker_url(value: str) -> str:
-    """A file path becomes a SQLite URL (how endpoints.yml configures Rasa); ``postgresql://`` (as the
-    scale-out ``tracker_store_url`` is written for Rasa) gets our driver, psycopg 3."""
-    if "://" not in value:
-        return f"sqlite:///{Path(value).resolve()}"
-    for scheme in ("postgres://", "postgresql://"):
-        if value.startswith(scheme):
-            return "postgresql+psycopg://" + value.removeprefix(scheme)
-    return value
 
 
 def _engine(url: str, what: str) -> Any:

@@ -13,8 +13,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from app.analytics.loaders import load_analytics, settings_tracker_url
-from app.data.db import get_engine
+from app.analytics.loaders import load_analytics
+from app.data.db import get_engine, tracker_store_url
 from app.data.schema import llm_calls
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -78,7 +78,7 @@ def test_metrics_on_the_bots_real_tracker_store(bot, llm):
 
     senders = set(round_trips)
     today = datetime.now(UTC).date()
-    result = load_analytics(settings_tracker_url(bot.settings), bot.settings.db_url, TENANT,
+    result = load_analytics(tracker_store_url(bot.settings), bot.settings.db_url, TENANT,
                             today - timedelta(days=1), today + timedelta(days=1), bot.settings.tenant)  # fmt: skip
     convs = result.conversations[result.conversations["sender_id"].isin(senders)]
     turns = result.turns[result.turns["sender_id"].isin(senders)]

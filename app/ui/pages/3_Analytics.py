@@ -15,8 +15,9 @@ import pandas as pd
 import sqlalchemy as sa
 import streamlit as st
 
-from app.analytics.loaders import list_tenants, load_analytics, settings_tracker_url
+from app.analytics.loaders import list_tenants, load_analytics
 from app.analytics.metrics import Analytics, format_cost, format_ms, format_number, format_rate
+from app.data.db import tracker_store_url
 from app.settings import get_settings
 
 CACHE_TTL_S = 30  # fresh enough for a demo, and a rerun storm hits the stores at most twice a minute
@@ -158,7 +159,7 @@ def render_latency(result: Analytics) -> None:
 def main() -> None:
     st.set_page_config(page_title="Switchboard · Analytics", page_icon="📊", layout="wide")
     settings = get_settings()
-    tracker, store = settings_tracker_url(settings), settings.db_url
+    tracker, store = tracker_store_url(settings), settings.db_url
     st.title("Analytics")
     try:
         tenants = cached_tenants(tracker, store, settings.tenant)

@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from app.analytics.loaders import list_tenants, load_analytics, load_events, tracker_url
+from app.analytics.loaders import list_tenants, load_analytics, load_events
 from app.analytics.metrics import compute, day_bounds, format_rate, handler_of
 from app.data.db import get_engine, upgrade
+from app.data.db import store_url as tracker_url
 from app.data.schema import llm_calls, tickets
 from tests.app.analytics.tracker import RASA_EVENTS_DDL, Conversation, frame, utc, write_tracker
 

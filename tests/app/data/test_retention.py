@@ -876,7 +876,7 @@ def test_cli_forgets_redis_cache_entries_when_params_configure_redis(
 
 
 def test_cli_tracker_urls() -> None:
-    from app.data.__main__ import _tracker_url
+    from app.data.db import store_url as _tracker_url
 
     assert _tracker_url("/var/lib/tracker.db") == "sqlite:////var/lib/tracker.db"
     assert _tracker_url("postgresql://bot@db:5432/tracker") == "postgresql+psycopg://bot@db:5432/tracker"
