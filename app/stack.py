@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import httpx
@@ -91,7 +92,7 @@ class Stack:
             else []
         )
 
-    @property
+    @cached_property
     def canary(self) -> bool:
         """Whether this stack serves the challenger model to a canary share of users (see the docstring)."""
         if not {"rasa", "gateway"} <= set(self.names) or not self.settings.challenger_model_path.exists():

@@ -40,12 +40,7 @@ class TurnContext:
         return ToolContext(self.tenant_id, self.user_id, self.conversation_id, self.correlation_id)
 
     def log_fields(self) -> dict[str, str]:
-        return {
-            "tenant_id": self.tenant_id,
-            "user_id": self.user_id,
-            "conversation_id": self.conversation_id,
-            "correlation_id": self.correlation_id,
-        }
+        return self.tool_context().log_fields()
 
 
 def transcript(tracker: Tracker, limit: int = 50) -> str:
