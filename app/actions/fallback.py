@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from rasa_sdk import Action, Tracker
+from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet, UserUtteranceReverted
 from rasa_sdk.executor import CollectingDispatcher
 
 from app.actions.context import TurnContext
 from app.actions.handoff import open_handoff_ticket
+from app.actions.records import ActionRun, RecordedAction
 from app.orchestration.router import RouterConfig
 from app.settings import ROOT, get_settings
 
@@ -52,13 +53,19 @@ def suggestions(intent_ranking: list[dict[str, Any]], descriptions: dict[str, st
     return buttons
 
 
-class ActionAskAffirmation(Action):
+class ActionAskAffirmation(RecordedAction):
     def name(self) -> str:
         return "action_default_ask_affirmation"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    async def act(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: dict[str, Any],
+        ctx: TurnContext,
+        record: ActionRun,
     ) -> list[dict[str, Any]]:
+        record.rule = "ask_affirmation"
         ranking = (tracker.latest_message or {}).get("intent_ranking") or []
         buttons = suggestions(ranking, intent_descriptions())
         buttons.append({"title": "Something else", "payload": "/out_of_scope"})
@@ -66,26 +73,36 @@ class ActionAskAffirmation(Action):
         return []
 
 
-class ActionDefaultFallback(Action):
+class ActionDefaultFallback(RecordedAction):
     def name(self) -> str:
         return "action_default_fallback"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    async def act(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: dict[str, Any],
+        ctx: TurnContext,
+        record: ActionRun,
     ) -> list[dict[str, Any]]:
         if (tracker.active_loop or {}).get("name") != "action_two_stage_fallback":  # core fallback
+            record.rule = "core_fallback"
             dispatcher.utter_message(response="utter_default")
             return [UserUtteranceReverted()]
         settings = get_settings()
-        ctx = TurnContext.from_tracker(tracker, settings.tenant)
         failures = int(tracker.get_slot("failed_turns") or 0) + 1
         limit = RouterConfig.from_params(settings.params_section("router")).max_failed_turns
         logger.info("fallback.failed", failures=failures, limit=limit, **ctx.log_fields())
         events: list[dict[str, Any]] = [UserUtteranceReverted(), SlotSet("failed_turns", float(failures))]
         if failures >= limit:
+            record.handler, record.rule = "handoff", "too_many_failures"
             dispatcher.utter_message(text="I'm sorry I couldn't help with that. Let me get a person for you.")
-            if open_handoff_ticket(dispatcher, tracker, ctx, reason="fallback", handoff=True) is not None:
+            record.ticket_id = open_handoff_ticket(dispatcher, tracker, ctx, reason="fallback", handoff=True)
+            if record.ticket_id is not None:
                 events.append(SlotSet("handoff_active", True))
+            else:
+                record.outcome = "degraded"
             return events
+        record.rule = "rephrase"
         dispatcher.utter_message(response="utter_default")
         return events

@@ -12,14 +12,14 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from rasa_sdk import Action, Tracker
+from rasa_sdk import Tracker
 from rasa_sdk.events import ActionExecuted, SlotSet, UserUtteranceReverted
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.actions import services
 from app.actions.context import TurnContext, transcript
-from app.settings import get_settings
+from app.actions.records import ActionRun, RecordedAction
 from app.tools import ToolError
 
 logger = structlog.get_logger(__name__)
@@ -62,16 +62,24 @@ def open_handoff_ticket(
     return ticket_id
 
 
-class ActionHandoff(Action):
+class ActionHandoff(RecordedAction):
     def name(self) -> str:
         return "action_handoff"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    async def act(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: dict[str, Any],
+        ctx: TurnContext,
+        record: ActionRun,
     ) -> list[dict[str, Any]]:
-        ctx = TurnContext.from_tracker(tracker, get_settings().tenant)
-        ticket_id = open_handoff_ticket(dispatcher, tracker, ctx, handoff=True)
+        record.rule = "handoff_request"
+        with record.stage("ticket"):
+            ticket_id = open_handoff_ticket(dispatcher, tracker, ctx, handoff=True)
+        record.ticket_id, record.tools = ticket_id, ["open_ticket"]
         if ticket_id is None:
+            record.outcome = "degraded"
             return [SlotSet(HANDOFF_SLOT, False)]
         dispatcher.utter_message(text="Until then I'll stay quiet: everything you write here goes to them.")
         return [SlotSet(HANDOFF_SLOT, True)]
@@ -101,16 +109,21 @@ def replay_latest_message(tracker: Tracker) -> list[dict[str, Any]]:
     ]
 
 
-class ActionForwardToAgent(Action):
+class ActionForwardToAgent(RecordedAction):
     """While a human has the conversation: store the user's message for the agent, and say nothing."""
 
     def name(self) -> str:
         return "action_forward_to_agent"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    async def act(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: dict[str, Any],
+        ctx: TurnContext,
+        record: ActionRun,
     ) -> list[dict[str, Any]]:
-        ctx = TurnContext.from_tracker(tracker, get_settings().tenant)
+        record.rule, record.outcome = "forward_to_agent", "silent"
         try:
             ticket = services.ticketing().active_handoff(ctx.tenant_id, ctx.conversation_id)
             if ticket is not None:
@@ -120,6 +133,8 @@ class ActionForwardToAgent(Action):
             return []
         if ticket is not None:
             logger.info("handoff.forwarded", ticket_id=ticket["id"], **ctx.log_fields())
+            record.ticket_id = int(ticket["id"])
             return []
         logger.info("handoff.ended", **ctx.log_fields())  # handed back: the bot answers this message
+        record.rule, record.outcome = "handed_back", "replayed"
         return replay_latest_message(tracker)

@@ -6,15 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from rasa_sdk import Action, Tracker
+from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from app.actions import services
 from app.actions.context import TurnContext
+from app.actions.records import ActionRun, RecordedAction
 from app.integrations.crm import Order, normalise_order_id
 from app.orchestration.router import ORDER_ID_IN_TEXT
-from app.settings import get_settings
 from app.tools import ToolError
 
 logger = structlog.get_logger(__name__)
@@ -51,21 +51,31 @@ def describe(order: Order) -> str:
     return text + "."
 
 
-class ActionTrackOrder(Action):
+class ActionTrackOrder(RecordedAction):
     def name(self) -> str:
         return "action_track_order"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    async def act(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: dict[str, Any],
+        ctx: TurnContext,
+        record: ActionRun,
     ) -> list[dict[str, Any]]:
-        ctx = TurnContext.from_tracker(tracker, get_settings().tenant)
         order_id = find_order_id(tracker)
         if order_id is None:
+            record.rule = "ask_order_id"
             dispatcher.utter_message(text="Sure! What's your order number? It looks like ORD-12345.")
             return []
+        record.rule, record.tools = "order_lookup", ["order_status"]
         try:
-            result = await services.tools().acall("order_status", {"order_id": order_id}, ctx.tool_context())
+            with record.stage("tool"):
+                result = await services.tools().acall(
+                    "order_status", {"order_id": order_id}, ctx.tool_context()
+                )
         except ToolError as exc:
+            record.outcome = "degraded"
             logger.error(
                 "crm.unavailable",
                 order_id=order_id,
@@ -81,6 +91,7 @@ class ActionTrackOrder(Action):
         found = result.data["found"]
         logger.info("crm.order_lookup", order_id=order_id, found=found, **ctx.log_fields())
         if not found:
+            record.outcome = "not_found"
             dispatcher.utter_message(
                 text=f"I couldn't find an order {order_id}. Please check the number "
                 "(it's in your confirmation email), or ask to talk to a person."

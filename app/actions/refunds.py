@@ -11,14 +11,14 @@ import re
 from typing import Any
 
 import structlog
-from rasa_sdk import Action, Tracker
+from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from app.actions import services
 from app.actions.context import TurnContext
 from app.actions.orders import find_order_id
-from app.settings import get_settings
+from app.actions.records import ActionRun, RecordedAction
 from app.tools import ToolError
 
 logger = structlog.get_logger(__name__)
@@ -33,31 +33,39 @@ def is_question(text: str) -> bool:
     return bool(QUESTION.search(text or ""))
 
 
-class ActionRequestRefund(Action):
+class ActionRequestRefund(RecordedAction):
     def name(self) -> str:
         return "action_request_refund"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    async def act(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: dict[str, Any],
+        ctx: TurnContext,
+        record: ActionRun,
     ) -> list[dict[str, Any]]:
-        ctx = TurnContext.from_tracker(tracker, get_settings().tenant)
         order_id = find_order_id(tracker)
         if order_id is None and is_question(ctx.text):
-            from app.actions.knowledge import ActionAnswerKnowledge
+            from app.actions.knowledge import answer_knowledge
 
             logger.info("refund.question_to_knowledge", **ctx.log_fields())
-            events = await ActionAnswerKnowledge().run(dispatcher, tracker, domain)
+            events = await answer_knowledge(dispatcher, tracker, ctx, record)
             return [*events, SlotSet("refund_requested", False)]
         if order_id is None:
+            record.rule = "ask_order_id"
             dispatcher.utter_message(
                 text="I can request a refund for you. Which order is it? The number looks like ORD-12345."
             )
             return [SlotSet("refund_requested", True)]
+        record.rule, record.tools = "refund_request", ["request_refund"]
         try:
-            result = await services.tools().acall(
-                "request_refund", {"order_id": order_id}, ctx.tool_context()
-            )
+            with record.stage("tool"):
+                result = await services.tools().acall(
+                    "request_refund", {"order_id": order_id}, ctx.tool_context()
+                )
         except ToolError as exc:
+            record.outcome = "degraded" if exc.unavailable else "rejected"
             if exc.unavailable:
                 logger.error(
                     "refund.crm_unavailable",
@@ -81,6 +89,7 @@ class ActionRequestRefund(Action):
             dispatcher.utter_message(text=text)
             return [SlotSet("refund_requested", False)]
         if not result.data["found"]:
+            record.outcome = "not_found"
             dispatcher.utter_message(
                 text=f"I couldn't find an order {order_id} on your account. Please check the number "
                 "(it's in your confirmation email)."

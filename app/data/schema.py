@@ -59,6 +59,7 @@ llm_calls = sa.Table(
     sa.Column("tenant_id", sa.String(64), nullable=False),
     sa.Column("user_id", sa.String(128), nullable=False),
     sa.Column("conversation_id", sa.String(200), nullable=False, server_default=""),
+    sa.Column("correlation_id", sa.String(128), nullable=False, server_default=""),  # the turn (migration 0005)
     sa.Column("tier", sa.SmallInteger, nullable=False),
     sa.Column("model", sa.String(200), nullable=False),
     sa.Column("prompt_tokens", sa.Integer, nullable=False, server_default="0"),
@@ -71,6 +72,7 @@ llm_calls = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_llm_calls_tenant_created", "tenant_id", "created_at"),
     sa.Index("ix_llm_calls_tenant_user", "tenant_id", "user_id"),
+    sa.Index("ix_llm_calls_correlation", "correlation_id"),
 )
 
 # Generated answers cache (app/cache/): scoped by tenant and knowledge-base version, with an expiry time.
@@ -145,4 +147,78 @@ retention_audit = sa.Table(
     sa.Column("counts", sa.JSON, nullable=False),  # {store: rows deleted or anonymised}
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_retention_audit_tenant_created", "tenant_id", "created_at"),
+)
+
+# What the action server did in one action run (app/actions/records.py): the handler and rule it chose, the
+# tiers it tried, cache, sources, tools, ticket, degradation level, latency by stage. The turn records join
+# these by conversation and correlation id.
+action_runs = sa.Table(
+    "action_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("user_id", sa.String(128), nullable=False),
+    sa.Column("conversation_id", sa.String(200), nullable=False),
+    sa.Column("correlation_id", sa.String(128), nullable=False, server_default=""),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("handler", sa.String(32), nullable=False),  # app/orchestration/handlers.py
+    sa.Column("rule", sa.String(64), nullable=False, server_default=""),
+    sa.Column("reason", sa.String(500), nullable=False, server_default=""),
+    sa.Column("tier_tried", sa.SmallInteger),  # the tier the policy chose first (knowledge turns)
+    sa.Column("tier_used", sa.SmallInteger),  # the tier whose answer the user got
+    sa.Column("attempts", sa.JSON, nullable=False),  # [[tier, outcome], ...] in the order tried
+    sa.Column("cache", sa.String(16), nullable=False, server_default=""),  # "", exact, semantic
+    sa.Column("sources", sa.JSON, nullable=False),  # doc ids the reply cites
+    sa.Column("tools", sa.JSON, nullable=False),  # tools whose results the reply used
+    sa.Column("ticket_id", sa.Integer),
+    sa.Column("level", sa.String(16), nullable=False, server_default="full"),
+    sa.Column("outcome", sa.String(32), nullable=False),
+    sa.Column("stages", sa.JSON, nullable=False),  # {stage: milliseconds}
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_action_runs_conversation", "conversation_id", "correlation_id"),
+    sa.Index("ix_action_runs_tenant_user", "tenant_id", "user_id"),
+)
+
+# One row per user turn (app/analytics/turn_records.py), built from Rasa's tracker store and the action runs
+# of the turn: what the user said was understood as, which handler answered and why, what it cost (the turn's
+# LLM calls by id: their anonymisation keeps working), how long it took. The Analytics page and the bot-level
+# evaluation read these.
+turn_records = sa.Table(
+    "turn_records",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("user_id", sa.String(128), nullable=False),
+    sa.Column("conversation_id", sa.String(200), nullable=False),  # Rasa's sender id, <tenant>:<user>
+    sa.Column("session_index", sa.Integer, nullable=False),  # Rasa session of the sender, from 1
+    sa.Column("turn_index", sa.Integer, nullable=False),  # user turn of the sender, from 1
+    sa.Column("correlation_id", sa.String(128), nullable=False, server_default=""),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),  # the user event
+    sa.Column("ended_at", sa.DateTime(timezone=True), nullable=False),  # the turn's last event
+    sa.Column("channel", sa.String(32), nullable=False, server_default=""),
+    sa.Column("model_id", sa.String(64), nullable=False, server_default=""),
+    sa.Column("model_variant", sa.String(32), nullable=False, server_default=""),
+    sa.Column("intent", sa.String(64), nullable=False, server_default=""),
+    sa.Column("intent_confidence", sa.Float),
+    sa.Column("entities", sa.JSON, nullable=False),  # [{entity, value}, ...]
+    sa.Column("handler", sa.String(32), nullable=False),
+    sa.Column("rule", sa.String(64), nullable=False, server_default=""),
+    sa.Column("actions", sa.JSON, nullable=False),  # what ran, in order (responses included)
+    sa.Column("tier_tried", sa.SmallInteger),
+    sa.Column("tier_used", sa.SmallInteger),
+    sa.Column("cache", sa.String(16), nullable=False, server_default=""),
+    sa.Column("sources", sa.JSON, nullable=False),
+    sa.Column("tools", sa.JSON, nullable=False),
+    sa.Column("llm_call_ids", sa.JSON, nullable=False),
+    sa.Column("ticket_id", sa.Integer),
+    sa.Column("bot_messages", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("latency_ms", sa.Float),  # user event to first bot message (None: no bot message)
+    sa.Column("stages", sa.JSON, nullable=False),
+    sa.Column("level", sa.String(16), nullable=False, server_default="full"),
+    sa.Column("outcome", sa.String(32), nullable=False),  # ok | degraded | silent | error
+    sa.Column("last_event_id", sa.Integer, nullable=False),
+    sa.UniqueConstraint("conversation_id", "turn_index", name="uq_turn_records_turn"),
+    sa.Index("ix_turn_records_tenant_started", "tenant_id", "started_at"),
+    sa.Index("ix_turn_records_tenant_user", "tenant_id", "user_id"),
+    sa.Index("ix_turn_records_correlation", "correlation_id"),
 )

@@ -13,6 +13,7 @@ reachable the turn goes to the champion (``champion`` in the header): a canary n
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
@@ -65,6 +66,13 @@ def parse_turn(body: bytes, max_message_chars: int) -> dict[str, Any]:
         return check_turn(body, max_message_chars)
     except InvalidRequest as exc:
         raise GatewayError(exc.status, exc.code, exc.message) from exc
+
+
+def tagged(payload: dict[str, Any], variant: str) -> bytes:
+    """The turn as forwarded: the client's JSON with the model variant that serves it in ``metadata`` (the
+    turn records keep it, so champion and challenger can be compared)."""
+    metadata = payload.get("metadata") if isinstance(payload.get("metadata"), dict) else {}
+    return json.dumps({**payload, "metadata": {**metadata, "model_variant": variant}}).encode()
 
 
 def create_app(config: GatewayConfig, *, transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
@@ -149,15 +157,15 @@ def create_app(config: GatewayConfig, *, transport: httpx.AsyncBaseTransport | N
                 variant = variant_of(principal)
                 if variant == CHALLENGER:
                     try:
-                        reply = await app.state.canary_pool.forward(body, headers)
+                        reply = await app.state.canary_pool.forward(tagged(payload, variant), headers)
                     except GatewayError as exc:
                         if exc.status != 503:
                             raise
                         logger.warning("gateway.canary_unreachable", fallback=CHAMPION)
                         variant = CHAMPION
-                        reply = await app.state.pool.forward(body, headers)
+                        reply = await app.state.pool.forward(tagged(payload, variant), headers)
                 else:
-                    reply = await app.state.pool.forward(body, headers)
+                    reply = await app.state.pool.forward(tagged(payload, variant), headers)
             except GatewayError as exc:
                 metrics.GATEWAY_TURNS.labels(
                     principal.tenant if principal else "-",

@@ -48,6 +48,7 @@ class CallContext:
     tenant_id: str
     user_id: str
     conversation_id: str = ""
+    correlation_id: str = ""  # the user turn (joins the call to its turn record)
 
 
 @dataclass(frozen=True)

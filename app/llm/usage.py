@@ -26,6 +26,7 @@ class UsageRecorder:
                     tenant_id=call.context.tenant_id,
                     user_id=call.context.user_id,
                     conversation_id=call.context.conversation_id,
+                    correlation_id=call.context.correlation_id[:128],
                     tier=call.tier,
                     model=call.model,
                     prompt_tokens=call.prompt_tokens,

@@ -1,5 +1,6 @@
-"""Orchestration: the router that picks a handler per turn, and the offline cost evaluation that replays it."""
+"""Orchestration: which handler answers a turn (the router) and the one handler vocabulary."""
 
-from app.orchestration.router import HANDLERS, RouteDecision, RouterConfig, Turn, decide
+from app.orchestration.handlers import HANDLERS
+from app.orchestration.router import ROUTED, RouteDecision, RouterConfig, Turn, decide
 
-__all__ = ["HANDLERS", "RouteDecision", "RouterConfig", "Turn", "decide"]
+__all__ = ["HANDLERS", "ROUTED", "RouteDecision", "RouterConfig", "Turn", "decide"]

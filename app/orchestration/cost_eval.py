@@ -27,7 +27,7 @@ import yaml
 
 from app.llm.config import EXTRACTIVE, TiersConfig, load_tiers_config
 from app.llm.policy import RulePolicy, TierPolicy
-from app.orchestration.router import HANDLERS, RouterConfig, Turn, decide
+from app.orchestration.router import ROUTED, RouterConfig, Turn, decide
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 TURN_FIELDS = {
@@ -140,7 +140,7 @@ def evaluate(
     knowledge_tiers = sum(tier_counts.values())
     return CostReport(
         turns=len(turns),
-        handler_share={h: handlers[h] / len(turns) for h in HANDLERS},
+        handler_share={h: handlers[h] / len(turns) for h in ROUTED},
         tier_share={t: (tier_counts[t] / knowledge_tiers if knowledge_tiers else 0.0) for t in (0, 1, 2)},
         cost_per_turn=per_turn,
         cost_per_1k_conversations=per_turn * Decimal(str(turns_per_conversation)) * 1000,

@@ -1,28 +1,30 @@
 """The router: which handler answers a turn, and why.
 
 ``decide(turn) -> RouteDecision(handler, reason, tier)``: pure and fast (no I/O besides an optional log line),
-so the action server and the offline cost evaluation run the very same function. Handlers:
+so anything can replay it. It runs inside the knowledge action (Rasa's rules route the other turns first), and
+speaks the one handler vocabulary of :mod:`app.orchestration.handlers`:
 
 - ``skill``: a deterministic skill (intent + rules/forms), zero model cost;
 - ``knowledge``: a knowledge answer at the tier the complexity policy picks (capped by the degradation level);
 - ``handoff``: a human (or, in maintenance, a ticket that takes the user's message);
-- ``two_stage_fallback``: the NLU issue's "did you mean ...?" when the intent is unsure.
+- ``fallback``: the NLU issue's "did you mean ...?" when the intent is unsure;
+- ``idk``: the knowledge base has nothing to say: "I don't know", and a person is offered.
 
 Rules, in order (thresholds from the ``router`` section of params.yaml):
 
 1. a handoff is active -> ``handoff`` (the bot stays silent until handed back);
 2. maintenance level -> ``handoff`` (acknowledge and take a message);
 3. the user asks for a person (a handoff intent): ``handoff`` when confident enough
-   (>= ``handoff_min_confidence``), else ``two_stage_fallback`` (ask first);
+   (>= ``handoff_min_confidence``), else ``fallback`` (ask first);
 4. ``nlu_fallback`` (the served model was unsure; its FallbackClassifier threshold, chosen on validation
-   data, is the one that counts) -> ``two_stage_fallback``, as the Rasa rule does live;
+   data, is the one that counts) -> ``fallback``, as the Rasa rule does live;
    ``max_failed_turns`` failed turns in a row -> ``handoff``;
 5. unsure intent (confidence < ``nlu_threshold``): ``knowledge`` when retrieval is strong
-   (>= ``unsure_nlu_min_retrieval``), else ``two_stage_fallback``;
+   (>= ``unsure_nlu_min_retrieval``), else ``fallback``;
 6. a skill intent -> ``skill``;
 7. anything else (knowledge intents, out of scope, unknown intents): ``knowledge`` when retrieval reaches
    ``knowledge_min_retrieval``, or when the question names the user's order (the LLM tiers' tools can
-   look it up; rule ``account_question``), else ``two_stage_fallback`` (or ``handoff`` after an earlier
+   look it up; rule ``account_question``), else ``idk`` (or ``handoff`` after an earlier
    failure).
 
 Knowledge decisions carry the policy's tier; at ``reduced`` it is capped to tier 0 and at ``static`` the
@@ -35,7 +37,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import structlog
 import yaml
@@ -43,12 +45,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.llm.config import LARGE
 from app.llm.policy import Features, RulePolicy, TierPolicy
+from app.orchestration.handlers import FALLBACK, HANDOFF, IDK, KNOWLEDGE, SKILL, Handler
 from app.reliability.degradation import DegradationLevel
 
 logger = structlog.get_logger(__name__)
 
-Handler = Literal["skill", "knowledge", "handoff", "two_stage_fallback"]
-HANDLERS: tuple[str, ...] = ("skill", "knowledge", "handoff", "two_stage_fallback")
+#: The handlers ``decide()`` returns (a subset of the one vocabulary, app/orchestration/handlers.py).
+ROUTED: tuple[Handler, ...] = (SKILL, KNOWLEDGE, HANDOFF, FALLBACK, IDK)
 
 
 class RouterConfig(BaseModel):
@@ -179,20 +182,20 @@ def _decide(turn: Turn, c: RouterConfig, policy: TierPolicy) -> RouteDecision:
         return RouteDecision(handler, reason, level=level, rule=rule)
 
     if turn.handoff_active:
-        return route("handoff", "handoff_active", "a human agent has this conversation: the bot stays silent")
+        return route(HANDOFF, "handoff_active", "a human agent has this conversation: the bot stays silent")
     if turn.level is DegradationLevel.MAINTENANCE:
-        return route("handoff", "maintenance", "maintenance level: acknowledge and take a message")
+        return route(HANDOFF, "maintenance", "maintenance level: acknowledge and take a message")
     if turn.intent in c.handoff_intents:
         if turn.confidence >= c.handoff_min_confidence:
-            return route("handoff", "asked_for_human", f"intent {turn.intent} ({turn.confidence:.2f})")
-        return route("two_stage_fallback", "unsure_handoff",
+            return route(HANDOFF, "asked_for_human", f"intent {turn.intent} ({turn.confidence:.2f})")
+        return route(FALLBACK, "unsure_handoff",
                      f"intent {turn.intent} unsure ({turn.confidence:.2f} < {c.handoff_min_confidence}): ask first")  # fmt: skip
     if turn.intent == NLU_FALLBACK:  # as served: Rasa's FallbackClassifier fired, its rule runs the fallback
-        return route("two_stage_fallback", "nlu_fallback",
+        return route(FALLBACK, "nlu_fallback",
                      f"the served model's confidence ({turn.confidence:.2f}) is below its fallback threshold")  # fmt: skip
     if turn.failed_turns >= c.max_failed_turns:
         return route(
-            "handoff", "too_many_failures", f"{turn.failed_turns} failed turns (>= {c.max_failed_turns})"
+            HANDOFF, "too_many_failures", f"{turn.failed_turns} failed turns (>= {c.max_failed_turns})"
         )
     retrieval = turn.retrieval_confidence
     if turn.confidence < c.nlu_threshold:
@@ -200,10 +203,10 @@ def _decide(turn: Turn, c: RouterConfig, policy: TierPolicy) -> RouteDecision:
             return _knowledge(turn, policy, "unsure_intent_strong_retrieval",
                               f"intent unsure ({turn.confidence:.2f} < {c.nlu_threshold}) but retrieval "
                               f"strong ({retrieval:.2f})")  # fmt: skip
-        return route("two_stage_fallback", "unsure_intent",
+        return route(FALLBACK, "unsure_intent",
                      f"intent {turn.intent} unsure ({turn.confidence:.2f} < {c.nlu_threshold})")  # fmt: skip
     if turn.intent in c.skill_intents:
-        return route("skill", "skill_intent", f"intent {turn.intent} ({turn.confidence:.2f}) has a skill")
+        return route(SKILL, "skill_intent", f"intent {turn.intent} ({turn.confidence:.2f}) has a skill")
     if turn.level is DegradationLevel.STATIC:  # retrieval is down: only the cache can answer
         return _knowledge(turn, policy, "knowledge_cache_only", f"intent {turn.intent}: knowledge question")
     if retrieval is not None and retrieval >= c.knowledge_min_retrieval:
@@ -214,17 +217,15 @@ def _decide(turn: Turn, c: RouterConfig, policy: TierPolicy) -> RouteDecision:
         return _knowledge(turn, policy, "account_question",
                           f"intent {turn.intent}, retrieval {shown}, names the user's order: tools may answer")  # fmt: skip
     if turn.failed_turns > 0:
-        return route("handoff", "nothing_to_answer_again",
+        return route(HANDOFF, "nothing_to_answer_again",
                      f"retrieval {shown} < {c.knowledge_min_retrieval} after an earlier failure")  # fmt: skip
-    return route(
-        "two_stage_fallback", "nothing_to_answer", f"retrieval {shown} < {c.knowledge_min_retrieval}"
-    )
+    return route(IDK, "nothing_to_answer", f"retrieval {shown} < {c.knowledge_min_retrieval}")
 
 
 def _knowledge(turn: Turn, policy: TierPolicy, rule: str, reason: str) -> RouteDecision:
     level = turn.level
     if level is DegradationLevel.STATIC:
-        return RouteDecision("knowledge", f"{reason}; static level: cached answers only", None, None, True,
+        return RouteDecision(KNOWLEDGE, f"{reason}; static level: cached answers only", None, None, True,
                              level.label, rule)  # fmt: skip
     choice = policy.choose_tier(turn.features())
     max_tier = level.max_tier if level.max_tier is not None else LARGE
@@ -232,7 +233,7 @@ def _knowledge(turn: Turn, policy: TierPolicy, rule: str, reason: str) -> RouteD
     reason = f"{reason}; tier {choice.tier}: {choice.reason}"
     if tier < choice.tier:
         reason += f"; capped to tier {tier} at level {level.label}"
-    return RouteDecision("knowledge", reason, tier, max_tier, False, level.label, rule)
+    return RouteDecision(KNOWLEDGE, reason, tier, max_tier, False, level.label, rule)
 
 
 NLU_FALLBACK = "nlu_fallback"  # the intent Rasa's FallbackClassifier predicts below its threshold

@@ -100,13 +100,13 @@ def test_is_question(text, question):
 async def test_a_refund_question_without_order_gets_a_knowledge_answer(
     tracker_from, dispatcher, domain, stores, monkeypatch
 ):
-    from app.actions.knowledge import ActionAnswerKnowledge
+    from app.actions import knowledge
 
-    async def answer(self, dispatcher, tracker, domain):
+    async def answer(dispatcher, tracker, ctx, record):
         dispatcher.utter_message(text="Refunds take 5 days. Source: returns.md")
         return []
 
-    monkeypatch.setattr(ActionAnswerKnowledge, "run", answer)
+    monkeypatch.setattr(knowledge, "answer_knowledge", answer)
     tracker = tracker_from("order_question", text="How long does a refund take?", entities=[])
     events = await ActionRequestRefund().run(dispatcher, tracker, domain)
     assert dispatcher.messages[0]["text"].startswith("Refunds take 5 days")

@@ -78,3 +78,11 @@ def test_cli_reports_an_unusable_database_in_one_line(tmp_path, capsys):
     assert main(["init", "--url", f"sqlite:///{blocker}/x/stores.db"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: cannot prepare the stores") and "\n" not in err
+
+
+def test_the_migrations_have_one_head():
+    """A new migration is rebased onto the latest one: two heads would make `upgrade head` ambiguous."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(stores.alembic_config("sqlite://"))
+    assert len(script.get_heads()) == 1, f"several migration heads: {script.get_heads()}"

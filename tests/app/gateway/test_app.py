@@ -32,7 +32,8 @@ def test_valid_token_is_forwarded_with_the_tokens_tenant_and_the_request_id(gate
     assert seen.headers["X-Tenant-Id"] == "acme"  # the token's tenant, not the forged header
     assert seen.headers["X-Request-Id"] == "req-123"
     assert "authorization" not in seen.headers  # the token stays at the gateway
-    assert json.loads(seen.content) == body  # the body reaches Rasa unchanged
+    # the body reaches Rasa unchanged but for the model variant that serves the turn (for the turn records)
+    assert json.loads(seen.content) == {**body, "metadata": {"page": "chat", "model_variant": "champion"}}
 
 
 def test_a_request_id_is_generated_when_absent_or_unsafe(gateway, upstream):

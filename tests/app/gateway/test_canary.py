@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 
 from app.flags import in_canary
@@ -51,6 +53,16 @@ def test_an_unreachable_challenger_falls_back_to_the_champion(gateway, upstream)
     reply = route(client, "carol")
     assert reply.status_code == 200 and reply.headers["X-Model-Variant"] == "champion"
     assert reply.json()[0]["text"] == f"hello from {UPSTREAM}"
+    # the turn Rasa stores says which variant really answered it (the turn records keep it)
+    (served,) = upstream.posts()
+    assert json.loads(served.content)["metadata"] == {"model_variant": "champion"}
+
+
+def test_the_challenger_is_told_it_serves_the_turn(gateway, upstream):
+    route(gateway(canary_config(100)), "erin")
+    (served,) = upstream.posts()
+    assert str(served.url).startswith(CHALLENGER)
+    assert json.loads(served.content)["metadata"] == {"model_variant": "challenger"}
 
 
 def test_metrics_count_turns_by_status_plan_and_variant(gateway, upstream):

@@ -33,7 +33,7 @@ ROWS = [
     {"intent": "ask_billing", "confidence": 0.9, "question": "invoice", "retrieval_confidence": 0.35},  # tier 2
     {"intent": "human_handoff", "confidence": 0.9, "question": "a person please"},
     {"intent": "ask_product", "confidence": 0.2, "question": "hmm"},  # two-stage fallback
-    {"intent": "ask_privacy", "confidence": 0.9, "question": "data", "retrieval_confidence": 0.1},  # fallback
+    {"intent": "ask_privacy", "confidence": 0.9, "question": "data", "retrieval_confidence": 0.1},  # idk
 ]  # fmt: skip
 
 
@@ -44,7 +44,8 @@ def test_shares_and_cost() -> None:
         "skill": 0.25,
         "knowledge": 0.375,
         "handoff": 0.125,
-        "two_stage_fallback": 0.25,
+        "fallback": 0.125,
+        "idk": 0.125,
     }
     assert report.tier_share == pytest.approx({0: 1 / 3, 1: 1 / 3, 2: 1 / 3})
     # one question token each ("returns", "invoice"): tier 1 = (1001*1 + 500*2)/1000, tier 2 = (1001*10 + 500*20)/1000
