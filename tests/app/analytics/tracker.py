@@ -67,8 +67,10 @@ class Conversation:
         *,
         message_id: str | None = "new",
         delay: float | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> Conversation:
-        """A user message; ``message_id=None`` or a repeated id is what Rasa's own replays look like."""
+        """A user message; ``message_id=None`` or a repeated id is what Rasa's own replays look like.
+        ``metadata``: the message metadata our REST channel adds (correlation id, tenant, user...)."""
         mid = uuid.uuid4().hex if message_id == "new" else message_id
         parse = {
             "intent": {"name": intent, "confidence": confidence},
@@ -79,7 +81,7 @@ class Conversation:
             "intent_ranking": [{"name": intent, "confidence": confidence}],
         }
         self._add({"event": "user", "text": text, "parse_data": parse, "input_channel": "rest",
-                   "message_id": mid}, delay)  # fmt: skip
+                   "message_id": mid, "metadata": dict(metadata or {})}, delay)  # fmt: skip
         self._add({"event": "user_featurization", "use_text_for_featurization": False}, delay=0.0)
         return self
 
