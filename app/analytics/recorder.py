@@ -30,8 +30,9 @@ from app.settings import Settings, get_settings
 logger = structlog.get_logger(__name__)
 
 
-def create_app(recorder: TurnRecorder, interval_s: float = 1.0) -> FastAPI:
-    """The service around one recorder: a sync loop, ``/health`` and ``/sync``."""
+def create_app(recorder: TurnRecorder, interval_s: float | None = 1.0) -> FastAPI:
+    """The service around one recorder: a sync loop every ``interval_s`` seconds (None: syncs only on
+    ``POST /sync``), ``/health`` and ``/sync``."""
     lock = asyncio.Lock()
     state: dict[str, Any] = {"last_sync": None, "last_error": None, "synced_senders": 0}
 
@@ -53,15 +54,16 @@ def create_app(recorder: TurnRecorder, interval_s: float = 1.0) -> FastAPI:
         while True:
             with contextlib.suppress(Exception):  # logged in sync_now; the loop must survive it
                 await sync_now()
-            await asyncio.sleep(interval_s)
+            await asyncio.sleep(interval_s or 1.0)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(loop())
+        task = asyncio.create_task(loop()) if interval_s is not None else None
         try:
             yield
         finally:
-            task.cancel()
+            if task is not None:
+                task.cancel()
 
     app = FastAPI(title="Switchboard turn recorder", version="1", lifespan=lifespan)
 
