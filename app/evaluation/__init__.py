@@ -1,0 +1,1 @@
+"""Bot-level evaluation: conversations played through the served stack, scored from the turn records."""
