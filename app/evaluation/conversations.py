@@ -217,7 +217,9 @@ def load(
         field = ".".join(str(p) for p in inside if not isinstance(p, int))
         message = " ".join(error["msg"].removeprefix("Value error, ").split())
         where = _where(path, raw, loc)
-        raise ConversationFileError(f"{where}: {field}: {message}" if field else f"{where}: {message}") from None
+        raise ConversationFileError(
+            f"{where}: {field}: {message}" if field else f"{where}: {message}"
+        ) from None
     _check(path, conversations, set(intents) if intents is not None else None, doc_ids)
     return conversations
 

@@ -262,16 +262,32 @@ class LearnedPolicy:
         return cls(sio.load(path, trusted=trusted), available, min_proba)
 
 
+class FixedPolicy:
+    """Always the same tier (when available; else the next one up): the baselines the tiered policy is
+    compared with (``compare_policies``: tier 0 only, always tier 1, always tier 2)."""
+
+    def __init__(self, tier: int, available: Iterable[int] = TIERS) -> None:
+        if tier not in TIERS:
+            raise ValueError(f"tiers.policy.tier must be one of {list(TIERS)}, not {tier!r}")
+        self.tier = tier
+        self.available = tuple(sorted(set(available)))
+
+    def choose_tier(self, features: Features) -> Decision:
+        return _finish(self.tier, f"fixed policy: always tier {self.tier}", self.available)
+
+
 def build_policy(section: dict[str, Any] | None, available: Iterable[int]) -> TierPolicy:
-    """The policy the ``tiers.policy`` section asks for: ``kind: rules`` (default) or ``kind: learned`` with
-    ``model_path``."""
+    """The policy the ``tiers.policy`` section asks for: ``kind: rules`` (default), ``kind: fixed`` with
+    ``tier``, or ``kind: learned`` with ``model_path``."""
     section = dict(section or {})
     kind = section.pop("kind", "rules")
     if kind == "rules":
         return RulePolicy.from_params(section, available)
+    if kind == "fixed":
+        return FixedPolicy(int(section.get("tier", 0)), available)
     if kind == "learned":
         path = section.pop("model_path", None)
         if not path:
             raise ValueError("tiers.policy.kind=learned needs tiers.policy.model_path")
         return LearnedPolicy.load(path, available, float(section.pop("min_proba", 0.5)))
-    raise ValueError(f"tiers.policy.kind must be 'rules' or 'learned', not {kind!r}")
+    raise ValueError(f"tiers.policy.kind must be 'rules', 'fixed' or 'learned', not {kind!r}")

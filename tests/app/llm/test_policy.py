@@ -129,3 +129,14 @@ def test_a_question_naming_the_users_order_skips_the_extractive_tier():
     off = RulePolicy(RuleThresholds(account_min_tier=0), available=(0, 1, 2))
     assert off.choose_tier(Features(**sure, mentions_account=True)).tier == 0
     assert RulePolicy(available=(0,)).choose_tier(Features(**sure, mentions_account=True)).tier == 0
+
+
+def test_a_fixed_policy_always_picks_its_tier_or_the_next_available():
+    from app.llm.policy import FixedPolicy, build_policy
+
+    weak = Features(retrieval_confidence=0.1)
+    assert build_policy({"kind": "fixed", "tier": 2}, available=[0, 1, 2]).choose_tier(weak).tier == 2
+    assert build_policy({"kind": "fixed", "tier": 0}, available=[0, 1, 2]).choose_tier(weak).tier == 0
+    assert FixedPolicy(1, available=[0, 2]).choose_tier(weak).tier == 2  # tier 1 not configured
+    with pytest.raises(ValueError, match="tiers.policy.tier"):
+        FixedPolicy(3)

@@ -1,0 +1,139 @@
+"""One bot-level evaluation: start the served stack on a model, an index and a params file, seed the set's CRM
+fixtures, play the conversations through the gateway, read back the turn records, and score them.
+
+The stack is the one ``make run`` starts (:class:`app.stack.Stack`: CRM service, action server, Rasa, gateway,
+turn recorder), on free loopback ports and a fresh state folder, so every run starts from empty stores and
+nothing of an earlier run leaks into this one. The LLM tiers are whatever the params file configures: with
+no endpoint the served configuration is tier 0 only, and the figures say so.
+"""
+
+from __future__ import annotations
+
+import secrets
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+
+from app.analytics.turn_records import load_records
+from app.data.db import get_engine
+from app.data.schema import llm_calls
+from app.data.seed import seed_customers
+from app.evaluation.checks import TurnResult, score
+from app.evaluation.conversations import ConversationSet
+from app.evaluation.metrics import compute
+from app.evaluation.player import PlayedTurn, Player
+from app.llm.config import load_tiers_config
+from app.settings import Settings
+
+SERVICES = ("crm", "actions", "rasa", "gateway", "recorder")
+NO_LLM = "no LLM endpoint: LLM tiers not evaluated"
+STAND_IN = "LLM tiers on a stand-in model (the local test server): LLM answer quality not measured"
+
+
+@dataclass
+class Evaluation:
+    """What one run played, what came back, and the figures."""
+
+    conversations: ConversationSet
+    played: dict[str, list[PlayedTurn]]
+    records: list[dict[str, Any]]
+    results: list[TurnResult]
+    metrics: dict[str, Any]
+    calls: dict[int, dict[str, Any]] = field(default_factory=dict)  # the LLM calls the records reference
+
+
+def llm_note(params_file: Path) -> tuple[str, list[str]]:
+    """How the LLM tiers of ``params_file`` are served: ``none``, ``stand-in`` or ``configured``, and the
+    notes the outputs must carry. A stand-in is recognised by the test server's model listing."""
+    tiers = load_tiers_config(params_file)
+    if not tiers.endpoints:
+        return "none", [NO_LLM]
+    for endpoint in tiers.endpoints.values():
+        try:
+            listing = httpx.get(f"{endpoint.base_url}/models", timeout=5).json()
+        except (httpx.HTTPError, ValueError):
+            continue
+        if any(m.get("owned_by") == "switchboard-test" for m in listing.get("data", [])):
+            return "stand-in", [STAND_IN]
+    return "configured", []
+
+
+def stack_settings(base: Settings, model: Path, index: Path, params_file: Path, state_dir: Path) -> Settings:
+    """``base`` on free ports and a fresh state folder, serving ``model`` and ``index`` with ``params_file``."""
+    from app.stack import free_port
+
+    ports = {name: free_port(base.host) for name in ("rasa_port", "action_port", "gateway_port",
+                                                      "recorder_port", "streamlit_port", "canary_port")}  # fmt: skip
+    return base.model_copy(
+        update={
+            **ports,
+            "crm_port": 0,
+            "state_dir": state_dir,
+            "database_url": "",
+            "tracker_store_db": "",
+            "tracker_store_url": "",
+            "lock_store_url": "",
+            "rasa_replicas": 1,
+            "gateway_upstreams": "",
+            "gateway_canary_upstreams": "",
+            "model_path": model.resolve(),
+            "index_dir": index.resolve(),
+            "params_file": params_file.resolve(),
+            "jwt_secret": secrets.token_urlsafe(32),
+        }
+    )
+
+
+def evaluate(
+    conversations: ConversationSet,
+    settings: Settings,
+    *,
+    concurrency: int = 1,
+    similarity: Callable[[list[tuple[str, str, str]]], dict[str, float | None]] | None = None,
+    progress: Callable[[int], None] | None = None,
+    start: Callable[[Any], None] | None = None,
+) -> Evaluation:
+    """Run the stack of ``settings`` (see :func:`stack_settings`), play, read back, score, stop.
+    ``start(stack)`` starts it (tests put their socket guard around it)."""
+    from app.stack import Stack
+
+    stack = Stack(settings, services=SERVICES)
+    (start or (lambda s: s.start()))(stack)
+    try:
+        settings = stack.settings
+        seed_customers(get_engine(settings.db_url), conversations.customers)
+        player = Player(
+            settings.gateway_url,
+            settings.crm_url,
+            settings.jwt_secret.get_secret_value(),
+            secrets.token_hex(4),
+        )
+        played = player.play_all(conversations.conversations, concurrency=concurrency, progress=progress)
+        synced = httpx.post(f"http://{settings.host}:{settings.recorder_port}/sync", timeout=120)
+        synced.raise_for_status()
+        senders = sorted({f"{c.tenant}:{c.user}" for c in conversations.conversations})
+        records = load_records(settings.db_url, conversation_ids=senders)
+        results = score(conversations.conversations, played, records)
+        calls = _calls(settings.db_url, [i for r in records for i in r.get("llm_call_ids") or []])
+        metrics = compute(conversations.conversations, results, calls, similarity)
+    finally:
+        stack.stop()
+    return Evaluation(conversations, played, records, results, metrics, calls)
+
+
+def _calls(url: str, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    if not ids:
+        return {}
+    with get_engine(url).connect() as conn:
+        rows = conn.execute(sa.select(llm_calls).where(llm_calls.c.id.in_(list(ids)))).mappings()
+        return {int(r["id"]): dict(r) for r in rows}
+
+
+def temporary_state() -> tempfile.TemporaryDirectory:
+    """A fresh state folder for one run's stores and logs (removed afterwards)."""
+    return tempfile.TemporaryDirectory(prefix="switchboard-eval-")
