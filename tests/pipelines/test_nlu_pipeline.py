@@ -52,8 +52,9 @@ def test_evaluation_outputs(pipeline_run):
 
 
 def test_champion_is_registered_and_served(pipeline_run):
-    decision = results(pipeline_run, "registry.json")
+    decision = results(pipeline_run, "promotion.json")
     assert decision["promoted"] and decision["champion_version"] == decision["version"] == 1
+    assert results(pipeline_run, "registry.json")["version"] == 1
     served = pipeline_run.root / "nlu" / "serving" / "model.tar.gz"
     assert served.read_bytes() == (pipeline_run.root / "nlu" / "models" / "switchboard.tar.gz").read_bytes()
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{pipeline_run.root / 'mlflow.db'}")

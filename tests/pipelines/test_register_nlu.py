@@ -38,24 +38,9 @@ def log_model(project: Path, content: bytes) -> Path:
     return models / "mlflow_run.json"
 
 
-def register(project: Path, run_info: Path, f1: float, recall: float) -> dict:
-    (project / "metrics.json").write_text(json.dumps({"intent_macro_f1": f1, "oos_recall": recall}))
+def stage(project: Path, *args: str) -> None:
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipelines.register_nlu",
-            "--run-info",
-            str(run_info),
-            "--metrics",
-            str(project / "metrics.json"),
-            "--serve",
-            str(project / "serving" / "model.tar.gz"),
-            "--challenger",
-            str(project / "serving" / "challenger.tar.gz"),
-            "--out",
-            str(project / "registry.json"),
-        ],
+        [sys.executable, "-m", *args],
         cwd=project,
         env=guarded_env(),
         capture_output=True,
@@ -63,15 +48,39 @@ def register(project: Path, run_info: Path, f1: float, recall: float) -> dict:
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads((project / "registry.json").read_text())
+
+
+def register(project: Path, run_info: Path, f1: float, recall: float, task_completion: float = 0.9,
+             cost: float = 0.01) -> dict:  # fmt: skip
+    """register_nlu, then promote_nlu with these NLU figures and bot-level figures of the frozen set."""
+    (project / "metrics.json").write_text(json.dumps({"intent_macro_f1": f1, "oos_recall": recall}))
+    bot = {"task_completion": task_completion, "correct_containment": 0.7, "cost_per_conversation": cost}
+    (project / "bot.json").write_text(
+        json.dumps({"llm": "none", "frozen": bot, "added": {"task_completion": 0}})
+    )
+    stage(project, "pipelines.register_nlu", "--run-info", str(run_info), "--metrics",
+          str(project / "metrics.json"), "--challenger", str(project / "serving" / "challenger.tar.gz"),
+          "--out", str(project / "registry.json"))  # fmt: skip
+    registered = json.loads((project / "registry.json").read_text())
+    stage(project, "pipelines.promote_nlu", "--registry", str(project / "registry.json"), "--nlu-metrics",
+          str(project / "metrics.json"), "--bot-metrics", str(project / "bot.json"), "--serve",
+          str(project / "serving" / "model.tar.gz"), "--out", str(project / "promotion.json"))  # fmt: skip
+    decision = json.loads((project / "promotion.json").read_text())
+    assert decision["version"] == registered["version"]
+    return decision
 
 
 def test_gate_promotes_only_models_that_are_no_worse(tmp_path):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["register_nlu"] = {
-        "model_name": NAME,
-        "gate_metrics": ["intent_macro_f1", "oos_recall"],
-        "tolerance": 0.01,
+    params["register_nlu"] = {"model_name": NAME}
+    params["promote_nlu"] = {
+        "bot_set": "frozen",
+        "gate": {
+            "intent_macro_f1": {"max_drop": 0.01},
+            "oos_recall": {"max_drop": 0.01},
+            "task_completion": {"max_drop": 0.02},
+            "cost_per_conversation": {"max_rise": 0.10},
+        },
     }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     served = tmp_path / "serving" / "model.tar.gz"
@@ -84,14 +93,24 @@ def test_gate_promotes_only_models_that_are_no_worse(tmp_path):
     worse = register(tmp_path, log_model(tmp_path, b"model two"), 0.95, 0.70)  # recall 10 points worse
     assert not worse["promoted"] and worse["champion_version"] == 1
     assert served.read_bytes() == b"model one"
-    assert canary.read_bytes() == b"model two"  # the rejected model is what the canary share gets
-    assert any("oos_recall" in reason and "worse" in reason for reason in worse["reasons"])
+    assert canary.read_bytes() == b"model two"  # the refused model is what the canary share gets
+    assert any("oos_recall" in reason and "refused" in reason for reason in worse["reasons"])
 
-    within = register(tmp_path, log_model(tmp_path, b"model three"), 0.895, 0.80)  # within the tolerance
-    assert within["promoted"] and served.read_bytes() == b"model three" == canary.read_bytes()
+    bot_worse = register(tmp_path, log_model(tmp_path, b"model three"), 0.90, 0.80, task_completion=0.8)
+    assert not bot_worse["promoted"] and served.read_bytes() == b"model one"
+    assert any("task_completion" in r and "refused" in r for r in bot_worse["reasons"])
+
+    dearer = register(tmp_path, log_model(tmp_path, b"model four"), 0.90, 0.80, cost=0.0115)  # +15 %
+    assert not dearer["promoted"] and any(
+        "cost_per_conversation" in r and "refused" in r for r in dearer["reasons"]
+    )
+
+    within = register(tmp_path, log_model(tmp_path, b"model five"), 0.895, 0.80, 0.89, 0.0105)  # tolerances
+    assert within["promoted"] and served.read_bytes() == b"model five" == canary.read_bytes()
 
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
-    assert str(client.get_model_version_by_alias(NAME, "champion").version) == "3"
-    assert str(client.get_model_version_by_alias(NAME, "challenger").version) == "3"
-    assert client.get_model_version(NAME, "2").tags["gate"] == "rejected"
+    assert str(client.get_model_version_by_alias(NAME, "champion").version) == "5"
+    assert str(client.get_model_version_by_alias(NAME, "challenger").version) == "5"
+    assert client.get_model_version(NAME, "2").tags["gate"] == "refused"
+    assert float(client.get_model_version(NAME, "5").tags["bot.task_completion"]) == 0.89
     shutil.rmtree(tmp_path / "mlartifacts")
