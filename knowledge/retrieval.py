@@ -111,7 +111,7 @@ class KnowledgeBase:
         """Open the index in ``index_dir`` (built by :func:`knowledge.index.build_index`).
 
         ``embed_model`` defaults to the local MiniLM; it must be the model the index was built with.
-        An index whose vectors live in pgvector needs ``store`` (default: from the environment, see
+        An index whose vectors live in pgvector needs ``store`` (default: from the settings, see
         :mod:`knowledge.stores`). ``fusion``/``dense_weight`` default to what the build recorded.
         Raises ``FileNotFoundError`` without an index and ``ValueError`` on a model or store mismatch.
         """
