@@ -60,6 +60,17 @@ class Settings(BaseSettings):
     jwt_secret: SecretStr = SecretStr("")  # HS256 key of end-user tokens (>= 32 bytes); never in a file
     jwt_public_key_file: str = ""  # optional PEM public key: RS256 tokens are accepted too
 
+    # knowledge (knowledge/...): embeddings, vector store, ragas judge; empty means "the default / params"
+    embed_backend: str = ""  # torch | onnx | onnx-int8 (knowledge/embeddings.py) if the caller names none
+    model_cache: str = ""  # exported ONNX models; empty: ~/.cache/switchboard/models
+    vector_store: str = ""  # embedded | pgvector (knowledge/stores.py); empty: params build_index
+    pgvector_url: SecretStr = SecretStr("")  # postgresql://user:password@host/db of the pgvector store
+    pgvector_table: str = ""  # empty: params build_index.pgvector_table
+    judge_base_url: str = ""  # ragas judge (knowledge/ragas_eval.py), OpenAI-compatible; empty: none
+    judge_model: str = "default"
+    judge_api_key: SecretStr = SecretStr("none")
+    judge_timeout_s: float = 10.0
+
     @property
     def rasa_url(self) -> str:
         return f"http://{self.host}:{self.rasa_port}"

@@ -37,13 +37,10 @@ from app.offline import apply_offline_env  # noqa: E402
 
 apply_offline_env()
 
-from knowledge.beir import (  # noqa: E402
-    BeirFormatError,
-    evaluate_dataset,
-    export_gold,
-    load_folder,
-    make_synthetic,
-)
+from knowledge.beir_eval import evaluate_dataset  # noqa: E402
+from knowledge.beir_export import export_gold  # noqa: E402
+from knowledge.beir_format import BeirFormatError, load_folder  # noqa: E402
+from knowledge.beir_synthetic import make_synthetic  # noqa: E402
 from knowledge.embeddings import BACKENDS, local_embed_model, resolve_backend  # noqa: E402
 from knowledge.retrievers import RETRIEVERS  # noqa: E402
 

@@ -13,12 +13,9 @@ with signals that disagree in the right cases:
 - ``agreement``: 1 when the dense and BM25 retrievers put the same document first.
 
 :class:`AnswerabilityModel` is a logistic regression over the standardised features, so its output is
-a probability. It is fitted with :func:`fit` on questions that are *not* the evaluation set (the
-hand-written dev set ``knowledge/eval/dev.yml``; optionally plus "leave-document-out" negatives: each
-answerable dev question asked again with its supporting documents hidden has, by construction, no
-answer; they made the model worse on held-out questions, so they are off by default), and stored as
-plain JSON (``answerability.json``) in the index. Without a fitted model the confidence is
-the best dense similarity (:class:`DenseScoreModel`).
+a probability. It is fitted by :mod:`knowledge.calibration` on questions that are *not* the evaluation
+set (the hand-written dev set ``knowledge/eval/dev.yml``) and stored as plain JSON (``answerability.json``)
+in the index. Without a fitted model the confidence is the best dense similarity (:class:`DenseScoreModel`).
 """
 
 from __future__ import annotations
@@ -28,13 +25,11 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from knowledge.retrieval import KnowledgeBase
-    from knowledge.retrievers import BM25Retriever, Retrieval
+from knowledge.retrievers import BM25Retriever, Retrieval
 
 FEATURES = ("dense_top", "dense_margin", "coverage", "unknown", "bm25_top", "agreement")
 #: The features the fitted model uses: three cheap ones whose 5-fold cross-validated AUC on the dev
@@ -145,111 +140,3 @@ def load_model(index_dir: Path | str) -> AnswerabilityModel | DenseScoreModel:
         intercept=float(data["intercept"]),
         info=dict(data.get("info") or {}),
     )
-
-
-@dataclass
-class Example:
-    """One training or evaluation row: a question's features and whether it has an answer."""
-
-    id: str
-    values: dict[str, float]
-    answerable: bool
-    source: str = "dev"
-
-
-def examples(kb: KnowledgeBase, questions: Sequence[Any], *, leave_out: bool = False) -> list[Example]:
-    """Feature rows for ``questions`` (``GoldQuestion``-like); ``leave_out`` adds the hidden-document negatives."""
-    rows = []
-    for question in questions:
-        values = kb.answerability_features(question.question, question.tenant)
-        rows.append(Example(question.id, values, question.answerable))
-        if leave_out and question.answerable:
-            hidden = kb.answerability_features(
-                question.question, question.tenant, exclude_docs=question.doc_ids
-            )
-            rows.append(Example(f"{question.id}/hidden", hidden, False, source="leave_out"))
-    return rows
-
-
-def fit(
-    rows: Sequence[Example],
-    *,
-    c: float = 1.0,
-    max_false_idk: float = 0.05,
-    feature_names: Sequence[str] = MODEL_FEATURES,
-) -> AnswerabilityModel:
-    """Fit the logistic model on ``rows`` and record the cut-off the dev questions suggest.
-
-    ``suggested_min_score`` is the highest cut-off at which at most ``max_false_idk`` of the answerable
-    dev questions would be refused, i.e. the one that catches the most unanswerable questions while
-    keeping "I don't know" rare for answerable ones.
-    """
-    from sklearn.linear_model import LogisticRegression
-
-    if len({row.answerable for row in rows}) < 2:
-        raise ValueError("fitting the answerability model needs answerable and unanswerable questions")
-    x = np.asarray([[row.values[name] for name in feature_names] for row in rows], dtype=float)
-    y = np.asarray([row.answerable for row in rows], dtype=int)
-    mean, scale = x.mean(axis=0), x.std(axis=0)
-    scale[scale < 1e-9] = 1.0
-    regression = LogisticRegression(C=c, class_weight="balanced", max_iter=1000)
-    regression.fit((x - mean) / scale, y)
-    model = AnswerabilityModel(
-        features=list(feature_names),
-        mean=mean.tolist(),
-        scale=scale.tolist(),
-        coef=regression.coef_[0].tolist(),
-        intercept=float(regression.intercept_[0]),
-    )
-    dev = [row for row in rows if row.source == "dev"]
-    scores = [model.predict(row.values) for row in dev]
-    model.info = {
-        "rows": len(rows),
-        "dev_questions": len(dev),
-        "dev_unanswerable": sum(not row.answerable for row in dev),
-        "leave_out_negatives": len(rows) - len(dev),
-        "c": c,
-        "max_false_idk": max_false_idk,
-        "suggested_min_score": suggest_cut_off(scores, [row.answerable for row in dev], max_false_idk),
-    }
-    return model
-
-
-def suggest_cut_off(scores: Sequence[float], answerable: Sequence[bool], max_false_idk: float) -> float:
-    """The highest cut-off that refuses at most ``max_false_idk`` of the answerable questions."""
-    positives = sorted(score for score, ok in zip(scores, answerable, strict=True) if ok)
-    if not positives:
-        return 0.5
-    allowed = min(int(math.floor(max_false_idk * len(positives))), len(positives) - 1)
-    if allowed == 0:  # refuse no answerable question: cut just below the lowest score
-        return round(positives[0] - 1e-4, 4)
-    # refuse the `allowed` lowest answerable scores: cut halfway to the next one
-    return round((positives[allowed - 1] + positives[allowed]) / 2, 4)
-
-
-def precision_recall_curve(
-    scores: Sequence[float], answerable: Sequence[bool], cut_offs: Sequence[float]
-) -> list[dict[str, float | None]]:
-    """ "I don't know" precision and recall (unanswerable = positive) at each cut-off (refuse if score < cut)."""
-    points = []
-    for cut in cut_offs:
-        refused = [score < cut for score in scores]
-        hits = sum(r and not a for r, a in zip(refused, answerable, strict=True))
-        points.append(
-            {
-                "cut_off": round(float(cut), 4),
-                "precision": round(hits / sum(refused), 4) if any(refused) else None,
-                "recall": round(hits / sum(not a for a in answerable), 4) if not all(answerable) else None,
-            }
-        )
-    return points
-
-
-def roc_auc(scores: Sequence[float], answerable: Sequence[bool]) -> float | None:
-    """Probability that an answerable question scores above an unanswerable one (ties count half)."""
-    pos = [s for s, a in zip(scores, answerable, strict=True) if a]
-    neg = [s for s, a in zip(scores, answerable, strict=True) if not a]
-    if not pos or not neg:
-        return None
-    wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
-    return round(wins / (len(pos) * len(neg)), 4)

@@ -10,7 +10,8 @@ Three interchangeable back-ends compute the same all-MiniLM-L6-v2 embedding (mea
 
 The back-end comes from the argument, else ``SWITCHBOARD_EMBED_BACKEND``, else :data:`DEFAULT_BACKEND`.
 Nothing here touches the network: the model is read from the package's own folder, the ONNX export is
-written to a local cache folder (``SWITCHBOARD_MODEL_CACHE``, default ``~/.cache/switchboard/models``),
+written to a local cache folder (``SWITCHBOARD_MODEL_CACHE``, default ``~/.cache/switchboard/models``;
+both variables are :class:`app.settings.Settings` fields),
 and llama-index's global ``Settings`` are pinned so no component can fall back to a hosted LLM or
 embedding API.
 """
@@ -32,6 +33,7 @@ from llama_index.core.llms import MockLLM
 from pydantic import Field, PrivateAttr
 
 from app.offline import apply_offline_env
+from app.settings import get_settings
 
 #: Stable, machine-independent name of the bundled model (its on-disk path differs per install).
 LOCAL_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
@@ -45,7 +47,7 @@ _export_lock = threading.Lock()
 
 def resolve_backend(backend: str | None = None) -> str:
     """The back-end to use: ``backend``, else ``SWITCHBOARD_EMBED_BACKEND``, else the default."""
-    chosen = (backend or os.environ.get("SWITCHBOARD_EMBED_BACKEND") or DEFAULT_BACKEND).strip().lower()
+    chosen = (backend or get_settings().embed_backend or DEFAULT_BACKEND).strip().lower()
     if chosen not in BACKENDS:
         raise ValueError(f"unknown embedding back-end {chosen!r} (expected one of {', '.join(BACKENDS)})")
     return chosen
@@ -97,7 +99,7 @@ def configure_llama_index(embed_model: BaseEmbedding) -> None:
 
 def model_cache_dir() -> Path:
     """Where exported ONNX models are kept (``SWITCHBOARD_MODEL_CACHE`` or ``~/.cache/switchboard/models``)."""
-    configured = os.environ.get("SWITCHBOARD_MODEL_CACHE")
+    configured = get_settings().model_cache
     return Path(configured) if configured else Path.home() / ".cache" / "switchboard" / "models"
 
 

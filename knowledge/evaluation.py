@@ -1,62 +1,37 @@
-"""Evaluate retrieval and answers against a gold question set, per retriever, plus "I don't know" quality.
-
-The gold file (``knowledge/eval/gold.yml``)::
-
-    questions:
-      - id: q-refund-window
-        question: How long do I have to ask for a refund?
-        answer: Within 30 days of the invoice.
-        doc_ids: [acme-refunds]
-        kind: direct            # direct | paraphrase | multi_doc | unanswerable
-        tenant: acme            # optional, defaults to the base tenant
+"""Evaluate retrieval and answers against the gold questions (:mod:`knowledge.gold`), per retriever.
 
 Retrieval is scored on *documents*: the retrieved chunks are collapsed into the distinct document ids
 in the order of their best chunk, for each retriever (dense, BM25, hybrid): hit@1, hit@k, MRR (within
 k), nDCG@10 and recall@k. Unanswerable questions (no ``doc_ids``) are scored on whether the bot abstains,
 i.e. answers "I don't know" at the serving cut-off ``min_score`` with the served retriever, and the
-answerability scores of all questions give the "I don't know" precision/recall curve and its AUC.
+answerability scores of all questions give the "I don't know" precision/recall curve and its AUC. The
+metrics themselves are :mod:`knowledge.metrics`.
 """
 
 from __future__ import annotations
 
-import math
 import statistics
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import yaml
+from knowledge.gold import KINDS, GoldQuestion
+from knowledge.metrics import (
+    hit_at_k,
+    idk_precision_recall,
+    mean,
+    ndcg_at_k,
+    precision_recall_curve,
+    recall_at_k,
+    reciprocal_rank,
+    roc_auc,
+)
+from knowledge.retrieval import KnowledgeBase
+from knowledge.retrievers import RETRIEVERS, ranked_doc_ids
 
-from knowledge.confidence import precision_recall_curve, roc_auc
-from knowledge.retrieval import Hit, KnowledgeBase
-from knowledge.retrievers import RETRIEVERS
-
-KINDS = ("direct", "paraphrase", "multi_doc", "unanswerable")
 #: Chunks retrieved per distinct document wanted, so that ``max_k`` documents can be ranked.
 CHUNKS_PER_DOC = 4
-
-
-class GoldSetError(ValueError):
-    """The gold file is missing or malformed, or refers to documents the index does not hold."""
-
-
-@dataclass(frozen=True)
-class GoldQuestion:
-    """One gold question and the documents that answer it (none for an unanswerable one)."""
-
-    id: str
-    question: str
-    answer: str
-    doc_ids: tuple[str, ...]
-    kind: str
-    tenant: str
-
-    @property
-    def answerable(self) -> bool:
-        """True when some document answers the question."""
-        return bool(self.doc_ids)
 
 
 @dataclass
@@ -68,136 +43,6 @@ class EvaluationResult:
     hit_curve: list[dict[str, float]]
     idk_curve: list[dict[str, float | None]] = field(default_factory=list)
     retriever_rows: list[dict[str, Any]] = field(default_factory=list)
-
-
-# --- pure metrics over ranked document-id lists -------------------------------------------------
-
-
-def ranked_doc_ids(hits: Iterable[Hit]) -> list[str]:
-    """Distinct document ids of ranked chunks, each at the position of its best chunk."""
-    return list(dict.fromkeys(hit.doc_id for hit in hits))
-
-
-def hit_at_k(ranked: Sequence[str], relevant: Iterable[str], k: int) -> float:
-    """1.0 if any relevant document is among the first ``k`` ranked, else 0.0."""
-    return 1.0 if set(ranked[:k]) & set(relevant) else 0.0
-
-
-def reciprocal_rank(ranked: Sequence[str], relevant: Iterable[str], k: int | None = None) -> float:
-    """1 / rank of the first relevant document within the first ``k`` (all if None); 0.0 if none."""
-    wanted = set(relevant)
-    for rank, doc_id in enumerate(ranked[:k], start=1):
-        if doc_id in wanted:
-            return 1.0 / rank
-    return 0.0
-
-
-def recall_at_k(ranked: Sequence[str], relevant: Iterable[str], k: int) -> float:
-    """Share of the relevant documents found among the first ``k`` ranked (0.0 when none are relevant)."""
-    wanted = set(relevant)
-    return len(wanted & set(ranked[:k])) / len(wanted) if wanted else 0.0
-
-
-def ndcg_at_k(ranked: Sequence[str], relevant: Iterable[str], k: int = 10) -> float:
-    """Normalised discounted cumulative gain with binary relevance over the first ``k`` ranked."""
-    wanted = set(relevant)
-    dcg = sum(
-        1.0 / math.log2(rank + 1) for rank, doc_id in enumerate(ranked[:k], start=1) if doc_id in wanted
-    )
-    ideal = sum(1.0 / math.log2(rank + 1) for rank in range(1, min(len(wanted), k) + 1))
-    return dcg / ideal if ideal > 0 else 0.0
-
-
-def idk_precision_recall(
-    abstained: Sequence[bool], unanswerable: Sequence[bool]
-) -> tuple[float | None, float | None]:
-    """Precision and recall of "I don't know", treating abstention on unanswerable questions as a hit.
-
-    Precision: of the questions the bot abstained on, the share that were unanswerable. Recall: of the
-    unanswerable questions, the share the bot abstained on. Undefined (no denominator) -> None.
-    """
-    if len(abstained) != len(unanswerable):
-        raise ValueError("abstained and unanswerable must have the same length")
-    both = sum(a and u for a, u in zip(abstained, unanswerable, strict=True))
-    precision = both / sum(abstained) if any(abstained) else None
-    recall = both / sum(unanswerable) if any(unanswerable) else None
-    return precision, recall
-
-
-def mean(values: Iterable[float]) -> float | None:
-    """Arithmetic mean, or None for no values."""
-    values = list(values)
-    return sum(values) / len(values) if values else None
-
-
-# --- gold set ------------------------------------------------------------------------------------
-
-
-def load_gold(path: Path | str, default_tenant: str = "acme") -> list[GoldQuestion]:
-    """Read and validate the gold file; every problem raises :class:`GoldSetError` with one clear line."""
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise GoldSetError(f"gold file not found: {path}") from exc
-    except yaml.YAMLError as exc:
-        detail = " ".join(str(exc).split())
-        raise GoldSetError(f"gold file {path} is not valid YAML: {detail}") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise GoldSetError(f"cannot read gold file {path}: {exc}") from exc
-    entries = data.get("questions") if isinstance(data, dict) else None
-    if not isinstance(entries, list) or not entries:
-        raise GoldSetError(f"gold file {path}: expected a non-empty 'questions:' list")
-    questions = [
-        _gold_question(entry, position, path, default_tenant) for position, entry in enumerate(entries, 1)
-    ]
-    seen: set[str] = set()
-    for question in questions:
-        if question.id in seen:
-            raise GoldSetError(f"gold file {path}: duplicate question id {question.id!r}")
-        seen.add(question.id)
-    return questions
-
-
-def check_gold_against_index(questions: Sequence[GoldQuestion], manifest: dict[str, Any]) -> None:
-    """Every gold doc id must exist in the index and belong to the question's tenant."""
-    tenant_of = {doc["doc_id"]: doc["tenant"] for doc in manifest.get("documents", [])}
-    for question in questions:
-        for doc_id in question.doc_ids:
-            if doc_id not in tenant_of:
-                raise GoldSetError(f"gold question {question.id!r} names unknown doc id {doc_id!r}")
-            if tenant_of[doc_id] != question.tenant:
-                raise GoldSetError(
-                    f"gold question {question.id!r} (tenant {question.tenant!r}) names doc id "
-                    f"{doc_id!r} of tenant {tenant_of[doc_id]!r}"
-                )
-
-
-def _gold_question(entry: Any, position: int, path: Path | str, default_tenant: str) -> GoldQuestion:
-    where = f"gold file {path}, question #{position}"
-    if not isinstance(entry, dict):
-        raise GoldSetError(f"{where}: expected a mapping")
-    missing = [key for key in ("id", "question", "kind") if not entry.get(key)]
-    if missing:
-        raise GoldSetError(f"{where}: missing {', '.join(missing)}")
-    kind = str(entry["kind"])
-    if kind not in KINDS:
-        raise GoldSetError(f"{where}: unknown kind {kind!r} (expected one of {', '.join(KINDS)})")
-    doc_ids = entry.get("doc_ids") or []
-    if not isinstance(doc_ids, list) or not all(isinstance(doc_id, str) for doc_id in doc_ids):
-        raise GoldSetError(f"{where}: doc_ids must be a list of document ids")
-    if (kind == "unanswerable") != (not doc_ids):
-        raise GoldSetError(f"{where}: unanswerable questions, and only they, have no doc_ids")
-    return GoldQuestion(
-        id=str(entry["id"]),
-        question=str(entry["question"]),
-        answer=str(entry.get("answer") or ""),
-        doc_ids=tuple(doc_ids),
-        kind=kind,
-        tenant=str(entry.get("tenant") or default_tenant),
-    )
-
-
-# --- running the evaluation ----------------------------------------------------------------------
 
 
 def retrieval_scores(ranked: Sequence[str], relevant: Sequence[str], top_k: int) -> dict[str, float]:
@@ -221,7 +66,6 @@ def evaluate(
     max_k: int = 10,
     retriever: str = "hybrid",
     retrievers: Sequence[str] = RETRIEVERS,
-    answerer: str = "extractive",
     keep_answers: bool = False,
 ) -> EvaluationResult:
     """Score ``kb`` on the gold questions.
@@ -257,7 +101,6 @@ def evaluate(
             top_k=answer_top_k,
             min_score=min_score,
             retriever=retriever,
-            answerer=answerer,
         )
         latency_ms = (time.perf_counter() - started) * 1000
         row = _row(question, rankings[retriever], reply.answered, reply.confidence, latency_ms, top_k, max_k)

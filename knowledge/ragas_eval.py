@@ -12,8 +12,9 @@ Offline (no LLM, no network; the embeddings are the local MiniLM, passed to raga
 The gold set names supporting *documents*; the supporting passage of a document is its chunk most
 similar to the reference answer (by the same embeddings), which is what the context metrics compare with.
 
-LLM-judged, only with ``SWITCHBOARD_JUDGE_BASE_URL`` set (plus ``SWITCHBOARD_JUDGE_MODEL``,
-``SWITCHBOARD_JUDGE_API_KEY``, ``SWITCHBOARD_JUDGE_TIMEOUT_S``; any OpenAI-compatible endpoint that
+LLM-judged, only with ``SWITCHBOARD_JUDGE_BASE_URL`` set (plus ``SWITCHBOARD_JUDGE_MODEL`` (default
+``default``), ``SWITCHBOARD_JUDGE_API_KEY`` (default ``none``), ``SWITCHBOARD_JUDGE_TIMEOUT_S`` (default
+10); :class:`app.settings.Settings` fields, so ``.env`` works too; any OpenAI-compatible endpoint that
 supports JSON mode): ragas ``Faithfulness`` and ``AnswerRelevancy`` (collections API, instructor in
 JSON mode). Without a judge they are reported as ``null`` with ``judge: "not configured"``.
 """
@@ -30,6 +31,7 @@ import numpy as np
 from llama_index.core.base.embeddings.base import BaseEmbedding
 
 from app.offline import apply_offline_env
+from knowledge.settings import knowledge_settings
 
 OFFLINE_METRICS = (
     "non_llm_context_precision",
@@ -85,19 +87,24 @@ def ragas_embeddings(embed_model: BaseEmbedding) -> Any:
 
 
 def judge_from_env(environ: Mapping[str, str] | None = None) -> Any:
-    """A ragas instructor LLM for the judge endpoint in ``SWITCHBOARD_JUDGE_*``, or None."""
-    from knowledge.llm import LLMConfig
+    """A ragas instructor LLM for the judge endpoint of ``SWITCHBOARD_JUDGE_*``, or None without a base URL.
 
-    config = LLMConfig.from_env(environ, prefix="SWITCHBOARD_JUDGE_")
-    if config is None:
+    ``environ``: ``SWITCHBOARD_*`` variables to use instead of the process settings.
+    """
+    settings = knowledge_settings(environ)
+    base_url = settings.judge_base_url.strip()
+    if not base_url:
         return None
     from openai import AsyncOpenAI
     from ragas.llms import llm_factory
 
     client = AsyncOpenAI(
-        base_url=config.base_url, api_key=config.api_key, timeout=config.timeout_s, max_retries=0
+        base_url=base_url,
+        api_key=settings.judge_api_key.get_secret_value() or "none",
+        timeout=settings.judge_timeout_s,
+        max_retries=0,
     )
-    return llm_factory(config.model, client=client, max_tokens=1024)
+    return llm_factory(settings.judge_model or "default", client=client, max_tokens=1024)
 
 
 def supporting_passages(

@@ -9,14 +9,15 @@
   chosen by the ``fusion`` setting. Both are independent of how deep the candidate lists are.
 
 Each returns :class:`Scored` chunk positions, best first; :class:`Retrieval` keeps both underlying lists
-so that the answerability model (:mod:`knowledge.confidence`) can compare them.
+so that the answerability model (:mod:`knowledge.confidence`) can compare them. :class:`Hit` is a ranked
+chunk as callers see it (document, section, text, score).
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -53,6 +54,38 @@ class Retrieval:
     bm25: list[Scored] = field(default_factory=list)
     query_vector: np.ndarray | None = None
     query_terms: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One retrieved chunk: its document, section, text and score (from the retriever that ranked it)."""
+
+    doc_id: str
+    title: str
+    section: str
+    text: str
+    score: float
+    chunk_id: str = ""
+    tenant: str = ""
+
+    @classmethod
+    def of(cls, chunk: Chunk, score: float) -> Hit:
+        """The hit for ``chunk`` ranked with ``score``."""
+        return cls(chunk.doc_id, chunk.title, chunk.section, chunk.text, score, chunk.id, chunk.tenant)
+
+    @property
+    def source_label(self) -> str:
+        """``Title › Section`` (just the title for a document's introduction)."""
+        return f"{self.title} › {self.section}" if self.section else self.title
+
+    def source(self) -> dict[str, str]:
+        """The citation form of an answer's sources."""
+        return {"doc_id": self.doc_id, "title": self.title, "section": self.section}
+
+
+def ranked_doc_ids(hits: Iterable[Hit]) -> list[str]:
+    """Distinct document ids of ranked chunks, each at the position of its best chunk."""
+    return list(dict.fromkeys(hit.doc_id for hit in hits))
 
 
 def tokenize(texts: Sequence[str], stemmer: object) -> list[list[str]]:

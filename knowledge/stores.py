@@ -14,13 +14,13 @@ knowledge layer needs beyond llama-index's interface:
 Choose the store with ``SWITCHBOARD_VECTOR_STORE`` (``embedded`` or ``pgvector``), else the
 ``build_index.vector_store`` param; pgvector reads its URL from ``SWITCHBOARD_PGVECTOR_URL`` (never from
 params: it may hold a password) and its table name from ``SWITCHBOARD_PGVECTOR_TABLE`` or the
-``build_index.pgvector_table`` param.
+``build_index.pgvector_table`` param. The variables are :class:`app.settings.Settings` fields (so ``.env``
+works too).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import uuid
 from collections.abc import Mapping, Sequence
@@ -39,6 +39,8 @@ from llama_index.core.vector_stores.types import (
     VectorStoreQueryResult,
 )
 from pydantic import PrivateAttr
+
+from knowledge.settings import knowledge_settings
 
 STORE_KINDS = ("embedded", "pgvector")
 VECTORS_FILE = "vectors.npy"
@@ -229,13 +231,16 @@ class StoreConfig:
     def resolve(
         cls, params: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
     ) -> StoreConfig:
-        """The configuration from the environment, falling back to the ``build_index`` params."""
-        env = os.environ if environ is None else environ
+        """The configuration from the settings, falling back to the ``build_index`` params.
+
+        ``environ``: ``SWITCHBOARD_*`` variables to use instead of the process settings.
+        """
+        settings = knowledge_settings(environ)
         params = params or {}
         return cls(
-            kind=(env.get("SWITCHBOARD_VECTOR_STORE") or params.get("vector_store") or "embedded").lower(),
-            url=env.get("SWITCHBOARD_PGVECTOR_URL") or None,
-            table=env.get("SWITCHBOARD_PGVECTOR_TABLE") or params.get("pgvector_table") or DEFAULT_TABLE,
+            kind=(settings.vector_store or params.get("vector_store") or "embedded").lower(),
+            url=settings.pgvector_url.get_secret_value() or None,
+            table=settings.pgvector_table or params.get("pgvector_table") or DEFAULT_TABLE,
         )
 
     def describe(self) -> dict[str, str]:

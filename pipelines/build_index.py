@@ -7,7 +7,7 @@ Parameters come from the ``build_index`` section of params.yaml (chunking, embed
 size, vector store, hybrid fusion, answerability fit). Ingestion is incremental: embeddings are cached
 next to the index (``knowledge/.cache/``), so a rebuild embeds only new or changed chunks. With
 ``--dev`` the answerability model is fitted on those questions (never on the gold set) and stored in
-the index. The vector store is the embedded one unless ``SWITCHBOARD_VECTOR_STORE=pgvector`` (with
+the index, with its cross-validated AUC on them (stratified folds shuffled with ``base.seed``). The vector store is the embedded one unless ``SWITCHBOARD_VECTOR_STORE=pgvector`` (with
 ``SWITCHBOARD_PGVECTOR_URL``) or the ``vector_store`` param says otherwise.
 
 The only output is the index folder (with its ``manifest.json``); params, build figures and the manifest
@@ -26,7 +26,7 @@ from app.offline import apply_offline_env
 from knowledge.calibration import finalizer
 from knowledge.documents import SourcesError, load_documents
 from knowledge.embeddings import embed_backend, embed_model_name, local_embed_model
-from knowledge.evaluation import GoldSetError, load_gold
+from knowledge.gold import GoldSetError, load_gold
 from knowledge.index import BuildReport, IndexBuildError, build_index
 from knowledge.stores import StoreConfig, StoreConfigError
 from pipelines._common import load_params, stage_run
@@ -51,7 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     apply_offline_env()
     args = parse_args(argv)
     params = load_params(STAGE)
-    tenant = load_params("base").get("tenant", "acme")
+    base = load_params("base")
+    tenant = base.get("tenant", "acme")
     try:
         store = StoreConfig.resolve(params)
         dev = load_gold(args.dev, default_tenant=tenant) if args.dev else None
@@ -85,6 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     dense_weight=float(params.get("dense_weight", 0.5)),
                     c=float(params.get("answerability_c", 1.0)),
                     max_false_idk=float(params.get("max_false_idk", 0.05)),
+                    seed=int(base.get("seed", 0)),
                     store=store,
                 ),
             )
@@ -112,7 +114,7 @@ def _log_to_mlflow(report: BuildReport) -> None:
     if report.embedded:
         metrics["embedded_per_second"] = report.embedded_per_second
     answerability = report.manifest.get("answerability") or {}
-    for key in ("suggested_min_score", "dev_auc"):
+    for key in ("suggested_min_score", "dev_cv_auc"):
         if isinstance(answerability.get(key), int | float):
             metrics[f"answerability_{key}"] = float(answerability[key])
     mlflow.log_metrics(metrics)
@@ -133,7 +135,8 @@ def _summary(report: BuildReport) -> str:
     if answerability.get("kind") == "logistic":
         lines.append(
             f"{STAGE}: answerability fitted on {answerability['dev_questions']} dev questions "
-            f"(AUC {answerability.get('dev_auc')}); suggested cut-off {answerability['suggested_min_score']}"
+            f"({answerability.get('cv_folds')}-fold cross-validated AUC {answerability.get('dev_cv_auc')}); "
+            f"suggested cut-off {answerability['suggested_min_score']}"
         )
     lines += [f"{STAGE}: skipped {item.path}: {item.reason}" for item in report.skipped]
     return "\n".join(lines)

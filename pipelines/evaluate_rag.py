@@ -14,8 +14,9 @@ Writes into ``--out`` and logs to MLflow:
 - ``retrievers.csv`` / ``.png``: the metrics per retriever, side by side.
 
 ``top_k``, the retrievers and ``ragas`` come from the ``evaluate_rag`` params; the cut-off, the chunks per
-answer, the served retriever and answerer from ``serve``, so "I don't know" is measured as the bot
-serves it. ragas' LLM-judged metrics (faithfulness, answer relevancy) run only when
+answer and the served retriever from ``serve``, so "I don't know" is measured as the bot serves it. The
+answers scored are the knowledge base's extractive ones (``serve.knowledge_answerer`` is not read: the
+LLM answers are the tiers' of ``app.llm``). ragas' LLM-judged metrics (faithfulness, answer relevancy) run only when
 ``SWITCHBOARD_JUDGE_BASE_URL`` is set (see :mod:`knowledge.ragas_eval`). A missing or malformed gold
 file, a gold doc id the index does not hold, or a missing index prints one line on stderr and exits 2.
 """
@@ -30,7 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from app.offline import apply_offline_env
-from knowledge.evaluation import EvaluationResult, check_gold_against_index, evaluate, load_gold
+from knowledge.evaluation import EvaluationResult, evaluate
+from knowledge.gold import check_gold_against_index, load_gold
 from knowledge.index import read_manifest
 from knowledge.retrieval import KnowledgeBase
 from knowledge.retrievers import RETRIEVERS
@@ -60,7 +62,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     min_score = float(serve.get("knowledge_min_score", 0.5))
     answer_top_k = int(serve.get("knowledge_top_k", 3))
     served = str(serve.get("knowledge_retriever", "hybrid"))
-    answerer = str(serve.get("knowledge_answerer", "auto"))
     try:
         questions = load_gold(args.gold, default_tenant=load_params("base").get("tenant", "acme"))
         check_gold_against_index(questions, read_manifest(args.index))
@@ -76,7 +77,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         "knowledge_min_score": min_score,
         "knowledge_top_k": answer_top_k,
         "knowledge_retriever": served,
-        "knowledge_answerer": answerer,
         "kb_version": kb.version,
         "questions": len(questions),
         "fusion": kb.fusion[0],
@@ -92,7 +92,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_k=MAX_K,
             retriever=served,
             retrievers=retrievers,
-            answerer=answerer,
             keep_answers=True,
         )
         if params.get("ragas", True):

@@ -15,7 +15,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from knowledge.beir import BeirFormatError, export_gold
+from knowledge.beir_export import export_gold
+from knowledge.beir_format import BeirFormatError
 from pipelines._common import load_params
 
 STAGE = "export_beir"

@@ -44,7 +44,6 @@ def extractive_answer(request: AnswerRequest) -> str | None:
         request.context.tenant_id,
         int(params.get("knowledge_top_k", 3)),
         float(params.get("knowledge_min_score", 0.35)),
-        answerer="extractive",  # the LLM tiers are the TieredAnswerer's, not the knowledge base's
     )
     return answer.text if answer.answered else None
 

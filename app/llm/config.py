@@ -86,7 +86,7 @@ class BreakerConfig(BaseModel):
 
 
 class GroundingConfig(BaseModel):
-    """How LLM answers are checked against the excerpts they were given (``knowledge.llm.validate``)."""
+    """How LLM answers are checked against the excerpts they were given (``knowledge.grounding.validate``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

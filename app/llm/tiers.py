@@ -116,7 +116,7 @@ class _Excerpt:
 def build_messages(request: AnswerRequest, *, with_tools: bool = False) -> list[dict[str, Any]]:
     """The versioned knowledge prompts (``knowledge/prompts/``): numbered excerpts with their sources, the
     question, the rules (cite [n], NO_ANSWER when the excerpts do not answer); plus the tool rules."""
-    from knowledge.llm import build_messages as knowledge_messages
+    from knowledge.llm_prompts import build_messages as knowledge_messages
 
     labels = list(request.sources) + [""] * (len(request.passages) - len(request.sources))
     excerpts = [
@@ -132,10 +132,11 @@ def build_messages(request: AnswerRequest, *, with_tools: bool = False) -> list[
 def grounded_validator(
     request: AnswerRequest, tool_results: Sequence[str], config: GroundingConfig
 ) -> Callable[[LLMResult], str | None]:
-    """The basic checks, then ``knowledge.llm.validate``: cited excerpts exist, numbers and most words come
-    from the cited excerpts (or, for answers built on tool results, from excerpts and results together),
+    """The basic checks, then ``knowledge.grounding.validate``: cited excerpts exist, numbers and most words
+    come from the cited excerpts (or, for answers built on tool results, from excerpts and results together),
     no prompt leak; ``NO_ANSWER`` means the model found no answer (the next tier may)."""
-    from knowledge.llm import NO_ANSWER, load_prompt, validate
+    from knowledge.grounding import NO_ANSWER, validate
+    from knowledge.llm_prompts import system_prompt
 
     basic = default_validator(config.max_answer_chars)
 
@@ -147,7 +148,7 @@ def grounded_validator(
         verdict = validate(
             result.text,
             list(request.passages),
-            system_prompt=load_prompt("answer_system").safe_substitute(),
+            system_prompt=system_prompt(),
             max_chars=config.max_answer_chars,
             min_grounding=config.min_grounding,
             extra_sources=tool_results,

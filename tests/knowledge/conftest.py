@@ -6,11 +6,13 @@ import hashlib
 import math
 import re
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from llama_index.core.base.embeddings.base import BaseEmbedding
 
+from app.settings import get_settings
 from knowledge.index import BuildReport, build_index
 
 
@@ -100,6 +102,14 @@ def write_docs(root: Path, docs: dict[str, str]) -> Path:
     sources = root / "sources.yml"
     sources.write_text("sources:\n  - name: docs\n    type: folder\n    path: docs\n    glob: '**/*.md'\n")
     return sources
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings() -> Iterator[None]:
+    """Settings read afresh in every test (tests change ``SWITCHBOARD_*`` variables), none left behind."""
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from app.settings import get_settings
 from knowledge.embeddings import (
     DEFAULT_BACKEND,
     OnnxEmbedding,
@@ -27,6 +28,7 @@ def test_the_back_end_comes_from_the_argument_then_the_environment(monkeypatch: 
     monkeypatch.delenv("SWITCHBOARD_EMBED_BACKEND", raising=False)
     assert resolve_backend() == DEFAULT_BACKEND
     monkeypatch.setenv("SWITCHBOARD_EMBED_BACKEND", "onnx-int8")
+    get_settings.cache_clear()  # the settings are read once per process
     assert resolve_backend() == "onnx-int8" and resolve_backend("torch") == "torch"
     with pytest.raises(ValueError, match="unknown embedding back-end 'gpu'"):
         resolve_backend("gpu")

@@ -15,10 +15,9 @@ from knowledge.retrieval import (
     MAX_QUESTION_CHARS,
     KnowledgeBase,
     clean_question,
-    split_sentences,
     unsupported_script,
 )
-from knowledge.retrievers import RETRIEVERS, Scored, fuse
+from knowledge.retrievers import RETRIEVERS, Hit, Scored, fuse, ranked_doc_ids
 
 from .conftest import DOCS, HashingEmbedding, write_docs
 
@@ -29,7 +28,7 @@ ODD_QUESTIONS = ["", "   \n\t ", "x" * 10_000, "退款需要多长时间？", "�
 
 @pytest.fixture
 def kb(built, sources: Path, embed_model: HashingEmbedding) -> KnowledgeBase:
-    return KnowledgeBase.load(sources.parent / "index", embed_model=embed_model, llm=None)
+    return KnowledgeBase.load(sources.parent / "index", embed_model=embed_model)
 
 
 @pytest.mark.parametrize("retriever", RETRIEVERS)
@@ -159,35 +158,20 @@ def test_top_k_and_retriever_are_checked(kb: KnowledgeBase) -> None:
         kb.retrieve("refund", "acme", top_k=3, retriever="sparse")
 
 
-def test_asking_for_the_llm_without_one_falls_back_and_says_so(kb: KnowledgeBase) -> None:
-    answer = kb.answer(REFUND_QUESTION, "acme", top_k=3, min_score=0.0, answerer="llm")
-    assert answer.answered and answer.mode == "extractive"
-    assert answer.fallback_reason == "no LLM answerer is configured"
+def test_ranked_doc_ids_keeps_each_document_at_its_best_chunk() -> None:
+    hits = [
+        Hit(doc_id, "", "", "", score) for doc_id, score in [("b", 0.9), ("a", 0.8), ("b", 0.7), ("c", 0.6)]
+    ]
+    assert ranked_doc_ids(hits) == ["b", "a", "c"]
 
 
 def test_load_checks_the_index_and_the_model(built, sources: Path, tmp_path: Path) -> None:
-    kb = KnowledgeBase.load(sources.parent / "index", embed_model=HashingEmbedding(), llm=None)
+    kb = KnowledgeBase.load(sources.parent / "index", embed_model=HashingEmbedding())
     assert kb.version == built.kb_version == kb.manifest["kb_version"]
     with pytest.raises(ValueError, match="was built with"):
         KnowledgeBase.load(sources.parent / "index", embed_model=HashingEmbedding(model_name="other"))
     with pytest.raises(FileNotFoundError, match="no knowledge index"):
         KnowledgeBase.load(tmp_path / "nowhere", embed_model=HashingEmbedding())
-
-
-def test_split_sentences_handles_markdown_lists_tables_and_headings() -> None:
-    text = (
-        "### Steps\n1. Open **Billing**. Then click Refund.\n- Wait 5 days.\n"
-        "| Plan | Cost |\n|---|---|\n| Pay in 3 | Free. No interest. |\n```\ncode\n```"
-    )
-    assert split_sentences(text) == [
-        "Open Billing.",
-        "Then click Refund.",
-        "Wait 5 days.",
-        "Plan: Cost",
-        "Pay in 3: Free.",
-        "No interest.",
-        "code",
-    ]
 
 
 @pytest.fixture(scope="module")
@@ -196,7 +180,7 @@ def minilm_kb(tmp_path_factory: pytest.TempPathFactory) -> KnowledgeBase:
     root = tmp_path_factory.mktemp("minilm")
     sources = write_docs(root, DOCS)
     build_index(sources, root / "index", 256, 32, local_embed_model(), show_progress=False)
-    return KnowledgeBase.load(root / "index", llm=None)
+    return KnowledgeBase.load(root / "index")
 
 
 @pytest.mark.slow

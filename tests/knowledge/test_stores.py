@@ -13,6 +13,7 @@ from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
 from llama_index.core.vector_stores import MetadataFilter, MetadataFilters
 from llama_index.core.vector_stores.types import FilterOperator, VectorStoreQuery
 
+from app.settings import get_settings
 from knowledge.index import build_index, read_manifest
 from knowledge.retrieval import KnowledgeBase
 from knowledge.stores import (
@@ -111,6 +112,22 @@ def test_store_configuration_comes_from_the_environment_then_params() -> None:
         StoreConfig(kind="embedded", table="drop table; --")
 
 
+def test_without_an_explicit_environ_the_settings_decide_dot_env_included(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("SWITCHBOARD_VECTOR_STORE", "SWITCHBOARD_PGVECTOR_URL", "SWITCHBOARD_PGVECTOR_TABLE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text(
+        "SWITCHBOARD_VECTOR_STORE=pgvector\nSWITCHBOARD_PGVECTOR_URL=postgresql://u:secret@h/db\n"
+    )
+    config = StoreConfig.resolve({"pgvector_table": "kb"})
+    assert (config.kind, config.url, config.table) == ("pgvector", "postgresql://u:secret@h/db", "kb")
+    monkeypatch.setenv("SWITCHBOARD_PGVECTOR_TABLE", "from_env")  # the environment beats .env and params
+    get_settings.cache_clear()
+    assert StoreConfig.resolve({"pgvector_table": "kb"}).table == "from_env"
+
+
 # --- PostgreSQL + pgvector (a real server from the pgserver package) -----------------------------
 
 
@@ -192,8 +209,8 @@ def test_pgvector_returns_the_same_results_as_the_embedded_store(
     assert postgres.kb_version == embedded.kb_version
     assert read_manifest(sources.parent / "pg")["vector_store"]["table"] == table
     assert not (sources.parent / "pg" / "vectors.npy").exists()
-    local = KnowledgeBase.load(sources.parent / "embedded", embed_model=embed_model, llm=None)
-    remote = KnowledgeBase.load(sources.parent / "pg", embed_model=embed_model, store=config, llm=None)
+    local = KnowledgeBase.load(sources.parent / "embedded", embed_model=embed_model)
+    remote = KnowledgeBase.load(sources.parent / "pg", embed_model=embed_model, store=config)
     try:
         for question, tenant in QUESTIONS:
             for retriever in ("dense", "hybrid"):
@@ -215,5 +232,5 @@ def test_an_index_in_pgvector_needs_the_store_configured(pg_url: str, sources: P
     config = StoreConfig(kind="pgvector", url=pg_url, table=table)
     build_index(sources, sources.parent / "pg", 256, 32, embed_model, show_progress=False, store=config)
     with pytest.raises(ValueError, match="SWITCHBOARD_PGVECTOR_URL"):
-        KnowledgeBase.load(sources.parent / "pg", embed_model=embed_model, store=StoreConfig(), llm=None)
+        KnowledgeBase.load(sources.parent / "pg", embed_model=embed_model, store=StoreConfig())
     PgVectorStoreAdapter(pg_url, table=table).drop()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from app.settings import get_settings
 from pipelines.build_index import main
 
 PARAMS = """\
@@ -120,7 +121,8 @@ def test_build_index_writes_the_index_and_tracks_the_run(
     assert (project / "knowledge" / "index" / "answerability.json").is_file()
     captured = capsys.readouterr()
     assert "3 documents, 5 chunks" in captured.out and "embedded 5" in captured.out
-    assert "answerability fitted on 8 dev questions" in captured.out
+    assert "answerability fitted on 8 dev questions (3-fold cross-validated AUC " in captured.out
+    assert manifest["answerability"]["cv_folds"] == 3 and "dev_auc" not in manifest["answerability"]
     assert "skipping knowledge/docs/acme/broken.md: no YAML front matter" in captured.err
 
     from mlflow.tracking import MlflowClient
@@ -135,6 +137,7 @@ def test_build_index_writes_the_index_and_tracks_the_run(
     assert run.data.metrics["skipped_files"] == 1 and run.data.metrics["chunks_per_second"] > 0
     assert run.data.metrics["embedded_chunks"] == 5
     assert 0 < run.data.metrics["answerability_suggested_min_score"] < 1
+    assert run.data.metrics["answerability_dev_cv_auc"] == manifest["answerability"]["dev_cv_auc"]
     assert "manifest.json" in [artifact.path for artifact in client.list_artifacts(run.info.run_id)]
 
     # a second build with one article changed embeds only that article's chunks
@@ -157,10 +160,15 @@ def test_a_malformed_dev_file_exits_2(project: Path, capsys: pytest.CaptureFixtu
 
 
 def test_an_unknown_vector_store_exits_2(
-    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    project: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> None:
     monkeypatch.setenv("SWITCHBOARD_VECTOR_STORE", "pgvector")
     monkeypatch.delenv("SWITCHBOARD_PGVECTOR_URL", raising=False)
+    get_settings.cache_clear()  # the settings are read once per process: read them with this environment
+    request.addfinalizer(get_settings.cache_clear)
     assert main(["--sources", "knowledge/sources.yml", "--out", "knowledge/index"]) == 2
     assert "needs SWITCHBOARD_PGVECTOR_URL" in capsys.readouterr().err
     assert not (project / "knowledge" / "index").exists()

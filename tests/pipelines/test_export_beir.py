@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from knowledge.beir import load_folder
+from knowledge.beir_format import load_folder
 from pipelines.export_beir import main
 
 from .test_build_index import make_project

@@ -1,4 +1,4 @@
-"""Grounded LLM tiers: the knowledge prompts and ``knowledge.llm.validate`` decide what the user sees."""
+"""Grounded LLM tiers: the knowledge prompts and ``knowledge.grounding.validate`` decide what the user sees."""
 
 from __future__ import annotations
 

@@ -1,0 +1,146 @@
+"""Fitting the answerability model on dev questions: the fit, its cut-off, its cross-validated AUC, the build step."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from knowledge.calibration import Example, cross_validated_auc, finalizer, fit, suggest_cut_off
+from knowledge.confidence import AnswerabilityModel, DenseScoreModel, load_model
+from knowledge.gold import GoldQuestion
+from knowledge.index import build_index, read_manifest
+from knowledge.metrics import roc_auc
+from knowledge.retrieval import KnowledgeBase
+
+from .conftest import HashingEmbedding
+
+
+def question(qid: str, text: str, doc_ids: tuple[str, ...] = (), tenant: str = "acme") -> GoldQuestion:
+    return GoldQuestion(qid, text, "", doc_ids, "direct" if doc_ids else "unanswerable", tenant)
+
+
+DEV = [
+    question("a1", "Who can ask for a refund within 30 days?", ("acme-refunds",)),
+    question("a2", "refunds original payment method business days", ("acme-refunds",)),
+    question("a3", "standard delivery business days express", ("acme-shipping",)),
+    question("a4", "tracking link in the order confirmation email", ("acme-shipping",)),
+    question("a5", "globex refund zebra code", ("globex-refunds",), tenant="globex"),
+    question("u1", "platypus aquarium subscription"),
+    question("u2", "quantum chromodynamics lattice"),
+    question("u3", "volcano hiking permit"),
+    question("u4", "saxophone lessons for beginners"),
+]
+
+
+def test_the_logistic_model_is_a_probability_and_round_trips(tmp_path: Path) -> None:
+    rows = [
+        Example(f"p{i}", {"dense_top": 0.6 + i / 100, "dense_margin": 0.1, "unknown": 0.0}, True)
+        for i in range(10)
+    ]
+    rows += [
+        Example(f"n{i}", {"dense_top": 0.2 + i / 100, "dense_margin": 0.0, "unknown": 0.8}, False)
+        for i in range(10)
+    ]
+    model = fit(rows, max_false_idk=0.1)
+    high, low = (
+        model.predict(rows[9].values),
+        model.predict(rows[-1].values),
+    )  # best answerable, worst unanswerable
+    assert 0.5 < high < 1.0 and 0.0 < low < 0.5
+    assert model.info["dev_questions"] == 20 and model.info["dev_unanswerable"] == 10
+    assert low < model.info["suggested_min_score"] < high
+    model.save(tmp_path)
+    again = load_model(tmp_path)
+    assert isinstance(again, AnswerabilityModel) and again.predict(rows[3].values) == pytest.approx(
+        model.predict(rows[3].values)
+    )
+    assert isinstance(load_model(tmp_path / "none"), DenseScoreModel)
+    with pytest.raises(ValueError, match="answerable and unanswerable"):
+        fit(rows[:10])
+
+
+def test_the_suggested_cut_off_refuses_at_most_the_allowed_share() -> None:
+    scores = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05]
+    answerable = [True] * 10
+    assert suggest_cut_off(scores, answerable, 0.0) == pytest.approx(0.0499)  # refuse none
+    assert suggest_cut_off(scores, answerable, 0.1) == pytest.approx(0.075)  # refuse one (0.05)
+    assert suggest_cut_off(scores, answerable, 0.25) == pytest.approx(0.15)  # refuse two
+
+
+def test_the_build_fits_the_model_on_dev_questions(sources: Path, embed_model: HashingEmbedding) -> None:
+    index_dir = sources.parent / "index"
+    build_index(
+        sources,
+        index_dir,
+        256,
+        32,
+        embed_model,
+        show_progress=False,
+        finalize=finalizer(DEV, embed_model, fusion="relative", dense_weight=0.6),
+    )
+    manifest = read_manifest(index_dir)
+    assert manifest["retrieval"] == {"fusion": "relative", "dense_weight": 0.6}
+    assert manifest["answerability"]["kind"] == "logistic"
+    assert manifest["answerability"]["dev_questions"] == len(DEV)
+    assert 0.0 < manifest["answerability"]["suggested_min_score"] < 1.0
+    # measured on held-out folds (4: the dev set has 4 unanswerable questions), never on the fitted rows
+    assert manifest["answerability"]["cv_folds"] == 4 and manifest["answerability"]["cv_seed"] == 0
+    assert (
+        0.0 <= manifest["answerability"]["dev_cv_auc"] <= 1.0 and "dev_auc" not in manifest["answerability"]
+    )
+    kb = KnowledgeBase.load(index_dir, embed_model=embed_model)
+    assert kb.answerability.kind == "logistic" and kb.fusion == ("relative", 0.6)
+    cut = manifest["answerability"]["suggested_min_score"]
+    assert kb.answer("Who can ask for a refund within 30 days?", "acme", top_k=3, min_score=cut).answered
+    assert not kb.answer("platypus aquarium subscription", "acme", top_k=3, min_score=cut).answered
+
+
+def test_without_dev_questions_the_build_keeps_the_dense_score(
+    sources: Path, embed_model: HashingEmbedding
+) -> None:
+    build_index(
+        sources,
+        sources.parent / "index",
+        256,
+        32,
+        embed_model,
+        show_progress=False,
+        finalize=finalizer(None, embed_model),
+    )
+    assert read_manifest(sources.parent / "index")["answerability"] == {"kind": "dense_score"}
+    assert not (sources.parent / "index" / "answerability.json").exists()
+
+
+def noise_rows(n: int, unanswerable: int, seed: int = 7) -> list[Example]:
+    """Rows whose features say nothing about the label: a fit can only memorise them."""
+    rng = random.Random(seed)
+    return [
+        Example(
+            f"q{i}",
+            {name: rng.gauss(0, 1) for name in ("dense_top", "dense_margin", "unknown")},
+            i >= unanswerable,
+        )
+        for i in range(n)
+    ]
+
+
+def test_the_cross_validated_auc_scores_rows_the_model_was_not_fitted_on() -> None:
+    rows = noise_rows(40, 20)
+    model = fit(rows)
+    in_sample = roc_auc([model.predict(r.values) for r in rows], [r.answerable for r in rows])
+    auc, folds = cross_validated_auc(rows, seed=42)
+    assert folds == 5 and auc is not None
+    assert in_sample > 0.6 and auc < in_sample - 0.1  # memorised noise does not carry to held-out rows
+    assert cross_validated_auc(rows, seed=42) == (auc, folds)  # the seed fixes the folds
+    separable = [
+        Example(f"s{i}", {"dense_top": i / 10, "dense_margin": 0.0, "unknown": 0.0}, i >= 5)
+        for i in range(10)
+    ]
+    assert cross_validated_auc(separable, seed=1) == (1.0, 5)
+
+
+def test_the_folds_shrink_to_the_smaller_class_and_need_two() -> None:
+    assert cross_validated_auc(noise_rows(12, 3), seed=0)[1] == 3
+    assert cross_validated_auc(noise_rows(12, 1), seed=0) == (None, 0)
