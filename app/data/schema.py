@@ -59,7 +59,8 @@ llm_calls = sa.Table(
     sa.Column("tenant_id", sa.String(64), nullable=False),
     sa.Column("user_id", sa.String(128), nullable=False),
     sa.Column("conversation_id", sa.String(200), nullable=False, server_default=""),
-    sa.Column("correlation_id", sa.String(128), nullable=False, server_default=""),  # the turn (migration 0005)
+    # the user turn of the call (migration 0005): joins it to its turn record
+    sa.Column("correlation_id", sa.String(128), nullable=False, server_default=""),
     sa.Column("tier", sa.SmallInteger, nullable=False),
     sa.Column("model", sa.String(200), nullable=False),
     sa.Column("prompt_tokens", sa.Integer, nullable=False, server_default="0"),
