@@ -28,7 +28,7 @@ from pydantic import SecretStr
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.data.db import get_engine, upgrade
-from app.data.seed import seed_crm
+from app.data.seed import seed_demo_tenants
 from app.offline import apply_offline_env
 from app.scaleout import (
     ScaleOutError,
@@ -293,7 +293,7 @@ class Stack:
                         f"cannot prepare the PostgreSQL database of {url}: {str(exc).splitlines()[0]}"
                     ) from exc
         upgrade(self.settings.db_url)
-        seed_crm(get_engine(self.settings.db_url), self.settings.tenant)
+        seed_demo_tenants(get_engine(self.settings.db_url), self.settings.tenant)
 
     def start(self, timeout: float = 180.0) -> None:
         """Start every service and wait until all are healthy (or raise ``StackError`` and stop them)."""
