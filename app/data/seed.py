@@ -7,9 +7,10 @@ so a stack whose default tenant is renamed still has customers to show.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
@@ -79,16 +80,21 @@ DEMO: dict[str, DemoTenant] = {
 
 def seed_crm(engine: sa.Engine, tenant_id: str = TENANT) -> int:
     """Insert the tenant's demo customers and orders that are not there yet; return how many rows were added."""
-    demo = DEMO.get(tenant_id, DEMO[TENANT])
+    return insert_missing(engine, tenant_id, DEMO.get(tenant_id, DEMO[TENANT]))
+
+
+def insert_missing(engine: sa.Engine, tenant_id: str, data: DemoTenant) -> int:
+    """Insert the customers and orders of ``data`` that ``tenant_id`` does not have yet (by user and order id);
+    return how many rows were added."""
     added = 0
     now = datetime.now(UTC)
     with engine.begin() as conn:
-        for customer in demo.customers:
+        for customer in data.customers:
             key = (customers.c.tenant_id == tenant_id) & (customers.c.user_id == customer["user_id"])
             if conn.execute(sa.select(customers.c.user_id).where(key)).first() is None:
                 conn.execute(sa.insert(customers).values(tenant_id=tenant_id, **customer))
                 added += 1
-        for order in demo.orders:
+        for order in data.orders:
             key = (orders.c.tenant_id == tenant_id) & (orders.c.order_id == order.order_id)
             if conn.execute(sa.select(orders.c.order_id).where(key)).first() is None:
                 conn.execute(
@@ -105,6 +111,22 @@ def seed_crm(engine: sa.Engine, tenant_id: str = TENANT) -> int:
                     )
                 )
                 added += 1
+    return added
+
+
+def seed_customers(engine: sa.Engine, fixtures: Iterable[Any]) -> int:
+    """Insert CRM fixtures (objects with ``tenant``, ``user``, ``name``, ``email`` and ``orders`` of ``id``,
+    ``status``, ``carrier``, ``tracking``, ``eta``, ``total``: the conversation test set's customers)."""
+    added = 0
+    for fixture in fixtures:
+        data = DemoTenant(
+            customers=({"user_id": fixture.user, "name": fixture.name, "email": fixture.email},),
+            orders=tuple(
+                DemoOrder(o.id, fixture.user, o.status, o.carrier, o.tracking, o.eta, str(o.total))
+                for o in fixture.orders
+            ),
+        )
+        added += insert_missing(engine, fixture.tenant, data)
     return added
 
 

@@ -43,3 +43,23 @@ def test_seed_demo_tenants_seeds_every_demo_tenant_and_the_default_once(sqlite_u
         "globex": 5,
         "initech": 5,
     }
+
+
+def test_conversation_fixtures_are_seeded_once(tmp_path):
+    from app.data.db import get_engine, upgrade
+    from app.data.seed import seed_customers
+    from app.evaluation.conversations import Customer
+
+    url = f"sqlite:///{tmp_path / 'stores.db'}"
+    upgrade(url)
+    fixture = Customer.model_validate({
+        "tenant": "globex", "user": "zoe", "name": "Zoe", "email": "zoe@example.com",
+        "orders": [{"id": "ORD-39999", "status": "shipped", "carrier": "PostNL", "total": "19.90"}],
+    })  # fmt: skip
+    engine = get_engine(url)
+    assert seed_customers(engine, [fixture]) == 2 and seed_customers(engine, [fixture]) == 0
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.text("SELECT user_id, status, total_eur FROM crm_orders WHERE tenant_id='globex'")
+        ).one()
+    assert (row.user_id, row.status, float(row.total_eur)) == ("zoe", "shipped", 19.9)
