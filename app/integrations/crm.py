@@ -105,9 +105,11 @@ class CrmClient:
             base_url, breaker_name=breaker_name, timeout_s=timeout_s, transport=transport
         )
 
-    def get_order(self, tenant_id: str, order_id: str) -> Order | None:
-        """The order, or None if the tenant has no such order. Raises ``CrmUnavailable``."""
-        response = self.http.request("GET", f"/orders/{tenant_id}/{order_id}")
+    def get_order(self, tenant_id: str, order_id: str, user_id: str | None = None) -> Order | None:
+        """The order, or None if the tenant (with ``user_id``: that user) has no such order. Raises
+        ``CrmUnavailable``."""
+        params = {"user": user_id} if user_id is not None else None
+        response = self.http.request("GET", f"/orders/{tenant_id}/{order_id}", params=params)
         if response.status_code == 404:
             return None
         if response.status_code != 200:

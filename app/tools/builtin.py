@@ -67,8 +67,9 @@ def crm_tools(crm: Callable[[], CrmClient], *, timeout_s: float) -> list[Tool]:
     """``order_status`` and ``request_refund`` over the CRM service (``crm()`` gives the client)."""
 
     def order_status(ctx: ToolContext, args: OrderInput) -> dict[str, Any]:
-        order = _crm_errors(lambda: crm().get_order(ctx.tenant_id, args.order_id))
-        if order is None:
+        # only the asking user's own order: another customer's is "not found", status and all withheld
+        order = _crm_errors(lambda: crm().get_order(ctx.tenant_id, args.order_id, ctx.user_id))
+        if order is None or order.user_id != ctx.user_id:
             return {"found": False, "order_id": args.order_id}
         data = order.to_json()
         del data["user_id"], data["tenant_id"]

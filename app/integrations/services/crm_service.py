@@ -106,12 +106,14 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
         return {"status": "ok"}
 
     @app.get("/orders/{tenant}/{order_id}")
-    def get_order(tenant: Id, order_id: str) -> dict[str, Any]:
+    def get_order(tenant: Id, order_id: str, user: Id | None = None) -> dict[str, Any]:
+        """An order of the tenant; with ``user``, only when it is that user's (what the bot asks: a
+        customer never learns anything about someone else's order, not even that it exists)."""
         if not ORDER_ID_PATTERN.match(order_id):
             raise HTTPException(400, f"invalid order id {order_id!r}: expected ORD-12345")
         order = crm.get_order(tenant, order_id)
-        if order is None:
-            raise HTTPException(404, f"no order {order_id} for tenant {tenant}")
+        if order is None or (user is not None and order.user_id != user):
+            raise HTTPException(404, f"no order {order_id} for this customer of tenant {tenant}")
         return order.to_json()
 
     @app.post("/refunds", status_code=202)

@@ -63,6 +63,15 @@ async def test_orders_of_another_tenant_are_not_found(tracker_from, dispatcher, 
     assert "couldn't find" in dispatcher.messages[0]["text"]
 
 
+async def test_another_customers_order_reveals_nothing(tracker_from, dispatcher, domain):
+    """ORD-10042 is alice's: bob asking for it learns nothing about it, not even that it shipped."""
+    tracker = tracker_from("order_question", metadata={"tenant_id": "acme", "user_id": "bob"})
+    await run(tracker, dispatcher, domain)
+    text = dispatcher.messages[0]["text"]
+    assert "couldn't find an order ORD-10042" in text
+    assert not any(leak in text for leak in ("shipped", "DHL", "JD014600006201"))
+
+
 @pytest.mark.parametrize(
     ("text", "entities", "expected"),
     [
