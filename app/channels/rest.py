@@ -1,8 +1,8 @@
 """The REST channel end users talk to: Rasa's ``rest`` webhook with input validation and tenancy.
 
 Registered in ``nlu/credentials.yml``; served at ``/webhooks/rest/webhook``. Runs inside the Rasa server
-(Python 3.10, pydantic 1), so it imports only Rasa, Sanic, the stdlib and `app.channels.turns` (the turn checks
-it shares with the gateway, stdlib only).
+(Python 3.10, pydantic 1), so it imports only Rasa, Sanic, the stdlib, `app.channels.turns` (the turn checks
+it shares with the gateway) and `app.identity` (the conversation id), both stdlib only.
 
 What it adds to Rasa's ``RestInput``:
 - bad input gets a clear JSON error instead of a 500: malformed JSON or a missing/invalid ``sender`` or
@@ -28,16 +28,12 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from app.channels.turns import TENANT_PATTERN, InvalidRequest, check_turn
+from app.channels.turns import InvalidRequest, check_turn
+from app.identity import TENANT_PATTERN, conversation_id
 
 logger = structlog.get_logger(__name__)
 
 DEFAULT_MAX_MESSAGE_CHARS = 2000
-
-
-def conversation_id(tenant: str, sender: str) -> str:
-    """The tracker key: tenant and user id together, so no two tenants share a conversation."""
-    return f"{tenant}:{sender}"
 
 
 def parse_payload(
