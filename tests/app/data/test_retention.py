@@ -24,7 +24,7 @@ import sqlalchemy as sa
 import yaml
 from alembic import command
 
-from app.data import retention
+from app.data import retention, schema
 from app.data.__main__ import main
 from app.data.db import alembic_config, get_engine, upgrade
 from app.data.retention import (
@@ -34,7 +34,6 @@ from app.data.retention import (
     RetentionPolicy,
     forget_user,
     purge,
-    tracker_events,
     user_hash,
 )
 from app.data.schema import (
@@ -48,6 +47,7 @@ from app.data.schema import (
     tickets,
 )
 from app.data.seed import seed_crm
+from app.data.tracker import events as tracker_events
 
 ROOT = Path(__file__).resolve().parents[3]
 RASA_PYTHON = ROOT / ".venv-rasa" / "bin" / "python"
@@ -372,6 +372,39 @@ def test_default_tenant_also_forgets_a_conversation_without_tenant_prefix(people
     assert {e["sender_id"] for e in rows(people.tracker, tracker_events)} == {"acme:bob"}
 
 
+def test_a_bare_sender_with_a_colon_is_never_the_default_tenants_user(people: Dbs) -> None:
+    """The bare id ``globex:alice`` is globex's alice (app/identity.py): forgetting the default tenant's user
+    ``globex:alice`` must not touch it."""
+    before = snapshot(people)
+    report = forget_user(
+        "acme", "globex:alice", stores=people.stores, tracker=people.tracker, default_tenant="acme"
+    )
+    assert report.counts["tracker_events"] == 0
+    assert {k: v for k, v in snapshot(people).items() if k != "retention_audit"} == {
+        k: v for k, v in before.items() if k != "retention_audit"
+    }
+
+
+def test_every_table_of_ours_is_erased_by_a_handler_or_deliberately_left_alone() -> None:
+    """A new table with user data must join ``USER_DATA_TABLES`` (and get a handler) or be named here."""
+    left_alone = {"retention_audit", "crm_customers", "crm_orders"}  # the audit trail; the CRM stand-in
+    assert set(schema.metadata.tables) == set(retention.USER_DATA_TABLES) | left_alone
+
+
+def test_a_store_without_its_retention_handler_is_refused(
+    people: Dbs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every user-data table has a registered handler, or nothing runs (an erasure never skips a store)."""
+    assert [s.table for s in retention.registered_stores()] == list(retention.USER_DATA_TABLES)
+    before = snapshot(people)
+    monkeypatch.delitem(retention._STORES, "answer_cache")
+    with pytest.raises(RetentionError, match="no retention handler registered for answer_cache"):
+        forget_user("acme", "alice", stores=people.stores, tracker=people.tracker)
+    with pytest.raises(RetentionError, match="answer_cache"):
+        purge(RetentionPolicy(), stores=people.stores, tracker=people.tracker)
+    assert snapshot(people) == before
+
+
 def test_a_failure_changes_no_database(people: Dbs, monkeypatch: pytest.MonkeyPatch) -> None:
     """Both transactions roll back when anything fails before the end (here: writing the audit row)."""
     before = snapshot(people)
@@ -646,7 +679,8 @@ def test_params_yaml_retention_section_is_the_documented_defaults() -> None:
 
 
 def test_events_ddl_is_what_rasa_creates(dbs: Dbs, tmp_path: Path) -> None:
-    """The tracker table the tests use (and retention.tracker_events queries) is the one Rasa 3.6 creates."""
+    """The tracker table the tests use (and app.data.tracker.events, which retention and analytics query) is
+    the one Rasa 3.6 creates."""
     if not RASA_PYTHON.exists():
         if os.environ.get("CI") == "true":
             pytest.fail(f"the Rasa environment is required under CI: {RASA_PYTHON}")
@@ -693,7 +727,7 @@ def test_events_ddl_is_what_rasa_creates(dbs: Dbs, tmp_path: Path) -> None:
             assert described(rasa_engine) == described(dbs.tracker)
         finally:
             rasa_engine.dispose()
-        # and what retention.tracker_events queries: same names, Python types and nullability
+        # and what app.data.tracker.events declares: same names, Python types and nullability
         reflected = sa.inspect(dbs.tracker).get_columns("events")
         assert [(c["name"], c["type"].python_type, c["nullable"]) for c in reflected] == [
             (c.name, c.type.python_type, c.nullable) for c in tracker_events.columns
