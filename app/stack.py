@@ -6,6 +6,9 @@ model, which the gateway sends the canary users to.
 ``python -m app.stack`` (what ``make run`` calls) prepares the stores, starts the processes, waits
 until each answers its health check, prints the URLs, and on Ctrl-C stops the processes it started (by
 process group) and nothing else. The end-to-end tests use the same ``Stack`` class.
+
+This module composes the stack: which services, their argv, environment, health URLs, ports, replicas and
+canary. Running them (launch, health wait, kill, restart, stop, log tails) is :mod:`app.supervisor`'s job.
 """
 
 from __future__ import annotations
@@ -15,15 +18,10 @@ import os
 import secrets
 import signal
 import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 
-import httpx
 from pydantic import SecretStr
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -40,32 +38,17 @@ from app.scaleout import (
     write_endpoints,
 )
 from app.settings import ROOT, Settings, get_settings
+from app.supervisor import Service, StackError, Supervisor
 from nlu.rasa_runner import rasa_command
+
+__all__ = ["SERVICES", "Service", "Stack", "StackError", "main"]
 
 SERVICES = ("crm", "actions", "rasa", "gateway", "streamlit")
 
 
-class StackError(RuntimeError):
-    """A service could not start; the message names it and ends with its log tail."""
-
-
-@dataclass
-class Service:
-    name: str
-    argv: list[str]
-    health_url: str
-    log_path: Path
-    expect: str = ""  # text the health response must contain
-    process: subprocess.Popen | None = field(default=None, repr=False)
-
-    def log_tail(self, lines: int = 25) -> str:
-        if not self.log_path.exists():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-
 class Stack:
-    """The served bot's processes, started and stopped together."""
+    """The served bot's processes, composed from the settings, started and stopped together (by its
+    :class:`~app.supervisor.Supervisor`)."""
 
     def __init__(self, settings: Settings | None = None, services: Iterable[str] = SERVICES) -> None:
         self.settings = settings or get_settings()
@@ -78,7 +61,7 @@ class Stack:
             self.settings = self.settings.model_copy(
                 update={"jwt_secret": SecretStr(secrets.token_urlsafe(32))}
             )
-        self.services: list[Service] = []
+        self.supervisor = Supervisor(cwd=ROOT)
         # Replica i listens on rasa_ports[i]; the first is settings.rasa_port, as with one replica.
         # Replicas after the first skip every other *_port setting (e.g. the gateway's, not yet bound).
         others = {
@@ -109,6 +92,11 @@ class Stack:
     @property
     def canary_url(self) -> str:
         return f"http://{self.settings.host}:{self.settings.canary_port}"
+
+    @property
+    def services(self) -> list[Service]:
+        """The services started (in start order); empty before :meth:`start`."""
+        return self.supervisor.services
 
     @property
     def rasa_urls(self) -> list[str]:
@@ -298,78 +286,22 @@ class Stack:
     def start(self, timeout: float = 180.0) -> None:
         """Start every service and wait until all are healthy (or raise ``StackError`` and stop them)."""
         self.prepare()
-        env = self.env()
-        self.services = self._define()
-        for service in self.services:
-            self._launch(service, env)
-        try:
-            for service in self.services:
-                self._wait_healthy(service, deadline=time.monotonic() + timeout)
-        except StackError:
-            self.stop()
-            raise
-
-    def _launch(self, service: Service, env: dict[str, str], mode: str = "w") -> None:
-        service.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with service.log_path.open(mode) as log:
-            service.process = subprocess.Popen(
-                service.argv,
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+        self.supervisor.start(self._define(), self.env(), timeout)
 
     def service(self, name: str) -> Service:
-        return next(s for s in self.services if s.name == name)
+        return self.supervisor.service(name)
 
     def kill(self, name: str) -> None:
         """Kill one service at once (SIGKILL to its process group): a crash, not a graceful stop."""
-        proc = self.service(name).process
-        if proc is not None and proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=15)
+        self.supervisor.kill(name)
 
     def restart(self, name: str, timeout: float = 60.0) -> None:
         """Start a stopped or killed service again (same port and stores) and wait until it is healthy."""
-        service = self.service(name)
-        if service.process is not None and service.process.poll() is None:
-            raise StackError(f"{name} is still running")
-        self._launch(service, self.env(), mode="a")
-        self._wait_healthy(service, deadline=time.monotonic() + timeout)
-
-    def _wait_healthy(self, service: Service, deadline: float) -> None:
-        while time.monotonic() < deadline:
-            assert service.process is not None
-            if service.process.poll() is not None:
-                raise StackError(
-                    f"{service.name} exited with code {service.process.returncode}:\n{service.log_tail()}"
-                )
-            try:
-                reply = httpx.get(service.health_url, timeout=2.0)
-                if reply.status_code == 200 and service.expect in reply.text:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        raise StackError(f"{service.name} not healthy at {service.health_url} in time:\n{service.log_tail()}")
+        self.supervisor.restart(name, self.env(), timeout)
 
     def stop(self, grace: float = 15.0) -> None:
         """Stop the processes this stack started (their whole process groups), newest first."""
-        for service in reversed(self.services):
-            proc = service.process
-            if proc is None or proc.poll() is not None:
-                continue
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=grace)
-            except ProcessLookupError:
-                pass
+        self.supervisor.stop(grace)
 
     def urls(self) -> dict[str, str]:
         s = self.settings
@@ -433,10 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in stack.names:
             print(f"  {name:<10} {stack.urls()[name]}")
         print("ready. Press Ctrl-C to stop.", flush=True)
-        while all(s.process is not None and s.process.poll() is None for s in stack.services):
-            time.sleep(1)
-        dead = [s for s in stack.services if s.process is not None and s.process.poll() is not None]
-        for service in dead:
+        for service in stack.supervisor.watch():
             print(f"error: {service.name} stopped unexpectedly:\n{service.log_tail()}", file=sys.stderr)
         return 1
     except StackError as exc:
