@@ -1,8 +1,10 @@
-"""How the analytics page shows a figure: undefined figures (None, NaN) as "–", never as 0."""
+"""How the analytics and evaluation pages show a figure: on the analytics page, undefined figures (None,
+NaN) as "–", never as 0."""
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 
 def format_rate(value: float | None) -> str:
@@ -25,3 +27,8 @@ def format_number(value: float | None) -> str:
     if value is None or math.isnan(value):
         return "–"
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
+
+
+def format_figure(value: Any) -> str:
+    """A result figure as the evaluation page shows it: 4 significant digits for a float, else as is."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
