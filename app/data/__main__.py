@@ -25,6 +25,8 @@ from typing import Any, NoReturn
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 # Imported for their retention handlers (app/data/retention.py refuses to run while one is missing).
+import app.actions.records  # noqa: F401 - action_runs
+import app.analytics.turn_records  # noqa: F401 - turn_records
 import app.cache.backends  # noqa: F401 - answer_cache
 import app.integrations.jobs  # noqa: F401 - jobs
 import app.integrations.notifications  # noqa: F401 - notifications

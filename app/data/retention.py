@@ -9,7 +9,8 @@ Stores, and what each operation does there (docs/data-retention.md has the opera
   events after counting those stored since the last ``session_started`` (``SQLTrackerStore._additional_events``),
   so removing part of a live session would make it skip or duplicate events.
 - Our stores (``Settings.db_url``, app/data/schema.py): ``tickets`` (with their transcripts), ``jobs``,
-  ``notifications``, ``answer_cache`` are deleted; ``llm_calls`` are *anonymised* (user and conversation ids
+  ``notifications``, ``answer_cache`` and the per-turn ``action_runs`` and ``turn_records`` are deleted
+  (purge ages the last two with ``conversation_days``); ``llm_calls`` are *anonymised* (user and conversation ids
   replaced, error text cleared) rather than deleted, because tokens and cost are the tenant's spend: deleting
   them would make the tenant's cost totals (app/llm/usage.py) and cost evaluations wrong after every erasure.
   The CRM tables (``crm_customers``, ``crm_orders``) stand in for the company's own CRM, which is not ours to
@@ -26,7 +27,8 @@ tracker store (its table: app/data/tracker.py) and writes the audit row. Each st
 purges its own rows through its own module, in the transaction it is handed: ``tickets``
 (app/integrations/ticketing.py), ``jobs`` (app/integrations/jobs.py), ``notifications``
 (app/integrations/notifications.py), ``answer_cache`` (app/cache/backends.py), ``llm_calls``
-(app/llm/usage.py). Each of those modules registers its :class:`UserDataStore` when imported, so the data
+(app/llm/usage.py), ``action_runs`` (app/actions/records.py) and ``turn_records``
+(app/analytics/turn_records.py). Each of those modules registers its :class:`UserDataStore` when imported, so the data
 layer imports none of them (``python -m app.data``, app/data/__main__.py, imports them all); a run refuses
 to start while a table of :data:`USER_DATA_TABLES` has no registered store. The Redis cache is handed in
 (``redis_cache``: the CLI builds it from params.yaml ``cache``).
@@ -75,7 +77,9 @@ ALL = "*"
 
 # The tables of our stores that hold user data, in the order the report lists them; each has one
 # registered UserDataStore (see the module docstring).
-USER_DATA_TABLES = ("tickets", "jobs", "notifications", "answer_cache", "llm_calls")
+USER_DATA_TABLES = (
+    "tickets", "jobs", "notifications", "answer_cache", "llm_calls", "action_runs", "turn_records",
+)  # fmt: skip
 STORE_TABLES = (*USER_DATA_TABLES, "retention_audit")
 
 
@@ -96,7 +100,11 @@ class RetentionPolicy(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    conversation_days: int = Field(90, ge=0, description="conversations with no event for this long")
+    conversation_days: int = Field(
+        90,
+        ge=0,
+        description="conversations with no event for this long; action runs and turn records this old",
+    )
     ticket_days: int = Field(365, ge=0, description="resolved/closed tickets opened this long ago")
     notification_days: int = Field(30, ge=0, description="delivered notifications, since delivery")
     undelivered_notification_days: int = Field(180, ge=0, description="notifications never fetched")
@@ -271,6 +279,30 @@ def count_or_update(
 def forget_rows(conn: sa.Connection, table: sa.Table, request: ForgetRequest, report: Report) -> None:
     """The plain forget: every row of the user in ``table`` goes (counted under the table's name)."""
     report.counts[table.name] = count_or_delete(conn, table, request.rows_of(table), report.dry_run)
+
+
+@dataclass(frozen=True)
+class TurnLevelRows:
+    """A :class:`UserDataStore` for rows about single turns of a conversation (``action_runs``,
+    ``turn_records``): a forgotten user's go; purge deletes those older than ``conversation_days`` by
+    ``time_column``. Rows of a conversation Rasa still keeps may be written again by their owner (the
+    turn recorder rebuilds a sender's records whole when it has new events); that is the owner's call."""
+
+    rows: sa.Table
+    time_column: str
+
+    @property
+    def table(self) -> str:
+        return self.rows.name
+
+    def forget_user(self, conn: sa.Connection, request: ForgetRequest, report: Report) -> None:
+        forget_rows(conn, self.rows, request, report)
+
+    def purge(self, conn: sa.Connection, request: PurgeRequest, report: Report) -> None:
+        days = request.policy.conversation_days
+        if days:
+            old = self.rows.c[self.time_column] < request.before(days)
+            report.counts[self.table] = count_or_delete(conn, self.rows, old, report.dry_run)
 
 
 @contextmanager

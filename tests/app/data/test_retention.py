@@ -37,6 +37,7 @@ from app.data.retention import (
     user_hash,
 )
 from app.data.schema import (
+    action_runs,
     answer_cache,
     customers,
     jobs,
@@ -45,6 +46,7 @@ from app.data.schema import (
     orders,
     retention_audit,
     tickets,
+    turn_records,
 )
 from app.data.seed import seed_crm
 from app.data.tracker import events as tracker_events
@@ -132,9 +134,28 @@ def add_events(tracker: sa.Engine, sender: str, times: list[datetime]) -> None:
         conn.execute(sa.insert(tracker_events), rows)
 
 
+def action_run(tenant: str, user: str, conv: str, at: datetime) -> dict:
+    """An ``action_runs`` row (migration 0005)."""
+    return {
+        "tenant_id": tenant, "user_id": user, "conversation_id": conv, "action": "action_answer_knowledge",
+        "handler": "knowledge", "attempts": [[0, "ok"]], "sources": [], "tools": [], "outcome": "ok",
+        "stages": {"total": 12.0}, "created_at": at,
+    }  # fmt: skip
+
+
+def turn_record(tenant: str, user: str, conv: str, turn: int, at: datetime) -> dict:
+    """A ``turn_records`` row (migration 0005)."""
+    return {
+        "tenant_id": tenant, "user_id": user, "conversation_id": conv, "session_index": 1,
+        "turn_index": turn, "started_at": at, "ended_at": at, "entities": [{"entity": "order_id", "value": "x"}],
+        "handler": "knowledge", "actions": [], "sources": [], "tools": [], "llm_call_ids": [], "stages": {},
+        "outcome": "ok", "last_event_id": turn,
+    }  # fmt: skip
+
+
 def seed_person(dbs: Dbs, tenant: str, user: str) -> None:
     """One user's footprint in every store: 3 tracker events, a ticket, 3 jobs (done webhook, pending refund,
-    pending webhook), 2 notifications, a cache entry, 2 LLM calls."""
+    pending webhook), 2 notifications, a cache entry, 2 LLM calls, an action run, a turn record."""
     conv = f"{tenant}:{user}"
     add_events(dbs.tracker, conv, [ago(1), ago(1), ago(1)])
     with dbs.stores.begin() as conn:
@@ -249,6 +270,8 @@ def seed_person(dbs: Dbs, tenant: str, user: str) -> None:
                 },
             ],
         )
+        conn.execute(sa.insert(action_runs).values(**action_run(tenant, user, conv, ago(1))))
+        conn.execute(sa.insert(turn_records).values(**turn_record(tenant, user, conv, 1, ago(1))))
 
 
 @pytest.fixture
@@ -266,7 +289,10 @@ def rows(engine: sa.Engine, table: sa.Table) -> list[dict]:
         ]
 
 
-OUR_TABLES = (tickets, jobs, notifications, answer_cache, llm_calls, customers, orders, retention_audit)
+OUR_TABLES = (
+    tickets, jobs, notifications, answer_cache, llm_calls, action_runs, turn_records, customers, orders,
+    retention_audit,
+)  # fmt: skip
 
 
 def snapshot(dbs: Dbs) -> dict[str, list[dict]]:
@@ -301,6 +327,8 @@ EXPECTED_FORGET = {
     "notifications": 2,
     "answer_cache": 1,
     "llm_calls_anonymised": 2,
+    "action_runs": 1,
+    "turn_records": 1,
 }
 
 
@@ -487,7 +515,7 @@ def test_migration_0004_adds_and_removes_only_the_audit_table(sqlite_url: str) -
     engine = get_engine(sqlite_url)
     seed_crm(engine)
     before = set(sa.inspect(engine).get_table_names())
-    upgrade(sqlite_url)
+    upgrade(sqlite_url, "0004")  # not head: later migrations add tables of their own
     assert set(sa.inspect(engine).get_table_names()) == before | {"retention_audit"}
     command.downgrade(alembic_config(sqlite_url), "0003")
     assert set(sa.inspect(engine).get_table_names()) == before
@@ -606,6 +634,17 @@ def seed_ages(dbs: Dbs) -> None:
                 {**call, "tenant_id": "acme", "created_at": ago(10)},  # untouched
             ],
         )
+        conn.execute(
+            sa.insert(action_runs),
+            [action_run("acme", "u", "acme:idle", ago(95)), action_run("acme", "u", "acme:active", ago(1))],
+        )  # the first goes (older than conversation_days)
+        conn.execute(
+            sa.insert(turn_records),
+            [
+                turn_record("acme", "u", "acme:idle", 1, ago(95)),  # goes
+                turn_record("acme", "u", "acme:active", 1, ago(89)),  # stays
+            ],
+        )
 
 
 EXPECTED_PURGE = {
@@ -616,6 +655,8 @@ EXPECTED_PURGE = {
     "answer_cache": 2,
     "llm_calls_deleted": 1,
     "llm_calls_anonymised": 1,
+    "action_runs": 1,
+    "turn_records": 1,
 }
 
 
@@ -877,6 +918,8 @@ def test_cli_purge_reads_the_policy_from_params(
         "answer_cache": 0,
         "llm_calls_deleted": 0,
         "llm_calls_anonymised": 0,
+        "action_runs": 0,
+        "turn_records": 0,
         "total": 3,
     }
     assert {e["sender_id"] for e in rows(dbs.tracker, tracker_events)} == {"acme:new"}
