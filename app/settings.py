@@ -119,7 +119,7 @@ class Settings(BaseSettings):
     judge_api_key: SecretStr = SecretStr("none")
     judge_timeout_s: float = 10.0
 
-    # Read here since issue 9 (they used to be read from os.environ where used, so .env did not reach them).
+    # Read by app/cache and nlu/datasets.py through the settings, so a .env file reaches them too.
     cache_backend: str = ""  # sql | redis: overrides params.yaml cache.backend (app/cache)
     cache_redis_url: str = ""  # overrides params.yaml cache.redis_url
     # the public NLU benchmarks (nlu/datasets.py), read in place

@@ -36,6 +36,8 @@ OTHER_YAML = {
     ("nlu/training.py", "render_config"): "nlu/configs/*.yml, a Rasa pipeline config",
     ("nlu/training.py", "uses_encoder"): "a rendered Rasa pipeline config",
     ("nlu/data_checks.py", "_compose"): "Rasa training data files",
+    ("app/evaluation/conversations.py", "load"): "a bot-level conversation set (nlu/conversations/*.yml)",
+    ("app/evaluation/conversations.py", "domain_intents"): "nlu/domain.yml, Rasa's domain",
 }
 
 ENV_NAMES = {"environ", "environb", "getenv", "getenvb", "putenv", "unsetenv"}
