@@ -83,7 +83,7 @@ class Stack:
         from app.flags import Flags
 
         try:
-            flags = Flags.from_params(params_file=self.settings.params_file)
+            flags = self.settings.section("flags", Flags.from_params)
         except (OSError, ValueError):
             return False
         tenants = [None, self.settings.tenant, *flags.tenants]
@@ -106,7 +106,7 @@ class Stack:
     def env(self) -> dict[str, str]:
         s = self.settings
         env = apply_offline_env(dict(os.environ))
-        serve = s.serve_params()
+        serve = s.serve()
         env.update(
             {
                 "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p),
@@ -126,7 +126,7 @@ class Stack:
                 "SWITCHBOARD_PARAMS_FILE": str(s.params_file),
                 "SWITCHBOARD_ACTION_URL": s.action_url,
                 "SWITCHBOARD_TRACKER_DB": s.tracker_db,
-                "SWITCHBOARD_MAX_MESSAGE_CHARS": str(serve.get("max_message_chars", 2000)),
+                "SWITCHBOARD_MAX_MESSAGE_CHARS": str(serve.max_message_chars),
                 "SANIC_HOST": s.host,
                 "SWITCHBOARD_GATEWAY_PORT": str(s.gateway_port),
                 # the gateway balances over every Rasa replica this stack starts, unless told otherwise

@@ -25,6 +25,17 @@ socket_guard.install()
 apply_offline_env()
 
 
+@pytest.fixture
+def fresh_settings() -> Iterator[None]:
+    """``get_settings()`` read again in this test (so its ``monkeypatch.setenv`` or ``chdir`` counts) and after
+    it (so the test's environment does not leak into the next one)."""
+    from app.settings import get_settings
+
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

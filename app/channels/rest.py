@@ -2,7 +2,11 @@
 
 Registered in ``nlu/credentials.yml``; served at ``/webhooks/rest/webhook``. Runs inside the Rasa server
 (Python 3.10, pydantic 1), so it imports only Rasa, Sanic, the stdlib, `app.channels.turns` (the turn checks
+<<<<<<< HEAD
 it shares with the gateway) and `app.identity` (the conversation id), both stdlib only.
+=======
+it shares with the gateway) and `app.channels.settings` (its settings reader), both stdlib only.
+>>>>>>> g9-settings
 
 What it adds to Rasa's ``RestInput``:
 - bad input gets a clear JSON error instead of a 500: malformed JSON or a missing/invalid ``sender`` or
@@ -15,7 +19,6 @@ What it adds to Rasa's ``RestInput``:
 
 from __future__ import annotations
 
-import os
 import uuid
 from asyncio import CancelledError
 from collections.abc import Awaitable, Callable
@@ -28,12 +31,11 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from app.channels import settings
 from app.channels.turns import InvalidRequest, check_turn
 from app.identity import TENANT_PATTERN, conversation_id
 
 logger = structlog.get_logger(__name__)
-
-DEFAULT_MAX_MESSAGE_CHARS = 2000
 
 
 def parse_payload(
@@ -70,9 +72,8 @@ class SwitchboardRestInput(RestInput):
         return cls(**(credentials or {}))
 
     def __init__(self, max_message_chars: int | None = None, default_tenant: str | None = None) -> None:
-        env_max = os.environ.get("SWITCHBOARD_MAX_MESSAGE_CHARS")
-        self.max_message_chars = int(max_message_chars or env_max or DEFAULT_MAX_MESSAGE_CHARS)
-        self.default_tenant = default_tenant or os.environ.get("SWITCHBOARD_TENANT", "acme")
+        self.max_message_chars = int(max_message_chars or settings.max_message_chars())
+        self.default_tenant = default_tenant or settings.default_tenant()
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         webhook = Blueprint(f"custom_webhook_{type(self).__name__}", __name__)

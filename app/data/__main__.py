@@ -34,7 +34,7 @@ import app.integrations.ticketing  # noqa: F401 - tickets
 import app.llm.usage  # noqa: F401 - llm_calls
 from app.data.db import get_engine, store_url, tracker_store_url, upgrade
 from app.data.seed import seed_crm
-from app.settings import get_settings
+from app.settings import get_settings, read_params
 
 
 class UsageError(Exception):
@@ -161,19 +161,15 @@ def _retention(args: argparse.Namespace) -> int:
 
 
 def _load_params(path: Path) -> dict[str, Any]:
-    import yaml
-
+    """The params file through the settings' reader; its problems as the CLI's errors."""
     from app.data.retention import BadInput, RetentionError
 
     try:
-        loaded = yaml.safe_load(Path(path).read_text())
+        return read_params(path)
     except FileNotFoundError as exc:
         raise RetentionError(f"no params file at {path}") from exc
-    except yaml.YAMLError as exc:
-        raise BadInput(f"{path} is not valid YAML: {exc}") from exc
-    if loaded is not None and not isinstance(loaded, dict):
-        raise BadInput(f"{path} must hold a mapping of sections")
-    return loaded or {}
+    except ValueError as exc:  # not YAML, or not a mapping of sections
+        raise BadInput(str(exc)) from exc
 
 
 def _engine(url: str, what: str) -> Any:

@@ -27,8 +27,8 @@ from app.evaluation.checks import TurnResult, score
 from app.evaluation.conversations import ConversationSet
 from app.evaluation.metrics import compute
 from app.evaluation.player import PlayedTurn, Player
-from app.llm.config import load_tiers_config
-from app.settings import Settings
+from app.llm.config import TiersConfig
+from app.settings import Settings, read_section
 
 SERVICES = ("crm", "actions", "rasa", "gateway", "recorder")
 NO_LLM = "no LLM endpoint: LLM tiers not evaluated"
@@ -50,7 +50,7 @@ class Evaluation:
 def llm_note(params_file: Path) -> tuple[str, list[str]]:
     """How the LLM tiers of ``params_file`` are served: ``none``, ``stand-in`` or ``configured``, and the
     notes the outputs must carry. A stand-in is recognised by the test server's model listing."""
-    tiers = load_tiers_config(params_file)
+    tiers = read_section(params_file, "tiers", TiersConfig)
     if not tiers.endpoints:
         return "none", [NO_LLM]
     for endpoint in tiers.endpoints.values():
