@@ -43,7 +43,7 @@ from nlu.rasa_runner import rasa_command
 
 __all__ = ["SERVICES", "Service", "Stack", "StackError", "main"]
 
-SERVICES = ("crm", "actions", "rasa", "gateway", "streamlit")
+SERVICES = ("crm", "actions", "rasa", "gateway", "recorder", "streamlit")
 
 
 class Stack:
@@ -53,7 +53,7 @@ class Stack:
     def __init__(self, settings: Settings | None = None, services: Iterable[str] = SERVICES) -> None:
         self.settings = settings or get_settings()
         if self.settings.crm_port == 0:  # "any free port": fixed now, passed to every service
-            self.settings = self.settings.model_copy(update={"crm_port": _free_port(self.settings.host)})
+            self.settings = self.settings.model_copy(update={"crm_port": free_port(self.settings.host)})
         self.names = [s for s in SERVICES if s in set(services)]
         if "gateway" in self.names and not self.settings.jwt_secret.get_secret_value():
             # Local demo: a random token secret for this run only, handed to the gateway and the chat page
@@ -129,6 +129,8 @@ class Stack:
                 "SWITCHBOARD_MAX_MESSAGE_CHARS": str(serve.max_message_chars),
                 "SANIC_HOST": s.host,
                 "SWITCHBOARD_GATEWAY_PORT": str(s.gateway_port),
+                "SWITCHBOARD_RECORDER_PORT": str(s.recorder_port),
+                "SWITCHBOARD_TRACKER_STORE_URL": s.tracker_store_url,
                 # the gateway balances over every Rasa replica this stack starts, unless told otherwise
                 "SWITCHBOARD_GATEWAY_UPSTREAMS": s.gateway_upstreams
                 or ",".join(self.rasa_urls or [s.rasa_url]),
@@ -179,6 +181,13 @@ class Stack:
                 ],
                 f"{s.gateway_url}/health",
                 logs / "gateway.log",
+                '"ok"',
+            ),
+            "recorder": Service(
+                "recorder",
+                [sys.executable, "-m", "app.analytics.recorder", "--port", str(s.recorder_port)],
+                f"http://{s.host}:{s.recorder_port}/health",
+                logs / "recorder.log",
                 '"ok"',
             ),
             "streamlit": Service(
@@ -313,6 +322,7 @@ class Stack:
             "actions": f"http://{s.host}:{s.action_port}/health",
             "gateway": f"{s.gateway_url}/webhooks/rest/webhook (REST channel with a Bearer token)"
             + (f"; canary: {self.canary_url} serves {s.challenger_model_path.name}" if self.canary else ""),
+            "recorder": f"http://{s.host}:{s.recorder_port}/health (turn records, POST /sync)",
             "streamlit": s.streamlit_url,
         }
 
@@ -324,7 +334,8 @@ class Stack:
         self.stop()
 
 
-def _free_port(host: str) -> int:
+def free_port(host: str) -> int:
+    """A port nothing listens on now (the OS picks it)."""
     with socket.socket() as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
