@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
+from pydantic import SecretStr
 
 from app.analytics.turn_records import load_records
 from app.data.db import get_engine, tracker_store_url
@@ -100,7 +101,7 @@ def stack_settings(base: Settings, model: Path, index: Path, params_file: Path, 
             "model_path": model.resolve(),
             "index_dir": index.resolve(),
             "params_file": params_file.resolve(),
-            "jwt_secret": secrets.token_urlsafe(32),
+            "jwt_secret": SecretStr(secrets.token_urlsafe(32)),
         }
     )
 
