@@ -166,3 +166,21 @@ def bot(pipeline_run: PipelineRun, llm, tmp_path_factory: pytest.TempPathFactory
     start_guarded(stack, timeout=240)
     yield stack
     stack.stop()
+
+
+def seed_order(
+    stack: object, user: str, *, status: str = "shipped", carrier: str | None = "DHL", tenant: str = "acme"
+) -> str:
+    """A fresh order of ``user`` in the running stack's CRM (customers see only their own orders); its id."""
+    import random
+    from datetime import date
+
+    from app.data.db import get_engine
+    from app.data.seed import DemoOrder, DemoTenant, insert_missing
+
+    order_id = f"ORD-{random.randint(60000, 99989)}"  # the seed and the conversation set stay below 60000
+    tracking = f"JD0146{random.randint(10**7, 10**8 - 1)}" if carrier else None
+    order = DemoOrder(order_id, user, status, carrier, tracking, date(2026, 12, 20), "42.00")
+    customer = {"user_id": user, "name": user, "email": f"{user}@example.com"}
+    insert_missing(get_engine(stack.settings.db_url), tenant, DemoTenant((customer,), (order,)))  # type: ignore[attr-defined]
+    return order_id
