@@ -92,6 +92,22 @@ def copy_project(dest: Path) -> Path:
     return dest
 
 
+#: The conversations ``make test``'s pipeline run plays through the served stack (``dvc repro`` on a clone
+#: plays them all): out-of-scope handled right in two of them, so a rule that breaks it shows (test_bot_gate).
+TEST_SLICE = ["acme-out-of-scope-mix", "acme-idk-teacher-discount-weather", "acme-track-id-given-later",
+              "globex-estimated-reading-and-faulty-meter"]  # fmt: skip
+
+
+def use_test_slice(params_file: Path) -> None:
+    """Make a project copy's ``evaluate_bot`` play :data:`TEST_SLICE` only (``make test`` stays fast)."""
+    import yaml
+
+    params = yaml.safe_load(params_file.read_text())
+    for stage in ("evaluate_bot", "compare_policies"):
+        params[stage] = {**params[stage], "ids": TEST_SLICE, "tags": [], "limit": 0}
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
 @dataclass
 class PipelineRun:
     root: Path
@@ -116,6 +132,7 @@ def pipeline_run(tmp_path_factory: pytest.TempPathFactory) -> PipelineRun:
         done = subprocess.CompletedProcess(["dvc", "repro"], 0, "reused", "")
         return PipelineRun(Path(reuse).resolve(), done, done, env, reused=True)
     root = copy_project(tmp_path_factory.mktemp("project"))
+    use_test_slice(root / "params.yaml")
     first = subprocess.run(["dvc", "repro"], cwd=root, env=env, capture_output=True, text=True, timeout=1200)
     if first.returncode != 0:
         pytest.fail(f"dvc repro failed ({first.returncode}):\n{first.stdout[-3000:]}\n{first.stderr[-5000:]}")
