@@ -56,10 +56,10 @@ class BaseParams(BaseModel):
 
 
 class ServeParams(BaseModel):
-    """``serve`` in params.yaml: the running bot's tunables. Keys without a field here pass through
-    untyped (``knowledge_min_score``, ``knowledge_retriever``, ...)."""
+    """``serve`` in params.yaml: the running bot's tunables. An unknown key is an error (an option nothing
+    reads would be a lie): the "I don't know" cut-off travels with the index (``KnowledgeBase.cut_off``)."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     knowledge_top_k: int = Field(3, ge=1, description="excerpts an answer is built from")
     max_message_chars: int = Field(

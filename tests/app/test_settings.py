@@ -38,7 +38,14 @@ def test_environment_overrides(monkeypatch):
 
 def test_serve_params_come_from_params_yaml():
     serve = Settings().serve_params()
-    assert {"knowledge_top_k", "knowledge_min_score", "max_message_chars"} <= set(serve)
+    assert {"knowledge_top_k", "max_message_chars"} == set(serve)  # the cut-off travels with the index
+
+
+def test_an_option_nothing_reads_is_refused(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text("serve: {knowledge_top_k: 3, knowledge_min_score: 0.3}\n")
+    with pytest.raises(ValueError, match="serve"):
+        Settings(params_file=params).serve()
 
 
 def test_offline_env_never_overrides_explicit_values():
