@@ -10,7 +10,9 @@ What it adds to Rasa's ``RestInput``:
 - the tenant (header ``X-Tenant-Id``, default ``SWITCHBOARD_TENANT``) becomes part of the conversation id
   (``<tenant>:<sender>``), so every tracker row carries tenant and user ids;
 - a correlation id (header ``X-Request-Id`` or a new UUID) travels in the message metadata to the actions
-  and comes back as a response header.
+  and comes back as a response header;
+- its OpenAPI description (``app/channels/openapi.yaml``, written by hand: Sanic publishes none) at
+  ``GET /webhooks/rest/openapi.json``.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ import os
 import uuid
 from asyncio import CancelledError
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import structlog
+import yaml
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from rasa.core.channels.rest import RestInput
 from sanic import Blueprint, response
@@ -33,6 +37,7 @@ from app.channels.turns import TENANT_PATTERN, InvalidRequest, check_turn
 logger = structlog.get_logger(__name__)
 
 DEFAULT_MAX_MESSAGE_CHARS = 2000
+OPENAPI_FILE = Path(__file__).with_name("openapi.yaml")
 
 
 def conversation_id(tenant: str, sender: str) -> str:
@@ -80,10 +85,15 @@ class SwitchboardRestInput(RestInput):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         webhook = Blueprint(f"custom_webhook_{type(self).__name__}", __name__)
+        description = yaml.safe_load(OPENAPI_FILE.read_text(encoding="utf-8"))
 
         @webhook.route("/", methods=["GET"])
         async def health(request: Request) -> HTTPResponse:
             return response.json({"status": "ok"})
+
+        @webhook.route("/openapi.json", methods=["GET"])
+        async def openapi(request: Request) -> HTTPResponse:
+            return response.json(description)
 
         @webhook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
