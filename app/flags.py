@@ -10,25 +10,26 @@ and a deterministic percentage canary.
       tenants:
         globex: {degradation_level: reduced}
 
-Environment (operators, values parsed as YAML): ``SWITCHBOARD_FLAG_<NAME>`` for every tenant and
+Environment or ``.env`` (operators, values parsed as YAML): ``SWITCHBOARD_FLAG_<NAME>`` for every tenant and
 ``SWITCHBOARD_FLAG_<NAME>__<TENANT>`` for one, e.g. ``SWITCHBOARD_FLAG_DEGRADATION_LEVEL=maintenance``.
 
 Precedence, first found wins: environment for the tenant, environment for all, params for the tenant,
-params default, the caller's default. The environment is read on every call, so a test or an operator's
-restart-free tooling that changes ``os.environ`` takes effect at once.
+params default, the caller's default. The overrides are looked up on every call, through the settings'
+:meth:`~app.settings.Settings.environ` (the live environment over ``.env``) unless a mapping is given, so a
+test that changes ``os.environ`` takes effect at once.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from collections.abc import Mapping
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import yaml
+
+from app.settings import get_settings
 
 ENV_PREFIX = "SWITCHBOARD_FLAG_"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -61,19 +62,9 @@ class Flags:
         self._env = env
 
     @classmethod
-    def from_params(
-        cls,
-        section: Mapping[str, Any] | None = None,
-        params_file: Path | str | None = None,
-        env: Mapping[str, str] | None = None,
-    ) -> Flags:
-        """From the ``flags`` section (given, or read from ``params_file`` / the settings' params.yaml)."""
-        if section is None:
-            if params_file is None:
-                from app.settings import get_settings
-
-                params_file = get_settings().params_file
-            section = (yaml.safe_load(Path(params_file).read_text()) or {}).get("flags") or {}
+    def from_params(cls, section: Mapping[str, Any] | None, env: Mapping[str, str] | None = None) -> Flags:
+        """From the ``flags`` section of params.yaml (``get_settings().section("flags", Flags.from_params)``)."""
+        section = section or {}
         unknown = set(section) - {"defaults", "tenants"}
         if unknown:
             raise ValueError(f"the `flags` section takes `defaults` and `tenants`, not {sorted(unknown)}")
@@ -81,7 +72,8 @@ class Flags:
 
     @property
     def env(self) -> Mapping[str, str]:
-        return os.environ if self._env is None else self._env
+        """Where overrides are looked up: the mapping given, else the settings' environment (with ``.env``)."""
+        return get_settings().environ() if self._env is None else self._env
 
     def get(self, name: str, tenant: str | None = None, default: Any = None) -> Any:
         """The flag's value for ``tenant`` (see the module docstring for precedence)."""
@@ -150,5 +142,5 @@ def choose_variant(
 
 @lru_cache(maxsize=1)
 def get_flags() -> Flags:
-    """The process's flags, read once from params.yaml (the environment is still read on every call)."""
-    return Flags.from_params()
+    """The process's flags, read once from params.yaml (the overrides are still looked up on every call)."""
+    return get_settings().section("flags", Flags.from_params)

@@ -1,22 +1,70 @@
-"""Runtime settings for the main environment (action server, Streamlit, launcher, benchmarks).
+"""Settings of the main environment: the one reader of the environment, the ``.env`` file and params.yaml.
 
-Values come from environment variables prefixed ``SWITCHBOARD_`` (or a ``.env`` file), then the defaults
-below; the bot's tunables (thresholds, top-k) come from the ``serve`` section of ``params.yaml``.
-Not importable from the Rasa environment (pydantic 2).
+- Fields: environment variables prefixed ``SWITCHBOARD_`` or a ``.env`` file in the working directory (the
+  environment wins), then the defaults below (pydantic-settings).
+- Variables whose names are data rather than fields (an LLM tier's ``api_key_env``, the flag overrides
+  ``SWITCHBOARD_FLAG_<NAME>[__<TENANT>]``, ``MLFLOW_TRACKING_URI``): :meth:`Settings.environ` and
+  :meth:`Settings.secret`, the live environment over the same ``.env`` file.
+- params.yaml (``params_file``) is parsed once per version of the file (an edited file is read again).
+  Modules declare their own section models and ask for them: ``get_settings().section("router",
+  RouterConfig)`` is the validated model, cached per version of the file; an invalid section is a
+  ``ValueError`` (:class:`ParamsError`) naming it. This module imports none of those models: it stays a leaf
+  that anything can import. :func:`read_params` / :func:`read_section` read another params file the same way
+  (a pipeline stage reads the one DVC tracks, a CLI its ``--params``).
+
+Not importable from the Rasa environment (pydantic 2): the code Rasa loads reads ``app/channels/settings.py``.
 """
 
 from __future__ import annotations
 
 import copy
+import os
+from collections import ChainMap
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import SecretStr
+from dotenv import dotenv_values
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.channels.settings import DEFAULT_MAX_MESSAGE_CHARS, DEFAULT_TENANT
+
 ROOT = Path(__file__).resolve().parents[1]
+
+M = TypeVar("M")
+
+
+class ParamsError(ValueError):
+    """A params file that cannot be used (not YAML, not a mapping) or a section that fails validation; the
+    message names the file and the section."""
+
+
+class BaseParams(BaseModel):
+    """``base`` in params.yaml: what every pipeline stage shares, and the bot's default tenant."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    seed: int = 42
+    tenant: str = Field(
+        DEFAULT_TENANT, min_length=1, description="tenant of stores and documents without one"
+    )
+    mlflow_experiment: str = "switchboard"
+
+
+class ServeParams(BaseModel):
+    """``serve`` in params.yaml: the running bot's tunables. Keys without a field here pass through
+    untyped (``knowledge_min_score``, ``knowledge_retriever``, ...)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    knowledge_top_k: int = Field(3, ge=1, description="excerpts an answer is built from")
+    max_message_chars: int = Field(
+        DEFAULT_MAX_MESSAGE_CHARS, ge=1, description="longer messages get HTTP 413 (REST channel and gateway)"
+    )
 
 
 class Settings(BaseSettings):
@@ -33,7 +81,7 @@ class Settings(BaseSettings):
     crm_poll_s: float = 0.5  # how often the service's worker looks for due jobs
     ticket_webhook_url: str = ""  # where ticket status events are posted; default: the service's own receiver
 
-    tenant: str = "acme"
+    tenant: str = ""  # default: params.yaml base.tenant (the tenant the pipeline indexes documents under)
     state_dir: Path = ROOT / ".switchboard"  # runtime databases, logs and PID files (git-ignored)
     database_url: str = ""  # our stores (CRM stand-in, tickets, ...); default: SQLite in state_dir
     tracker_store_db: str = ""  # Rasa's SQLite tracker store; default: state_dir/tracker.db
@@ -70,6 +118,33 @@ class Settings(BaseSettings):
     judge_model: str = "default"
     judge_api_key: SecretStr = SecretStr("none")
     judge_timeout_s: float = 10.0
+
+    # Read by app/cache and nlu/datasets.py through the settings, so a .env file reaches them too.
+    cache_backend: str = ""  # sql | redis: overrides params.yaml cache.backend (app/cache)
+    cache_redis_url: str = ""  # overrides params.yaml cache.redis_url
+    # the public NLU benchmarks (nlu/datasets.py), read in place
+    datasets: Path = ROOT.parent / "shared" / "datasets"
+
+    _dotenv_files: tuple[Path, ...] = PrivateAttr(default=())
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**values)
+        env_file = values["_env_file"] if "_env_file" in values else self.model_config.get("env_file")
+        files = (
+            [] if env_file is None else [env_file] if isinstance(env_file, str | os.PathLike) else env_file
+        )
+        self._dotenv_files = tuple(Path(f).resolve() for f in files)
+
+    @model_validator(mode="after")
+    def _tenant_from_params(self) -> Settings:
+        """No SWITCHBOARD_TENANT: the tenant of params.yaml ``base`` (one setting for pipeline and bot). A params
+        file that cannot be read leaves the default here; reading its sections reports the problem."""
+        if not self.tenant:
+            try:
+                self.tenant = self.base().tenant
+            except (OSError, ValueError):
+                self.tenant = DEFAULT_TENANT
+        return self
 
     @property
     def rasa_url(self) -> str:
@@ -125,26 +200,131 @@ class Settings(BaseSettings):
     def tracker_db(self) -> str:
         return self.tracker_store_db or str(self.state_dir / "tracker.db")
 
-    def serve_params(self) -> dict[str, Any]:
-        """The ``serve`` section of params.yaml: the running bot's tunables."""
-        return self.params_section("serve")
+    def environ(self) -> Mapping[str, str]:
+        """The process environment over the ``.env`` file, read-only and live (a variable set later is seen):
+        for variables whose names are data, not fields (flag overrides, ``api_key_env``)."""
+        dotenv = [_dotenv(*_version(f)) for f in reversed(self._dotenv_files) if f.is_file()]
+        return MappingProxyType(ChainMap(os.environ, *dotenv))  # the last .env file wins, as for the fields
+
+    def secret(self, name: str) -> str:
+        """The value of the variable ``name`` (environment, then ``.env``); empty when unset. For credentials
+        whose variable a config file names (``tiers.endpoints.<n>.api_key_env``): never in params.yaml."""
+        return self.environ().get(name, "") if name else ""
+
+    def params(self) -> dict[str, Any]:
+        """All of params.yaml (a copy)."""
+        return read_params(self.params_file)
 
     def params_section(self, name: str) -> dict[str, Any]:
-        """One section of params.yaml (empty when absent); parsed once per version of the file (a copy)."""
-        path = Path(self.params_file)
-        stat = path.stat()
-        return copy.deepcopy(
-            _parsed_params(str(path.resolve()), stat.st_mtime_ns, stat.st_size).get(name) or {}
-        )
+        """One section of params.yaml as a mapping (a copy; empty when absent); ``a.b`` for a nested one."""
+        return read_params(self.params_file, name)
+
+    def section(self, name: str, model: type[M] | Callable[[dict[str, Any]], M]) -> M:
+        """One section of params.yaml (``a.b`` for a nested one) validated as ``model``: a pydantic model class,
+        or a callable that takes the mapping (e.g. ``Flags.from_params``). Cached per version of the file, so
+        callers share the result: do not change it. ``ParamsError`` names an invalid section; ``OSError``
+        when the file cannot be read."""
+        return read_section(self.params_file, name, model)
+
+    def serve_params(self) -> dict[str, Any]:
+        """The ``serve`` section of params.yaml as a mapping (keys without a :class:`ServeParams` field too)."""
+        return self.params_section("serve")
+
+    def serve(self) -> ServeParams:
+        """The ``serve`` section of params.yaml, typed: the running bot's tunables."""
+        return self.section("serve", ServeParams)
+
+    def base(self) -> BaseParams:
+        """The ``base`` section of params.yaml, typed (what every stage shares)."""
+        return self.section("base", BaseParams)
+
+
+def read_params(path: Path | str, name: str | None = None) -> dict[str, Any]:
+    """A params file (or its section ``name``, ``a.b`` for a nested one; empty when absent) as a mapping, parsed
+    once per version of the file and handed out as a copy. ``OSError`` when the file cannot be read,
+    ``ParamsError`` when it (or the section) is not a mapping."""
+    parsed = _parsed(*_version(path))
+    return copy.deepcopy(parsed if name is None else _lookup(parsed, name, str(path)))
+
+
+def read_section(path: Path | str, name: str, model: type[M] | Callable[[dict[str, Any]], M]) -> M:
+    """:meth:`Settings.section` for the params file at ``path``."""
+    return _validated(*_version(path), name, model)
+
+
+def validate_section(
+    name: str,
+    model: type[M] | Callable[[dict[str, Any]], M],
+    data: Mapping[str, Any] | None,
+    where: str = "params.yaml",
+) -> M:
+    """``data`` (the section ``name``) as ``model``: a pydantic model class is validated, a callable is called
+    with the mapping. A ``ValidationError`` becomes a ``ParamsError`` naming the section and ``where``; other
+    errors of a callable pass unchanged (they name their section themselves). Modules' ``from_params(section)``
+    entry points use it too, so a mapping given directly is checked and reported the same way."""
+    data = dict(data or {})
+    try:
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            return model.model_validate(data)  # type: ignore[return-value]
+        return model(data)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        raise ParamsError(f"invalid `{name}` section in {where}: {validation_errors(exc)}") from exc
+
+
+def validation_errors(exc: ValidationError) -> str:
+    """A pydantic ``ValidationError`` on one line: ``where: what`` for each error, for messages people read."""
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ()))
+        message = str(err.get("msg", "")).removeprefix("Value error, ")
+        parts.append(f"{where}: {message}" if where else message)
+    return "; ".join(parts)
+
+
+def _version(path: Path | str) -> tuple[str, int, int]:
+    """The file's identity for the caches: resolved path, mtime and size (an edited file is a new key)."""
+    resolved = Path(path).resolve()
+    stat = resolved.stat()
+    return str(resolved), stat.st_mtime_ns, stat.st_size
 
 
 @lru_cache(maxsize=8)
-def _parsed_params(path: str, mtime_ns: int, size: int) -> dict[str, Any]:
-    """params.yaml parsed (YAML parsing costs ~7 ms; the bot reads sections on every turn). The key holds
-    the file's mtime and size, so an edited file is read again."""
-    return yaml.safe_load(Path(path).read_text()) or {}
+def _parsed(path: str, mtime_ns: int, size: int) -> dict[str, Any]:
+    """params.yaml parsed (YAML parsing costs ~7 ms; the bot reads sections on every turn)."""
+    try:
+        loaded = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path} is not valid YAML: {' '.join(str(exc).split())}") from exc
+    if loaded is not None and not isinstance(loaded, dict):
+        raise ParamsError(f"{path} must hold a mapping of sections, not {type(loaded).__name__}")
+    return loaded or {}
+
+
+def _lookup(params: dict[str, Any], name: str, where: str) -> dict[str, Any]:
+    value: Any = params
+    for depth, key in enumerate(name.split(".")):
+        value = value.get(key) if isinstance(value, dict) else None
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            section = ".".join(name.split(".")[: depth + 1])
+            raise ParamsError(f"`{section}` in {where} must be a mapping, not {type(value).__name__}")
+    return value
+
+
+@lru_cache(maxsize=64)
+def _validated(path: str, mtime_ns: int, size: int, name: str, model: Any) -> Any:
+    data = _lookup(_parsed(path, mtime_ns, size), name, path)
+    return validate_section(name, model, copy.deepcopy(data), where=path)
+
+
+@lru_cache(maxsize=4)
+def _dotenv(path: str, mtime_ns: int, size: int) -> dict[str, str]:
+    """A ``.env`` file's variables (python-dotenv, as pydantic-settings reads it), per version of the file."""
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
+    """The process's settings (environment and ``.env`` read once; params.yaml sections per file version)."""
     return Settings()

@@ -6,6 +6,9 @@ model, which the gateway sends the canary users to.
 ``python -m app.stack`` (what ``make run`` calls) prepares the stores, starts the processes, waits
 until each answers its health check, prints the URLs, and on Ctrl-C stops the processes it started (by
 process group) and nothing else. The end-to-end tests use the same ``Stack`` class.
+
+This module composes the stack: which services, their argv, environment, health URLs, ports, replicas and
+canary. Running them (launch, health wait, kill, restart, stop, log tails) is :mod:`app.supervisor`'s job.
 """
 
 from __future__ import annotations
@@ -15,15 +18,10 @@ import os
 import secrets
 import signal
 import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 
-import httpx
 from pydantic import SecretStr
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -40,37 +38,22 @@ from app.scaleout import (
     write_endpoints,
 )
 from app.settings import ROOT, Settings, get_settings
+from app.supervisor import Service, StackError, Supervisor
 from nlu.rasa_runner import rasa_command
 
-SERVICES = ("crm", "actions", "rasa", "gateway", "streamlit")
+__all__ = ["SERVICES", "Service", "Stack", "StackError", "main"]
 
-
-class StackError(RuntimeError):
-    """A service could not start; the message names it and ends with its log tail."""
-
-
-@dataclass
-class Service:
-    name: str
-    argv: list[str]
-    health_url: str
-    log_path: Path
-    expect: str = ""  # text the health response must contain
-    process: subprocess.Popen | None = field(default=None, repr=False)
-
-    def log_tail(self, lines: int = 25) -> str:
-        if not self.log_path.exists():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+SERVICES = ("crm", "actions", "rasa", "gateway", "recorder", "streamlit")
 
 
 class Stack:
-    """The served bot's processes, started and stopped together."""
+    """The served bot's processes, composed from the settings, started and stopped together (by its
+    :class:`~app.supervisor.Supervisor`)."""
 
     def __init__(self, settings: Settings | None = None, services: Iterable[str] = SERVICES) -> None:
         self.settings = settings or get_settings()
         if self.settings.crm_port == 0:  # "any free port": fixed now, passed to every service
-            self.settings = self.settings.model_copy(update={"crm_port": _free_port(self.settings.host)})
+            self.settings = self.settings.model_copy(update={"crm_port": free_port(self.settings.host)})
         self.names = [s for s in SERVICES if s in set(services)]
         if "gateway" in self.names and not self.settings.jwt_secret.get_secret_value():
             # Local demo: a random token secret for this run only, handed to the gateway and the chat page
@@ -78,7 +61,7 @@ class Stack:
             self.settings = self.settings.model_copy(
                 update={"jwt_secret": SecretStr(secrets.token_urlsafe(32))}
             )
-        self.services: list[Service] = []
+        self.supervisor = Supervisor(cwd=ROOT)
         # Replica i listens on rasa_ports[i]; the first is settings.rasa_port, as with one replica.
         # Replicas after the first skip every other *_port setting (e.g. the gateway's, not yet bound).
         others = {
@@ -100,7 +83,7 @@ class Stack:
         from app.flags import Flags
 
         try:
-            flags = Flags.from_params(params_file=self.settings.params_file)
+            flags = self.settings.section("flags", Flags.from_params)
         except (OSError, ValueError):
             return False
         tenants = [None, self.settings.tenant, *flags.tenants]
@@ -111,6 +94,11 @@ class Stack:
         return f"http://{self.settings.host}:{self.settings.canary_port}"
 
     @property
+    def services(self) -> list[Service]:
+        """The services started (in start order); empty before :meth:`start`."""
+        return self.supervisor.services
+
+    @property
     def rasa_urls(self) -> list[str]:
         """Base URLs of the Rasa replicas (one per replica, in start order): what a load balancer targets."""
         return [f"http://{self.settings.host}:{port}" for port in self.rasa_ports]
@@ -118,7 +106,7 @@ class Stack:
     def env(self) -> dict[str, str]:
         s = self.settings
         env = apply_offline_env(dict(os.environ))
-        serve = s.serve_params()
+        serve = s.serve()
         env.update(
             {
                 "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p),
@@ -138,9 +126,11 @@ class Stack:
                 "SWITCHBOARD_PARAMS_FILE": str(s.params_file),
                 "SWITCHBOARD_ACTION_URL": s.action_url,
                 "SWITCHBOARD_TRACKER_DB": s.tracker_db,
-                "SWITCHBOARD_MAX_MESSAGE_CHARS": str(serve.get("max_message_chars", 2000)),
+                "SWITCHBOARD_MAX_MESSAGE_CHARS": str(serve.max_message_chars),
                 "SANIC_HOST": s.host,
                 "SWITCHBOARD_GATEWAY_PORT": str(s.gateway_port),
+                "SWITCHBOARD_RECORDER_PORT": str(s.recorder_port),
+                "SWITCHBOARD_TRACKER_STORE_URL": s.tracker_store_url,
                 # the gateway balances over every Rasa replica this stack starts, unless told otherwise
                 "SWITCHBOARD_GATEWAY_UPSTREAMS": s.gateway_upstreams
                 or ",".join(self.rasa_urls or [s.rasa_url]),
@@ -191,6 +181,13 @@ class Stack:
                 ],
                 f"{s.gateway_url}/health",
                 logs / "gateway.log",
+                '"ok"',
+            ),
+            "recorder": Service(
+                "recorder",
+                [sys.executable, "-m", "app.analytics.recorder", "--port", str(s.recorder_port)],
+                f"http://{s.host}:{s.recorder_port}/health",
+                logs / "recorder.log",
                 '"ok"',
             ),
             "streamlit": Service(
@@ -298,78 +295,22 @@ class Stack:
     def start(self, timeout: float = 180.0) -> None:
         """Start every service and wait until all are healthy (or raise ``StackError`` and stop them)."""
         self.prepare()
-        env = self.env()
-        self.services = self._define()
-        for service in self.services:
-            self._launch(service, env)
-        try:
-            for service in self.services:
-                self._wait_healthy(service, deadline=time.monotonic() + timeout)
-        except StackError:
-            self.stop()
-            raise
-
-    def _launch(self, service: Service, env: dict[str, str], mode: str = "w") -> None:
-        service.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with service.log_path.open(mode) as log:
-            service.process = subprocess.Popen(
-                service.argv,
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+        self.supervisor.start(self._define(), self.env(), timeout)
 
     def service(self, name: str) -> Service:
-        return next(s for s in self.services if s.name == name)
+        return self.supervisor.service(name)
 
     def kill(self, name: str) -> None:
         """Kill one service at once (SIGKILL to its process group): a crash, not a graceful stop."""
-        proc = self.service(name).process
-        if proc is not None and proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=15)
+        self.supervisor.kill(name)
 
     def restart(self, name: str, timeout: float = 60.0) -> None:
         """Start a stopped or killed service again (same port and stores) and wait until it is healthy."""
-        service = self.service(name)
-        if service.process is not None and service.process.poll() is None:
-            raise StackError(f"{name} is still running")
-        self._launch(service, self.env(), mode="a")
-        self._wait_healthy(service, deadline=time.monotonic() + timeout)
-
-    def _wait_healthy(self, service: Service, deadline: float) -> None:
-        while time.monotonic() < deadline:
-            assert service.process is not None
-            if service.process.poll() is not None:
-                raise StackError(
-                    f"{service.name} exited with code {service.process.returncode}:\n{service.log_tail()}"
-                )
-            try:
-                reply = httpx.get(service.health_url, timeout=2.0)
-                if reply.status_code == 200 and service.expect in reply.text:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        raise StackError(f"{service.name} not healthy at {service.health_url} in time:\n{service.log_tail()}")
+        self.supervisor.restart(name, self.env(), timeout)
 
     def stop(self, grace: float = 15.0) -> None:
         """Stop the processes this stack started (their whole process groups), newest first."""
-        for service in reversed(self.services):
-            proc = service.process
-            if proc is None or proc.poll() is not None:
-                continue
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=grace)
-            except ProcessLookupError:
-                pass
+        self.supervisor.stop(grace)
 
     def urls(self) -> dict[str, str]:
         s = self.settings
@@ -381,6 +322,7 @@ class Stack:
             "actions": f"http://{s.host}:{s.action_port}/health",
             "gateway": f"{s.gateway_url}/webhooks/rest/webhook (REST channel with a Bearer token)"
             + (f"; canary: {self.canary_url} serves {s.challenger_model_path.name}" if self.canary else ""),
+            "recorder": f"http://{s.host}:{s.recorder_port}/health (turn records, POST /sync)",
             "streamlit": s.streamlit_url,
         }
 
@@ -392,7 +334,8 @@ class Stack:
         self.stop()
 
 
-def _free_port(host: str) -> int:
+def free_port(host: str) -> int:
+    """A port nothing listens on now (the OS picks it)."""
     with socket.socket() as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
@@ -433,10 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in stack.names:
             print(f"  {name:<10} {stack.urls()[name]}")
         print("ready. Press Ctrl-C to stop.", flush=True)
-        while all(s.process is not None and s.process.poll() is None for s in stack.services):
-            time.sleep(1)
-        dead = [s for s in stack.services if s.process is not None and s.process.poll() is not None]
-        for service in dead:
+        for service in stack.supervisor.watch():
             print(f"error: {service.name} stopped unexpectedly:\n{service.log_tail()}", file=sys.stderr)
         return 1
     except StackError as exc:

@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         os.chdir(ROOT)  # params.yaml, nlu/configs and the encoder are read relative to the repo root
         from rich.progress import Progress
 
-        from pipelines._common import load_params, stage_run
+        from pipelines._common import base_params, load_params, stage_run
         from pipelines.benchmark_nlu import run_benchmark
 
         params = load_params("benchmark_nlu")
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                         load_params("train_nlu"),
                         WORK / f"{dataset}_{config}",
                         WORK / f"{dataset}_{config}" / "results",
-                        int(load_params("base").get("seed", 42)),
+                        base_params().seed,
                     )
                     mlflow.set_tags({"dataset": dataset, "config": config, "source": "benchmarks/nlu.py"})
                     mlflow.log_metrics({k: v for k, v in metrics.items() if isinstance(v, int | float)})

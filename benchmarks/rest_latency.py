@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import ipaddress
 import json
-import math
 import sys
 import time
 import uuid
@@ -35,6 +34,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from app.analytics.stats import percentile
 from app.settings import get_settings
 
 # Message kind -> what the user says; None is the baseline (GET / of the Rasa server).
@@ -51,18 +51,6 @@ LOOPBACK_V4 = ipaddress.ip_network("127.0.0.0/8")
 
 class BotUnreachable(Exception):
     """The bot did not answer the reachability check; the message says where and why."""
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The ``q``-th percentile (0-100) of ``values``, interpolating between closest ranks (as numpy)."""
-    if not values:
-        raise ValueError("percentile of an empty sequence")
-    if not 0 <= q <= 100:
-        raise ValueError(f"percentile must be between 0 and 100, got {q}")
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q / 100
-    low, high = math.floor(rank), math.ceil(rank)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def is_loopback_url(url: str) -> bool:

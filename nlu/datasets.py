@@ -1,13 +1,13 @@
 """Public NLU benchmarks (Banking77, CLINC150, SNIPS) converted to Rasa's NLU YAML, read in place.
 
-Stdlib + PyYAML only (importable from both environments). Each loader returns a ``Benchmark``: train and
+Stdlib + PyYAML only (importable from both environments; :func:`datasets_root` reads the main settings). Each loader returns a ``Benchmark``: train and
 test examples, and the validation examples when the dataset ships its own (CLINC150's ``val`` +
 ``oos_val``). Out-of-scope rows are labelled ``out_of_scope`` (:data:`OOS_INTENT`). Entity spans are
 character offsets into the text, so they survive any text (SNIPS has no text that Rasa's ``[value](type)``
 markup could misread; :func:`write_rasa_yaml` refuses one that it would).
 
-The data lives in ``../shared/datasets`` relative to the repository root (``SWITCHBOARD_DATASETS``
-overrides); it is never copied into the repository: converted files go to a build folder.
+The data lives in ``../shared/datasets`` relative to the repository root (``SWITCHBOARD_DATASETS``, environment
+or ``.env``, overrides); it is never copied into the repository: converted files go to a build folder.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
-import os
 import random
 import re
 from collections import defaultdict
@@ -23,14 +22,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
 OOS_INTENT = "out_of_scope"
 PUBLIC = ("banking77", "clinc150", "snips")
 
 
 def datasets_root() -> Path:
-    """Where the public sets are: ``SWITCHBOARD_DATASETS`` or ``../shared/datasets`` from the repo root."""
-    return Path(os.environ.get("SWITCHBOARD_DATASETS") or ROOT.parent / "shared" / "datasets")
+    """Where the public sets are: the settings' ``datasets`` (``SWITCHBOARD_DATASETS`` or ``../shared/datasets``
+    from the repo root). Main environment only (the settings need pydantic 2)."""
+    from app.settings import get_settings
+
+    return get_settings().datasets
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from app.analytics.stats import percentile
 from nlu import oos
 
 REPORT_FILES = (
@@ -93,16 +93,6 @@ def entity_report(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     report = {kind: scores(c) for kind, c in sorted(per_type.items())}
     report["micro avg"] = scores(total)
     return report
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The q-th percentile (0-100), linear interpolation; nan for no values."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100
-    low, high = math.floor(pos), math.ceil(pos)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
 
 
 def summarise(rows: Sequence[dict[str, Any]], oos_intent: str = oos.OOS_INTENT) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Call Rasa (its own Python 3.10 environment) from the main environment as a subprocess.
 
-Stdlib only. The Rasa interpreter is ``SWITCHBOARD_RASA_PYTHON`` or ``.venv-rasa/bin/python`` at the
-repository root (made by ``make setup``).
+The Rasa interpreter is the settings' ``rasa_python`` (``SWITCHBOARD_RASA_PYTHON`` or ``.venv-rasa/bin/python``
+at the repository root, made by ``make setup``); Rasa processes get the environment the settings see (the
+process environment over ``.env``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from app.offline import apply_offline_env
+from app.settings import get_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,7 +25,7 @@ class RasaError(RuntimeError):
 
 def rasa_python() -> Path:
     """The Rasa environment's interpreter, or a clear error saying how to create it."""
-    path = Path(os.environ.get("SWITCHBOARD_RASA_PYTHON") or ROOT / ".venv-rasa" / "bin" / "python")
+    path = get_settings().rasa_python
     if not path.exists():
         raise RasaError(f"Rasa environment not found at {path}: run `make setup` first.")
     return path
@@ -31,7 +33,7 @@ def rasa_python() -> Path:
 
 def rasa_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """Environment for Rasa processes: offline defaults, and our code importable (custom channel)."""
-    env = dict(os.environ)
+    env = dict(get_settings().environ())
     apply_offline_env(env)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     env.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")

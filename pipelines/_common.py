@@ -3,22 +3,32 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import yaml
+from app.settings import BaseParams, ServeParams, get_settings, read_params, read_section
 
+# The params file DVC tracks: the stage's working directory (the project root, or its copy in a test run).
+# Not Settings.params_file: SWITCHBOARD_PARAMS_FILE points the running bot elsewhere, never a stage.
 PARAMS_FILE = Path("params.yaml")
 
 
 def load_params(section: str | None = None, path: Path = PARAMS_FILE) -> dict[str, Any]:
-    """Return params.yaml (or one section of it) from the stage's working directory."""
-    params = yaml.safe_load(path.read_text()) or {}
-    return params if section is None else (params.get(section) or {})
+    """params.yaml (or one section of it; empty when absent) through the settings' reader, a copy."""
+    return read_params(path, section)
+
+
+def base_params(path: Path = PARAMS_FILE) -> BaseParams:
+    """The ``base`` section, typed (seed, tenant, MLflow experiment; their defaults are written there)."""
+    return read_section(path, "base", BaseParams)
+
+
+def serve_params(path: Path = PARAMS_FILE) -> ServeParams:
+    """The ``serve`` section, typed (what the running bot uses; the evaluations use the same values)."""
+    return read_section(path, "serve", ServeParams)
 
 
 def write_json(path: Path, data: Any) -> Path:
@@ -40,8 +50,9 @@ def git_commit() -> str:
 
 
 def tracking_uri() -> str:
-    """MLflow tracking store: ``MLFLOW_TRACKING_URI`` or SQLite ``mlflow.db`` in the working directory."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path('mlflow.db').resolve()}"
+    """MLflow tracking store: ``MLFLOW_TRACKING_URI`` (environment or ``.env``) or SQLite ``mlflow.db`` in the
+    working directory."""
+    return get_settings().environ().get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path('mlflow.db').resolve()}"
 
 
 @contextmanager
@@ -53,7 +64,7 @@ def stage_run(stage: str, params: dict[str, Any] | None = None) -> Iterator[Any]
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri())
-    experiment = load_params("base").get("mlflow_experiment", "switchboard")
+    experiment = base_params().mlflow_experiment
     if mlflow.get_experiment_by_name(experiment) is None:
         mlflow.create_experiment(experiment, artifact_location=Path("mlartifacts").resolve().as_uri())
     mlflow.set_experiment(experiment)

@@ -27,7 +27,7 @@ from nlu import datasets, oos
 from nlu.evaluation import read_predictions, summarise, write_reports
 from nlu.rasa_runner import RasaError
 from nlu.training import nlu_job, render_config, split_data, train_and_predict
-from pipelines._common import load_params, stage_run, write_json
+from pipelines._common import base_params, load_params, stage_run, write_json
 
 DATASETS = ("bot", *datasets.PUBLIC, "custom")
 
@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
                 load_params("train_nlu"),
                 args.work,
                 args.out,
-                int(load_params("base").get("seed", 42)),
+                base_params().seed,
             )
         except (RasaError, ValueError, FileNotFoundError) as exc:
             print(f"benchmark_nlu: {exc}", file=sys.stderr)

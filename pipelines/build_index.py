@@ -29,7 +29,7 @@ from knowledge.embeddings import embed_backend, embed_model_name, local_embed_mo
 from knowledge.gold import GoldSetError, load_gold
 from knowledge.index import BuildReport, IndexBuildError, build_index
 from knowledge.stores import StoreConfig, StoreConfigError
-from pipelines._common import load_params, stage_run
+from pipelines._common import base_params, load_params, stage_run
 
 STAGE = "build_index"
 
@@ -51,8 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     apply_offline_env()
     args = parse_args(argv)
     params = load_params(STAGE)
-    base = load_params("base")
-    tenant = base.get("tenant", "acme")
+    base = base_params()
+    tenant = base.tenant
     try:
         store = StoreConfig.resolve(params)
         dev = load_gold(args.dev, default_tenant=tenant) if args.dev else None
@@ -86,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     dense_weight=float(params.get("dense_weight", 0.5)),
                     c=float(params.get("answerability_c", 1.0)),
                     max_false_idk=float(params.get("max_false_idk", 0.05)),
-                    seed=int(base.get("seed", 0)),
+                    seed=base.seed,
                     store=store,
                 ),
             )

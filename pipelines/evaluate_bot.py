@@ -48,16 +48,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def load_sets(paths: Sequence[Path], domain: Path, index: Path, params: dict[str, Any]) -> dict[str, Any]:
     """``{file stem: ConversationSet}`` of the selected slice of each file (ConversationFileError, OSError)."""
-    from app.evaluation.conversations import domain_intents, load
+    from app.evaluation.conversations import check_sources, domain_intents, load
     from knowledge.index import read_chunks
 
     intents = domain_intents(domain)
+    loaded = {
+        path: load(path, intents=intents) for path in paths
+    }  # the files first: their errors name a turn
     doc_ids = {chunk.doc_id for chunk in read_chunks(index)}
     sets = {}
-    for path in paths:
-        data = load(path, intents=intents, doc_ids=doc_ids)
+    for path, data in loaded.items():
+        check_sources(path, data, doc_ids)
         sets[path.stem] = data.select(
-            tags=params.get("tags") or (), limit=int(params.get("limit") or 0) or None
+            tags=params.get("tags") or (),
+            ids=params.get("ids") or (),
+            limit=int(params.get("limit") or 0) or None,
         )
     return sets
 

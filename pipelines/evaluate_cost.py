@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from app.offline import apply_offline_env
-from pipelines._common import load_params, stage_run, write_json
+from pipelines._common import base_params, load_params, serve_params, stage_run, write_json
 
 STAGE = "evaluate_cost"
 
@@ -60,14 +60,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"{STAGE}: error: {exc}".splitlines()[0], file=sys.stderr)
         return 2
-    tenant = str(load_params("base").get("tenant", "acme"))
+    tenant = base_params().tenant
     from tqdm import tqdm
 
     turns = turns_from_predictions(
         tqdm(rows, desc="routing held-out turns", unit="turn"),
         kb,
         tenant,
-        top_k=int(serve.get("knowledge_top_k", 3)),
+        top_k=serve_params().knowledge_top_k,
         min_score=float(serve.get("knowledge_min_score", 0.3)),
     )
     policies = {

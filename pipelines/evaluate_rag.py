@@ -36,7 +36,7 @@ from knowledge.gold import check_gold_against_index, load_gold
 from knowledge.index import read_manifest
 from knowledge.retrieval import KnowledgeBase
 from knowledge.retrievers import RETRIEVERS
-from pipelines._common import load_params, stage_run, write_json
+from pipelines._common import base_params, load_params, serve_params, stage_run, write_json
 
 STAGE = "evaluate_rag"
 MAX_K = 10
@@ -60,10 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     retrievers = [str(name) for name in params.get("retrievers", RETRIEVERS)]
     serve = load_params("serve")
     min_score = float(serve.get("knowledge_min_score", 0.5))
-    answer_top_k = int(serve.get("knowledge_top_k", 3))
+    answer_top_k = serve_params().knowledge_top_k
     served = str(serve.get("knowledge_retriever", "hybrid"))
     try:
-        questions = load_gold(args.gold, default_tenant=load_params("base").get("tenant", "acme"))
+        questions = load_gold(args.gold, default_tenant=base_params().tenant)
         check_gold_against_index(questions, read_manifest(args.index))
         if served not in retrievers:
             raise ValueError(f"serve.knowledge_retriever {served!r} is not among evaluate_rag.retrievers")

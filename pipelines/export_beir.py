@@ -17,7 +17,7 @@ from pathlib import Path
 
 from knowledge.beir_export import export_gold
 from knowledge.beir_format import BeirFormatError
-from pipelines._common import load_params
+from pipelines._common import base_params
 
 STAGE = "export_beir"
 
@@ -29,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sources", type=Path, required=True, help="sources.yml of the knowledge base")
     parser.add_argument("--out", type=Path, required=True, help="folder for the BEIR files")
     args = parser.parse_args(argv)
-    tenant = load_params("base").get("tenant", "acme")
+    tenant = base_params().tenant
     try:
         counts = export_gold(args.gold, args.sources, args.out, default_tenant=tenant)
     except (BeirFormatError, ValueError) as exc:

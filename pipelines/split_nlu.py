@@ -9,7 +9,7 @@ from pathlib import Path
 
 from nlu.rasa_runner import RasaError
 from nlu.training import split_data
-from pipelines._common import load_params
+from pipelines._common import base_params, load_params
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
             [args.nlu],
             args.out,
             float(params["test_fraction"]),
-            int(load_params("base")["seed"]),
+            base_params().seed,
             float(params.get("validation_fraction", 0.0)),
         )
     except RasaError as exc:

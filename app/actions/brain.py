@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any
-
-import yaml
 
 from app.cache.cache import AnswerCache, CacheSettings, build_cache
 from app.data.db import get_engine
-from app.llm.config import load_tiers_config
+from app.flags import Flags
+from app.llm.config import TiersConfig
 from app.llm.policy import TierPolicy, build_policy
 from app.llm.tiers import AnswerRequest, TieredAnswerer
 from app.llm.usage import UsageRecorder
 from app.observability import metrics
 from app.orchestration.router import RouterConfig
 from app.reliability.degradation import DegradationController, DegradationSettings
-from app.settings import get_settings
+from app.settings import Settings, get_settings
 
 
 @dataclass
@@ -42,15 +40,16 @@ def extractive_answer(request: AnswerRequest) -> str | None:
     answer = services.knowledge().answer(
         request.question,
         request.context.tenant_id,
-        int(params.get("knowledge_top_k", 3)),
+        get_settings().serve().knowledge_top_k,
         float(params.get("knowledge_min_score", 0.35)),
     )
     return answer.text if answer.answered else None
 
 
-def build_brain(params: dict[str, Any]) -> Brain:
-    settings = get_settings()
-    tiers = load_tiers_config(section=params.get("tiers") or {})
+def build_brain(settings: Settings | None = None) -> Brain:
+    """The brain from the settings' params.yaml sections (``router``, ``tiers``, ``cache``, ``flags``)."""
+    settings = settings or get_settings()
+    tiers = settings.section("tiers", TiersConfig)
     policy = build_policy(tiers.policy, available=[0, *tiers.endpoints])
     engine = get_engine(settings.db_url)
     from app.actions import services
@@ -58,14 +57,14 @@ def build_brain(params: dict[str, Any]) -> Brain:
     answerer = TieredAnswerer.from_config(
         tiers, extractive_answer, policy, usage=UsageRecorder(engine), tools=services.tools()
     )
-    cache_settings = CacheSettings.from_params(params.get("cache") or {})
+    cache_settings = CacheSettings.from_settings(settings)
     cache = build_cache(cache_settings, engine=engine) if cache_settings.enabled else None
     degradation = DegradationController(
-        DegradationSettings.from_params((params.get("router") or {}).get("degradation"))
+        settings.section("router.degradation", DegradationSettings.from_params)
     )
-    tenants = sorted({settings.tenant, *((params.get("flags") or {}).get("tenants") or {})})
+    tenants = sorted({settings.tenant, *settings.section("flags", Flags.from_params).tenants})
     metrics.STATE.levels = lambda: {t: int(degradation.level(t)) for t in tenants}
-    return Brain(RouterConfig.from_params(params.get("router") or {}), policy, answerer, cache, degradation)
+    return Brain(settings.section("router", RouterConfig), policy, answerer, cache, degradation)
 
 
 _lock = threading.Lock()
@@ -77,7 +76,7 @@ def brain() -> Brain:
     global _brain
     with _lock:
         if _brain is None:
-            _brain = build_brain(yaml.safe_load(get_settings().params_file.read_text()) or {})
+            _brain = build_brain()
         return _brain
 
 

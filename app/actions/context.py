@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from rasa_sdk import Tracker
 
+from app.identity import parse_conversation_id
 from app.tools import ToolContext
 
 
@@ -20,13 +21,11 @@ class TurnContext:
     @classmethod
     def from_tracker(cls, tracker: Tracker, default_tenant: str) -> TurnContext:
         """Read ids from the message metadata our REST channel adds (``tenant_id``, ``user_id``,
-        ``correlation_id``); fall back to the ``<tenant>:<user>`` conversation id."""
+        ``correlation_id``); fall back to the ``<tenant>:<user>`` conversation id (:mod:`app.identity`)."""
         message = tracker.latest_message or {}
         metadata = message.get("metadata") or {}
         conversation_id = tracker.sender_id
-        tenant, _, user = conversation_id.partition(":")
-        if not user:
-            tenant, user = default_tenant, conversation_id
+        tenant, user = parse_conversation_id(conversation_id, default_tenant)
         return cls(
             tenant_id=metadata.get("tenant_id") or tenant,
             user_id=metadata.get("user_id") or user,

@@ -129,7 +129,7 @@ async def answer_knowledge(
     record.handler = KNOWLEDGE
     params = get_settings().serve_params()
     top_k, min_score = (
-        int(params.get("knowledge_top_k", 3)),
+        get_settings().serve().knowledge_top_k,
         float(params.get("knowledge_min_score", 0.35)),
     )
     try:

@@ -25,6 +25,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from app.actions.context import TurnContext
+from app.data import retention
 from app.data.db import get_engine
 from app.data.schema import action_runs
 from app.orchestration.handlers import check, handler_of_action
@@ -126,3 +127,7 @@ class RecordedAction(Action, ABC):
         record: ActionRun,
     ) -> list[dict[str, Any]]:
         """Do the action's work, filling ``record``; return the events."""
+
+
+# Retention (app/data/retention.py): a forgotten user's runs go; runs older than ``conversation_days`` too.
+retention.register(retention.TurnLevelRows(action_runs, "created_at"))

@@ -1,10 +1,9 @@
 """Thin loaders: one tenant's rows from Rasa's tracker store and our stores, as DataFrames for
-:mod:`app.analytics.metrics`. Read-only: nothing is created, not even an empty SQLite file.
+:func:`app.analytics.kpis.compute`. Read-only: nothing is created, not even an empty SQLite file.
 
 The tracker store is SQLite by default (``Settings.tracker_db``, a path) and PostgreSQL in scale-out (a
-URL), so the ``events`` table is read through SQLAlchemy with the schema Rasa 3.6 creates
-(``rasa/core/tracker_store.py``, ``SQLTrackerStore.SQLEvent``), declared here in a metadata of its own
-that no migration ever sees.
+URL), so the ``events`` table is read through SQLAlchemy with the schema Rasa 3.6 creates, declared once in
+:mod:`app.data.tracker` (a metadata of its own that no migration ever sees).
 """
 
 from __future__ import annotations
@@ -16,34 +15,17 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
-from app.analytics.metrics import (
-    EVENT_COLUMNS,
-    LLM_CALL_COLUMNS,
-    TICKET_COLUMNS,
-    Analytics,
-    compute,
-    day_bounds,
-)
+from app.analytics.frames import EVENT_COLUMNS, LLM_CALL_COLUMNS, TICKET_COLUMNS, empty_frame
+from app.analytics.kpis import Analytics, compute, day_bounds
 from app.data.db import get_engine
 from app.data.schema import llm_calls, tickets
+from app.data.tracker import events, tenant_senders
+from app.identity import parse_conversation_id
 
 DAY_S = 86_400.0
 # A conversation that starts in the range may run past its end (and its tickets and LLM calls with it):
 # rows up to this long after the range are read too.
 SPILL_S = 2 * DAY_S
-
-_rasa = sa.MetaData()
-events = sa.Table(
-    "events",
-    _rasa,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("sender_id", sa.String(255), nullable=False, index=True),
-    sa.Column("type_name", sa.String(255), nullable=False),
-    sa.Column("timestamp", sa.Float),
-    sa.Column("intent_name", sa.String(255)),
-    sa.Column("action_name", sa.String(255)),
-    sa.Column("data", sa.Text),
-)
 
 
 def _engine(url: str) -> sa.Engine | None:
@@ -59,32 +41,15 @@ def _has_table(engine: sa.Engine, name: str) -> bool:
         return sa.inspect(conn).has_table(name)
 
 
-def _empty(columns: tuple[str, ...]) -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype="object") for c in columns})
-
-
-def _like_prefix(prefix: str) -> str:
-    """A LIKE pattern matching strings that start with ``prefix`` (its wildcards escaped with ``\\``)."""
-    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
-def _tenant_senders(tenant: str, default_tenant: str) -> sa.ColumnElement[bool]:
-    """Sender ids of ``tenant``: ``<tenant>:...``, plus ids without a colon for the default tenant."""
-    mine = events.c.sender_id.like(_like_prefix(f"{tenant}:"), escape="\\")
-    if tenant == default_tenant:
-        return sa.or_(mine, ~events.c.sender_id.contains(":"))
-    return mine
-
-
 def load_events(url: str, tenant: str, low: float, high: float, default_tenant: str) -> pd.DataFrame:
     """All events of ``tenant``'s senders that have an event in [``low``, ``high``) (epoch s), up to
     ``high`` + :data:`SPILL_S`: their whole history before, so sessions are numbered as Rasa numbers them."""
     engine = _engine(url)
     if engine is None or not _has_table(engine, "events"):
-        return _empty(EVENT_COLUMNS)
+        return empty_frame(EVENT_COLUMNS)
     senders = (
         sa.select(events.c.sender_id)
-        .where(_tenant_senders(tenant, default_tenant), events.c.timestamp >= low, events.c.timestamp < high)
+        .where(tenant_senders(tenant, default_tenant), events.c.timestamp >= low, events.c.timestamp < high)
         .distinct()
     )
     query = (
@@ -111,7 +76,7 @@ def _load_window(
     engine = _engine(url)
     names = ["tenant_id", *columns]
     if engine is None or not _has_table(engine, table.name):
-        return _empty(tuple(names))
+        return empty_frame(tuple(names))
     query = sa.select(*[table.c[c] for c in names]).where(
         table.c.tenant_id == tenant,
         table.c.created_at >= _since(low),
@@ -138,8 +103,7 @@ def list_tenants(tracker: str, store: str, default_tenant: str) -> list[str]:
     if engine is not None and _has_table(engine, "events"):
         with engine.connect() as conn:
             for sender in conn.execute(sa.select(events.c.sender_id).distinct()).scalars():
-                tenant, sep, user = str(sender).partition(":")
-                found.add(tenant if sep and user else default_tenant)
+                found.add(parse_conversation_id(sender, default_tenant)[0])
     engine = _engine(store)
     if engine is not None:
         for table in (tickets, llm_calls):

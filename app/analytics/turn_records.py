@@ -31,10 +31,11 @@ from typing import Any
 import sqlalchemy as sa
 import structlog
 
-from app.analytics.loaders import events as tracker_events
-from app.analytics.metrics import split_sender
+from app.data import retention
 from app.data.db import get_engine
 from app.data.schema import action_runs, llm_calls, turn_records
+from app.data.tracker import events as tracker_events
+from app.identity import parse_conversation_id
 from app.orchestration.handlers import ERROR, HANDOFF, first, handler_of_action
 
 logger = structlog.get_logger(__name__)
@@ -112,7 +113,7 @@ def build_turns(
 ) -> list[dict[str, Any]]:
     """The ``turn_records`` rows of one sender (Rasa's ``sender_id``, ``<tenant>:<user>``) from its tracker
     events, its action runs and its LLM calls (rows as dicts; see the module docstring for the rules)."""
-    tenant, user = split_sender(sender_id, default_tenant)
+    tenant, user = parse_conversation_id(sender_id, default_tenant)
     turns = segment(events)
     starts = [float(t.user.get("timestamp") or 0.0) for t in turns]
     rows = []
@@ -301,3 +302,8 @@ def load_records(
         query = query.where(turn_records.c.conversation_id.in_(list(conversation_ids)))
     with get_engine(store_url).connect() as conn:
         return [dict(r) for r in conn.execute(query).mappings()]
+
+
+# Retention (app/data/retention.py): a forgotten user's records go; records of turns that ended more than
+# ``conversation_days`` ago too.
+retention.register(retention.TurnLevelRows(turn_records, "ended_at"))

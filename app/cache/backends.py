@@ -3,10 +3,15 @@
 Both keep entries per (tenant, knowledge-base version) with an expiry time and never return an expired one.
 Similarity is computed in-process (Redis 7.0 has no vector search): a backend only lists the live entries of a
 scope. Entry keys are the hash of the normalised question; a second ``put`` of the same key replaces it.
+
+Retention (app/data/retention.py) asks both to forget a user (``forget_user``: the entries their questions
+created) and to drop what has expired (``purge_expired``): the SQL backend's run in retention's transaction
+(:class:`AnswerCacheRetention`, registered below), the Redis backend is handed to retention by its caller.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,6 +21,7 @@ from urllib.parse import quote
 import numpy as np
 import sqlalchemy as sa
 
+from app.data import retention
 from app.data.schema import answer_cache
 
 
@@ -118,6 +124,18 @@ class SqlCacheBackend:
             ).rowcount
 
     @staticmethod
+    def forget_user(conn: sa.Connection, tenant_id: str, user_id: str, dry_run: bool = False) -> int:
+        """Delete (or count) the tenant's entries ``user_id``'s questions created, in the caller's
+        transaction ``conn``."""
+        mine = sa.and_(answer_cache.c.tenant_id == tenant_id, answer_cache.c.user_id == user_id)
+        return retention.count_or_delete(conn, answer_cache, mine, dry_run)
+
+    @staticmethod
+    def purge_expired(conn: sa.Connection, now: float, dry_run: bool = False) -> int:
+        """Delete (or count) every tenant's entries expired at ``now``, in the caller's transaction ``conn``."""
+        return retention.count_or_delete(conn, answer_cache, answer_cache.c.expires_at <= _dt(now), dry_run)
+
+    @staticmethod
     def _scope(tenant_id: str, kb_version: str) -> sa.ColumnElement[bool]:
         return sa.and_(answer_cache.c.tenant_id == tenant_id, answer_cache.c.kb_version == kb_version)
 
@@ -138,11 +156,28 @@ class SqlCacheBackend:
         )
 
 
+# KEYS[1] entry hash, KEYS[2] the scope's index; ARGV[1] user id, ARGV[2] entry key. Atomic, so an entry
+# another user re-created between a check and a delete is never removed by mistake.
+_FORGET_ENTRY_LUA = """
+if redis.call('HGET', KEYS[1], 'user_id') == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[2], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+
+def _glob_escape(text: str) -> str:
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
+
+
 class RedisCacheBackend:
     """Entries as Redis hashes with native expiry; a sorted set per scope indexes them by expiry time.
 
     Keys: ``{prefix}:{tenant}:{kb_version}:e:{key}`` (hash) and ``{prefix}:{tenant}:{kb_version}:idx``
-    (sorted set, score = expiry). Tenant and version are URL-quoted, so a ``:`` in them cannot mix scopes.
+    (sorted set, score = expiry). Tenant and version are URL-quoted, so a ``:`` in them cannot mix scopes,
+    and ``:e:`` splits an entry's name into its scope and key unambiguously.
     """
 
     def __init__(self, client, prefix: str = "switchboard:cache") -> None:  # noqa: ANN001 - redis.Redis
@@ -215,6 +250,32 @@ class RedisCacheBackend:
             removed += 0 if is_index else deleted
         return removed
 
+    def forget_user(self, tenant_id: str, user_id: str, dry_run: bool = False) -> int:
+        """Delete (or count) the tenant's entries whose stored ``user_id`` is ``user_id``, each checked and
+        deleted atomically (with its index member) by a Lua script."""
+        pattern = f"{_glob_escape(self.prefix)}:{quote(tenant_id, safe='')}:*:e:*"
+        forget = self.redis.register_script(_FORGET_ENTRY_LUA)
+        found = 0
+        for raw in self.redis.scan_iter(match=pattern, count=500):
+            name = raw.decode() if isinstance(raw, bytes) else raw
+            scope, _, key = name.rpartition(":e:")
+            if dry_run:
+                stored = self.redis.hget(name, "user_id")
+                found += int(stored is not None and stored.decode() == user_id)
+            else:
+                found += int(forget(keys=[name, f"{scope}:idx"], args=[user_id, key]))
+        return found
+
+    def purge_expired(self, now: float, dry_run: bool = False) -> int:
+        """Remove (or count) expired members of every scope index; the entry hashes expire by themselves."""
+        removed = 0
+        for raw in self.redis.scan_iter(match=f"{_glob_escape(self.prefix)}:*:idx", count=500):
+            if dry_run:
+                removed += int(self.redis.zcount(raw, "-inf", now))
+            else:
+                removed += int(self.redis.zremrangebyscore(raw, "-inf", now))
+        return removed
+
     @staticmethod
     def _entry(key: str, data: dict[bytes, bytes]) -> CacheEntry | None:
         try:
@@ -234,6 +295,28 @@ class RedisCacheBackend:
             )
         except (KeyError, ValueError):
             return None  # a half-written or foreign hash is not an entry
+
+
+class AnswerCacheRetention:
+    """The SQL answer cache under retention (the ``answer_cache`` table, in retention's transaction)."""
+
+    table = "answer_cache"
+
+    def forget_user(
+        self, conn: sa.Connection, request: retention.ForgetRequest, report: retention.Report
+    ) -> None:
+        report.counts["answer_cache"] = SqlCacheBackend.forget_user(
+            conn, request.tenant_id, request.user_id, report.dry_run
+        )
+
+    def purge(self, conn: sa.Connection, request: retention.PurgeRequest, report: retention.Report) -> None:
+        if request.policy.expired_cache:
+            report.counts["answer_cache"] = SqlCacheBackend.purge_expired(
+                conn, request.now.timestamp(), report.dry_run
+            )
+
+
+retention.register(AnswerCacheRetention())
 
 
 def now_s() -> float:

@@ -17,7 +17,6 @@ read the current version) and :meth:`AnswerCache.purge` deletes them.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,11 +24,12 @@ from typing import Any, Literal
 
 import numpy as np
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.cache.agreement import AgreementRules, disagreements, lexical_similarity
 from app.cache.backends import CacheBackend, CacheEntry, now_s
 from app.cache.embeddings import Embedder
+from app.settings import Settings, get_settings, validate_section
 
 logger = structlog.get_logger(__name__)
 
@@ -86,19 +86,24 @@ class CacheSettings(BaseModel):
 
     @classmethod
     def from_params(
-        cls, section: dict[str, Any] | None, env: Mapping[str, str] | None = None
+        cls, section: Mapping[str, Any] | None, overrides: Mapping[str, str] | None = None
     ) -> CacheSettings:
-        """From the ``cache`` section; ``SWITCHBOARD_CACHE_BACKEND`` and ``SWITCHBOARD_CACHE_REDIS_URL`` in the
-        environment override ``backend`` and ``redis_url``."""
-        env = os.environ if env is None else env
-        data = dict(section or {})
-        for field_name in ("backend", "redis_url"):
-            if value := env.get(f"SWITCHBOARD_CACHE_{field_name.upper()}"):
-                data[field_name] = value
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            raise ValueError(f"invalid `cache` section in params.yaml: {exc}") from exc
+        """From a ``cache`` section given as a mapping. Non-empty ``overrides`` (``backend``, ``redis_url``) win;
+        default: the settings' ``cache_backend`` and ``cache_redis_url`` (``SWITCHBOARD_CACHE_BACKEND`` and
+        ``SWITCHBOARD_CACHE_REDIS_URL``, environment or ``.env``)."""
+        if overrides is None:
+            overrides = _overrides(get_settings())
+        data = {**(section or {}), **{k: v for k, v in overrides.items() if v}}
+        return validate_section("cache", cls, data)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CacheSettings:
+        """params.yaml ``cache`` of ``settings`` with its environment overrides."""
+        return cls.from_params(settings.params_section("cache"), _overrides(settings))
+
+
+def _overrides(settings: Settings) -> dict[str, str]:
+    return {"backend": settings.cache_backend, "redis_url": settings.cache_redis_url}
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """The REST channel end users talk to: Rasa's ``rest`` webhook with input validation and tenancy.
 
 Registered in ``nlu/credentials.yml``; served at ``/webhooks/rest/webhook``. Runs inside the Rasa server
-(Python 3.10, pydantic 1), so it imports only Rasa, Sanic, the stdlib and `app.channels.turns` (the turn checks
-it shares with the gateway, stdlib only).
+(Python 3.10, pydantic 1), so it imports only Rasa, Sanic, PyYAML, the stdlib, `app.channels.turns` (the turn
+checks it shares with the gateway), `app.identity` (the conversation id) and `app.channels.settings` (its
+settings reader), all stdlib only.
 
 What it adds to Rasa's ``RestInput``:
 - bad input gets a clear JSON error instead of a 500: malformed JSON or a missing/invalid ``sender`` or
@@ -17,7 +18,6 @@ What it adds to Rasa's ``RestInput``:
 
 from __future__ import annotations
 
-import os
 import uuid
 from asyncio import CancelledError
 from collections.abc import Awaitable, Callable
@@ -32,17 +32,13 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from app.channels.turns import TENANT_PATTERN, InvalidRequest, check_turn
+from app.channels import settings
+from app.channels.turns import InvalidRequest, check_turn
+from app.identity import TENANT_PATTERN, conversation_id
 
 logger = structlog.get_logger(__name__)
 
-DEFAULT_MAX_MESSAGE_CHARS = 2000
 OPENAPI_FILE = Path(__file__).with_name("openapi.yaml")
-
-
-def conversation_id(tenant: str, sender: str) -> str:
-    """The tracker key: tenant and user id together, so no two tenants share a conversation."""
-    return f"{tenant}:{sender}"
 
 
 def parse_payload(
@@ -79,9 +75,8 @@ class SwitchboardRestInput(RestInput):
         return cls(**(credentials or {}))
 
     def __init__(self, max_message_chars: int | None = None, default_tenant: str | None = None) -> None:
-        env_max = os.environ.get("SWITCHBOARD_MAX_MESSAGE_CHARS")
-        self.max_message_chars = int(max_message_chars or env_max or DEFAULT_MAX_MESSAGE_CHARS)
-        self.default_tenant = default_tenant or os.environ.get("SWITCHBOARD_TENANT", "acme")
+        self.max_message_chars = int(max_message_chars or settings.max_message_chars())
+        self.default_tenant = default_tenant or settings.default_tenant()
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         webhook = Blueprint(f"custom_webhook_{type(self).__name__}", __name__)

@@ -1,16 +1,17 @@
 """What a REST turn must look like, checked the same way by the Rasa channel and by the gateway.
 
 Standard library only: the Rasa channel (Python 3.10, pydantic 1) and the gateway (Python 3.11) import it.
+The id patterns are :mod:`app.identity`'s (re-exported here for the gateway).
 """
 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")
-TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+from app.identity import ID_PATTERN, TENANT_PATTERN
+
+__all__ = ["ID_PATTERN", "TENANT_PATTERN", "InvalidRequest", "check_turn"]
 
 
 class InvalidRequest(Exception):

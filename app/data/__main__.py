@@ -9,6 +9,10 @@
 forget-user and purge print rows per store (app/data/retention.py). Exit codes: 0 done; 2 bad input (a
 malformed tenant or user id, an invalid option or retention policy); 1 a store is unusable (unreachable,
 missing file or table). Errors are one line on stderr.
+
+This command line is where the data layer meets the layers above it: it imports the modules that own our
+user-data tables (each registers its retention handler) and builds the Redis answer cache from params.yaml
+``cache`` to hand it to retention; app/data's other modules import none of them.
 """
 
 from __future__ import annotations
@@ -20,9 +24,17 @@ from typing import Any, NoReturn
 
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+# Imported for their retention handlers (app/data/retention.py refuses to run while one is missing).
+import app.actions.records  # noqa: F401 - action_runs
+import app.analytics.turn_records  # noqa: F401 - turn_records
+import app.cache.backends  # noqa: F401 - answer_cache
+import app.integrations.jobs  # noqa: F401 - jobs
+import app.integrations.notifications  # noqa: F401 - notifications
+import app.integrations.ticketing  # noqa: F401 - tickets
+import app.llm.usage  # noqa: F401 - llm_calls
 from app.data.db import get_engine, store_url, tracker_store_url, upgrade
 from app.data.seed import seed_crm
-from app.settings import get_settings
+from app.settings import get_settings, read_params
 
 
 class UsageError(Exception):
@@ -149,19 +161,15 @@ def _retention(args: argparse.Namespace) -> int:
 
 
 def _load_params(path: Path) -> dict[str, Any]:
-    import yaml
-
+    """The params file through the settings' reader; its problems as the CLI's errors."""
     from app.data.retention import BadInput, RetentionError
 
     try:
-        loaded = yaml.safe_load(Path(path).read_text())
+        return read_params(path)
     except FileNotFoundError as exc:
         raise RetentionError(f"no params file at {path}") from exc
-    except yaml.YAMLError as exc:
-        raise BadInput(f"{path} is not valid YAML: {exc}") from exc
-    if loaded is not None and not isinstance(loaded, dict):
-        raise BadInput(f"{path} must hold a mapping of sections")
-    return loaded or {}
+    except ValueError as exc:  # not YAML, or not a mapping of sections
+        raise BadInput(str(exc)) from exc
 
 
 def _engine(url: str, what: str) -> Any:

@@ -9,7 +9,8 @@ Stores, and what each operation does there (docs/data-retention.md has the opera
   events after counting those stored since the last ``session_started`` (``SQLTrackerStore._additional_events``),
   so removing part of a live session would make it skip or duplicate events.
 - Our stores (``Settings.db_url``, app/data/schema.py): ``tickets`` (with their transcripts), ``jobs``,
-  ``notifications``, ``answer_cache`` are deleted; ``llm_calls`` are *anonymised* (user and conversation ids
+  ``notifications``, ``answer_cache`` and the per-turn ``action_runs`` and ``turn_records`` are deleted
+  (purge ages the last two with ``conversation_days``); ``llm_calls`` are *anonymised* (user and conversation ids
   replaced, error text cleared) rather than deleted, because tokens and cost are the tenant's spend: deleting
   them would make the tenant's cost totals (app/llm/usage.py) and cost evaluations wrong after every erasure.
   The CRM tables (``crm_customers``, ``crm_orders``) stand in for the company's own CRM, which is not ours to
@@ -17,8 +18,20 @@ Stores, and what each operation does there (docs/data-retention.md has the opera
 - The answer cache on Redis, when ``cache.backend`` is ``redis``: keys hold tenant and knowledge-base
   version but no user id (entries are shared per tenant). Each hash stores the ``user_id`` whose question
   created it; forgetting a user deletes the entries whose stored ``user_id`` matches (the question text is
-  theirs), checked and deleted atomically by a Lua script. Entries other users caused stay, even if the
-  forgotten user was later answered from them: they hold nothing of theirs.
+  theirs), checked and deleted atomically by a Lua script (``RedisCacheBackend.forget_user``,
+  app/cache/backends.py). Entries other users caused stay, even if the forgotten user was later answered
+  from them: they hold nothing of theirs.
+
+Who does what: this module checks the input and the stores, opens the transactions, deletes from the
+tracker store (its table: app/data/tracker.py) and writes the audit row. Each store of ours forgets and
+purges its own rows through its own module, in the transaction it is handed: ``tickets``
+(app/integrations/ticketing.py), ``jobs`` (app/integrations/jobs.py), ``notifications``
+(app/integrations/notifications.py), ``answer_cache`` (app/cache/backends.py), ``llm_calls``
+(app/llm/usage.py), ``action_runs`` (app/actions/records.py) and ``turn_records``
+(app/analytics/turn_records.py). Each of those modules registers its :class:`UserDataStore` when imported, so the data
+layer imports none of them (``python -m app.data``, app/data/__main__.py, imports them all); a run refuses
+to start while a table of :data:`USER_DATA_TABLES` has no registered store. The Redis cache is handed in
+(``redis_cache``: the CLI builds it from params.yaml ``cache``).
 
 Both operations support a dry run (same predicates, counted instead of applied: nothing changes, no audit
 row) and return a :class:`Report` of rows per store. Each database is changed in one transaction (stores and
@@ -39,37 +52,21 @@ data), the knowledge index (no user data), the CRM stand-in (above).
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
-from urllib.parse import quote
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from app.data.schema import answer_cache, jobs, llm_calls, notifications, retention_audit, tickets
+from app.data.schema import retention_audit
+from app.data.tracker import events as tracker_events
+from app.data.tracker import user_senders
+from app.identity import TENANT_PATTERN
 
-# Rasa 3.6's ``SQLTrackerStore.SQLEvent`` (rasa/core/tracker_store.py), column for column, in a metadata of
-# its own: the table belongs to Rasa's database, so it must never reach our migrations or autogenerate.
-TRACKER_METADATA = sa.MetaData()
-tracker_events = sa.Table(
-    "events",
-    TRACKER_METADATA,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("sender_id", sa.String(255), nullable=False, index=True),
-    sa.Column("type_name", sa.String(255), nullable=False),
-    sa.Column("timestamp", sa.Float),  # seconds since the epoch, as Rasa's events carry it
-    sa.Column("intent_name", sa.String(255)),
-    sa.Column("action_name", sa.String(255)),
-    sa.Column("data", sa.Text),
-)
-
-# The REST channel's id rules (app/channels/rest.py, which runs in the Rasa environment and cannot be
-# imported here). Tenants must match exactly; user ids are checked loosely (any stored id can be forgotten).
-TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+# User ids are checked loosely (any stored id can be forgotten); tenants must have the REST channel's format.
 MAX_USER_ID = 128
 
 # Replaces the user id in anonymised ``llm_calls`` rows. A REST sender id must start with a letter or
@@ -77,12 +74,13 @@ MAX_USER_ID = 128
 FORGOTTEN = "_forgotten"
 # Purge rows in the audit trail: a purge is about every tenant and user.
 ALL = "*"
-# Pending jobs of these kinds are kept by forget_user unless asked: deleting a queued refund would cancel
-# money owed to the user (and the worker may be running it right now). Other pending jobs (ticket webhooks
-# about tickets being erased) are deleted.
-KEEP_PENDING_KINDS = ("refund",)
 
-STORE_TABLES = ("tickets", "jobs", "notifications", "answer_cache", "llm_calls", "retention_audit")
+# The tables of our stores that hold user data, in the order the report lists them; each has one
+# registered UserDataStore (see the module docstring).
+USER_DATA_TABLES = (
+    "tickets", "jobs", "notifications", "answer_cache", "llm_calls", "action_runs", "turn_records",
+)  # fmt: skip
+STORE_TABLES = (*USER_DATA_TABLES, "retention_audit")
 
 
 class RetentionError(Exception):
@@ -102,7 +100,11 @@ class RetentionPolicy(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    conversation_days: int = Field(90, ge=0, description="conversations with no event for this long")
+    conversation_days: int = Field(
+        90,
+        ge=0,
+        description="conversations with no event for this long; action runs and turn records this old",
+    )
     ticket_days: int = Field(365, ge=0, description="resolved/closed tickets opened this long ago")
     notification_days: int = Field(30, ge=0, description="delivered notifications, since delivery")
     undelivered_notification_days: int = Field(180, ge=0, description="notifications never fetched")
@@ -134,6 +136,77 @@ class Report:
     @property
     def total(self) -> int:
         return sum(self.counts.values())
+
+
+@dataclass(frozen=True)
+class ForgetRequest:
+    """Whose data a forget-user run erases (ids already validated), and its options."""
+
+    tenant_id: str
+    user_id: str
+    include_pending_jobs: bool = False
+
+    def rows_of(self, table: sa.Table) -> sa.ColumnElement[bool]:
+        """The user's rows of one of our tables (every one has ``tenant_id`` and ``user_id``)."""
+        return sa.and_(table.c.tenant_id == self.tenant_id, table.c.user_id == self.user_id)
+
+
+@dataclass(frozen=True)
+class PurgeRequest:
+    """What a purge run removes: the policy's limits, counted back from ``now`` (aware UTC)."""
+
+    policy: RetentionPolicy
+    now: datetime
+
+    def before(self, days: int) -> datetime:
+        return self.now - timedelta(days=days)
+
+
+class UserDataStore(Protocol):
+    """One of our stores that holds user data, as retention drives it (see the module docstring).
+
+    Both methods run inside the stores database's transaction (``conn``; never commit it), record their
+    counts (keys named after what they did, e.g. ``llm_calls_anonymised``) and any note in ``report``, and
+    in a dry run (``report.dry_run``) count the rows their predicates select instead of changing them
+    (:func:`count_or_delete`, :func:`count_or_update`). Running either twice changes nothing more.
+    """
+
+    table: str  # one of USER_DATA_TABLES
+
+    def forget_user(self, conn: sa.Connection, request: ForgetRequest, report: Report) -> None: ...
+
+    def purge(self, conn: sa.Connection, request: PurgeRequest, report: Report) -> None: ...
+
+
+class ExternalCache(Protocol):
+    """A cache outside SQL (the Redis answer cache, ``app.cache.backends.RedisCacheBackend``): it has no
+    transaction with our databases, so it is changed first. Both return the entries removed (or counted)."""
+
+    def forget_user(self, tenant_id: str, user_id: str, dry_run: bool = False) -> int: ...
+
+    def purge_expired(self, now: float, dry_run: bool = False) -> int: ...
+
+
+_STORES: dict[str, UserDataStore] = {}
+
+
+def register(store: UserDataStore) -> UserDataStore:
+    """Make ``store`` the one that forgets and purges its table (called by its module at import)."""
+    if store.table not in USER_DATA_TABLES:
+        raise ValueError(f"{store.table!r} is not a user-data table of ours ({', '.join(USER_DATA_TABLES)})")
+    _STORES[store.table] = store
+    return store
+
+
+def registered_stores() -> list[UserDataStore]:
+    """The store of every user-data table, in report order; :class:`RetentionError` if one is missing."""
+    missing = [table for table in USER_DATA_TABLES if table not in _STORES]
+    if missing:
+        raise RetentionError(
+            f"no retention handler registered for {', '.join(missing)}: import the modules that own these "
+            "tables first (app/data/__main__.py imports them all)"
+        )
+    return [_STORES[table] for table in USER_DATA_TABLES]
 
 
 def _utc(now: datetime | None) -> datetime:
@@ -182,24 +255,54 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
 
 
-# --- SQL helpers: one predicate per store, applied or counted --------------------------------------------
+# --- one predicate per store, applied or counted (the stores' modules use these too) ----------------------
 
 
-def _delete(conn: sa.Connection, table: sa.Table, where: sa.ColumnElement[bool], dry_run: bool) -> int:
+def count_or_delete(
+    conn: sa.Connection, table: sa.Table, where: sa.ColumnElement[bool], dry_run: bool
+) -> int:
+    """Delete the rows ``where`` selects, or only count them in a dry run; the number of rows either way."""
     if dry_run:
         return int(conn.execute(sa.select(sa.func.count()).select_from(table).where(where)).scalar_one())
     return int(conn.execute(sa.delete(table).where(where)).rowcount)
 
 
-def _update(
+def count_or_update(
     conn: sa.Connection, table: sa.Table, where: sa.ColumnElement[bool], values: dict[str, Any], dry_run: bool
 ) -> int:
+    """Update the rows ``where`` selects with ``values``, or only count them in a dry run."""
     if dry_run:
         return int(conn.execute(sa.select(sa.func.count()).select_from(table).where(where)).scalar_one())
     return int(conn.execute(sa.update(table).where(where).values(**values)).rowcount)
 
 
-ANONYMISED = {"user_id": FORGOTTEN, "conversation_id": "", "error": None}
+def forget_rows(conn: sa.Connection, table: sa.Table, request: ForgetRequest, report: Report) -> None:
+    """The plain forget: every row of the user in ``table`` goes (counted under the table's name)."""
+    report.counts[table.name] = count_or_delete(conn, table, request.rows_of(table), report.dry_run)
+
+
+@dataclass(frozen=True)
+class TurnLevelRows:
+    """A :class:`UserDataStore` for rows about single turns of a conversation (``action_runs``,
+    ``turn_records``): a forgotten user's go; purge deletes those older than ``conversation_days`` by
+    ``time_column``. Rows of a conversation Rasa still keeps may be written again by their owner (the
+    turn recorder rebuilds a sender's records whole when it has new events); that is the owner's call."""
+
+    rows: sa.Table
+    time_column: str
+
+    @property
+    def table(self) -> str:
+        return self.rows.name
+
+    def forget_user(self, conn: sa.Connection, request: ForgetRequest, report: Report) -> None:
+        forget_rows(conn, self.rows, request, report)
+
+    def purge(self, conn: sa.Connection, request: PurgeRequest, report: Report) -> None:
+        days = request.policy.conversation_days
+        if days:
+            old = self.rows.c[self.time_column] < request.before(days)
+            report.counts[self.table] = count_or_delete(conn, self.rows, old, report.dry_run)
 
 
 @contextmanager
@@ -228,57 +331,12 @@ def _transactions(stores: sa.Engine, tracker: sa.Engine | None) -> Iterator[tupl
             raise
 
 
-# --- Redis answer cache ------------------------------------------------------------------------------------
-
-# KEYS[1] entry hash, KEYS[2] the scope's index; ARGV[1] user id, ARGV[2] entry key. Atomic, so an entry
-# another user re-created between a check and a delete is never removed by mistake.
-_FORGET_ENTRY_LUA = """
-if redis.call('HGET', KEYS[1], 'user_id') == ARGV[1] then
-  redis.call('DEL', KEYS[1])
-  redis.call('ZREM', KEYS[2], ARGV[2])
-  return 1
-end
-return 0
-"""
-
-
-def _glob_escape(text: str) -> str:
-    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
-
-
-def forget_redis_cache(backend: Any, tenant_id: str, user_id: str, dry_run: bool = False) -> int:
-    """Delete (or count) the tenant's Redis cache entries whose stored ``user_id`` is ``user_id``.
-
-    ``backend`` is an :class:`app.cache.backends.RedisCacheBackend`; its key layout is
-    ``{prefix}:{tenant}:{kb_version}:e:{key}`` (hash) and ``{prefix}:{tenant}:{kb_version}:idx`` (sorted set),
-    tenant and version URL-quoted, so ``:e:`` splits a name into scope and key unambiguously.
-    """
-    client = backend.redis
-    pattern = f"{_glob_escape(backend.prefix)}:{quote(tenant_id, safe='')}:*:e:*"
-    forget = client.register_script(_FORGET_ENTRY_LUA)
-    found = 0
-    for raw in client.scan_iter(match=pattern, count=500):
-        name = raw.decode() if isinstance(raw, bytes) else raw
-        scope, _, key = name.rpartition(":e:")
-        if dry_run:
-            stored = client.hget(name, "user_id")
-            found += int(stored is not None and stored.decode() == user_id)
-        else:
-            found += int(forget(keys=[name, f"{scope}:idx"], args=[user_id, key]))
-    return found
-
-
-def purge_redis_cache(backend: Any, now: datetime, dry_run: bool = False) -> int:
-    """Remove expired members from every scope index (the entry hashes expire by themselves in Redis)."""
-    client = backend.redis
-    cutoff = now.timestamp()
-    removed = 0
-    for raw in client.scan_iter(match=f"{_glob_escape(backend.prefix)}:*:idx", count=500):
-        if dry_run:
-            removed += int(client.zcount(raw, "-inf", cutoff))
-        else:
-            removed += int(client.zremrangebyscore(raw, "-inf", cutoff))
-    return removed
+def _check_stores(stores: sa.Engine, tracker: sa.Engine | None) -> list[UserDataStore]:
+    """Everything a run needs, checked before anything changes: the tables and a store for each."""
+    require_tables(stores, STORE_TABLES, "stores database", "run `python -m app.data migrate`")
+    if tracker is not None:
+        require_tables(tracker, ("events",), "Rasa tracker store", "is this Rasa's SQL tracker store?")
+    return registered_stores()
 
 
 # --- the two operations ------------------------------------------------------------------------------------
@@ -290,7 +348,7 @@ def forget_user(
     *,
     stores: sa.Engine,
     tracker: sa.Engine | None,
-    redis_cache: Any = None,
+    redis_cache: ExternalCache | None = None,
     default_tenant: str | None = None,
     include_pending_jobs: bool = False,
     dry_run: bool = False,
@@ -300,9 +358,10 @@ def forget_user(
 
     - tracker store: every event of ``<tenant>:<user>``; for the ``default_tenant`` also of the bare
       ``<user>`` (a conversation from a channel without tenancy, which the actions attribute to the default
-      tenant: app/actions/context.py);
+      tenant: app/identity.py);
     - ``tickets`` (transcripts included), ``notifications``, ``answer_cache`` entries their questions created,
-      ``jobs`` (pending refunds kept unless ``include_pending_jobs``: see ``KEEP_PENDING_KINDS``);
+      ``jobs`` (pending refunds kept unless ``include_pending_jobs``: ``KEEP_PENDING_KINDS`` in
+      app/integrations/jobs.py);
     - ``llm_calls``: anonymised (see the module docstring);
     - Redis cache entries they created, when ``redis_cache`` (a ``RedisCacheBackend``) is given.
 
@@ -312,43 +371,19 @@ def forget_user(
     """
     validate_ids(tenant_id, user_id)
     now = _utc(now)
-    require_tables(stores, STORE_TABLES, "stores database", "run `python -m app.data migrate`")
-    if tracker is not None:
-        require_tables(tracker, ("events",), "Rasa tracker store", "is this Rasa's SQL tracker store?")
+    owners = _check_stores(stores, tracker)
     report = Report("forget_user", dry_run)
     if redis_cache is not None:
-        report.counts["redis_cache"] = forget_redis_cache(redis_cache, tenant_id, user_id, dry_run)
+        report.counts["redis_cache"] = redis_cache.forget_user(tenant_id, user_id, dry_run=dry_run)
 
-    senders = [f"{tenant_id}:{user_id}"] + ([user_id] if tenant_id == default_tenant else [])
-    keep_pending = (
-        sa.and_(jobs.c.status != "done", jobs.c.kind.in_(KEEP_PENDING_KINDS))
-        if not include_pending_jobs
-        else sa.false()
-    )
-
-    def mine(table: sa.Table) -> sa.ColumnElement[bool]:
-        return sa.and_(table.c.tenant_id == tenant_id, table.c.user_id == user_id)
-
+    request = ForgetRequest(tenant_id, user_id, include_pending_jobs)
     with _transactions(stores, tracker) as (ours, theirs):
         if theirs is not None:
-            report.counts["tracker_events"] = _delete(
-                theirs, tracker_events, tracker_events.c.sender_id.in_(senders), dry_run
+            report.counts["tracker_events"] = count_or_delete(
+                theirs, tracker_events, user_senders(tenant_id, user_id, default_tenant), dry_run
             )
-        report.counts["tickets"] = _delete(ours, tickets, mine(tickets), dry_run)
-        report.counts["jobs"] = _delete(ours, jobs, sa.and_(mine(jobs), sa.not_(keep_pending)), dry_run)
-        report.counts["notifications"] = _delete(ours, notifications, mine(notifications), dry_run)
-        report.counts["answer_cache"] = _delete(ours, answer_cache, mine(answer_cache), dry_run)
-        report.counts["llm_calls_anonymised"] = _update(ours, llm_calls, mine(llm_calls), ANONYMISED, dry_run)
-        kept = int(
-            ours.execute(
-                sa.select(sa.func.count()).select_from(jobs).where(mine(jobs), keep_pending)
-            ).scalar_one()
-        )
-        if kept:
-            report.notes.append(
-                f"{kept} pending refund job(s) kept (money owed to the user); run forget-user again once "
-                "they are done, or pass --include-pending-jobs to cancel them"
-            )
+        for store in owners:
+            store.forget_user(ours, request, report)
         if not dry_run:
             _audit(ours, tenant_id, user_hash(user_id), report, now)
     return report
@@ -359,7 +394,7 @@ def purge(
     *,
     stores: sa.Engine,
     tracker: sa.Engine | None,
-    redis_cache: Any = None,
+    redis_cache: ExternalCache | None = None,
     now: datetime | None = None,
     dry_run: bool = False,
 ) -> Report:
@@ -371,16 +406,12 @@ def purge(
     a cache entry's expiry. ``now`` is fixed by tests; the default is the current UTC time.
     """
     now = _utc(now)
-    require_tables(stores, STORE_TABLES, "stores database", "run `python -m app.data migrate`")
-    if tracker is not None:
-        require_tables(tracker, ("events",), "Rasa tracker store", "is this Rasa's SQL tracker store?")
+    owners = _check_stores(stores, tracker)
     report = Report("purge", dry_run)
-
-    def before(days: int) -> datetime:
-        return now - timedelta(days=days)
+    request = PurgeRequest(policy, now)
 
     if redis_cache is not None and policy.expired_cache:
-        report.counts["redis_cache_index"] = purge_redis_cache(redis_cache, now, dry_run)
+        report.counts["redis_cache_index"] = redis_cache.purge_expired(now.timestamp(), dry_run=dry_run)
 
     with _transactions(stores, tracker) as (ours, theirs):
         if theirs is not None and policy.conversation_days:
@@ -388,68 +419,15 @@ def purge(
                 sa.select(tracker_events.c.sender_id)
                 .group_by(tracker_events.c.sender_id)
                 .having(
-                    sa.func.max(tracker_events.c.timestamp) < before(policy.conversation_days).timestamp()
+                    sa.func.max(tracker_events.c.timestamp)
+                    < request.before(policy.conversation_days).timestamp()
                 )
             )
-            report.counts["tracker_events"] = _delete(
+            report.counts["tracker_events"] = count_or_delete(
                 theirs, tracker_events, tracker_events.c.sender_id.in_(stale.scalar_subquery()), dry_run
             )
-        if policy.ticket_days:
-            report.counts["tickets"] = _delete(
-                ours,
-                tickets,
-                sa.and_(
-                    tickets.c.status.in_(("resolved", "closed")),
-                    tickets.c.handoff_active.is_(sa.false()),
-                    tickets.c.created_at < before(policy.ticket_days),
-                ),
-                dry_run,
-            )
-        if policy.job_days:
-            report.counts["jobs"] = _delete(
-                ours,
-                jobs,
-                sa.and_(jobs.c.status == "done", jobs.c.finished_at < before(policy.job_days)),
-                dry_run,
-            )
-        count = 0
-        if policy.notification_days:
-            count += _delete(
-                ours,
-                notifications,
-                sa.and_(
-                    notifications.c.delivered_at.is_not(None),
-                    notifications.c.delivered_at < before(policy.notification_days),
-                ),
-                dry_run,
-            )
-        if policy.undelivered_notification_days:
-            count += _delete(
-                ours,
-                notifications,
-                sa.and_(
-                    notifications.c.delivered_at.is_(None),
-                    notifications.c.created_at < before(policy.undelivered_notification_days),
-                ),
-                dry_run,
-            )
-        if policy.notification_days or policy.undelivered_notification_days:
-            report.counts["notifications"] = count
-        if policy.expired_cache:
-            report.counts["answer_cache"] = _delete(
-                ours, answer_cache, answer_cache.c.expires_at <= now, dry_run
-            )
-        if policy.llm_call_days:
-            report.counts["llm_calls_deleted"] = _delete(
-                ours, llm_calls, llm_calls.c.created_at < before(policy.llm_call_days), dry_run
-            )
-        if policy.llm_call_anonymise_days:
-            old = llm_calls.c.created_at < before(policy.llm_call_anonymise_days)
-            if policy.llm_call_days:  # rows the delete above removes are not anonymised too (dry-run counts)
-                old = sa.and_(old, llm_calls.c.created_at >= before(policy.llm_call_days))
-            report.counts["llm_calls_anonymised"] = _update(
-                ours, llm_calls, sa.and_(old, llm_calls.c.user_id != FORGOTTEN), ANONYMISED, dry_run
-            )
+        for store in owners:
+            store.purge(ours, request, report)
         if not dry_run:
             _audit(ours, ALL, ALL, report, now)
     return report

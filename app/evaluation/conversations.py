@@ -250,9 +250,21 @@ def _check(
                     raise ConversationFileError(f"{where}: expect.intent is required for a user turn")
                 if intents is not None and expect.intent is not None and expect.intent not in intents:
                     raise ConversationFileError(f"{where}: unknown intent {expect.intent!r}")
-                if known_docs is not None and (missing := sorted(set(expect.source) - known_docs)):
-                    raise ConversationFileError(f"{where}: unknown source {', '.join(missing)}")
             previous = turn if turn.scored else previous
+    if known_docs is not None:
+        check_sources(path, data, known_docs)
+
+
+def check_sources(path: Path | str, data: ConversationSet, doc_ids: Iterable[str]) -> None:
+    """Every expected source is a document of the index (:class:`ConversationFileError` naming the turn)."""
+    known = set(doc_ids)
+    for conversation in data.conversations:
+        for number, turn in conversation.scored_turns:
+            assert turn.expect is not None
+            if missing := sorted(set(turn.expect.source) - known):
+                raise ConversationFileError(
+                    f"{path}, conversation {conversation.id}, turn {number}: unknown source {', '.join(missing)}"
+                )
 
 
 def domain_intents(domain_file: Path | str) -> list[str]:

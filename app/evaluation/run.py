@@ -18,17 +18,19 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
+from pydantic import SecretStr
 
 from app.analytics.turn_records import load_records
-from app.data.db import get_engine
+from app.data.db import get_engine, tracker_store_url
 from app.data.schema import llm_calls
 from app.data.seed import seed_customers
 from app.evaluation.checks import TurnResult, score
 from app.evaluation.conversations import ConversationSet
 from app.evaluation.metrics import compute
 from app.evaluation.player import PlayedTurn, Player
-from app.llm.config import load_tiers_config
-from app.settings import Settings
+from app.identity import conversation_id
+from app.llm.config import TiersConfig
+from app.settings import Settings, read_section
 
 SERVICES = ("crm", "actions", "rasa", "gateway", "recorder")
 NO_LLM = "no LLM endpoint: LLM tiers not evaluated"
@@ -46,11 +48,26 @@ class Evaluation:
     metrics: dict[str, Any]
     calls: dict[int, dict[str, Any]] = field(default_factory=dict)  # the LLM calls the records reference
 
+    def tiers_used(self) -> dict[str, float]:
+        """Share of the knowledge answers by the tier that gave them (``cache`` for cache hits)."""
+        used = [
+            "cache" if r.record.get("cache") else f"tier{r.record.get('tier_used')}"
+            for r in self.results
+            if r.record is not None and r.record.get("handler") == "knowledge"
+        ]
+        return {k: round(used.count(k) / len(used), 4) for k in sorted(set(used))} if used else {}
+
+    def latency_p50(self) -> float | None:
+        """Median end-to-end time of a turn through the gateway, milliseconds."""
+        from app.analytics.stats import percentile
+
+        return percentile([r.played.elapsed_ms for r in self.results if r.played.status == 200], 50)
+
 
 def llm_note(params_file: Path) -> tuple[str, list[str]]:
     """How the LLM tiers of ``params_file`` are served: ``none``, ``stand-in`` or ``configured``, and the
     notes the outputs must carry. A stand-in is recognised by the test server's model listing."""
-    tiers = load_tiers_config(params_file)
+    tiers = read_section(params_file, "tiers", TiersConfig)
     if not tiers.endpoints:
         return "none", [NO_LLM]
     for endpoint in tiers.endpoints.values():
@@ -84,9 +101,82 @@ def stack_settings(base: Settings, model: Path, index: Path, params_file: Path, 
             "model_path": model.resolve(),
             "index_dir": index.resolve(),
             "params_file": params_file.resolve(),
-            "jwt_secret": secrets.token_urlsafe(32),
+            "jwt_secret": SecretStr(secrets.token_urlsafe(32)),
         }
     )
+
+
+class EvaluationStack:
+    """The served stack for evaluations: started once, seeded with fixtures, then any number of runs; the
+    action server can be restarted with other params between runs (:meth:`serve_with`) and the conversations'
+    users erased from every store (:meth:`forget`), so each run starts from empty conversations and caches."""
+
+    def __init__(self, settings: Settings, start: Callable[[Any], None] | None = None) -> None:
+        from app.stack import Stack
+
+        self.stack = Stack(settings, services=SERVICES)
+        self._start = start or (lambda s: s.start())
+
+    def __enter__(self) -> EvaluationStack:
+        self._start(self.stack)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stack.stop()
+
+    @property
+    def settings(self) -> Settings:
+        return self.stack.settings
+
+    def seed(self, customers: Sequence[Any]) -> None:
+        """The conversation set's CRM fixtures, into the stack's own store."""
+        seed_customers(get_engine(self.settings.db_url), customers)
+
+    def serve_with(self, params_file: Path) -> None:
+        """Restart the action server (the only service that reads tiers, cache and router) with ``params_file``."""
+        self.stack.settings = self.settings.model_copy(update={"params_file": params_file.resolve()})
+        self.stack.kill("actions")
+        self.stack.restart("actions", timeout=120)
+
+    def run(
+        self,
+        conversations: ConversationSet,
+        *,
+        concurrency: int = 1,
+        similarity: Callable[[list[tuple[str, str, str]]], dict[str, float | None]] | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> Evaluation:
+        """Play the conversations, read back their turn records (after the recorder synced), score them."""
+        settings = self.settings
+        player = Player(
+            settings.gateway_url,
+            settings.crm_url,
+            settings.jwt_secret.get_secret_value(),
+            secrets.token_hex(4),
+        )
+        played = player.play_all(conversations.conversations, concurrency=concurrency, progress=progress)
+        synced = httpx.post(f"http://{settings.host}:{settings.recorder_port}/sync", timeout=300)
+        synced.raise_for_status()
+        records = load_records(settings.db_url, conversation_ids=senders(conversations))
+        results = score(conversations.conversations, played, records)
+        calls = _calls(settings.db_url, [i for r in records for i in r.get("llm_call_ids") or []])
+        metrics = compute(conversations.conversations, results, calls, similarity)
+        return Evaluation(conversations, played, records, results, metrics, calls)
+
+    def forget(self, conversations: ConversationSet) -> None:
+        """Erase the conversations' users from the tracker and every store (per-user erasure), CRM left."""
+        import app.data.__main__  # noqa: F401 - registers every store's retention handler
+        from app.data.retention import forget_user
+
+        stores, tracker = get_engine(self.settings.db_url), get_engine(tracker_store_url(self.settings))
+        for conversation in conversations.conversations:
+            forget_user(conversation.tenant, conversation.user, stores=stores, tracker=tracker,
+                        include_pending_jobs=True)  # fmt: skip
+
+
+def senders(conversations: ConversationSet) -> list[str]:
+    """The Rasa sender ids (``<tenant>:<user>``) of the conversations."""
+    return sorted({conversation_id(c.tenant, c.user) for c in conversations.conversations})
 
 
 def evaluate(
@@ -98,32 +188,11 @@ def evaluate(
     progress: Callable[[int], None] | None = None,
     start: Callable[[Any], None] | None = None,
 ) -> Evaluation:
-    """Run the stack of ``settings`` (see :func:`stack_settings`), play, read back, score, stop.
+    """One run on a stack of its own (see :func:`stack_settings`): start, seed, play, read back, score, stop.
     ``start(stack)`` starts it (tests put their socket guard around it)."""
-    from app.stack import Stack
-
-    stack = Stack(settings, services=SERVICES)
-    (start or (lambda s: s.start()))(stack)
-    try:
-        settings = stack.settings
-        seed_customers(get_engine(settings.db_url), conversations.customers)
-        player = Player(
-            settings.gateway_url,
-            settings.crm_url,
-            settings.jwt_secret.get_secret_value(),
-            secrets.token_hex(4),
-        )
-        played = player.play_all(conversations.conversations, concurrency=concurrency, progress=progress)
-        synced = httpx.post(f"http://{settings.host}:{settings.recorder_port}/sync", timeout=120)
-        synced.raise_for_status()
-        senders = sorted({f"{c.tenant}:{c.user}" for c in conversations.conversations})
-        records = load_records(settings.db_url, conversation_ids=senders)
-        results = score(conversations.conversations, played, records)
-        calls = _calls(settings.db_url, [i for r in records for i in r.get("llm_call_ids") or []])
-        metrics = compute(conversations.conversations, results, calls, similarity)
-    finally:
-        stack.stop()
-    return Evaluation(conversations, played, records, results, metrics, calls)
+    with EvaluationStack(settings, start) as stack:
+        stack.seed(conversations.customers)
+        return stack.run(conversations, concurrency=concurrency, similarity=similarity, progress=progress)
 
 
 def _calls(url: str, ids: Sequence[int]) -> dict[int, dict[str, Any]]:

@@ -6,17 +6,18 @@ optional RS256 public key is read from the file named by ``SWITCHBOARD_JWT_PUBLI
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-import yaml
 from limits import RateLimitItem, parse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from app.settings import Settings
+from app.channels.settings import DEFAULT_MAX_MESSAGE_CHARS
+from app.settings import ServeParams, Settings, validate_section, validation_errors
 
 MIN_SECRET_BYTES = 32  # RFC 7518 3.2: an HS256 key at least as long as the hash output
-DEFAULT_MAX_MESSAGE_CHARS = 2000
+T = TypeVar("T")
 
 
 class ConfigError(ValueError):
@@ -102,8 +103,9 @@ class GatewayConfig(BaseModel):
     @classmethod
     def from_settings(cls, settings: Settings, upstreams: list[str] | None = None) -> GatewayConfig:
         """The gateway's configuration from Settings (env) and ``params_file``; ``ConfigError`` if invalid."""
-        raw = _read_params(settings)
-        params = load_params(raw.get("gateway"))
+        params = gateway_params(settings)
+        serve = _section(settings, "serve", ServeParams)
+        flags = _section(settings, "flags", dict)
         if settings.gateway_storage_url:
             params = params.model_copy(update={"storage_url": settings.gateway_storage_url})
         public_key = ""
@@ -114,44 +116,40 @@ class GatewayConfig(BaseModel):
                 raise ConfigError(
                     f"cannot read the JWT public key {settings.jwt_public_key_file}: {exc}"
                 ) from exc
-        max_chars = int((raw.get("serve") or {}).get("max_message_chars", DEFAULT_MAX_MESSAGE_CHARS))
         try:
             return cls(
                 params=params,
                 upstreams=upstreams or settings.upstream_urls,
                 jwt_secret=settings.jwt_secret.get_secret_value(),
                 jwt_public_key=public_key,
-                max_message_chars=max_chars,
+                max_message_chars=serve.max_message_chars,
                 canary_upstreams=settings.canary_upstream_urls,
-                flags=raw.get("flags") or {},
+                flags=flags,
             )
         except ValidationError as exc:
-            raise ConfigError(f"invalid gateway configuration: {_first_error(exc)}") from exc
+            raise ConfigError(f"invalid gateway configuration: {validation_errors(exc)}") from exc
 
 
 def gateway_params(settings: Settings) -> GatewayParams:
     """The ``gateway`` section of ``settings.params_file``; ``ConfigError`` if unreadable or invalid."""
-    return load_params(_read_params(settings).get("gateway"))
+    return _section(settings, "gateway", GatewayParams)
 
 
-def _read_params(settings: Settings) -> dict[str, Any]:
+def _section(settings: Settings, name: str, model: type[T] | Callable[[dict[str, Any]], T]) -> T:
+    """A params.yaml section through the settings' reader, its problems as ``ConfigError``."""
     try:
-        raw = yaml.safe_load(Path(settings.params_file).read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read {settings.params_file}: {str(exc).splitlines()[0]}") from exc
-    return raw if isinstance(raw, dict) else {}
+        return settings.section(name, model)
+    except ConfigError:
+        raise
+    except OSError as exc:
+        raise ConfigError(f"cannot read {settings.params_file}: {exc.strerror or exc}") from exc
+    except ValueError as exc:  # not YAML, or an invalid section: the message names the file and section
+        raise ConfigError(str(exc)) from exc
 
 
 def load_params(section: dict[str, Any] | None) -> GatewayParams:
     """The ``gateway`` params section, validated; ``ConfigError`` names the bad key."""
     try:
-        return GatewayParams.model_validate(section or {})
-    except ValidationError as exc:
-        raise ConfigError(f"invalid `gateway` section in params.yaml: {_first_error(exc)}") from exc
-
-
-def _first_error(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    where = ".".join(str(p) for p in err.get("loc", ()))
-    message = str(err.get("msg", "")).removeprefix("Value error, ")
-    return f"{where}: {message}" if where else message
+        return validate_section("gateway", GatewayParams, section)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc

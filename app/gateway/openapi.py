@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.channels.turns import ID_PATTERN
+from app.identity import ID_PATTERN
 
 BEARER = "bearerAuth"
 

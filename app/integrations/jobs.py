@@ -8,6 +8,8 @@ doubled. A failed attempt increments ``attempts``, records the error and backs o
 Kinds:
 - ``refund``: refund an order, then tell the user (a notification).
 - ``ticket_webhook``: POST a ticket event to the ticket webhook URL until it answers 2xx.
+
+Retention (app/data/retention.py) erases and ages jobs through :class:`JobRetention`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import httpx
 import sqlalchemy as sa
 import structlog
 
+from app.data import retention
 from app.data.schema import jobs
 from app.integrations.crm import CrmStore
 from app.integrations.notifications import NotificationStore
@@ -28,6 +31,10 @@ from app.integrations.notifications import NotificationStore
 logger = structlog.get_logger(__name__)
 
 MAX_BACKOFF_S = 30.0
+# Pending jobs of these kinds are kept by forget-user unless asked: deleting a queued refund would cancel
+# money owed to the user (and the worker may be running it right now). Other pending jobs (ticket webhooks
+# about tickets being erased) are deleted.
+KEEP_PENDING_KINDS = ("refund",)
 
 
 def _utc(value: datetime) -> datetime:
@@ -224,3 +231,40 @@ class JobWorker:
             except Exception as exc:  # the database may be briefly unavailable: keep polling
                 logger.error("job.worker_error", error=str(exc)[:200])
             self._stop.wait(self.poll_s)
+
+
+class JobRetention:
+    """Jobs under retention: a forgotten user's go, but their pending refunds only when asked (reported
+    otherwise); purge ages out ``done`` jobs by the time they finished."""
+
+    table = "jobs"
+
+    def forget_user(
+        self, conn: sa.Connection, request: retention.ForgetRequest, report: retention.Report
+    ) -> None:
+        keep_pending = (
+            sa.and_(jobs.c.status != "done", jobs.c.kind.in_(KEEP_PENDING_KINDS))
+            if not request.include_pending_jobs
+            else sa.false()
+        )
+        mine = request.rows_of(jobs)
+        report.counts["jobs"] = retention.count_or_delete(
+            conn, jobs, sa.and_(mine, sa.not_(keep_pending)), report.dry_run
+        )
+        kept = int(
+            conn.execute(sa.select(sa.func.count()).select_from(jobs).where(mine, keep_pending)).scalar_one()
+        )
+        if kept:
+            report.notes.append(
+                f"{kept} pending refund job(s) kept (money owed to the user); run forget-user again once "
+                "they are done, or pass --include-pending-jobs to cancel them"
+            )
+
+    def purge(self, conn: sa.Connection, request: retention.PurgeRequest, report: retention.Report) -> None:
+        if not request.policy.job_days:
+            return
+        old = sa.and_(jobs.c.status == "done", jobs.c.finished_at < request.before(request.policy.job_days))
+        report.counts["jobs"] = retention.count_or_delete(conn, jobs, old, report.dry_run)
+
+
+retention.register(JobRetention())

@@ -7,6 +7,8 @@ reads them (the CRM service); ``NotificationClient`` is the HTTP side used by th
 Delivery: a fetch returns the rows after the caller's cursor (``after``, the last id it has shown) and
 marks them delivered. A client that lost a reply fetches again with its old cursor and gets them again,
 so a message is retried until the client has it; without a cursor only undelivered rows are returned.
+
+Retention (app/data/retention.py) erases and ages notifications through :class:`NotificationRetention`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
+from app.data import retention
 from app.data.schema import notifications
 from app.integrations.http import JsonHttpClient
 
@@ -96,6 +99,38 @@ class NotificationStore:
                     .values(delivered_at=datetime.now(UTC))
                 )
         return rows
+
+
+class NotificationRetention:
+    """Notifications under retention: a forgotten user's go; purge ages out delivered ones by delivery and
+    never-fetched ones by creation (two limits, one count)."""
+
+    table = "notifications"
+
+    def forget_user(
+        self, conn: sa.Connection, request: retention.ForgetRequest, report: retention.Report
+    ) -> None:
+        retention.forget_rows(conn, notifications, request, report)
+
+    def purge(self, conn: sa.Connection, request: retention.PurgeRequest, report: retention.Report) -> None:
+        policy, count = request.policy, 0
+        if policy.notification_days:
+            delivered = sa.and_(
+                notifications.c.delivered_at.is_not(None),
+                notifications.c.delivered_at < request.before(policy.notification_days),
+            )
+            count += retention.count_or_delete(conn, notifications, delivered, report.dry_run)
+        if policy.undelivered_notification_days:
+            never_fetched = sa.and_(
+                notifications.c.delivered_at.is_(None),
+                notifications.c.created_at < request.before(policy.undelivered_notification_days),
+            )
+            count += retention.count_or_delete(conn, notifications, never_fetched, report.dry_run)
+        if policy.notification_days or policy.undelivered_notification_days:
+            report.counts["notifications"] = count
+
+
+retention.register(NotificationRetention())
 
 
 class NotificationClient:

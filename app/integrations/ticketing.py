@@ -4,6 +4,7 @@ Tickets live in our store (the local stand-in for a helpdesk such as Zendesk or 
 ticket's ``handoff_active`` is true a human agent has its conversation and the bot stays silent; user
 messages are appended to the ticket's transcript. A status change queues a ``ticket_webhook`` job in the
 same transaction (an outbox), which the CRM service's worker posts to the ticket webhook until delivered.
+Retention (app/data/retention.py) erases and ages tickets through :class:`TicketRetention`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from app.data import retention
 from app.data.schema import jobs, tickets
 
 TICKET_STATUSES = ("open", "pending", "resolved", "closed")
@@ -166,3 +168,28 @@ class TicketingClient:
                 )
             )
         return {**ticket, "status": status}
+
+
+class TicketRetention:
+    """Tickets (with their transcripts) under retention: a forgotten user's go; purge ages out resolved or
+    closed tickets without an active handoff by their opening date (no closing time is recorded)."""
+
+    table = "tickets"
+
+    def forget_user(
+        self, conn: sa.Connection, request: retention.ForgetRequest, report: retention.Report
+    ) -> None:
+        retention.forget_rows(conn, tickets, request, report)
+
+    def purge(self, conn: sa.Connection, request: retention.PurgeRequest, report: retention.Report) -> None:
+        if not request.policy.ticket_days:
+            return
+        old = sa.and_(
+            tickets.c.status.in_(("resolved", "closed")),
+            tickets.c.handoff_active.is_(sa.false()),
+            tickets.c.created_at < request.before(request.policy.ticket_days),
+        )
+        report.counts["tickets"] = retention.count_or_delete(conn, tickets, old, report.dry_run)
+
+
+retention.register(TicketRetention())

@@ -12,18 +12,19 @@ Example (``params.yaml``)::
         2: {base_url: ..., model: large, ...}
 
 A tier without an entry (or with an empty ``base_url``) is unavailable: the bot still answers with the tiers
-it has. API keys never live in params.yaml: ``api_key_env`` names the environment variable that holds one.
+it has. API keys never live in params.yaml: ``api_key_env`` names the environment variable (or ``.env`` entry)
+that holds one. The section comes from ``get_settings().section("tiers", TiersConfig)``.
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from app.settings import get_settings, validate_section
 
 #: Tier numbers: 0 extractive (no LLM), 1 small LLM, 2 large LLM.
 EXTRACTIVE, SMALL, LARGE = 0, 1, 2
@@ -57,8 +58,8 @@ class TierConfig(BaseModel):
         return f"{self.base_url}#{self.model}"
 
     def api_key(self) -> str:
-        """The API key from the environment; local servers accept any, so a placeholder when unset."""
-        return (os.environ.get(self.api_key_env, "") if self.api_key_env else "") or "not-needed"
+        """The API key from the environment or ``.env``; local servers accept any, so a placeholder when unset."""
+        return get_settings().secret(self.api_key_env) or "not-needed"
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> Decimal:
         """Price of one call with this usage."""
@@ -145,17 +146,7 @@ class TiersConfig(BaseModel):
         return [EXTRACTIVE, *sorted(self.endpoints)]
 
 
-def load_tiers_config(
-    params_file: Path | str | None = None, section: dict[str, Any] | None = None
-) -> TiersConfig:
-    """Read and validate ``tiers`` from params.yaml (or from ``section``); a clear ValueError when invalid."""
-    if section is None:
-        if params_file is None:
-            from app.settings import get_settings
-
-            params_file = get_settings().params_file
-        section = (yaml.safe_load(Path(params_file).read_text()) or {}).get("tiers") or {}
-    try:
-        return TiersConfig.model_validate(section)
-    except ValidationError as exc:
-        raise ValueError(f"invalid `tiers` section in params.yaml: {exc}") from exc
+def load_tiers_config(section: Mapping[str, Any] | None) -> TiersConfig:
+    """Validate a ``tiers`` section given as a mapping; a clear ValueError when invalid. The section of
+    params.yaml itself: ``get_settings().section("tiers", TiersConfig)``."""
+    return validate_section("tiers", TiersConfig, section)

@@ -1,4 +1,8 @@
-"""Token usage and cost of every LLM call, stored in the ``llm_calls`` table (migration 0002)."""
+"""Token usage and cost of every LLM call, stored in the ``llm_calls`` table (migration 0002).
+
+Retention (app/data/retention.py) anonymises and ages these rows through :class:`LlmCallRetention`: tokens
+and cost are the tenant's spend, so a forgotten user's calls lose their ids rather than disappear.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
+from app.data import retention
 from app.data.schema import llm_calls
 from app.llm.client import CallRecord
 
@@ -67,3 +72,42 @@ class UsageTotals:
     prompt_tokens: int
     completion_tokens: int
     cost: Decimal
+
+
+# What an anonymised row keeps of its user: nothing (the error text may quote model output about them).
+ANONYMISED = {"user_id": retention.FORGOTTEN, "conversation_id": "", "error": None}
+
+
+class LlmCallRetention:
+    """LLM calls under retention: a forgotten user's are anonymised; purge deletes calls older than
+    ``llm_call_days`` and anonymises those older than ``llm_call_anonymise_days``."""
+
+    table = "llm_calls"
+
+    def forget_user(
+        self, conn: sa.Connection, request: retention.ForgetRequest, report: retention.Report
+    ) -> None:
+        report.counts["llm_calls_anonymised"] = retention.count_or_update(
+            conn, llm_calls, request.rows_of(llm_calls), ANONYMISED, report.dry_run
+        )
+
+    def purge(self, conn: sa.Connection, request: retention.PurgeRequest, report: retention.Report) -> None:
+        policy = request.policy
+        if policy.llm_call_days:
+            report.counts["llm_calls_deleted"] = retention.count_or_delete(
+                conn, llm_calls, llm_calls.c.created_at < request.before(policy.llm_call_days), report.dry_run
+            )
+        if policy.llm_call_anonymise_days:
+            old = llm_calls.c.created_at < request.before(policy.llm_call_anonymise_days)
+            if policy.llm_call_days:  # rows the delete above removes are not anonymised too (dry-run counts)
+                old = sa.and_(old, llm_calls.c.created_at >= request.before(policy.llm_call_days))
+            report.counts["llm_calls_anonymised"] = retention.count_or_update(
+                conn,
+                llm_calls,
+                sa.and_(old, llm_calls.c.user_id != retention.FORGOTTEN),
+                ANONYMISED,
+                report.dry_run,
+            )
+
+
+retention.register(LlmCallRetention())

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,9 +26,10 @@ from typing import Any
 
 import yaml
 
-from app.llm.config import EXTRACTIVE, TiersConfig, load_tiers_config
+from app.llm.config import EXTRACTIVE, TiersConfig
 from app.llm.policy import RulePolicy, TierPolicy
 from app.orchestration.router import ROUTED, RouterConfig, Turn, decide
+from app.settings import get_settings, read_section
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 TURN_FIELDS = {
@@ -205,17 +207,18 @@ def main(argv: list[str] | None = None) -> int:
 
     from app.llm.policy import build_policy
 
-    params_file = args.params
-    if params_file is None:
-        from app.settings import get_settings
-
-        params_file = get_settings().params_file
-    params = yaml.safe_load(Path(params_file).read_text()) or {}
-    tiers = load_tiers_config(section=params.get("tiers") or {})
-    policy = build_policy((params.get("tiers") or {}).get("policy"), tiers.available())
+    params_file = args.params or get_settings().params_file
+    try:
+        tiers = read_section(params_file, "tiers", TiersConfig)
+        policy = build_policy(tiers.policy, tiers.available())
+        router = read_section(params_file, "router", RouterConfig)
+        turns = load_turns(args.turns)
+    except (OSError, ValueError, yaml.YAMLError) as exc:  # a missing or invalid file: one line, exit 2
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
     report = evaluate(
-        load_turns(args.turns),
-        router=RouterConfig.from_params(params.get("router") or {}),
+        turns,
+        router=router,
         policy=policy,
         tiers=tiers,
         turns_per_conversation=args.turns_per_conversation,

@@ -36,17 +36,16 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import structlog
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.llm.config import LARGE
 from app.llm.policy import Features, RulePolicy, TierPolicy
 from app.orchestration.handlers import FALLBACK, HANDOFF, IDK, KNOWLEDGE, SKILL, Handler
 from app.reliability.degradation import DegradationLevel
+from app.settings import validate_section
 
 logger = structlog.get_logger(__name__)
 
@@ -55,7 +54,8 @@ ROUTED: tuple[Handler, ...] = (SKILL, KNOWLEDGE, HANDOFF, FALLBACK, IDK)
 
 
 class RouterConfig(BaseModel):
-    """The ``router`` section of params.yaml (``degradation`` is read by the degradation controller)."""
+    """The ``router`` section of params.yaml (``degradation`` is read by the degradation controller):
+    ``get_settings().section("router", RouterConfig)``."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -68,30 +68,22 @@ class RouterConfig(BaseModel):
     )
     handoff_intents: tuple[str, ...] = ("human_handoff",)
     handoff_min_confidence: float = Field(0.5, ge=0, le=1)
-    max_failed_turns: int = Field(2, ge=1, description="failed turns in a row before a human takes over")
+    max_failed_turns: int = Field(1, ge=1, description="failed turns in a row before a human takes over")
     skill_intents: tuple[str, ...] = (
         "greet", "goodbye", "thanks", "affirm", "deny", "bot_challenge", "chitchat", "track_order",
         "cancel_order", "request_refund", "inform", "complaint", "feedback",
     )  # fmt: skip
 
-    @classmethod
-    def from_params(
-        cls, section: Mapping[str, Any] | None = None, params_file: Path | str | None = None
-    ) -> RouterConfig:
-        """From the ``router`` section (given, or read from params.yaml); a clear ValueError when invalid."""
-        if section is None:
-            if params_file is None:
-                from app.settings import get_settings
-
-                params_file = get_settings().params_file
-            section = (yaml.safe_load(Path(params_file).read_text()) or {}).get("router") or {}
-        try:
-            config = cls.model_validate(section)
-        except ValidationError as exc:
-            raise ValueError(f"invalid `router` section in params.yaml: {exc}") from exc
-        if overlap := set(config.skill_intents) & set(config.handoff_intents):
+    @model_validator(mode="after")
+    def _skill_or_handoff(self) -> RouterConfig:
+        if overlap := set(self.skill_intents) & set(self.handoff_intents):
             raise ValueError(f"intents cannot be both skill and handoff intents: {sorted(overlap)}")
-        return config
+        return self
+
+    @classmethod
+    def from_params(cls, section: Mapping[str, Any] | None) -> RouterConfig:
+        """From a ``router`` section given as a mapping; a clear ValueError when invalid."""
+        return validate_section("router", cls, section)
 
 
 @dataclass(frozen=True)

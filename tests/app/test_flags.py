@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from app.flags import Flags, canary_bucket, choose_variant, in_canary
+from app.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,7 +52,7 @@ def test_bad_flags_are_refused() -> None:
 
 
 def test_the_repository_params_load() -> None:
-    f = Flags.from_params(params_file=ROOT / "params.yaml", env={})
+    f = Flags.from_params(Settings(params_file=ROOT / "params.yaml").params_section("flags"), env={})
     assert f.get("degradation_level") == "auto"
     assert f.percent("challenger_percent") == 0
 

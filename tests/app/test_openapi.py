@@ -1,5 +1,5 @@
 """The OpenAPI descriptions written by hand (the Sanic services publish none) are valid and say what the code
-checks: the REST channel's ids are the patterns of ``app.channels.turns``, and the action server refuses
+checks: the REST channel's ids are the patterns of ``app.identity``, and the action server refuses
 exactly the calls its description does not allow."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from app.actions.server import action_call_problem
-from app.channels.turns import ID_PATTERN, TENANT_PATTERN
+from app.identity import ID_PATTERN, TENANT_PATTERN
 from tests.app.actions.test_server import CALL
 from tests.conftest import ROOT
 from tests.openapi_contract import Contract

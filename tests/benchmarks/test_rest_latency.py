@@ -1,4 +1,5 @@
-"""benchmarks/rest_latency.py: percentiles, the loopback guard, turn accounting and the exit paths.
+"""benchmarks/rest_latency.py: the loopback guard, turn accounting and the exit paths (its percentiles are
+app.analytics.stats', tested in tests/app/analytics/test_stats.py).
 
 The script is not a package module, so it is loaded from its path. Turn accounting runs against
 ``httpx.MockTransport``; nothing here needs a running bot.
@@ -32,32 +33,6 @@ def bench() -> Iterator[ModuleType]:
     spec.loader.exec_module(module)
     yield module
     sys.modules.pop(spec.name, None)
-
-
-@pytest.mark.parametrize(
-    ("values", "q", "expected"),
-    [
-        ([7.0], 50, 7.0),
-        ([7.0], 99, 7.0),
-        ([1.0, 2.0, 3.0, 4.0], 50, 2.5),
-        ([4.0, 1.0, 3.0, 2.0], 50, 2.5),  # order does not matter
-        ([1.0, 2.0, 3.0, 4.0], 0, 1.0),
-        ([1.0, 2.0, 3.0, 4.0], 100, 4.0),
-        ([float(v) for v in range(1, 101)], 95, 95.05),
-        ([float(v) for v in range(1, 101)], 99, 99.01),
-        ([10.0, 20.0], 25, 12.5),
-    ],
-)
-def test_percentile_interpolates_between_closest_ranks(
-    bench: ModuleType, values: list[float], q: float, expected: float
-) -> None:
-    assert bench.percentile(values, q) == pytest.approx(expected)
-
-
-@pytest.mark.parametrize(("values", "q"), [([], 50), ([1.0], -1), ([1.0], 100.5)])
-def test_percentile_rejects_empty_input_and_bad_q(bench: ModuleType, values: list[float], q: float) -> None:
-    with pytest.raises(ValueError):
-        bench.percentile(values, q)
 
 
 @pytest.mark.parametrize(

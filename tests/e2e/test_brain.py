@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.data.db import get_engine
+from tests.conftest import seed_order
 from tests.e2e.test_conversation import say, texts
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -94,16 +95,16 @@ def test_llm_outage_opens_the_breakers_answers_continue_and_recovery_closes_them
 
 
 def test_a_tier_1_answer_calls_the_order_tool_and_such_personal_answers_are_never_cached(bot, llm, user):
-    question = "Is the kettle I got in order ORD-10042 still under warranty after 14 months?"
-    llm.add_rule(
-        pattern="ORD-10042", tool_call={"name": "order_status", "arguments": {"order_id": "ORD-10042"}}
-    )
+    order = seed_order(bot, user)
+    question = f"Is the kettle I got in order {order} still under warranty after 14 months?"
+    llm.add_rule(pattern=order, tool_call={"name": "order_status", "arguments": {"order_id": order}})
     llm.add_rule(
         tool_result_pattern='"status": "shipped"',
-        content="Your order ORD-10042 has shipped with DHL.",  # grounded in the tool's result
+        content=f"Your order {order} has shipped with DHL.",  # grounded in the tool's result
     )
+    llm.add_rule(tool_result_pattern='"found": false', content=f"Order {order}: found false.")  # not theirs
     reply = texts(say(bot, user, question))
-    assert reply.startswith("Your order ORD-10042 has shipped with DHL")
+    assert reply.startswith(f"Your order {order} has shipped with DHL")
     first, second = llm.requests[:2]
     assert [t["function"]["name"] for t in first["tools"]] == ["my_tickets", "order_status"]
     assert (
@@ -112,8 +113,9 @@ def test_a_tier_1_answer_calls_the_order_tool_and_such_personal_answers_are_neve
     calls = llm_calls(bot, user)  # the articles say little about it (weak retrieval): the large tier
     assert [(c["tier"], c["outcome"]) for c in calls] == [(2, "ok"), (2, "ok")]
 
-    again = texts(say(bot, f"{user}-2", question))  # the same words from someone else: asked afresh
-    assert again.startswith("Your order ORD-10042 has shipped")
+    # the same words from someone else: asked afresh, and the order is not theirs, so nothing of it shows
+    again = texts(say(bot, f"{user}-2", question))
+    assert again.startswith(f"Order {order}: found false") and "shipped" not in again
     assert sum(llm.request_counts.values()) == 4 and len(llm_calls(bot, f"{user}-2")) == 2
 
     llm.reset()  # a model that answers without calling the tool: still personal, still not cached

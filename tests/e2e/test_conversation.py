@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from app.data.db import get_engine
 from app.integrations.ticketing import TicketingClient
+from tests.conftest import seed_order
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -52,14 +53,22 @@ def test_knowledge_answer_names_its_source(bot, user):
     assert "Source:" in reply
 
 
-def test_order_lookup_from_the_seeded_crm(bot, user):
-    reply = texts(say(bot, user, "Where is my order ORD-10042?"))
-    assert "ORD-10042" in reply and "shipped" in reply and "DHL" in reply
+def test_order_lookup_of_the_users_own_order(bot, user):
+    order = seed_order(bot, user)
+    reply = texts(say(bot, user, f"Where is my order {order}?"))
+    assert order in reply and "shipped" in reply and "DHL" in reply
+
+
+def test_another_customers_order_reveals_nothing(bot, user):
+    reply = texts(say(bot, user, "Where is my order ORD-10042?"))  # alice's (the seed)
+    assert "couldn't find an order ORD-10042" in reply
+    assert not any(leak in reply for leak in ("shipped", "DHL", "JD014600006201"))
 
 
 def test_order_id_given_after_being_asked(bot, user):
+    order = seed_order(bot, user, status="out_for_delivery", carrier="PostNL")
     assert "order number" in texts(say(bot, user, "I want to track my order"))
-    assert "out for delivery" in texts(say(bot, user, "ORD-10105"))
+    assert "out for delivery" in texts(say(bot, user, order))
 
 
 def test_unknown_order_id(bot, user):

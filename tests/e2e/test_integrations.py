@@ -15,6 +15,7 @@ from app.data.db import get_engine
 from app.integrations.jobs import JobStore
 from app.integrations.notifications import Notification, NotificationClient
 from app.integrations.ticketing import TicketingClient
+from tests.conftest import seed_order
 from tests.e2e.test_conversation import say, texts
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -43,8 +44,9 @@ def wait_for_notification(bot, user: str, contains: str, timeout: float = 30.0) 
 
 def test_order_lookup_goes_through_the_crm_service(bot, user):
     assert bot.service("crm").process.poll() is None
-    reply = texts(say(bot, user, "Where is my order ORD-10105?"))
-    assert "ORD-10105 is out for delivery" in reply and "PostNL" in reply
+    order = seed_order(bot, user, status="out_for_delivery", carrier="PostNL")
+    reply = texts(say(bot, user, f"Where is my order {order}?"))
+    assert f"{order} is out for delivery" in reply and "PostNL" in reply
 
 
 def test_refund_is_acknowledged_then_announced(bot):
@@ -87,20 +89,21 @@ def test_handoff_silences_the_bot_until_the_agent_hands_back(bot, user):
     reply = texts(say(bot, user, "I want to talk to a person"))
     assert "ticket #" in reply and "stay quiet" in reply
 
+    order = seed_order(bot, user)
     assert say(bot, user, "hello? is anyone there?") == []  # during the handoff: no bot reply
-    assert say(bot, user, "Where is my order ORD-10042?") == []
+    assert say(bot, user, f"Where is my order {order}?") == []
 
     queue = [h for h in notes(bot).open_handoffs("acme") if h["user_id"] == user]
     assert len(queue) == 1
     ticket = queue[0]
     assert "user: hello? is anyone there?" in ticket["transcript"]
-    assert "user: Where is my order ORD-10042?" in ticket["transcript"]
+    assert f"user: Where is my order {order}?" in ticket["transcript"]
 
     notes(bot).agent_reply("acme", ticket["id"], "Hi, I'm Sam from support. How can I help?", agent="sam")
     wait_for_notification(bot, user, "I'm Sam from support")
 
     notes(bot).hand_back("acme", ticket["id"])
     wait_for_notification(bot, user, "back with the Northwind Goods assistant")
-    reply = texts(say(bot, user, "Where is my order ORD-10042?"))  # the bot answers again
-    assert "ORD-10042 has shipped" in reply
+    reply = texts(say(bot, user, f"Where is my order {order}?"))  # the bot answers again
+    assert f"{order} has shipped" in reply
     assert "Northwind Goods assistant" in texts(say(bot, user, "hello"))

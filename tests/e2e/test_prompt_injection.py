@@ -12,16 +12,13 @@ from __future__ import annotations
 import shutil
 import uuid
 from collections.abc import Iterator
-from datetime import date
 
 import pytest
 import yaml
 
-from app.data.db import get_engine
-from app.data.seed import DemoOrder, DemoTenant, insert_missing
 from knowledge.grounding import leaks_prompt
 from knowledge.llm_prompts import system_prompt
-from tests.conftest import ROOT, start_bot
+from tests.conftest import ROOT, seed_order, start_bot
 from tests.e2e.test_brain import llm_calls
 from tests.e2e.test_conversation import say, texts
 
@@ -58,15 +55,9 @@ def clean_llm(llm):
 
 @pytest.fixture
 def customer(bot) -> tuple[str, str]:
-    """A new customer of acme with one shipped kettle order: ``(user, order id)``."""
+    """A new customer of acme with one shipped order: ``(user, order id)``."""
     user = f"inj-{uuid.uuid4().hex[:8]}"
-    order = f"ORD-9{uuid.uuid4().int % 10000:04d}"
-    shop = DemoTenant(
-        customers=({"user_id": user, "name": "Ina Jansen", "email": f"{user}@example.com"},),
-        orders=(DemoOrder(order, user, "shipped", "DHL", "JD0199", date(2026, 11, 20), "39.90"),),
-    )
-    insert_missing(get_engine(bot.settings.db_url), "acme", shop)
-    return user, order
+    return user, seed_order(bot, user)
 
 
 def assert_clean(reply: str) -> None:

@@ -26,7 +26,7 @@ import yaml
 from app.data.db import get_engine
 from app.integrations.jobs import JobStore
 from tests.app.data.conftest import POSTGRES_SERVER
-from tests.conftest import PipelineRun, free_port, start_guarded
+from tests.conftest import PipelineRun, free_port, seed_order, start_guarded
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -218,16 +218,18 @@ def test_two_replicas_on_the_shared_stores(scaled):
 
 
 def test_order_question_on_a_answered_on_b(scaled, user):
+    order = seed_order(scaled.stack, user, status="out_for_delivery", carrier="PostNL")
     assert "order number" in texts(say(scaled.a, user, "I want to track my order"))
-    assert "out for delivery" in texts(say(scaled.b, user, "ORD-10105"))  # from the CRM rows in PostgreSQL
+    assert "out for delivery" in texts(say(scaled.b, user, order))  # from the CRM rows in PostgreSQL
 
     events = tracker_events(scaled.db_url, f"acme:{user}")
-    assert user_texts(events) == ["I want to track my order", "ORD-10105"]
+    assert user_texts(events) == ["I want to track my order", order]
     slots = [(e["name"], e["value"]) for e in events if e["event"] == "slot"]
-    assert ("order_id", "ORD-10105") in slots
+    assert ("order_id", order) in slots
     with get_engine(scaled.db_url).connect() as conn:  # the answer came from our stores on PostgreSQL
         status = conn.execute(
-            sa.text("SELECT status FROM crm_orders WHERE tenant_id = 'acme' AND order_id = 'ORD-10105'")
+            sa.text("SELECT status FROM crm_orders WHERE tenant_id = 'acme' AND order_id = :id"),
+            {"id": order},
         ).scalar()
     assert status == "out_for_delivery"
 

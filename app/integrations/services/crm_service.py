@@ -18,7 +18,7 @@ Endpoints (OpenAPI at ``/openapi.json``; bad input gets a 4xx with ``{"detail": 
 - ``POST /handoffs/{tenant}/{ticket_id}/release``      hand the conversation back to the bot
 
 Everything is checked at the edge, so the store only ever sees what it can hold: tenants and users match the
-REST channel's patterns (``app.channels.turns``), row ids are integers within the store's ``INTEGER``
+REST channel's patterns (``app.identity``), row ids are integers within the store's ``INTEGER``
 (32-bit on PostgreSQL), and texts are UTF-8 without NUL characters (PostgreSQL refuses NUL, every UTF-8 codec
 refuses the lone surrogates a JSON ``\\ud800`` escape makes).
 """
@@ -39,8 +39,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, Field
 
-from app.channels.turns import ID_PATTERN, TENANT_PATTERN
 from app.data.db import get_engine
+from app.identity import ID_PATTERN, TENANT_PATTERN
 from app.integrations.crm import ORDER_ID_PATTERN, CrmStore, Order
 from app.integrations.jobs import JobStore, JobWorker, ticket_event_text
 from app.integrations.notifications import NotificationStore

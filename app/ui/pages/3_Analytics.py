@@ -2,7 +2,7 @@
 tokens per conversation, latency per handler, and the tier mix.
 
 Computed on read from Rasa's tracker store and our stores (``app.analytics``; the metric definitions are
-in ``app/analytics/metrics.py`` and docs/analytics.md), cached for a short while so that a busy page does
+in its modules' docstrings and docs/analytics.md), cached for a short while so that a busy page does
 not query the stores on every widget change.
 """
 
@@ -15,8 +15,9 @@ import pandas as pd
 import sqlalchemy as sa
 import streamlit as st
 
+from app.analytics.formatting import format_cost, format_ms, format_number, format_rate
+from app.analytics.kpis import Analytics
 from app.analytics.loaders import list_tenants, load_analytics
-from app.analytics.metrics import Analytics, format_cost, format_ms, format_number, format_rate
 from app.data.db import tracker_store_url
 from app.settings import get_settings
 
@@ -51,7 +52,7 @@ def date_range(today: date) -> tuple[date, date]:
 
 
 def render_kpis(result: Analytics) -> None:
-    """The headline tiles: each value is formatted by app.analytics.metrics, as the tests expect."""
+    """The headline tiles: each value is formatted by app.analytics.formatting, as the tests expect."""
     k = result.kpis
     row = st.columns(4)
     row[0].metric("Conversations", format_number(k.conversations), help="Rasa sessions with a user message.")

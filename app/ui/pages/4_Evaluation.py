@@ -15,6 +15,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from app.analytics.formatting import format_figure
 from app.analytics.results import (
     ResultPaths,
     ResultUnreadable,
@@ -57,16 +58,12 @@ def missing(what: str, stage: str) -> None:
     st.info(f"No {what} yet: `dvc repro {stage}` makes it.")
 
 
-def value_text(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
 def tiles(values: dict[str, Any], names: dict[str, str]) -> None:
     """Metric tiles for the ``names`` present in ``values``, four to a row."""
     present = [(label, values[key]) for key, label in names.items() if values.get(key) is not None]
     for start in range(0, len(present), 4):
         for column, (label, value) in zip(st.columns(4), present[start : start + 4], strict=False):
-            column.metric(label, value_text(value))
+            column.metric(label, format_figure(value))
 
 
 def threshold_chart(curve: pd.DataFrame, threshold: float | None, title: str) -> alt.LayerChart | alt.Chart:
@@ -193,9 +190,9 @@ def render_cost(paths: ResultPaths) -> None:
                f"{report.get('turns_per_conversation', '?')} turns per conversation, "
                f"cache hit rate {report.get('cache_hit_rate', 0)}.")  # fmt: skip
     left, mid, right = st.columns(3)
-    left.metric("Cost per 1000 conversations", value_text(report.get("cost_per_1k_conversations")))
-    mid.metric("Cost per turn", value_text(report.get("cost_per_turn")))
-    right.metric("Turns", value_text(report.get("turns")))
+    left.metric("Cost per 1000 conversations", format_figure(report.get("cost_per_1k_conversations")))
+    mid.metric("Cost per turn", format_figure(report.get("cost_per_turn")))
+    right.metric("Turns", format_figure(report.get("turns")))
     left, right = st.columns(2)
     for column, key, label, title in ((left, "handler_share", "handler", "Turns by handler"),
                                       (right, "tier_share", "tier", "Knowledge turns by tier")):  # fmt: skip

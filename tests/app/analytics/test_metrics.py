@@ -1,4 +1,4 @@
-"""The metric definitions of app/analytics/metrics.py on tiny hand-built tracker and store tables, and the
+"""The metric definitions of app/analytics (sessions, handlers, attribution, kpis) on tiny hand-built tracker and store tables, and the
 loaders on real databases (SQLite, and PostgreSQL when it is there) with Rasa's exact ``events`` schema."""
 
 from __future__ import annotations
@@ -11,8 +11,10 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from app.analytics.formatting import format_rate
+from app.analytics.handlers import handler_of
+from app.analytics.kpis import compute, day_bounds
 from app.analytics.loaders import list_tenants, load_analytics, load_events
-from app.analytics.metrics import compute, day_bounds, format_rate, handler_of
 from app.data.db import get_engine, upgrade
 from app.data.db import store_url as tracker_url
 from app.data.schema import llm_calls, tickets

@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from app.analytics.metrics import EVENT_COLUMNS
+from app.analytics.frames import EVENT_COLUMNS
 
 RASA_EVENTS_DDL = (
     "CREATE TABLE events (id INTEGER NOT NULL, sender_id VARCHAR(255) NOT NULL, "

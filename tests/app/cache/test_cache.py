@@ -218,7 +218,9 @@ def test_sql_rows_carry_tenant_user_and_version(sqlite_url: str) -> None:
     assert np.frombuffer(row["embedding"], dtype=np.float32).shape == (256,)
 
 
-def test_build_cache_from_settings(sqlite_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_build_cache_from_settings(
+    sqlite_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch, fresh_settings: None
+) -> None:
     upgrade(sqlite_url)
     sql = build_cache(CacheSettings(embedder="hashing"), engine=get_engine(sqlite_url))
     assert isinstance(sql.backend, SqlCacheBackend)
@@ -230,7 +232,7 @@ def test_build_cache_from_settings(sqlite_url: str, redis_url: str, monkeypatch:
     with pytest.raises(ValueError, match="engine"):
         build_cache(CacheSettings(embedder="hashing"))
     with pytest.raises(ValueError, match="invalid `cache` section"):
-        CacheSettings.from_params({"backend": "memcached"}, env={})
+        CacheSettings.from_params({"backend": "memcached"}, overrides={})
 
 
 def test_an_empty_scope_answers_without_embedding_the_question(backend, clock: Clock) -> None:

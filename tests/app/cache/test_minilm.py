@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
 from app.cache import AnswerCache, CacheSettings, MiniLMEmbedder, SqlCacheBackend
 from app.data.db import get_engine, upgrade
+from app.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[3]
 def test_minilm_cache_hits_paraphrases_and_refuses_different_questions(sqlite_url: str) -> None:
     upgrade(sqlite_url)
     settings = CacheSettings.from_params(
-        (yaml.safe_load((ROOT / "params.yaml").read_text()) or {}).get("cache"), env={}
+        Settings(params_file=ROOT / "params.yaml").params_section("cache"), overrides={}
     )
     assert settings.embedder == "minilm"
     cache = AnswerCache(SqlCacheBackend(get_engine(sqlite_url)), MiniLMEmbedder(), settings)

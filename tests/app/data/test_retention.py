@@ -24,7 +24,7 @@ import sqlalchemy as sa
 import yaml
 from alembic import command
 
-from app.data import retention
+from app.data import retention, schema
 from app.data.__main__ import main
 from app.data.db import alembic_config, get_engine, upgrade
 from app.data.retention import (
@@ -34,10 +34,10 @@ from app.data.retention import (
     RetentionPolicy,
     forget_user,
     purge,
-    tracker_events,
     user_hash,
 )
 from app.data.schema import (
+    action_runs,
     answer_cache,
     customers,
     jobs,
@@ -46,8 +46,10 @@ from app.data.schema import (
     orders,
     retention_audit,
     tickets,
+    turn_records,
 )
 from app.data.seed import seed_crm
+from app.data.tracker import events as tracker_events
 
 ROOT = Path(__file__).resolve().parents[3]
 RASA_PYTHON = ROOT / ".venv-rasa" / "bin" / "python"
@@ -132,9 +134,28 @@ def add_events(tracker: sa.Engine, sender: str, times: list[datetime]) -> None:
         conn.execute(sa.insert(tracker_events), rows)
 
 
+def action_run(tenant: str, user: str, conv: str, at: datetime) -> dict:
+    """An ``action_runs`` row (migration 0005)."""
+    return {
+        "tenant_id": tenant, "user_id": user, "conversation_id": conv, "action": "action_answer_knowledge",
+        "handler": "knowledge", "attempts": [[0, "ok"]], "sources": [], "tools": [], "outcome": "ok",
+        "stages": {"total": 12.0}, "created_at": at,
+    }  # fmt: skip
+
+
+def turn_record(tenant: str, user: str, conv: str, turn: int, at: datetime) -> dict:
+    """A ``turn_records`` row (migration 0005)."""
+    return {
+        "tenant_id": tenant, "user_id": user, "conversation_id": conv, "session_index": 1,
+        "turn_index": turn, "started_at": at, "ended_at": at, "entities": [{"entity": "order_id", "value": "x"}],
+        "handler": "knowledge", "actions": [], "sources": [], "tools": [], "llm_call_ids": [], "stages": {},
+        "outcome": "ok", "last_event_id": turn,
+    }  # fmt: skip
+
+
 def seed_person(dbs: Dbs, tenant: str, user: str) -> None:
     """One user's footprint in every store: 3 tracker events, a ticket, 3 jobs (done webhook, pending refund,
-    pending webhook), 2 notifications, a cache entry, 2 LLM calls."""
+    pending webhook), 2 notifications, a cache entry, 2 LLM calls, an action run, a turn record."""
     conv = f"{tenant}:{user}"
     add_events(dbs.tracker, conv, [ago(1), ago(1), ago(1)])
     with dbs.stores.begin() as conn:
@@ -249,6 +270,8 @@ def seed_person(dbs: Dbs, tenant: str, user: str) -> None:
                 },
             ],
         )
+        conn.execute(sa.insert(action_runs).values(**action_run(tenant, user, conv, ago(1))))
+        conn.execute(sa.insert(turn_records).values(**turn_record(tenant, user, conv, 1, ago(1))))
 
 
 @pytest.fixture
@@ -266,7 +289,10 @@ def rows(engine: sa.Engine, table: sa.Table) -> list[dict]:
         ]
 
 
-OUR_TABLES = (tickets, jobs, notifications, answer_cache, llm_calls, customers, orders, retention_audit)
+OUR_TABLES = (
+    tickets, jobs, notifications, answer_cache, llm_calls, action_runs, turn_records, customers, orders,
+    retention_audit,
+)  # fmt: skip
 
 
 def snapshot(dbs: Dbs) -> dict[str, list[dict]]:
@@ -301,6 +327,8 @@ EXPECTED_FORGET = {
     "notifications": 2,
     "answer_cache": 1,
     "llm_calls_anonymised": 2,
+    "action_runs": 1,
+    "turn_records": 1,
 }
 
 
@@ -370,6 +398,39 @@ def test_default_tenant_also_forgets_a_conversation_without_tenant_prefix(people
     report = forget_user("acme", "alice", stores=people.stores, tracker=people.tracker, default_tenant="acme")
     assert report.counts["tracker_events"] == 5
     assert {e["sender_id"] for e in rows(people.tracker, tracker_events)} == {"acme:bob"}
+
+
+def test_a_bare_sender_with_a_colon_is_never_the_default_tenants_user(people: Dbs) -> None:
+    """The bare id ``globex:alice`` is globex's alice (app/identity.py): forgetting the default tenant's user
+    ``globex:alice`` must not touch it."""
+    before = snapshot(people)
+    report = forget_user(
+        "acme", "globex:alice", stores=people.stores, tracker=people.tracker, default_tenant="acme"
+    )
+    assert report.counts["tracker_events"] == 0
+    assert {k: v for k, v in snapshot(people).items() if k != "retention_audit"} == {
+        k: v for k, v in before.items() if k != "retention_audit"
+    }
+
+
+def test_every_table_of_ours_is_erased_by_a_handler_or_deliberately_left_alone() -> None:
+    """A new table with user data must join ``USER_DATA_TABLES`` (and get a handler) or be named here."""
+    left_alone = {"retention_audit", "crm_customers", "crm_orders"}  # the audit trail; the CRM stand-in
+    assert set(schema.metadata.tables) == set(retention.USER_DATA_TABLES) | left_alone
+
+
+def test_a_store_without_its_retention_handler_is_refused(
+    people: Dbs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every user-data table has a registered handler, or nothing runs (an erasure never skips a store)."""
+    assert [s.table for s in retention.registered_stores()] == list(retention.USER_DATA_TABLES)
+    before = snapshot(people)
+    monkeypatch.delitem(retention._STORES, "answer_cache")
+    with pytest.raises(RetentionError, match="no retention handler registered for answer_cache"):
+        forget_user("acme", "alice", stores=people.stores, tracker=people.tracker)
+    with pytest.raises(RetentionError, match="answer_cache"):
+        purge(RetentionPolicy(), stores=people.stores, tracker=people.tracker)
+    assert snapshot(people) == before
 
 
 def test_a_failure_changes_no_database(people: Dbs, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -454,7 +515,7 @@ def test_migration_0004_adds_and_removes_only_the_audit_table(sqlite_url: str) -
     engine = get_engine(sqlite_url)
     seed_crm(engine)
     before = set(sa.inspect(engine).get_table_names())
-    upgrade(sqlite_url)
+    upgrade(sqlite_url, "0004")  # not head: later migrations add tables of their own
     assert set(sa.inspect(engine).get_table_names()) == before | {"retention_audit"}
     command.downgrade(alembic_config(sqlite_url), "0003")
     assert set(sa.inspect(engine).get_table_names()) == before
@@ -573,6 +634,17 @@ def seed_ages(dbs: Dbs) -> None:
                 {**call, "tenant_id": "acme", "created_at": ago(10)},  # untouched
             ],
         )
+        conn.execute(
+            sa.insert(action_runs),
+            [action_run("acme", "u", "acme:idle", ago(95)), action_run("acme", "u", "acme:active", ago(1))],
+        )  # the first goes (older than conversation_days)
+        conn.execute(
+            sa.insert(turn_records),
+            [
+                turn_record("acme", "u", "acme:idle", 1, ago(95)),  # goes
+                turn_record("acme", "u", "acme:active", 1, ago(89)),  # stays
+            ],
+        )
 
 
 EXPECTED_PURGE = {
@@ -583,6 +655,8 @@ EXPECTED_PURGE = {
     "answer_cache": 2,
     "llm_calls_deleted": 1,
     "llm_calls_anonymised": 1,
+    "action_runs": 1,
+    "turn_records": 1,
 }
 
 
@@ -646,7 +720,8 @@ def test_params_yaml_retention_section_is_the_documented_defaults() -> None:
 
 
 def test_events_ddl_is_what_rasa_creates(dbs: Dbs, tmp_path: Path) -> None:
-    """The tracker table the tests use (and retention.tracker_events queries) is the one Rasa 3.6 creates."""
+    """The tracker table the tests use (and app.data.tracker.events, which retention and analytics query) is
+    the one Rasa 3.6 creates."""
     if not RASA_PYTHON.exists():
         if os.environ.get("CI") == "true":
             pytest.fail(f"the Rasa environment is required under CI: {RASA_PYTHON}")
@@ -693,7 +768,7 @@ def test_events_ddl_is_what_rasa_creates(dbs: Dbs, tmp_path: Path) -> None:
             assert described(rasa_engine) == described(dbs.tracker)
         finally:
             rasa_engine.dispose()
-        # and what retention.tracker_events queries: same names, Python types and nullability
+        # and what app.data.tracker.events declares: same names, Python types and nullability
         reflected = sa.inspect(dbs.tracker).get_columns("events")
         assert [(c["name"], c["type"].python_type, c["nullable"]) for c in reflected] == [
             (c.name, c.type.python_type, c.nullable) for c in tracker_events.columns
@@ -843,6 +918,8 @@ def test_cli_purge_reads_the_policy_from_params(
         "answer_cache": 0,
         "llm_calls_deleted": 0,
         "llm_calls_anonymised": 0,
+        "action_runs": 0,
+        "turn_records": 0,
         "total": 3,
     }
     assert {e["sender_id"] for e in rows(dbs.tracker, tracker_events)} == {"acme:new"}

@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from app.channels.turns import ID_PATTERN
+from app.identity import ID_PATTERN
 from tests.app.gateway.conftest import UPSTREAM, WEBHOOK, auth, make_config, turn
 from tests.openapi_contract import Contract
 

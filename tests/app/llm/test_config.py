@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from app.llm.config import TierConfig, load_tiers_config
+from app.llm.config import TierConfig, TiersConfig, load_tiers_config
+from app.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_the_repository_params_load() -> None:
-    config = load_tiers_config(ROOT / "params.yaml")
+    config = Settings(params_file=ROOT / "params.yaml").section("tiers", TiersConfig)
     assert config.available()[0] == 0
     assert config.retry.attempts >= 1 and config.breaker.fail_max >= 1
 
@@ -58,4 +59,4 @@ def test_cost_and_api_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     assert tier.api_key() == "k"
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump({"tiers": {"endpoints": {1: tier.model_dump(mode="json")}}}))
-    assert load_tiers_config(params).endpoints[1] == tier
+    assert Settings(params_file=params).section("tiers", TiersConfig).endpoints[1] == tier

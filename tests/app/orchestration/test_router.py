@@ -10,6 +10,7 @@ from structlog.testing import capture_logs
 from app.llm.policy import RulePolicy
 from app.orchestration.router import RouterConfig, Turn, decide
 from app.reliability.degradation import DegradationLevel
+from app.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[3]
 CONFIG = RouterConfig(max_failed_turns=2)
@@ -156,6 +157,6 @@ def test_turns_and_config_are_validated() -> None:
 
 
 def test_the_repository_params_load() -> None:
-    config = RouterConfig.from_params(params_file=ROOT / "params.yaml")
+    config = Settings(params_file=ROOT / "params.yaml").section("router", RouterConfig)
     assert "human_handoff" in config.handoff_intents and "greet" in config.skill_intents
     assert decide(turn("greet"), config, log=False).handler == "skill"

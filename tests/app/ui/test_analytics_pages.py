@@ -14,8 +14,8 @@ import sqlalchemy as sa
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from app.analytics.formatting import format_cost, format_ms, format_number, format_rate
 from app.analytics.loaders import load_analytics
-from app.analytics.metrics import format_cost, format_ms, format_number, format_rate
 from app.data.db import get_engine, upgrade
 from app.data.db import store_url as tracker_url
 from app.data.schema import llm_calls, tickets

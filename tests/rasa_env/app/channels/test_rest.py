@@ -4,13 +4,8 @@ import json
 
 import pytest
 
-from app.channels.rest import (
-    DEFAULT_MAX_MESSAGE_CHARS,
-    InvalidRequest,
-    SwitchboardRestInput,
-    conversation_id,
-    parse_payload,
-)
+from app.channels.rest import InvalidRequest, SwitchboardRestInput, conversation_id, parse_payload
+from app.channels.settings import DEFAULT_MAX_MESSAGE_CHARS
 
 ROOT_CREDENTIALS = "nlu/credentials.yml"
 # JSON nested deeper than the parser's recursion limit (a RecursionError, not a ValueError)

@@ -1,0 +1,43 @@
+"""Settings of the code the Rasa server loads (``app/channels``): the Rasa environment's one reader.
+
+The Rasa environment (Python 3.10, pydantic 1) cannot import ``app/settings.py``, so this module, standard
+library only, reads the few variables the channel needs. The launcher (``app/stack.py``) sets them from the
+main settings (environment, ``.env`` and params.yaml); a Rasa server started by hand sees its shell's
+environment only.
+
+The defaults below are written once, here; the main environment imports them too (``app/settings.py``, the
+gateway), so both environments agree.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+DEFAULT_TENANT = "acme"  # used when params.yaml has no `base.tenant` and SWITCHBOARD_TENANT is unset
+DEFAULT_MAX_MESSAGE_CHARS = 2000  # used when params.yaml has no `serve.max_message_chars`
+
+
+def _get(name: str, environ: Mapping[str, str] | None) -> str:
+    return ((os.environ if environ is None else environ).get(name) or "").strip()
+
+
+def max_message_chars(environ: Mapping[str, str] | None = None) -> int:
+    """``SWITCHBOARD_MAX_MESSAGE_CHARS`` (the launcher sets it from params.yaml ``serve.max_message_chars``),
+    else the default; a clear ``ValueError`` when it is not a positive integer."""
+    raw = _get("SWITCHBOARD_MAX_MESSAGE_CHARS", environ)
+    if not raw:
+        return DEFAULT_MAX_MESSAGE_CHARS
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"SWITCHBOARD_MAX_MESSAGE_CHARS must be a positive integer, not {raw!r}")
+    return value
+
+
+def default_tenant(environ: Mapping[str, str] | None = None) -> str:
+    """The tenant of requests without ``X-Tenant-Id``: ``SWITCHBOARD_TENANT`` (the launcher sets it from the
+    main settings), else the default."""
+    return _get("SWITCHBOARD_TENANT", environ) or DEFAULT_TENANT

@@ -1,0 +1,42 @@
+"""What every stage shares (pipelines/_common.py): params read through the settings' reader, from the file DVC
+tracks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipelines._common import base_params, load_params, serve_params
+
+
+def test_stages_read_the_params_file_of_their_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_settings: None
+) -> None:
+    """DVC runs a stage in the project root (or in a copy of it, as the pipeline tests do) and tracks that
+    params.yaml: a SWITCHBOARD_PARAMS_FILE meant for the running bot must not change what a stage reads."""
+    (tmp_path / "params.yaml").write_text(
+        "base: {seed: 7, tenant: globex}\nsplit_nlu: {test_fraction: 0.3}\n"
+    )
+    elsewhere = tmp_path / "bot" / "params.yaml"
+    elsewhere.parent.mkdir()
+    elsewhere.write_text("base: {seed: 1}\n")
+    monkeypatch.setenv("SWITCHBOARD_PARAMS_FILE", str(elsewhere))
+    monkeypatch.chdir(tmp_path)
+    assert load_params("split_nlu") == {"test_fraction": 0.3}
+    assert load_params("missing") == {}
+    assert (base_params().seed, base_params().tenant, base_params().mlflow_experiment) == (
+        7,
+        "globex",
+        "switchboard",
+    )
+    assert serve_params().knowledge_top_k == 3  # absent: the one default (app/settings.py ServeParams)
+    load_params("split_nlu")["test_fraction"] = 1.0  # a stage changing its copy changes nothing for the next
+    assert load_params("split_nlu") == {"test_fraction": 0.3}
+
+
+def test_a_bad_base_section_names_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "params.yaml").write_text("base: {seed: many}\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="invalid `base` section .*seed"):
+        base_params()
