@@ -218,7 +218,9 @@ def _answer(
     record.tools = list(outcome.tools_used)
     if outcome.degraded and outcome.text is not None:
         record.outcome = "degraded"
-    llm_tried = [a for a in outcome.attempts if a.tier > 0 and a.outcome != "unavailable"]
+    # The LLM's health: a reply the checks refused ("invalid") came from a working model, as for its breaker;
+    # counted as a failure, a few prompt injections a minute would switch the LLM tiers off for everyone.
+    llm_tried = [a for a in outcome.attempts if a.tier > 0 and a.outcome not in ("unavailable", "invalid")]
     if llm_tried:
         brain.degradation.record("llm", outcome.tier is not None and outcome.tier > 0)
     logger.info(
