@@ -2,8 +2,9 @@
 
 Retrieval is scored on *documents*: the retrieved chunks are collapsed into the distinct document ids
 in the order of their best chunk, for each retriever (dense, BM25, hybrid): hit@1, hit@k, MRR (within
-k), nDCG@10 and recall@k. Unanswerable questions (no ``doc_ids``) are scored on whether the bot abstains,
-i.e. answers "I don't know" at the serving cut-off ``min_score`` with the served retriever, and the
+k), nDCG@10 and recall@k. Answers come from the ``answer`` function the caller gives (the pipeline gives the
+bot's own knowledge path, :mod:`app.orchestration.answering`; :func:`extractive_replies` is the knowledge
+base alone): unanswerable questions (no ``doc_ids``) are scored on whether it says "I don't know", and the
 answerability scores of all questions give the "I don't know" precision/recall curve and its AUC. The
 metrics themselves are :mod:`knowledge.metrics`.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,31 @@ from knowledge.retrievers import RETRIEVERS, ranked_doc_ids
 
 #: Chunks retrieved per distinct document wanted, so that ``max_k`` documents can be ranked.
 CHUNKS_PER_DOC = 4
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What a gold question got: ``answered`` (not "I don't know"), the answerability ``confidence``, the
+    ``text`` the user reads and the ``contexts`` (passages) the answer was built from."""
+
+    answered: bool
+    confidence: float
+    text: str
+    contexts: list[str] = field(default_factory=list)
+
+
+AnswerFn = Callable[[GoldQuestion], Reply]
+
+
+def extractive_replies(kb: KnowledgeBase, top_k: int = 3, cut_off: float | None = None) -> AnswerFn:
+    """The knowledge base alone: one lookup, the extractive answer or "I don't know" at the cut-off."""
+
+    def answer(question: GoldQuestion) -> Reply:
+        found = kb.lookup(question.question, question.tenant, top_k)
+        reply = kb.extract(found, cut_off)
+        return Reply(reply.answered, reply.confidence, reply.text, [h.text for h in found.hits])
+
+    return answer
 
 
 @dataclass
@@ -61,7 +87,7 @@ def evaluate(
     questions: Sequence[GoldQuestion],
     *,
     top_k: int,
-    min_score: float,
+    answer: AnswerFn | None = None,
     answer_top_k: int = 3,
     max_k: int = 10,
     retriever: str = "hybrid",
@@ -72,12 +98,13 @@ def evaluate(
 
     Every retriever in ``retrievers`` is scored on the answerable questions (hit@1, hit@top_k, MRR
     within top_k, nDCG@10, recall@top_k: ``metrics["retrievers"]``); the served ``retriever`` also
-    gives the top-level figures. "I don't know" precision/recall use ``kb.answer`` at ``min_score`` with
-    ``answer_top_k`` chunks, exactly as the bot serves it, and its latency is recorded per question
+    gives the top-level figures. "I don't know" precision/recall come from ``answer`` (default: the knowledge
+    base alone at its cut-off with ``answer_top_k`` chunks), and its latency is recorded per question
     (``latency_ms_p50``: the whole answer; ``retrieval_ms_p50``: the served retriever alone; both with
     the question embedded afresh).
-    ``keep_answers`` keeps each reply's text and sources in the rows (for ragas).
+    ``keep_answers`` keeps each :class:`Reply` in the rows (for ragas).
     """
+    answer = answer or extractive_replies(kb, answer_top_k)
     if retriever not in retrievers:
         raise ValueError(f"the served retriever {retriever!r} must be one of the evaluated ones")
     rows: list[dict[str, Any]] = []
@@ -95,13 +122,7 @@ def evaluate(
         }
         kb.clear_caches()  # the latency includes embedding the question, as for a new question in production
         started = time.perf_counter()
-        reply = kb.answer(
-            question.question,
-            question.tenant,
-            top_k=answer_top_k,
-            min_score=min_score,
-            retriever=retriever,
-        )
+        reply = answer(question)
         latency_ms = (time.perf_counter() - started) * 1000
         row = _row(question, rankings[retriever], reply.answered, reply.confidence, latency_ms, top_k, max_k)
         if keep_answers:
@@ -119,7 +140,7 @@ def evaluate(
         "answerable": len(answerable),
         "unanswerable": len(rows) - len(answerable),
         "top_k": top_k,
-        "min_score": min_score,
+        "cut_off": kb.cut_off,
         "retriever": retriever,
         "latency_ms_p50": round(statistics.median(row["latency_ms"] for row in rows), 2) if rows else None,
         "retrieval_ms_p50": round(statistics.median(retrieval_ms), 2) if retrieval_ms else None,

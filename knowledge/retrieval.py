@@ -3,14 +3,17 @@
 :class:`KnowledgeBase` is what the bot and the evaluation use::
 
     kb = KnowledgeBase.load("knowledge/index")
-    kb.retrieve("How long does delivery take?", "acme", top_k=5, retriever="hybrid")  # -> [Hit, ...]
-    kb.confidence("How long does delivery take?", "acme")                            # -> 0..1
-    kb.answer("How long does delivery take?", "acme", top_k=3, min_score=0.5)        # -> Answer
+    found = kb.lookup("How long does delivery take?", "acme", top_k=3)  # -> Lookup: one retrieval
+    found.confidence, found.hits, kb.cut_off                          # answerability, chunks, "I don't know" line
+    kb.extract(found)                                                 # -> Answer (extractive, or "I don't know")
+    kb.answer("How long does delivery take?", "acme", top_k=3)        # the same two steps
 
-``answer`` retrieves with both retrievers, scores answerability (:mod:`knowledge.confidence`) and, below
-``min_score``, says it does not know and offers a human. Otherwise it answers with the extractive answer
-(:mod:`knowledge.extractive`: the best sentences of the best chunk, with "Source: title › section"; no
-LLM; generated answers are the LLM tiers' of :mod:`app.llm`). Questions without a single Latin letter
+One :meth:`~KnowledgeBase.lookup` per question feeds everything the bot decides and answers with: the
+router's features (answerability, the dense scores), the extractive tier 0 and the passages the LLM tiers
+see. Below :attr:`~KnowledgeBase.cut_off` (chosen by ``build_index`` on the dev questions and stored with the
+index, as the NLU threshold travels with the model) the bot says it does not know and offers a human. The
+extractive answer (:mod:`knowledge.extractive`) quotes the best sentences of the best chunk with "Source: title
+› section"; generated answers are the LLM tiers' of :mod:`app.llm`. Questions without a single Latin letter
 get a clear refusal (the articles and model are English).
 """
 
@@ -43,6 +46,10 @@ LANGUAGE_TEXT = (
     "Would you like me to connect you with a human agent?"
 )
 
+#: The "I don't know" cut-off of an index built without dev questions (no fitted answerability model: the
+#: confidence is then the best dense similarity); a fitted index carries the one its dev questions chose.
+DEFAULT_CUT_OFF = 0.3
+
 _LATIN = re.compile(r"[A-Za-z]")
 _LETTER = re.compile(r"[^\W\d_]")
 
@@ -63,6 +70,31 @@ class Answer:
     mode: str = "idk"
     fallback_reason: str | None = None
     features: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """One question's retrieval, as everything downstream uses it: the ``hits`` (hybrid, best first), the
+    answerability ``confidence`` and its ``features``, the ``dense`` scores (router features), and the question
+    vector (the extractive answer). ``refused`` names why a question is not looked up at all."""
+
+    question: str
+    tenant: str
+    hits: list[Hit]
+    confidence: float = 0.0
+    features: dict[str, float] = field(default_factory=dict)
+    dense: list[tuple[str, float]] = field(default_factory=list)  # (doc id, cosine) of the dense top_k
+    query_vector: Any = None
+    refused: str | None = None  # unsupported_script, empty
+
+    @property
+    def dense_margin(self) -> float:
+        """The best dense chunk's lead over the second (0 with fewer than two)."""
+        return max(self.dense[0][1] - self.dense[1][1], 0.0) if len(self.dense) > 1 else 0.0
+
+    def supporting_docs(self, cut_off: float) -> int:
+        """Distinct documents among the dense top_k at least ``cut_off`` similar."""
+        return len({doc for doc, score in self.dense if score >= cut_off})
 
 
 def clean_question(question: str) -> str:
@@ -217,41 +249,60 @@ class KnowledgeBase:
 
     # --- answers ---------------------------------------------------------------------------------
 
-    def answer(
-        self,
-        question: str,
-        tenant: str,
-        top_k: int = 3,
-        min_score: float = 0.5,
-        *,
-        retriever: str = "hybrid",
-    ) -> Answer:
-        """Answer from the knowledge base, or say "I don't know" when the confidence is under ``min_score``.
+    @property
+    def cut_off(self) -> float:
+        """The answerability below which the bot says it does not know: the one ``build_index`` chose on the
+        dev questions (``build_index.max_false_idk``), stored with the index; :data:`DEFAULT_CUT_OFF` for an
+        index without a fitted model."""
+        info = getattr(self.answerability, "info", None) or {}
+        return float(info.get("suggested_min_score", DEFAULT_CUT_OFF))
 
-        The answer is the extractive one (:mod:`knowledge.extractive`). Never raises for odd input.
-        """
+    def lookup(self, question: str, tenant: str, top_k: int = 3) -> Lookup:
+        """One retrieval for ``question`` (hybrid, both retrievers): the hits, answerability and router
+        features every later step uses. Never raises for odd input (``refused`` says why it was not run)."""
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1, not {top_k}")
         query = clean_question(question)
         if not query:
-            return Answer(text=IDK_TEXT, mode="idk")
+            return Lookup(query, tenant, [], refused="empty")
         if unsupported_script(query):
-            return Answer(text=LANGUAGE_TEXT, mode="refused", fallback_reason="unsupported_script")
-        retrieval = self._search.run(query, tenant, top_k, retriever, both=True)
+            return Lookup(query, tenant, [], refused="unsupported_script")
+        retrieval = self._search.run(query, tenant, top_k, "hybrid", both=True)
         values = features(retrieval, self.chunks, self._bm25, tenant)
-        confidence = self.answerability.predict(values)
-        hits = self._hits(retrieval.ranked)
-        if not hits or confidence < min_score:
-            return Answer(text=IDK_TEXT, confidence=confidence, mode="idk", features=values)
-        text, sources = self._extractive.answer(retrieval.query_vector, hits)
+        return Lookup(
+            question=query,
+            tenant=tenant,
+            hits=self._hits(retrieval.ranked),
+            confidence=float(self.answerability.predict(values)),
+            features=values,
+            dense=[
+                (self.chunks[item.position].doc_id, float(item.score)) for item in retrieval.dense[:top_k]
+            ],
+            query_vector=retrieval.query_vector,
+        )
+
+    def extract(self, found: Lookup, cut_off: float | None = None) -> Answer:
+        """The extractive answer of a lookup, or "I don't know" under the cut-off (the index's by default;
+        the evaluation moves it to draw the "I don't know" curve)."""
+        if found.refused == "unsupported_script":
+            return Answer(text=LANGUAGE_TEXT, mode="refused", fallback_reason="unsupported_script")
+        line = self.cut_off if cut_off is None else cut_off
+        if not found.hits or found.confidence < line:
+            return Answer(text=IDK_TEXT, confidence=found.confidence, mode="idk", features=found.features)
+        text, sources = self._extractive.answer(found.query_vector, found.hits)
         return Answer(
             text=text,
             sources=sources,
-            confidence=confidence,
+            confidence=found.confidence,
             answered=True,
             mode="extractive",
-            features=values,
+            features=found.features,
         )
+
+    def answer(self, question: str, tenant: str, top_k: int = 3, cut_off: float | None = None) -> Answer:
+        """:meth:`lookup` then :meth:`extract`: the extractive answer, or "I don't know". Never raises for odd
+        input."""
+        return self.extract(self.lookup(question, tenant, top_k), cut_off)
 
     def _hits(self, ranked: Sequence[Scored]) -> list[Hit]:
         return [Hit.of(self.chunks[item.position], item.score) for item in ranked]

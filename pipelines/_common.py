@@ -21,6 +21,12 @@ def load_params(section: str | None = None, path: Path = PARAMS_FILE) -> dict[st
     return read_params(path, section)
 
 
+def load_section(name: str, model: Any, path: Path = PARAMS_FILE) -> Any:
+    """One section validated as ``model`` (a pydantic model, or a callable taking the mapping), through the
+    settings' reader: the stage reads a section with the same model the running bot does."""
+    return read_section(path, name, model)
+
+
 def base_params(path: Path = PARAMS_FILE) -> BaseParams:
     """The ``base`` section, typed (seed, tenant, MLflow experiment; their defaults are written there)."""
     return read_section(path, "base", BaseParams)

@@ -152,7 +152,8 @@ def run(
         import mlflow
 
         for row in rows:
-            mlflow.log_metrics({f"{row['policy']}.{k}": float(v) for k, v in row.items()
+            name = row["policy"].replace("+", "_with_")  # MLflow metric names: no "+"
+            mlflow.log_metrics({f"{name}.{k}": float(v) for k, v in row.items()
                                 if isinstance(v, int | float) and not isinstance(v, bool)})  # fmt: skip
         for name in ("policies.json", "policies.csv", "pareto.png"):
             mlflow.log_artifact(str(out / name))

@@ -36,7 +36,7 @@ from knowledge.gold import check_gold_against_index, load_gold
 from knowledge.index import read_manifest
 from knowledge.retrieval import KnowledgeBase
 from knowledge.retrievers import RETRIEVERS
-from pipelines._common import base_params, load_params, serve_params, stage_run, write_json
+from pipelines._common import base_params, load_params, load_section, serve_params, stage_run, write_json
 
 STAGE = "evaluate_rag"
 MAX_K = 10
@@ -58,44 +58,45 @@ def main(argv: Sequence[str] | None = None) -> int:
     params = load_params(STAGE)
     top_k = int(params.get("top_k", 5))
     retrievers = [str(name) for name in params.get("retrievers", RETRIEVERS)]
-    serve = load_params("serve")
-    min_score = float(serve.get("knowledge_min_score", 0.5))
     answer_top_k = serve_params().knowledge_top_k
-    served = str(serve.get("knowledge_retriever", "hybrid"))
+    served = "hybrid"  # what the bot retrieves with (KnowledgeBase.lookup)
     try:
         questions = load_gold(args.gold, default_tenant=base_params().tenant)
         check_gold_against_index(questions, read_manifest(args.index))
         if served not in retrievers:
-            raise ValueError(f"serve.knowledge_retriever {served!r} is not among evaluate_rag.retrievers")
+            raise ValueError(f"the served retriever {served!r} must be among evaluate_rag.retrievers")
         kb = KnowledgeBase.load(args.index)
+        answer, llm_note = served_replies(kb, answer_top_k)
     except (ValueError, FileNotFoundError) as exc:  # GoldSetError, or an index built with another model
         print(f"{STAGE}: error: {exc}", file=sys.stderr)
         return 2
     run_params = {
         "top_k": top_k,
         "retrievers": ",".join(retrievers),
-        "knowledge_min_score": min_score,
+        "cut_off": kb.cut_off,
         "knowledge_top_k": answer_top_k,
         "knowledge_retriever": served,
         "kb_version": kb.version,
         "questions": len(questions),
         "fusion": kb.fusion[0],
         "dense_weight": kb.fusion[1],
+        "llm": llm_note,
     }
     with stage_run(STAGE, run_params):
         result = evaluate(
             kb,
             questions,
             top_k=top_k,
-            min_score=min_score,
+            answer=answer,
             answer_top_k=answer_top_k,
             max_k=MAX_K,
             retriever=served,
             retrievers=retrievers,
             keep_answers=True,
         )
+        result.metrics["llm"] = llm_note
         if params.get("ragas", True):
-            _add_ragas(result, kb, questions, answer_top_k)
+            _add_ragas(result, kb, questions)
         for row in result.rows:
             row.pop("_answer", None)
         paths = write_results(result, args.out)
@@ -105,9 +106,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _add_ragas(
-    result: EvaluationResult, kb: KnowledgeBase, questions: Sequence[Any], answer_top_k: int
-) -> None:
+def served_replies(kb: KnowledgeBase, top_k: int) -> tuple[Any, str]:
+    """The bot's own knowledge path as an answer function (:mod:`app.orchestration.answering`: one lookup,
+    the router, the tiered answerer of params.yaml's ``tiers``; no cache, full degradation level), and how
+    its LLM tiers are served (``none`` offline: tier 0 answers)."""
+    from app.llm.client import CallContext
+    from app.llm.config import TiersConfig
+    from app.llm.policy import build_policy
+    from app.llm.tiers import TieredAnswerer
+    from app.orchestration.answering import answer_question, route_question
+    from app.orchestration.handlers import KNOWLEDGE
+    from app.orchestration.router import RouterConfig
+    from knowledge.evaluation import Reply
+
+    tiers = load_section("tiers", TiersConfig)
+    policy = build_policy(tiers.policy, available=[0, *tiers.endpoints])
+    answerer = TieredAnswerer.from_config(tiers, None, policy)
+    router = load_section("router", RouterConfig)
+
+    def answer(question: Any) -> Reply:
+        decision, found = route_question(
+            kb, question.question, question.tenant, router, policy, intent="", confidence=1.0, top_k=top_k
+        )
+        context = CallContext(question.tenant, "evaluate_rag", f"{question.tenant}:evaluate_rag", question.id)
+        reply = answer_question(answerer, kb, found, decision, context)
+        return Reply(
+            reply.handler == KNOWLEDGE, found.confidence, reply.text or "", [h.text for h in found.hits]
+        )
+
+    return answer, "configured" if tiers.endpoints else "none"
+
+
+def _add_ragas(result: EvaluationResult, kb: KnowledgeBase, questions: Sequence[Any]) -> None:
     """ragas metrics of the served answers of the answerable questions, into the metrics and the rows."""
     from knowledge.ragas_eval import RagSample, judge_from_env, score, supporting_passages
 
@@ -122,14 +152,13 @@ def _add_ragas(
             continue
         reply = row["_answer"]
         response = reply.text.split("\n\nSource")[0] if reply.answered else reply.text
-        contexts = [hit.text for hit in kb.retrieve(question.question, question.tenant, answer_top_k)]
         samples.append(
             RagSample(
                 id=question.id,
                 question=question.question,
                 response=response,
                 reference=question.answer,
-                retrieved_contexts=contexts,
+                retrieved_contexts=reply.contexts,  # the passages the answer was built from
                 reference_contexts=supporting_passages(
                     question.answer, doc_chunks, question.doc_ids, kb.embed_model
                 ),
@@ -215,7 +244,7 @@ def _plot_idk_curve(path: Path, curve: Sequence[dict[str, Any]], metrics: dict[s
             "o",
             color="crimson",
             markersize=9,
-            label=f"served cut-off {metrics['min_score']}",
+            label=f"served cut-off {metrics['cut_off']:g} (the index's)",
         )
     axes.axhline(0.9, color="grey", linestyle=":", linewidth=1)
     axes.axvline(0.8, color="grey", linestyle=":", linewidth=1, label="goal (0.9 @ 0.8)")
@@ -289,7 +318,7 @@ def _summary(result: EvaluationResult, top_k: int) -> str:
         f"hit@{top_k} {show(metrics, f'hit_at_{top_k}')}, MRR {show(metrics, 'mrr')}, "
         f"nDCG@10 {show(metrics, 'ndcg_at_10')}, recall@{top_k} {show(metrics, f'recall_at_{top_k}')}, "
         f"IDK precision {show(metrics, 'idk_precision')} / recall {show(metrics, 'idk_recall')} "
-        f"at {metrics['min_score']}, p50 retrieval {show(metrics, 'retrieval_ms_p50')} ms, "
+        f"at {metrics['cut_off']:g}, p50 retrieval {show(metrics, 'retrieval_ms_p50')} ms, "
         f"answer {show(metrics, 'latency_ms_p50')} ms"
     ]
     for name, values in metrics.get("retrievers", {}).items():

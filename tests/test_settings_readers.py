@@ -32,7 +32,6 @@ OTHER_YAML = {
     ("app/flags.py", "_parse"): "one flag override's value (YAML scalars: 12.5, yes, ...)",
     ("app/scaleout.py", "endpoints_config"): "nlu/endpoints.yml, Rasa's endpoints template",
     ("app/analytics/results.py", "ResultPaths.from_root"): "dvc.yaml, for the pipeline's result paths",
-    ("app/orchestration/cost_eval.py", "load_turns"): "a file of labelled turns",
     ("nlu/training.py", "render_config"): "nlu/configs/*.yml, a Rasa pipeline config",
     ("nlu/training.py", "uses_encoder"): "a rendered Rasa pipeline config",
     ("nlu/data_checks.py", "_compose"): "Rasa training data files",

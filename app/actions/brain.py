@@ -1,8 +1,8 @@
 """The runtime brain the knowledge action uses: router, tier policy, tiered answerer, cache, degradation.
 
 Built once per action-server process from params.yaml (``router``, ``tiers``, ``cache``) on first use. The
-same ``decide()`` and policy run offline in ``app.orchestration.cost_eval``: what we evaluate is what we
-deploy.
+knowledge path itself (:mod:`app.orchestration.answering`) is shared with the RAG evaluation, and the bot as a
+whole is evaluated by playing conversations through the served stack (``evaluate_bot``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from app.data.db import get_engine
 from app.flags import Flags
 from app.llm.config import TiersConfig
 from app.llm.policy import TierPolicy, build_policy
-from app.llm.tiers import AnswerRequest, TieredAnswerer
+from app.llm.tiers import TieredAnswerer
 from app.llm.usage import UsageRecorder
 from app.observability import metrics
 from app.orchestration.router import RouterConfig
@@ -32,20 +32,6 @@ class Brain:
     degradation: DegradationController
 
 
-def extractive_answer(request: AnswerRequest) -> str | None:
-    """Tier 0: the knowledge base's extractive answer (with its source), or None when it does not know."""
-    from app.actions import services
-
-    params = get_settings().serve_params()
-    answer = services.knowledge().answer(
-        request.question,
-        request.context.tenant_id,
-        get_settings().serve().knowledge_top_k,
-        float(params.get("knowledge_min_score", 0.35)),
-    )
-    return answer.text if answer.answered else None
-
-
 def build_brain(settings: Settings | None = None) -> Brain:
     """The brain from the settings' params.yaml sections (``router``, ``tiers``, ``cache``, ``flags``)."""
     settings = settings or get_settings()
@@ -54,8 +40,9 @@ def build_brain(settings: Settings | None = None) -> Brain:
     engine = get_engine(settings.db_url)
     from app.actions import services
 
+    # tier 0 is given per question: it quotes the lookup the router and the LLM tiers use (answering.py)
     answerer = TieredAnswerer.from_config(
-        tiers, extractive_answer, policy, usage=UsageRecorder(engine), tools=services.tools()
+        tiers, None, policy, usage=UsageRecorder(engine), tools=services.tools()
     )
     cache_settings = CacheSettings.from_settings(settings)
     cache = build_cache(cache_settings, engine=engine) if cache_settings.enabled else None

@@ -17,10 +17,13 @@ from typing import Any
 import pandas as pd
 import yaml
 
-DEFAULT_PATHS = {"nlu_results": "nlu/results", "rag_results": "knowledge/results"}
+DEFAULT_PATHS = {
+    "nlu_results": "nlu/results",
+    "rag_results": "knowledge/results",
+    "bot_results": "nlu/results/bot",
+    "policy_results": "nlu/results/policies",
+}
 BENCHMARK_RESULTS = "benchmarks/results"
-COST_EVAL_FILE = "cost_eval.json"  # in rag_results: the evaluate_cost stage writes it
-COST_EVAL_KEYS = frozenset({"handler_share", "tier_share", "cost_per_1k_conversations"})
 
 
 class ResultUnreadable(Exception):
@@ -39,6 +42,8 @@ class ResultPaths:
     nlu: Path
     rag: Path
     benchmarks: Path
+    bot: Path  # evaluate_bot: the conversation test set through the served stack
+    policies: Path  # compare_policies
 
     @classmethod
     def from_root(cls, root: Path) -> ResultPaths:
@@ -51,11 +56,14 @@ class ResultPaths:
         for entry in spec.get("vars") or []:
             if isinstance(entry, Mapping) and isinstance(entry.get("paths"), Mapping):
                 paths.update({k: str(v) for k, v in entry["paths"].items() if k in DEFAULT_PATHS})
-        return cls(root, root / paths["nlu_results"], root / paths["rag_results"], root / BENCHMARK_RESULTS)
-
-    @property
-    def cost_eval(self) -> Path:
-        return self.rag / COST_EVAL_FILE
+        return cls(
+            root,
+            root / paths["nlu_results"],
+            root / paths["rag_results"],
+            root / BENCHMARK_RESULTS,
+            root / paths["bot_results"],
+            root / paths["policy_results"],
+        )
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -132,36 +140,16 @@ def per_intent_accuracy(predictions: pd.DataFrame) -> pd.DataFrame:
 
 def benchmark_results(paths: ResultPaths) -> pd.DataFrame | None:
     """One row per benchmark JSON (``nlu/results/benchmark.json`` and ``benchmarks/results/**/*.json``)
-    with its ``file`` and its scalar figures; None when there are none. Cost reports are left out."""
+    with its ``file`` and its scalar figures; None when there are none."""
     files = [paths.nlu / "benchmark.json", *sorted(paths.benchmarks.rglob("*.json"))]
     rows = []
     for path in files:
         data = read_json(path)
-        if data is None or set(data) >= COST_EVAL_KEYS:
+        if data is None:
             continue
         flat = {k: v for k, v in flatten(data).items() if not isinstance(v, str) or len(v) < 80}
         rows.append({"file": str(path.relative_to(paths.root)), **flat})
     return pd.DataFrame(rows) if rows else None
-
-
-def cost_eval_report(paths: ResultPaths) -> tuple[Path, dict[str, Any]] | None:
-    """The cost evaluation report (DVC stage ``evaluate_cost``), else the newest JSON with its keys under the
-    result folders (e.g. ``python -m app.orchestration.cost_eval TURNS --json``); None when there is none."""
-    suggested = read_json(paths.cost_eval)
-    if suggested is not None:
-        return paths.cost_eval, suggested
-    candidates = []
-    for folder in (paths.benchmarks, paths.nlu, paths.rag):
-        if folder.is_dir():
-            candidates.extend(p for p in folder.rglob("*.json") if p.is_file())
-    for path in sorted(candidates, key=lambda p: p.stat().st_mtime, reverse=True):
-        try:
-            data = read_json(path)
-        except ResultUnreadable:
-            continue
-        if data is not None and set(data) >= COST_EVAL_KEYS:
-            return path, data
-    return None
 
 
 def shares_table(shares: Mapping[str, Any], label: str) -> pd.DataFrame:

@@ -23,6 +23,7 @@ How a turn is cut from the events (the analytics definitions, docs/analytics.md)
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -223,41 +224,71 @@ def _union(lists: Iterable[Any]) -> list[Any]:
     return list(out)
 
 
+#: Events are stamped when Rasa creates them and stored when the turn ends: a sync looks this far back before
+#: the previous one (longer than any turn: the gateway gives up on a turn after 30 s).
+SYNC_MARGIN_S = 120.0
+
+
 class TurnRecorder:
-    """Keeps ``turn_records`` (in our stores at ``store_url``) up to date with the tracker store."""
+    """Keeps ``turn_records`` (in our stores at ``store_url``) up to date with the tracker store.
+
+    Which senders changed: those with events stamped since the previous sync (less :data:`SYNC_MARGIN_S`) whose
+    event count or newest event id differ from what was last turned into records. Not "ids above a
+    watermark": an erasure deletes a sender's newest events and SQLite hands their ids out again."""
 
     def __init__(self, tracker_url: str, store_url: str, *, default_tenant: str = "acme") -> None:
         self.tracker = get_engine(tracker_url)
         self.store = get_engine(store_url)
         self.default_tenant = default_tenant
-        self.watermark: int | None = None  # the last tracker event id turned into records
+        self.since: float | None = None  # epoch seconds: when the previous sync started
+        self.seen: dict[
+            str, tuple[int, int, float]
+        ] = {}  # sender -> (newest id, events, newest stamp) recorded
+        self.watermark: int | None = None  # the newest tracker event id seen (for /health)
 
-    def _start_watermark(self) -> int:
+    def _start(self) -> float:
+        """Where a new recorder starts: the end of the newest stored record (0: everything)."""
         with self.store.connect() as conn:
-            return int(conn.execute(sa.select(sa.func.max(turn_records.c.last_event_id))).scalar() or 0)
+            newest = conn.execute(sa.select(sa.func.max(turn_records.c.ended_at))).scalar()
+        return _epoch(newest) if newest is not None else 0.0
 
-    def pending_senders(self) -> tuple[list[str], int]:
-        """Senders with tracker events after the watermark, and the newest event id."""
-        if self.watermark is None:
-            self.watermark = self._start_watermark()
+    def pending_senders(self) -> list[tuple[str, tuple[int, int, float]]]:
+        """Senders whose events changed since they were last recorded, with their signature (newest id, count,
+        newest time stamp)."""
+        if self.since is None:
+            self.since = self._start()
         with self.tracker.connect() as conn:
             if not sa.inspect(conn).has_table("events"):
-                return [], self.watermark
-            newest = conn.execute(sa.select(sa.func.max(tracker_events.c.id))).scalar() or 0
-            senders = conn.execute(
+                return []
+            recent = (
                 sa.select(tracker_events.c.sender_id)
-                .where(tracker_events.c.id > self.watermark, tracker_events.c.id <= newest)
+                .where(tracker_events.c.timestamp >= self.since - SYNC_MARGIN_S)
                 .distinct()
-            ).scalars()
-            return sorted(senders), int(newest)
+            )
+            rows = conn.execute(
+                sa.select(
+                    tracker_events.c.sender_id,
+                    sa.func.max(tracker_events.c.id),
+                    sa.func.count(),
+                    sa.func.max(tracker_events.c.timestamp),
+                )
+                .where(tracker_events.c.sender_id.in_(recent))
+                .group_by(tracker_events.c.sender_id)
+            ).all()
+        self.watermark = max([self.watermark or 0, *(int(r[1]) for r in rows)])
+        candidates = {str(r[0]): (int(r[1]), int(r[2]), float(r[3] or 0.0)) for r in rows}
+        self.seen = {s: v for s, v in self.seen.items() if s in candidates}  # the others cannot have changed
+        return sorted((s, v) for s, v in candidates.items() if self.seen.get(s) != v)
 
     def sync(self) -> int:
-        """Rebuild the records of every sender with new events; return how many senders were rebuilt."""
-        senders, newest = self.pending_senders()
-        for sender in senders:
+        """Rebuild the records of every sender whose events changed; return how many senders were rebuilt."""
+        started = time.time()
+        changed = self.pending_senders()
+        for sender, signature in changed:
             self.rebuild(sender)
-        self.watermark = max(self.watermark or 0, newest)
-        return len(senders)
+            self.seen[sender] = signature
+        self.since = started
+        return len(changed)
 
     def rebuild(self, sender_id: str) -> list[dict[str, Any]]:
         """Build one sender's records from the stores and replace the stored ones (one transaction)."""

@@ -7,7 +7,7 @@ action uses them through ``app.actions.brain``; the LLM tiers may call the read-
 
 from app.llm.client import LLMResult, TierClient, TierUnavailable
 from app.llm.config import TierConfig, TiersConfig, load_tiers_config
-from app.llm.policy import Decision, Features, LearnedPolicy, RulePolicy, TierPolicy
+from app.llm.policy import Decision, Features, FixedPolicy, RulePolicy, TierPolicy
 from app.llm.tiers import AnswerOutcome, AnswerRequest, TieredAnswerer
 
 __all__ = [
@@ -16,7 +16,7 @@ __all__ = [
     "Decision",
     "Features",
     "LLMResult",
-    "LearnedPolicy",
+    "FixedPolicy",
     "RulePolicy",
     "TierClient",
     "TierConfig",

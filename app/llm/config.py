@@ -5,7 +5,6 @@ Example (``params.yaml``)::
     tiers:
       retry: {attempts: 3, wait_initial_s: 0.5, wait_max_s: 4.0}
       breaker: {fail_max: 3, reset_timeout_s: 30}
-      estimate: {prompt_tokens: 900, completion_tokens: 120}
       endpoints:
         1: {base_url: http://127.0.0.1:8000/v1, model: small, price_in_per_1k: 0.00015,
             price_out_per_1k: 0.0006, timeout_s: 10, api_key_env: SWITCHBOARD_TIER1_API_KEY}
@@ -100,15 +99,6 @@ class GroundingConfig(BaseModel):
     max_answer_chars: int = Field(800, ge=50)
 
 
-class TokenEstimate(BaseModel):
-    """Expected tokens of one generated answer, for offline cost estimates (cost_eval)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    prompt_tokens: int = Field(900, ge=0)
-    completion_tokens: int = Field(120, ge=0)
-
-
 class TiersConfig(BaseModel):
     """The whole ``tiers`` section."""
 
@@ -117,7 +107,6 @@ class TiersConfig(BaseModel):
     endpoints: dict[int, TierConfig] = Field(default_factory=dict)
     retry: RetryConfig = Field(default_factory=RetryConfig)
     breaker: BreakerConfig = Field(default_factory=BreakerConfig)
-    estimate: TokenEstimate = Field(default_factory=TokenEstimate)
     policy: dict[str, Any] = Field(default_factory=dict, description="app.llm.policy.build_policy reads it")
     grounding: GroundingConfig = Field(default_factory=GroundingConfig)
     function_calling: bool = Field(

@@ -2,21 +2,20 @@
 
 Two policies share one interface, ``choose_tier(features) -> Decision(tier, reason)``:
 
-- :class:`RulePolicy`: transparent thresholds from the ``tiers.policy`` section of params.yaml;
-- :class:`LearnedPolicy`: a scikit-learn classifier fit on labelled questions (features -> the lowest tier that
-  answered well), saved with skops.
+- :class:`RulePolicy`: transparent thresholds from the ``tiers.policy`` section of params.yaml (served);
+- :class:`FixedPolicy`: always one tier: the baselines ``compare_policies`` measures the rules against.
 
-Both only ever return a tier that is available; the answerer escalates from there when a tier fails.
+Both only ever return a tier that is available; the answerer escalates from there when a tier fails. (A
+learned policy was here; it was removed: it needs turns labelled with the lowest tier that answered well, which
+only an evaluation with real LLM tiers and a judge can give, and none had ever been trained.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.llm.config import EXTRACTIVE, LARGE, SMALL, TIERS
@@ -185,83 +184,6 @@ def _finish(tier: int, reason: str, available: Sequence[int]) -> Decision:
     return Decision(chosen, reason)
 
 
-class LearnedPolicy:
-    """A scikit-learn classifier from features to the lowest tier that answered well.
-
-    ``fit`` takes labelled examples (features, tier); ``min_proba`` makes it conservative: the lowest tier
-    whose cumulative probability of being enough reaches ``min_proba`` is chosen.
-    """
-
-    def __init__(self, model: Any | None = None, available: Iterable[int] = TIERS, min_proba: float = 0.5):
-        if not 0 < min_proba <= 1:
-            raise ValueError(f"min_proba must be in (0, 1], not {min_proba}")
-        self.model = model
-        self.available = tuple(sorted(set(available)))
-        self.min_proba = min_proba
-
-    @staticmethod
-    def new_model(seed: int = 42) -> Any:
-        """The default estimator: scaled features, multinomial logistic regression."""
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-
-        return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, random_state=seed))
-
-    def fit(self, examples: Sequence[tuple[Features, int]], seed: int = 42) -> LearnedPolicy:
-        """Fit on (features, lowest good tier) pairs; needs at least two different tiers."""
-        if not examples:
-            raise ValueError("no labelled examples to fit on")
-        labels = [int(tier) for _, tier in examples]
-        if bad := sorted(set(labels) - set(TIERS)):
-            raise ValueError(f"labels must be tiers {list(TIERS)}, not {bad}")
-        if len(set(labels)) < 2:
-            raise ValueError("labelled examples must cover at least two tiers")
-        model = self.model if self.model is not None else self.new_model(seed)
-        model.fit(np.array([f.vector() for f, _ in examples]), np.array(labels))
-        self.model = model
-        return self
-
-    def choose_tier(self, features: Features) -> Decision:
-        if self.model is None:
-            raise RuntimeError("LearnedPolicy has no model: fit() or load() it first")
-        proba = self.model.predict_proba(np.array([features.vector()]))[0]
-        classes = [int(c) for c in self.model.classes_]
-        cumulative = 0.0
-        tier = classes[-1]
-        for cls, p in zip(classes, proba, strict=True):
-            cumulative += float(p)
-            if cumulative >= self.min_proba:
-                tier = cls
-                break
-        reason = f"learned policy: P(tier <= {tier} is enough) = {min(cumulative, 1.0):.2f}"
-        return _finish(tier, reason, self.available)
-
-    def save(self, path: Path | str) -> None:
-        """Write the fitted model with skops (no pickle)."""
-        import skops.io as sio
-
-        if self.model is None:
-            raise RuntimeError("nothing to save: fit() first")
-        sio.dump(self.model, Path(path))
-
-    @classmethod
-    def load(
-        cls, path: Path | str, available: Iterable[int] = TIERS, min_proba: float = 0.5
-    ) -> LearnedPolicy:
-        """Read a model written by :meth:`save`; only scikit-learn and numpy types are trusted."""
-        import skops.io as sio
-
-        path = Path(path)
-        untrusted = [
-            t for t in sio.get_untrusted_types(file=path) if not t.startswith(("sklearn.", "numpy."))
-        ]
-        if untrusted:
-            raise ValueError(f"{path} holds types that are not scikit-learn's: {untrusted}")
-        trusted = sio.get_untrusted_types(file=path)
-        return cls(sio.load(path, trusted=trusted), available, min_proba)
-
-
 class FixedPolicy:
     """Always the same tier (when available; else the next one up): the baselines the tiered policy is
     compared with (``compare_policies``: tier 0 only, always tier 1, always tier 2)."""
@@ -277,17 +199,12 @@ class FixedPolicy:
 
 
 def build_policy(section: dict[str, Any] | None, available: Iterable[int]) -> TierPolicy:
-    """The policy the ``tiers.policy`` section asks for: ``kind: rules`` (default), ``kind: fixed`` with
-    ``tier``, or ``kind: learned`` with ``model_path``."""
+    """The policy the ``tiers.policy`` section asks for: ``kind: rules`` (default), or ``kind: fixed`` with
+    ``tier`` (the baselines compare_policies measures the rules against)."""
     section = dict(section or {})
     kind = section.pop("kind", "rules")
     if kind == "rules":
         return RulePolicy.from_params(section, available)
     if kind == "fixed":
         return FixedPolicy(int(section.get("tier", 0)), available)
-    if kind == "learned":
-        path = section.pop("model_path", None)
-        if not path:
-            raise ValueError("tiers.policy.kind=learned needs tiers.policy.model_path")
-        return LearnedPolicy.load(path, available, float(section.pop("min_proba", 0.5)))
-    raise ValueError(f"tiers.policy.kind must be 'rules', 'fixed' or 'learned', not {kind!r}")
+    raise ValueError(f"tiers.policy.kind must be 'rules' or 'fixed', not {kind!r}")

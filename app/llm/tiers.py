@@ -18,6 +18,7 @@ tools, so it must answer. An answer built on a personal tool result is marked ``
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -206,6 +207,12 @@ class TieredAnswerer:
             grounding=config.grounding,
         )
 
+    def _with_extractive(self, extractive: Callable[[AnswerRequest], str | None]) -> TieredAnswerer:
+        """This answerer with another tier 0 (the same clients, breakers and policy)."""
+        twin = copy.copy(self)
+        twin.extractive = extractive
+        return twin
+
     def tier_configs(self) -> dict[int, TierConfig]:
         return {tier: client.config for tier, client in self.clients.items()}
 
@@ -217,9 +224,18 @@ class TieredAnswerer:
         return self.extractive is not None if tier == EXTRACTIVE else tier in self.clients
 
     def answer(
-        self, request: AnswerRequest, *, decision: Decision | None = None, max_tier: int = LARGE
+        self,
+        request: AnswerRequest,
+        *,
+        decision: Decision | None = None,
+        max_tier: int = LARGE,
+        extractive: Callable[[AnswerRequest], str | None] | None = None,
     ) -> AnswerOutcome:
-        """Answer ``request``; see the module docstring for the order of tiers tried."""
+        """Answer ``request``; see the module docstring for the order of tiers tried. ``extractive``: this
+        question's tier 0 (e.g. one that quotes the retrieval the LLM tiers' passages come from) instead of
+        the answerer's own."""
+        if extractive is not None:
+            return self._with_extractive(extractive).answer(request, decision=decision, max_tier=max_tier)
         if decision is None:
             if request.features is None:
                 raise ValueError("give either a decision or request.features for the policy")

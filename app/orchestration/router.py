@@ -23,9 +23,9 @@ Rules, in order (thresholds from the ``router`` section of params.yaml):
    (>= ``unsure_nlu_min_retrieval``), else ``fallback``;
 6. a skill intent -> ``skill``;
 7. anything else (knowledge intents, out of scope, unknown intents): ``knowledge`` when retrieval reaches
-   ``knowledge_min_retrieval``, or when the question names the user's order (the LLM tiers' tools can
-   look it up; rule ``account_question``), else ``idk`` (or ``handoff`` after an earlier
-   failure).
+   the index's cut-off (``Turn.cut_off``, chosen by ``build_index`` on the dev questions), or when the
+   question names the user's order (the LLM tiers' tools can look it up; rule ``account_question``), else
+   ``idk`` (or ``handoff`` after an earlier failure).
 
 Knowledge decisions carry the policy's tier; at ``reduced`` it is capped to tier 0 and at ``static`` the
 answer may come from the cache only (``cache_only=True``, no tier).
@@ -62,9 +62,6 @@ class RouterConfig(BaseModel):
     nlu_threshold: float = Field(0.4, ge=0, le=1, description="below it the intent is unsure")
     unsure_nlu_min_retrieval: float = Field(
         0.6, ge=0, le=1, description="unsure intent, yet retrieval this sure"
-    )
-    knowledge_min_retrieval: float = Field(
-        0.3, ge=0, le=1, description="below it the knowledge base has nothing"
     )
     handoff_intents: tuple[str, ...] = ("human_handoff",)
     handoff_min_confidence: float = Field(0.5, ge=0, le=1)
@@ -103,6 +100,7 @@ class Turn:
     tenant_id: str = ""
     conversation_id: str = ""
     mentions_account: bool = False  # names the user's own order/ticket (see Features)
+    cut_off: float = 0.3  # the index's "I don't know" line (KnowledgeBase.cut_off): below it, nothing to say
 
     def __post_init__(self) -> None:
         if not 0 <= self.confidence <= 1:
@@ -201,17 +199,17 @@ def _decide(turn: Turn, c: RouterConfig, policy: TierPolicy) -> RouteDecision:
         return route(SKILL, "skill_intent", f"intent {turn.intent} ({turn.confidence:.2f}) has a skill")
     if turn.level is DegradationLevel.STATIC:  # retrieval is down: only the cache can answer
         return _knowledge(turn, policy, "knowledge_cache_only", f"intent {turn.intent}: knowledge question")
-    if retrieval is not None and retrieval >= c.knowledge_min_retrieval:
+    if retrieval is not None and retrieval >= turn.cut_off:
         return _knowledge(turn, policy, "knowledge_intent",
-                          f"intent {turn.intent}, retrieval {retrieval:.2f} >= {c.knowledge_min_retrieval}")  # fmt: skip
+                          f"intent {turn.intent}, retrieval {retrieval:.2f} >= {turn.cut_off:.2f}")  # fmt: skip
     shown = "not run" if retrieval is None else f"{retrieval:.2f}"
     if turn.mentions_account:  # the articles say nothing, but the LLM tiers' tools can look the order up
         return _knowledge(turn, policy, "account_question",
                           f"intent {turn.intent}, retrieval {shown}, names the user's order: tools may answer")  # fmt: skip
     if turn.failed_turns > 0:
         return route(HANDOFF, "nothing_to_answer_again",
-                     f"retrieval {shown} < {c.knowledge_min_retrieval} after an earlier failure")  # fmt: skip
-    return route(IDK, "nothing_to_answer", f"retrieval {shown} < {c.knowledge_min_retrieval}")
+                     f"retrieval {shown} < {turn.cut_off:.2f} after an earlier failure")  # fmt: skip
+    return route(IDK, "nothing_to_answer", f"retrieval {shown} < {turn.cut_off:.2f}")
 
 
 def _knowledge(turn: Turn, policy: TierPolicy, rule: str, reason: str) -> RouteDecision:
@@ -230,37 +228,3 @@ def _knowledge(turn: Turn, policy: TierPolicy, rule: str, reason: str) -> RouteD
 
 NLU_FALLBACK = "nlu_fallback"  # the intent Rasa's FallbackClassifier predicts below its threshold
 ORDER_ID_IN_TEXT = re.compile(r"\bORD[-\s]?\d{5}\b", re.IGNORECASE)
-
-
-def knowledge_turn(
-    kb: Any,
-    text: str,
-    tenant_id: str,
-    *,
-    intent: str,
-    confidence: float,
-    top_k: int,
-    min_score: float,
-    failed_turns: int = 0,
-    level: DegradationLevel | str = DegradationLevel.FULL,
-    conversation_id: str = "",
-) -> tuple[Turn, list[Any]]:
-    """Retrieve for ``text`` and build the router's :class:`Turn` (with the hits): what the knowledge action
-    does live and the cost evaluation does offline, so both route on the same features."""
-    hits = kb.retrieve(text, tenant_id, top_k)
-    scores = sorted((float(h.score) for h in hits), reverse=True)
-    answerability = float(kb.confidence(text, tenant_id))
-    turn = Turn(
-        intent=intent or "unknown",
-        confidence=min(max(float(confidence or 0.0), 0.0), 1.0),
-        text=text,
-        failed_turns=failed_turns,
-        retrieval_confidence=min(max(answerability, 0.0), 1.0),
-        retrieval_margin=max(scores[0] - scores[1], 0.0) if len(scores) > 1 else 0.0,
-        supporting_docs=len({h.doc_id for h in hits if h.score >= min_score}),
-        level=level,
-        tenant_id=tenant_id,
-        conversation_id=conversation_id,
-        mentions_account=bool(ORDER_ID_IN_TEXT.search(text)),
-    )
-    return turn, hits

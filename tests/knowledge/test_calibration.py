@@ -93,8 +93,8 @@ def test_the_build_fits_the_model_on_dev_questions(sources: Path, embed_model: H
     kb = KnowledgeBase.load(index_dir, embed_model=embed_model)
     assert kb.answerability.kind == "logistic" and kb.fusion == ("relative", 0.6)
     cut = manifest["answerability"]["suggested_min_score"]
-    assert kb.answer("Who can ask for a refund within 30 days?", "acme", top_k=3, min_score=cut).answered
-    assert not kb.answer("platypus aquarium subscription", "acme", top_k=3, min_score=cut).answered
+    assert kb.answer("Who can ask for a refund within 30 days?", "acme", top_k=3, cut_off=cut).answered
+    assert not kb.answer("platypus aquarium subscription", "acme", top_k=3, cut_off=cut).answered
 
 
 def test_without_dev_questions_the_build_keeps_the_dense_score(

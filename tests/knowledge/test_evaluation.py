@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from knowledge.evaluation import evaluate
+from knowledge.evaluation import evaluate, extractive_replies
 from knowledge.gold import load_gold
 from knowledge.retrieval import KnowledgeBase
 
@@ -17,7 +17,7 @@ from .test_gold import GOLD, write_gold
 def test_evaluate_scores_every_question(built, sources: Path, tmp_path: Path) -> None:
     kb = KnowledgeBase.load(sources.parent / "index", embed_model=HashingEmbedding())
     questions = load_gold(write_gold(tmp_path, GOLD))
-    result = evaluate(kb, questions, top_k=2, min_score=0.3, answer_top_k=3, max_k=3)
+    result = evaluate(kb, questions, top_k=2, answer=extractive_replies(kb, 3, 0.3), answer_top_k=3, max_k=3)
     metrics = result.metrics
     assert (metrics["questions"], metrics["answerable"], metrics["unanswerable"]) == (5, 4, 1)
     assert metrics["hit_at_1"] == 1.0
@@ -42,7 +42,9 @@ def test_evaluate_scores_every_question(built, sources: Path, tmp_path: Path) ->
 
 def test_a_high_cut_off_turns_answers_into_false_idks(built, sources: Path, tmp_path: Path) -> None:
     kb = KnowledgeBase.load(sources.parent / "index", embed_model=HashingEmbedding())
-    result = evaluate(kb, load_gold(write_gold(tmp_path, GOLD)), top_k=2, min_score=0.99, max_k=2)
+    result = evaluate(
+        kb, load_gold(write_gold(tmp_path, GOLD)), top_k=2, answer=extractive_replies(kb, 3, 0.99), max_k=2
+    )
     assert result.metrics["false_idk_rate"] == 1.0
     assert result.metrics["idk_recall"] == 1.0
     assert result.metrics["idk_precision"] == pytest.approx(1 / 5)
@@ -53,7 +55,9 @@ def test_every_retriever_is_scored_and_the_idk_curve_covers_all_cut_offs(
     built, sources: Path, tmp_path: Path
 ) -> None:
     kb = KnowledgeBase.load(sources.parent / "index", embed_model=HashingEmbedding())
-    result = evaluate(kb, load_gold(write_gold(tmp_path, GOLD)), top_k=2, min_score=0.3, max_k=3)
+    result = evaluate(
+        kb, load_gold(write_gold(tmp_path, GOLD)), top_k=2, answer=extractive_replies(kb, 3, 0.3), max_k=3
+    )
     retrievers = result.metrics["retrievers"]
     assert set(retrievers) == {"dense", "bm25", "hybrid"}
     for values in retrievers.values():
@@ -67,4 +71,10 @@ def test_every_retriever_is_scored_and_the_idk_curve_covers_all_cut_offs(
     top = curve[-1]
     assert top["recall"] == 1.0 and top["precision"] == pytest.approx(1 / 5)  # everything refused
     with pytest.raises(ValueError, match="served retriever"):
-        evaluate(kb, load_gold(write_gold(tmp_path, GOLD)), top_k=2, min_score=0.3, retrievers=["bm25"])
+        evaluate(
+            kb,
+            load_gold(write_gold(tmp_path, GOLD)),
+            top_k=2,
+            answer=extractive_replies(kb, 3, 0.3),
+            retrievers=["bm25"],
+        )

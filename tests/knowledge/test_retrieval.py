@@ -60,7 +60,7 @@ def test_bm25_statistics_are_per_tenant(kb: KnowledgeBase) -> None:
 
 
 def test_the_answer_never_quotes_another_tenant(kb: KnowledgeBase) -> None:
-    answer = kb.answer(GLOBEX_QUESTION, "acme", top_k=10, min_score=0.0)
+    answer = kb.answer(GLOBEX_QUESTION, "acme", top_k=10, cut_off=0.0)
     assert "zebra" not in answer.text.lower()
     assert all(source["doc_id"] != "globex-refunds" for source in answer.sources)
 
@@ -85,7 +85,7 @@ def test_relative_fusion_does_not_depend_on_the_list_depth() -> None:
 
 
 def test_the_answer_quotes_the_best_sentence_and_names_its_source(kb: KnowledgeBase) -> None:
-    answer = kb.answer(REFUND_QUESTION, "acme", top_k=3, min_score=0.2)
+    answer = kb.answer(REFUND_QUESTION, "acme", top_k=3, cut_off=0.2)
     assert answer.answered and answer.mode == "extractive" and answer.fallback_reason is None
     assert answer.text.startswith("Any customer can ask for a refund within 30 days of delivery.")
     assert "Opened software" not in answer.text  # the less similar sentence of the chunk is left out
@@ -106,7 +106,7 @@ def test_without_a_fitted_model_the_confidence_is_the_best_dense_score(kb: Knowl
 
 def test_below_the_cut_off_it_does_not_know_and_offers_a_human(kb: KnowledgeBase) -> None:
     confidence = kb.confidence(REFUND_QUESTION, "acme")
-    answer = kb.answer(REFUND_QUESTION, "acme", top_k=3, min_score=confidence + 0.01)
+    answer = kb.answer(REFUND_QUESTION, "acme", top_k=3, cut_off=confidence + 0.01)
     assert not answer.answered and answer.mode == "idk"
     assert answer.text == IDK_TEXT and "human agent" in answer.text
     assert answer.sources == []
@@ -118,14 +118,14 @@ def test_a_fitted_answerability_model_decides(kb: KnowledgeBase) -> None:
     kb.answerability = AnswerabilityModel(
         features=["unknown"], mean=[0.0], scale=[1.0], coef=[-10.0], intercept=5.0
     )
-    assert kb.answer("refund within 30 days of delivery", "acme", top_k=3, min_score=0.5).answered
-    unknown = kb.answer("platypus aquarium subscription", "acme", top_k=3, min_score=0.5)
+    assert kb.answer("refund within 30 days of delivery", "acme", top_k=3, cut_off=0.5).answered
+    unknown = kb.answer("platypus aquarium subscription", "acme", top_k=3, cut_off=0.5)
     assert not unknown.answered and unknown.features["unknown"] == 1.0
 
 
 @pytest.mark.parametrize("question", ODD_QUESTIONS)
 def test_odd_questions_get_an_answer_or_a_clear_refusal(kb: KnowledgeBase, question: str) -> None:
-    answer = kb.answer(question, "acme", top_k=3, min_score=0.2)
+    answer = kb.answer(question, "acme", top_k=3, cut_off=0.2)
     assert answer.text
     assert answer.text in (IDK_TEXT, LANGUAGE_TEXT) or "Source: " in answer.text
     assert isinstance(kb.retrieve(question, "acme", top_k=3), list)
@@ -133,7 +133,7 @@ def test_odd_questions_get_an_answer_or_a_clear_refusal(kb: KnowledgeBase, quest
 
 def test_another_script_gets_a_clear_refusal(kb: KnowledgeBase) -> None:
     for question in ("退款需要多长时间？", "Сколько дней на возврат?", "كم يوما للاسترداد؟"):
-        answer = kb.answer(question, "acme", top_k=3, min_score=0.0)
+        answer = kb.answer(question, "acme", top_k=3, cut_off=0.0)
         assert (answer.text, answer.mode, answer.answered) == (LANGUAGE_TEXT, "refused", False)
     assert unsupported_script("Сколько дней на возврат?") and not unsupported_script("Rückgabe in 30 Tagen?")
     assert not unsupported_script("ORD-10042 退款")  # a Latin order number: let retrieval try
@@ -142,13 +142,13 @@ def test_another_script_gets_a_clear_refusal(kb: KnowledgeBase) -> None:
 def test_empty_questions_are_not_answered(kb: KnowledgeBase) -> None:
     for question in ("", "  \n "):
         assert kb.retrieve(question, "acme", top_k=3) == []
-        assert not kb.answer(question, "acme", top_k=3, min_score=0.0).answered
+        assert not kb.answer(question, "acme", top_k=3, cut_off=0.0).answered
 
 
 def test_a_long_question_is_cut_before_retrieval(kb: KnowledgeBase) -> None:
     question = REFUND_QUESTION + " " + "padding " * 5_000
     assert len(clean_question(question)) == MAX_QUESTION_CHARS
-    assert kb.answer(question, "acme", top_k=3, min_score=0.0).answered
+    assert kb.answer(question, "acme", top_k=3, cut_off=0.0).answered
 
 
 def test_top_k_and_retriever_are_checked(kb: KnowledgeBase) -> None:
@@ -185,7 +185,7 @@ def minilm_kb(tmp_path_factory: pytest.TempPathFactory) -> KnowledgeBase:
 
 @pytest.mark.slow
 def test_the_shipped_model_answers_a_paraphrase_with_its_source(minilm_kb: KnowledgeBase) -> None:
-    answer = minilm_kb.answer("When will I get my money back?", "acme", top_k=3, min_score=0.3)
+    answer = minilm_kb.answer("When will I get my money back?", "acme", top_k=3, cut_off=0.3)
     assert answer.answered
     assert "original payment method" in answer.text
     assert answer.text.endswith("Source: Refund policy › How refunds are paid")
@@ -203,9 +203,7 @@ def test_the_shipped_model_keeps_tenants_apart_and_handles_odd_input(minilm_kb: 
             == "globex-refunds"
         )
     for question in ODD_QUESTIONS:
-        answer = minilm_kb.answer(question, "acme", top_k=3, min_score=0.35)
+        answer = minilm_kb.answer(question, "acme", top_k=3, cut_off=0.35)
         assert answer.text in (IDK_TEXT, LANGUAGE_TEXT) or "Source: " in answer.text
-    off_topic = minilm_kb.answer(
-        "What is the airspeed of an unladen swallow?", "acme", top_k=3, min_score=0.35
-    )
+    off_topic = minilm_kb.answer("What is the airspeed of an unladen swallow?", "acme", top_k=3, cut_off=0.35)
     assert not off_topic.answered

@@ -219,7 +219,7 @@ def test_pgvector_returns_the_same_results_as_the_embedded_store(
                 assert [h.chunk_id for h in a] == [h.chunk_id for h in b]
                 assert [h.score for h in a] == pytest.approx([h.score for h in b], abs=1e-5)
                 assert all(h.tenant == tenant for h in b)
-        answer = remote.answer(QUESTIONS[0][0], "acme", top_k=3, min_score=0.0)
+        answer = remote.answer(QUESTIONS[0][0], "acme", top_k=3, cut_off=0.0)
         assert answer.answered and answer.sources[0]["doc_id"] == "acme-refunds"
     finally:
         local.close()

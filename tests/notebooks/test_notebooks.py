@@ -27,8 +27,24 @@ def test_notebook_runs_on_the_pipeline_outputs(notebook, pipeline_run, monkeypat
     monkeypatch.chdir(pipeline_run.root)
     namespace: dict = {"__name__": "__notebook__"}
     exec(compile(code_of(notebook), str(notebook), "exec"), namespace)  # noqa: S102
-    assert namespace["metrics"]["n_test"] > 0
-    assert len(namespace["rows"]) == namespace["metrics"]["n_test"]
+    CHECKS[notebook.name](namespace)
+
+
+def _pipeline_results(ns: dict) -> None:
+    assert ns["metrics"]["n_test"] > 0
+    assert len(ns["rows"]) == ns["metrics"]["n_test"]
+
+
+def _routing_what_if(ns: dict) -> None:
+    """Built on the turn records of evaluate_bot: the same turns, the same figures."""
+    assert len(ns["records"]) == ns["bot"]["all"]["turns"] > 0
+    assert abs(ns["by_handler"]["share"].sum() - 1) < 1e-9
+    assert len(ns["table"]) == len(ns["policies"]["rows"]) == 8
+    free = ns["what_if"][ns["what_if"]["escalated"] == 0]
+    assert (free["cost per 1000"] == 0).all()  # nothing sent to an LLM tier costs nothing
+
+
+CHECKS = {"01_pipeline_results.ipynb": _pipeline_results, "02_routing_cost_what_if.ipynb": _routing_what_if}
 
 
 def test_there_is_a_notebook():

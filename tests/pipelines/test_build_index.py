@@ -30,9 +30,6 @@ evaluate_rag:
   ragas: true
 serve:
   knowledge_top_k: 3
-  knowledge_min_score: 0.35
-  knowledge_retriever: hybrid
-  knowledge_answerer: auto
 """
 
 DEV = """\

@@ -15,7 +15,10 @@ STAGES = [
     "evaluate_nlu",
     "build_index",
     "evaluate_rag",
-    "evaluate_cost",
+    "register_nlu",
+    "evaluate_bot",
+    "promote_nlu",
+    "compare_policies",
 ]
 
 
@@ -31,12 +34,17 @@ def test_pipeline_writes_models_indexes_and_metrics(pipeline_run):
     assert (root / "nlu" / "results" / "reports" / "intent_confusion_matrix.png").exists()
     rag = json.loads((root / "knowledge" / "results" / "metrics.json").read_text())
     assert rag["mrr"] > 0.3
-    cost = json.loads((root / "knowledge" / "results" / "cost_eval.json").read_text())
-    assert cost["turns"] == nlu["n_test"] and set(cost["baselines"]) == {"always tier 1", "always tier 2"}
-    assert float(cost["cost_per_1k_conversations"]) < float(
-        cost["baselines"]["always tier 2"]["cost_per_1k_conversations"]
-    )
-    assert (root / "knowledge" / "results" / "cost_eval.png").exists()
+    assert rag["llm"] == "none" and rag["cut_off"] == pytest.approx(0.2977, abs=0.05)  # the index's, from dev
+    policies = json.loads((root / "nlu" / "results" / "policies" / "policies.json").read_text())
+    names = [row["policy"] for row in policies["rows"]]
+    assert names == [
+        f"{p}{c}" for p in ("tiered", "tier0_only", "always_tier1", "always_tier2") for c in ("", "+cache")
+    ]
+    assert policies["notes"] == ["no LLM endpoint: LLM tiers not evaluated"]
+    # offline every policy is served by tier 0: the same answers, nothing spent
+    assert {row["task_completion"] for row in policies["rows"]} == {policies["rows"][0]["task_completion"]}
+    assert all(row["cost_per_1000_conversations"] == 0 for row in policies["rows"])
+    assert (root / "nlu" / "results" / "policies" / "pareto.png").stat().st_size > 0
 
 
 def test_every_stage_is_tracked_in_mlflow(pipeline_run):

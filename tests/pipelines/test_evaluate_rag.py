@@ -79,7 +79,9 @@ def test_evaluate_rag_writes_metrics_rows_curves_and_ragas(
     assert {"hit_at_1", "hit_at_3", "mrr", "ndcg_at_10", "recall_at_3", "idk_precision", "idk_recall"} <= set(
         metrics
     )
-    assert metrics["questions"] == 5 and metrics["top_k"] == 3 and metrics["min_score"] == 0.35
+    assert (
+        metrics["questions"] == 5 and metrics["top_k"] == 3 and metrics["cut_off"] == 0.3
+    )  # no dev: the default
     assert metrics["retriever"] == "hybrid"
     assert metrics["hit_at_3"] == 1.0  # two acme documents, one globex: the right one is always in the top 3
     assert metrics["idk_recall"] == 1.0  # the swallow question is not answered
@@ -121,8 +123,9 @@ def test_evaluate_rag_writes_metrics_rows_curves_and_ragas(
     [run] = client.search_runs([client.get_experiment_by_name("switchboard-test").experiment_id])
     assert run.data.tags["stage"] == "evaluate_rag"
     assert (
-        run.data.params["knowledge_min_score"] == "0.35"
+        run.data.params["cut_off"] == "0.3"
         and run.data.params["knowledge_retriever"] == "hybrid"
+        and run.data.params["llm"] == "none"
     )
     assert run.data.metrics["mrr"] == pytest.approx(metrics["mrr"])
     assert run.data.metrics["retrievers.bm25.mrr"] == pytest.approx(metrics["retrievers"]["bm25"]["mrr"])

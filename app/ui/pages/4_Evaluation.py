@@ -1,6 +1,7 @@
-"""Evaluation results of the DVC pipeline: NLU (held-out metrics, the out-of-scope threshold curve,
-confusions), retrieval and RAG (hit@k, "I don't know", retrievers side by side, ragas), the routing cost
-evaluation and the benchmarks.
+"""Evaluation results of the DVC pipeline: the bot as users meet it (the conversation test set played through
+the served stack: task completion, containment, handlers, failing conversations), tier policies compared on
+the same stack, NLU (held-out metrics, the out-of-scope threshold curve, confusions), retrieval and RAG (hit@k,
+"I don't know", retrievers side by side, ragas) and the benchmarks.
 
 Read from the result files (``app.analytics.results``) of the project whose ``params.yaml`` the settings
 name; a missing file gets a note naming the ``dvc repro`` stage (or command) that makes it.
@@ -21,12 +22,10 @@ from app.analytics.results import (
     ResultUnreadable,
     benchmark_results,
     confusions,
-    cost_eval_report,
     metrics_table,
     per_intent_accuracy,
     read_csv,
     read_json,
-    shares_table,
 )
 from app.settings import get_settings
 
@@ -176,34 +175,70 @@ def render_rag(paths: ResultPaths) -> None:
         st.dataframe(metrics_table(metrics), hide_index=True)
 
 
-def render_cost(paths: ResultPaths) -> None:
-    st.header("Routing cost evaluation")
-    found = cost_eval_report(paths)
-    if found is None:
-        st.info(
-            "No cost evaluation yet: `dvc repro evaluate_cost` writes one (or, for your own labelled turns, "
-            "`python -m app.orchestration.cost_eval TURNS.yml --json`)."
-        )
+BOT_TILES = {
+    "task_completion": "Task completion", "correct_containment": "Correct containment",
+    "containment": "Containment", "handler_accuracy": "Handler accuracy",
+    "false_idk_on_answerable": "False IDK (answerable)", "idk_on_unanswerable": "IDK on unanswerable",
+    "cost_per_1000_conversations": "Cost / 1000 conversations", "intent_accuracy": "Intent accuracy",
+}  # fmt: skip
+
+
+def render_bot(paths: ResultPaths) -> None:
+    st.header("The bot, as users meet it")
+    metrics = json_file(paths.bot / "metrics.json")
+    if metrics is None:
+        missing("bot-level evaluation", "evaluate_bot")
         return
-    path, report = found
-    st.caption(f"From {path.relative_to(paths.root)}: {report.get('turns', '?')} labelled turns, "
-               f"{report.get('turns_per_conversation', '?')} turns per conversation, "
-               f"cache hit rate {report.get('cache_hit_rate', 0)}.")  # fmt: skip
-    left, mid, right = st.columns(3)
-    left.metric("Cost per 1000 conversations", format_figure(report.get("cost_per_1k_conversations")))
-    mid.metric("Cost per turn", format_figure(report.get("cost_per_turn")))
-    right.metric("Turns", format_figure(report.get("turns")))
-    left, right = st.columns(2)
-    for column, key, label, title in ((left, "handler_share", "handler", "Turns by handler"),
-                                      (right, "tier_share", "tier", "Knowledge turns by tier")):  # fmt: skip
-        shares = report.get(key)
-        if isinstance(shares, dict) and shares:
-            column.altair_chart(
-                alt.Chart(shares_table(shares, label), title=title).mark_bar().encode(
-                    x=alt.X(f"{label}:N", title=None), y=alt.Y("share:Q", axis=alt.Axis(format="%"))
-                ),
-                width="stretch",
-            )  # fmt: skip
+    for note in metrics.get("notes") or []:
+        st.warning(note)
+    sets = [
+        name for name in metrics if isinstance(metrics[name], dict) and "task_completion" in metrics[name]
+    ]
+    chosen = st.radio("Conversations", sets, horizontal=True, key="bot_set") if len(sets) > 1 else sets[0]
+    figures = metrics[chosen]
+    st.caption(f"{figures.get('conversations')} conversations, {figures.get('turns')} scored turns, played "
+               "through the gateway; handlers, sources and costs read back from the turn records.")  # fmt: skip
+    columns = st.columns(4)
+    for i, (key, label) in enumerate(BOT_TILES.items()):
+        columns[i % 4].metric(label, format_figure(figures.get(key)))
+    latency = figures.get("latency_ms") or {}
+    if latency:
+        table = pd.DataFrame([{"handler": h, **v} for h, v in latency.items()])
+        st.dataframe(table, hide_index=True)
+    turns = csv_file(paths.bot / "turns.csv", ("expected_handler", "handler"))
+    if turns is not None:
+        counts = turns.groupby(["expected_handler", "handler"]).size().rename("turns").reset_index()
+        st.altair_chart(
+            alt.Chart(counts, title="Expected vs actual handler").mark_rect().encode(
+                x=alt.X("handler:N", title="actual"), y=alt.Y("expected_handler:N", title="expected"),
+                color="turns:Q", tooltip=["expected_handler:N", "handler:N", "turns:Q"],
+            ),
+            width="stretch",
+        )  # fmt: skip
+    failing = paths.bot / "failing.md"
+    if failing.is_file():
+        with st.expander("Failing conversations, with their transcripts"):
+            st.markdown(failing.read_text())
+
+
+def render_policies(paths: ResultPaths) -> None:
+    st.header("Tier policies on the served stack")
+    table = json_file(paths.policies / "policies.json")
+    if table is None:
+        missing("policy comparison", "compare_policies")
+        return
+    for note in table.get("notes") or []:
+        st.warning(note)
+    rows = pd.DataFrame(table.get("rows") or [])
+    if not rows.empty:
+        st.dataframe(rows.drop(columns=["tiers_used"], errors="ignore"), hide_index=True)
+        st.altair_chart(
+            alt.Chart(rows, title="Cost against task completion").mark_point(filled=True, size=80).encode(
+                x=alt.X("cost_per_1000_conversations:Q", title="cost per 1000 conversations"),
+                y=alt.Y("task_completion:Q", title="task completion"), tooltip=list(rows.columns[:6]),
+            ),
+            width="stretch",
+        )  # fmt: skip
 
 
 def render_benchmarks(paths: ResultPaths) -> None:
@@ -223,7 +258,7 @@ def main() -> None:
     st.caption(f"Results of the DVC pipeline in {paths.root}")
     if st.sidebar.button("Reload results", key="reload"):
         st.cache_data.clear()
-    for render in (render_nlu, render_rag, render_cost, render_benchmarks):
+    for render in (render_bot, render_policies, render_nlu, render_rag, render_benchmarks):
         try:
             render(paths)
         except ResultUnreadable as exc:

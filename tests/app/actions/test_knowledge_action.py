@@ -33,7 +33,7 @@ async def test_a_failing_knowledge_base_degrades_to_the_same_message(
 def test_sources_follow_the_citations_else_the_two_best_hits():
     from types import SimpleNamespace
 
-    from app.actions.knowledge import with_sources
+    from app.orchestration.answering import with_sources
 
     hits = [SimpleNamespace(source_label=label) for label in ("Returns › Window", "Refunds › Timing", "FAQ")]
     assert with_sources("Within 5 days [2].", hits) == "Within 5 days [2].\n\nSources: [2] Refunds › Timing"

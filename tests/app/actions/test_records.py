@@ -10,10 +10,11 @@ import sqlalchemy as sa
 from app.actions.context import TurnContext
 from app.actions.fallback import ActionAskAffirmation
 from app.actions.handoff import ActionHandoff
-from app.actions.knowledge import ActionAnswerKnowledge, cited_doc_ids
+from app.actions.knowledge import ActionAnswerKnowledge
 from app.actions.records import ActionRun, write
 from app.data.db import get_engine
 from app.data.schema import action_runs
+from app.orchestration.answering import cited_doc_ids
 
 pytestmark = pytest.mark.anyio
 

@@ -147,3 +147,29 @@ def test_the_recorder_rebuilds_senders_with_new_events(tmp_path):
     assert records[1]["tools"] == ["order_status"] and len(records[1]["llm_call_ids"]) == 1
     assert [r["tenant_id"] for r in load_records(store, tenant="globex")] == ["globex"]
     assert json.loads(json.dumps(records[0]["entities"])) == []
+
+
+def test_new_events_after_an_erasure_are_recorded_even_with_reused_ids(tmp_path):
+    """forget-user deletes a sender's events; SQLite then hands the same ids out again. The recorder goes by
+    when events were stamped and what changed, not by ids above a watermark."""
+    import sqlite3
+    import time
+
+    tracker, store = tmp_path / "tracker.db", f"sqlite:///{tmp_path / 'stores.db'}"
+    upgrade(store)
+    now = time.time()  # events are stamped when Rasa makes them
+    first = Conversation(SENDER, now - 30)
+    said(first, "hi", "greet", "c1").action("utter_greet").bot("Hi!").listen()
+    write_tracker(tracker, first)
+    recorder = TurnRecorder(f"sqlite:///{tracker}", store)
+    assert recorder.sync() == 1
+    with sqlite3.connect(tracker) as conn:  # the erasure
+        ids = [r[0] for r in conn.execute("SELECT id FROM events ORDER BY id")]
+        conn.execute("DELETE FROM events")
+    again = Conversation(SENDER, now)
+    said(again, "bye", "goodbye", "c2").action("utter_goodbye").bot("Bye").listen()
+    for row, reused in zip(again.rows, ids, strict=False):
+        row["id"] = reused  # the ids the deleted events had
+    write_tracker(tracker, again)
+    assert recorder.sync() == 1
+    assert [(r["correlation_id"], r["handler"]) for r in load_records(store)] == [("c2", "chitchat")]

@@ -195,12 +195,29 @@ def write_results(root: Path) -> None:
     bench = root / "benchmarks" / "results"
     (bench / "nlu").mkdir(parents=True)
     (bench / "nlu" / "bot__ours.json").write_text(json.dumps({"dataset": "bot", "intent_accuracy": 0.93}))
-    (bench / "cost_eval.json").write_text(json.dumps({
-        "turns": 40, "handler_share": {"skill": 0.5, "knowledge": 0.4, "handoff": 0.05,
-                                       "two_stage_fallback": 0.05},
-        "tier_share": {"0": 0.75, "1": 0.25, "2": 0.0}, "cost_per_turn": "0.0001",
-        "cost_per_1k_conversations": "0.4000", "turns_per_conversation": 4.0, "cache_hit_rate": 0.0,
+    bot = root / "nlu" / "results" / "bot"
+    bot.mkdir(parents=True)
+    figures = {
+        "conversations": 2,
+        "turns": 5,
+        "task_completion": 0.5,
+        "correct_containment": 0.5,
+        "containment": 1.0,
+        "handler_accuracy": 0.8,
+        "latency_ms": {"knowledge": {"turns": 2, "p50": 90.0}},
+    }
+    (bot / "metrics.json").write_text(json.dumps({
+        "llm": "none", "notes": ["no LLM endpoint: LLM tiers not evaluated"], "all": figures, "frozen": figures,
     }))  # fmt: skip
+    (bot / "turns.csv").write_text(
+        "conversation,turn,expected_handler,handler\na,1,knowledge,idk\na,2,chitchat,chitchat\n"
+    )
+    (bot / "failing.md").write_text("# Failing conversations\n\n## a\n")
+    policies = root / "nlu" / "results" / "policies"
+    policies.mkdir(parents=True)
+    (policies / "policies.json").write_text(json.dumps({"llm": "none", "notes": [], "rows": [
+        {"policy": "tiered", "task_completion": 0.5, "cost_per_1000_conversations": 0.0},
+        {"policy": "tiered+cache", "task_completion": 0.5, "cost_per_1000_conversations": 0.0}]}))  # fmt: skip
 
 
 def test_evaluation_page_without_results_names_the_stages(results_root):
@@ -211,7 +228,8 @@ def test_evaluation_page_without_results_names_the_stages(results_root):
         "dvc repro select_threshold_nlu",
         "dvc repro evaluate_rag",
         "dvc repro benchmark_nlu",
-        "dvc repro evaluate_cost",
+        "dvc repro evaluate_bot",
+        "dvc repro compare_policies",
     ):
         assert stage in notes
     assert not app.metric and not app.error
@@ -223,9 +241,10 @@ def test_evaluation_page_shows_the_result_files(results_root):
     shown = tiles(app)
     assert shown["Intent accuracy"] == "0.9331" and shown["Out-of-scope recall"] == "0.875"
     assert shown["hit@1"] == "0.7806" and shown["MRR"] == "0.8597"
-    assert shown["Cost per 1000 conversations"] == "0.4000" and shown["Turns"] == "40"
+    assert shown["Task completion"] == "0.5" and shown["Handler accuracy"] == "0.8"
+    assert any("no LLM endpoint" in w.value for w in app.warning)
     assert any("threshold **0.47**" in m.value for m in app.markdown)
-    confusions = app.dataframe[1].value  # after the NLU metrics table
+    confusions = next(d.value for d in app.dataframe if "actual" in d.value.columns)
     assert confusions.to_dict("records") == [
         {"actual": "ask_delivery", "predicted": "ask_returns", "count": 1}
     ]
