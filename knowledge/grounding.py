@@ -2,7 +2,8 @@
 
 :func:`validate` accepts a reply only if it cites at least one excerpt and only excerpts that exist,
 stays within the length limit, does not repeat the system prompt, and is grounded: its content words
-must mostly occur in the cited excerpts and every number in it must occur there. A reply of
+must mostly occur in the cited excerpts and every number in it must occur there; sentences that address the
+assistant (prompt injection, :mod:`knowledge.injection`) do not count as excerpt text. A reply of
 ``NO_ANSWER`` (what the prompts of :mod:`knowledge.llm_prompts` ask for when the excerpts do not
 answer) is an abstention.
 
@@ -17,6 +18,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
+
+from knowledge.injection import strip_instructions
 
 NO_ANSWER = "NO_ANSWER"
 #: A system-prompt passage of this many words found in a reply counts as a leak.
@@ -95,7 +98,9 @@ def validate(
         return Verdict(
             False, f"reply cites excerpt(s) that do not exist: {', '.join(map(str, unknown))}", cited
         )
-    source = " ".join([*(contexts[n - 1] for n in cited or range(1, len(contexts) + 1)), *extra_sources])
+    # an instruction inside an excerpt or a tool result is not a fact a reply can be grounded in
+    cited_texts = [contexts[n - 1] for n in cited or range(1, len(contexts) + 1)]
+    source = " ".join(strip_instructions(text) for text in [*cited_texts, *extra_sources])
     source_words = {_stem(w) for w in content_words(source)}
     words = content_words(text)
     grounding = sum(_stem(w) in source_words for w in words) / len(words) if words else 0.0

@@ -27,6 +27,7 @@ from llama_index.core.schema import MetadataMode, TextNode
 from llama_index.core.vector_stores.types import BasePydanticVectorStore, VectorStoreQuery
 
 from knowledge.index import Chunk
+from knowledge.injection import strip_instructions
 from knowledge.stores import tenant_filter
 
 RETRIEVERS = ("dense", "bm25", "hybrid")
@@ -70,8 +71,10 @@ class Hit:
 
     @classmethod
     def of(cls, chunk: Chunk, score: float) -> Hit:
-        """The hit for ``chunk`` ranked with ``score``."""
-        return cls(chunk.doc_id, chunk.title, chunk.section, chunk.text, score, chunk.id, chunk.tenant)
+        """The hit for ``chunk`` ranked with ``score``; its text without instructions addressed to the
+        assistant (:mod:`knowledge.injection`), so no tier shows or follows them."""
+        text = strip_instructions(chunk.text)
+        return cls(chunk.doc_id, chunk.title, chunk.section, text, score, chunk.id, chunk.tenant)
 
     @property
     def source_label(self) -> str:

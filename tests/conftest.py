@@ -162,27 +162,33 @@ def params_with_llm_tiers(base_url: str, dest: Path) -> Path:
     return dest
 
 
-@pytest.fixture(scope="session")
-def bot(pipeline_run: PipelineRun, llm, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    """The real Rasa server and action server, serving the model and index the pipeline just built, with
-    LLM tiers 1 and 2 on the local test server."""
+def start_bot(pipeline_root: Path, llm_base_url: str, state: Path, index_dir: Path | None = None) -> object:
+    """The real Rasa server, action server and CRM service, started, serving the model the pipeline built in
+    ``pipeline_root`` and ``index_dir`` (default: its index), with LLM tiers 1 and 2 on the test server."""
     from app.settings import Settings
     from app.stack import Stack
 
-    state = tmp_path_factory.mktemp("state")
     settings = Settings(
         rasa_port=free_port(),
         action_port=free_port(),
         streamlit_port=free_port(),
         state_dir=state,
-        model_path=pipeline_run.root / "nlu" / "serving" / "model.tar.gz",
-        index_dir=pipeline_run.root / "knowledge" / "index",
-        params_file=params_with_llm_tiers(llm.base_url, state / "params.yaml"),
+        model_path=pipeline_root / "nlu" / "serving" / "model.tar.gz",
+        index_dir=index_dir or pipeline_root / "knowledge" / "index",
+        params_file=params_with_llm_tiers(llm_base_url, state / "params.yaml"),
     )
     stack = Stack(settings, services=("crm", "actions", "rasa"))
     start_guarded(stack, timeout=240)
+    return stack
+
+
+@pytest.fixture(scope="session")
+def bot(pipeline_run: PipelineRun, llm, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """The real Rasa server and action server, serving the model and index the pipeline just built, with
+    LLM tiers 1 and 2 on the local test server."""
+    stack = start_bot(pipeline_run.root, llm.base_url, tmp_path_factory.mktemp("state"))
     yield stack
-    stack.stop()
+    stack.stop()  # type: ignore[attr-defined]
 
 
 def seed_order(

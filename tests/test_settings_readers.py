@@ -37,6 +37,14 @@ OTHER_YAML = {
     ("nlu/data_checks.py", "_compose"): "Rasa training data files",
     ("app/evaluation/conversations.py", "load"): "a bot-level conversation set (nlu/conversations/*.yml)",
     ("app/evaluation/conversations.py", "domain_intents"): "nlu/domain.yml, Rasa's domain",
+    (
+        "app/actions/server.py",
+        "description",
+    ): "app/actions/openapi.yaml, the action server's OpenAPI description",
+    (
+        "app/channels/rest.py",
+        "SwitchboardRestInput.blueprint",
+    ): "app/channels/openapi.yaml, the channel's OpenAPI",
 }
 
 ENV_NAMES = {"environ", "environb", "getenv", "getenvb", "putenv", "unsetenv"}

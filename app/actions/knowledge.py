@@ -134,7 +134,9 @@ def _note(
     record.tools = list(outcome.tools_used)
     if outcome.degraded and outcome.text is not None:
         record.outcome = "degraded"
-    if any(a.tier > 0 and a.outcome != "unavailable" for a in outcome.attempts):
+    # The LLM's health: a reply the checks refused ("invalid") came from a working model, as for its breaker;
+    # counted as a failure, a few prompt injections a minute would switch the LLM tiers off for everyone.
+    if any(a.tier > 0 and a.outcome not in ("unavailable", "invalid") for a in outcome.attempts):
         brain.degradation.record("llm", outcome.tier is not None and outcome.tier > 0)
     logger.info(
         "knowledge.answer",

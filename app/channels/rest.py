@@ -1,12 +1,9 @@
 """The REST channel end users talk to: Rasa's ``rest`` webhook with input validation and tenancy.
 
 Registered in ``nlu/credentials.yml``; served at ``/webhooks/rest/webhook``. Runs inside the Rasa server
-(Python 3.10, pydantic 1), so it imports only Rasa, Sanic, the stdlib, `app.channels.turns` (the turn checks
-<<<<<<< HEAD
-it shares with the gateway) and `app.identity` (the conversation id), both stdlib only.
-=======
-it shares with the gateway) and `app.channels.settings` (its settings reader), both stdlib only.
->>>>>>> g9-settings
+(Python 3.10, pydantic 1), so it imports only Rasa, Sanic, PyYAML, the stdlib, `app.channels.turns` (the turn
+checks it shares with the gateway), `app.identity` (the conversation id) and `app.channels.settings` (its
+settings reader), all stdlib only.
 
 What it adds to Rasa's ``RestInput``:
 - bad input gets a clear JSON error instead of a 500: malformed JSON or a missing/invalid ``sender`` or
@@ -14,7 +11,9 @@ What it adds to Rasa's ``RestInput``:
 - the tenant (header ``X-Tenant-Id``, default ``SWITCHBOARD_TENANT``) becomes part of the conversation id
   (``<tenant>:<sender>``), so every tracker row carries tenant and user ids;
 - a correlation id (header ``X-Request-Id`` or a new UUID) travels in the message metadata to the actions
-  and comes back as a response header.
+  and comes back as a response header;
+- its OpenAPI description (``app/channels/openapi.yaml``, written by hand: Sanic publishes none) at
+  ``GET /webhooks/rest/openapi.json``.
 """
 
 from __future__ import annotations
@@ -22,9 +21,11 @@ from __future__ import annotations
 import uuid
 from asyncio import CancelledError
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import structlog
+import yaml
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from rasa.core.channels.rest import RestInput
 from sanic import Blueprint, response
@@ -36,6 +37,8 @@ from app.channels.turns import InvalidRequest, check_turn
 from app.identity import TENANT_PATTERN, conversation_id
 
 logger = structlog.get_logger(__name__)
+
+OPENAPI_FILE = Path(__file__).with_name("openapi.yaml")
 
 
 def parse_payload(
@@ -77,10 +80,15 @@ class SwitchboardRestInput(RestInput):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         webhook = Blueprint(f"custom_webhook_{type(self).__name__}", __name__)
+        description = yaml.safe_load(OPENAPI_FILE.read_text(encoding="utf-8"))
 
         @webhook.route("/", methods=["GET"])
         async def health(request: Request) -> HTTPResponse:
             return response.json({"status": "ok"})
+
+        @webhook.route("/openapi.json", methods=["GET"])
+        async def openapi(request: Request) -> HTTPResponse:
+            return response.json(description)
 
         @webhook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:

@@ -27,7 +27,7 @@ def check_turn(body: bytes, max_message_chars: int) -> dict[str, Any]:
     (400 malformed JSON, not an object, bad sender, empty message; 413 message too long)."""
     try:
         payload = json.loads(body or b"")
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: nested too deep
         raise InvalidRequest(400, "malformed_json", "The request body is not valid JSON.") from exc
     if not isinstance(payload, dict):
         raise InvalidRequest(400, "invalid_body", "The request body must be a JSON object.")

@@ -28,6 +28,7 @@ from fastapi.responses import JSONResponse, Response
 
 from app.channels.turns import InvalidRequest, check_turn
 from app.flags import Flags, choose_variant
+from app.gateway import openapi
 from app.gateway.auth import (
     GatewayError,
     Principal,
@@ -98,9 +99,8 @@ def create_app(config: GatewayConfig, *, transport: httpx.AsyncBaseTransport | N
             )
             yield
 
-    app = FastAPI(
-        title="Switchboard gateway", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
-    )
+    app = FastAPI(title="Switchboard gateway", version="1", lifespan=lifespan, docs_url=None, redoc_url=None)
+    openapi.publish(app)  # GET /openapi.json: the webhook's body, bearer token and every status it answers
     app.state.config = config
     app.state.limiter = RateLimiter(params)
     flags = Flags.from_params(config.flags)
@@ -123,7 +123,7 @@ def create_app(config: GatewayConfig, *, transport: httpx.AsyncBaseTransport | N
             status_code=500,
         )
 
-    @app.post(WEBHOOK_PATH)
+    @app.post(WEBHOOK_PATH, **openapi.WEBHOOK)
     async def webhook(request: Request) -> JSONResponse:
         request_id = request_id_of(request)
         started = time.perf_counter()
@@ -198,12 +198,12 @@ def create_app(config: GatewayConfig, *, transport: httpx.AsyncBaseTransport | N
                 headers={"X-Request-Id": request_id, "X-Model-Variant": variant, **rate_headers},
             )
 
-    @app.get("/metrics")
+    @app.get("/metrics", **openapi.METRICS)
     async def prometheus() -> Response:
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 
-    @app.get("/health")
+    @app.get("/health", **openapi.HEALTH)
     async def health() -> JSONResponse:
         """The gateway is up; ``ok`` when at least one upstream answers (else 503, so a balancer skips it)."""
         upstreams = await app.state.pool.health()

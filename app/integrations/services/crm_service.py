@@ -4,7 +4,7 @@
 launcher starts it before the action server. Backed by our store (``crm_*``, ``jobs``, ``notifications``,
 ``tickets``); a worker thread runs stored jobs, so a restarted service resumes what was pending.
 
-Endpoints (bad input gets a 4xx with ``{"detail": ...}``):
+Endpoints (OpenAPI at ``/openapi.json``; bad input gets a 4xx with ``{"detail": ...}``, never a 500):
 
 - ``GET  /health``
 - ``GET  /orders/{tenant}/{order_id}``                  an order (404 if the tenant has none)
@@ -16,6 +16,11 @@ Endpoints (bad input gets a 4xx with ``{"detail": ...}``):
 - ``GET  /handoffs/{tenant}``                          conversations with a human agent, with transcripts
 - ``POST /handoffs/{tenant}/{ticket_id}/messages``     an agent's reply, delivered to the user's chat
 - ``POST /handoffs/{tenant}/{ticket_id}/release``      hand the conversation back to the bot
+
+Everything is checked at the edge, so the store only ever sees what it can hold: tenants and users match the
+REST channel's patterns (``app.identity``), row ids are integers within the store's ``INTEGER``
+(32-bit on PostgreSQL), and texts are UTF-8 without NUL characters (PostgreSQL refuses NUL, every UTF-8 codec
+refuses the lone surrogates a JSON ``\\ud800`` escape makes).
 """
 
 from __future__ import annotations
@@ -29,11 +34,14 @@ from typing import Annotated, Any, Literal
 import sqlalchemy as sa
 import structlog
 import uvicorn
-from fastapi import FastAPI, HTTPException, Path, Query
-from pydantic import BaseModel, Field
+from fastapi import FastAPI, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import AfterValidator, BaseModel, Field
 
 from app.data.db import get_engine
-from app.integrations.crm import ORDER_ID_PATTERN, CrmStore
+from app.identity import ID_PATTERN, TENANT_PATTERN
+from app.integrations.crm import ORDER_ID_PATTERN, CrmStore, Order
 from app.integrations.jobs import JobStore, JobWorker, ticket_event_text
 from app.integrations.notifications import NotificationStore
 from app.integrations.ticketing import TICKET_STATUSES, TicketingClient, TicketNotFound
@@ -41,15 +49,43 @@ from app.settings import Settings, get_settings
 
 logger = structlog.get_logger(__name__)
 
-Id = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@-]+$")]
-Text = Annotated[str, Field(min_length=1, max_length=4000)]
+#: The largest row id the stores hold: ids are ``sa.Integer`` columns, 32-bit signed on PostgreSQL.
+MAX_ROW_ID = 2**31 - 1
+
+
+def storable(text: str) -> str:
+    """``text`` if the store can hold it: encodable as UTF-8 (no lone surrogates) and without NUL."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("must be valid Unicode text (no lone surrogate characters)") from exc
+    if "\x00" in text:
+        raise ValueError("must not contain NUL characters")
+    return text
+
+
+def _text(max_length: int, min_length: int = 0) -> Any:
+    """A request text of at most ``max_length`` characters that the store can hold."""
+    return Annotated[str, Field(min_length=min_length, max_length=max_length), AfterValidator(storable)]
+
+
+TenantField = Annotated[str, Field(pattern=TENANT_PATTERN.pattern, examples=["acme"])]
+UserField = Annotated[str, Field(pattern=ID_PATTERN.pattern, examples=["alice"])]
+Tenant = Annotated[str, Path(pattern=TENANT_PATTERN.pattern, description="tenant id", examples=["acme"])]
+User = Annotated[str, Path(pattern=ID_PATTERN.pattern, description="user id", examples=["alice"])]
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="a row id of the store")]
+Text = _text(4000, min_length=1)
+ConversationId = _text(200)
+EventId = _text(200, min_length=1)
+StatusText = _text(32)
+AgentName = _text(64, min_length=1)
 
 
 class RefundRequest(BaseModel):
-    tenant_id: str = Field(min_length=1, max_length=64)
-    user_id: str = Field(min_length=1, max_length=128)
-    conversation_id: str = Field(default="", max_length=200)
-    order_id: str = Field(pattern=ORDER_ID_PATTERN.pattern)
+    tenant_id: TenantField
+    user_id: UserField
+    conversation_id: ConversationId = ""
+    order_id: str = Field(pattern=ORDER_ID_PATTERN.pattern, examples=["ORD-10042"])
 
 
 class StatusChange(BaseModel):
@@ -58,18 +94,107 @@ class StatusChange(BaseModel):
 
 class TicketEvent(BaseModel):
     event: Literal["ticket.status_changed"]
-    event_id: str = Field(min_length=1, max_length=200)
-    tenant_id: str = Field(min_length=1, max_length=64)
-    ticket_id: int
-    user_id: str = Field(min_length=1, max_length=128)
-    conversation_id: str = Field(default="", max_length=200)
-    old_status: str = ""
+    event_id: EventId
+    tenant_id: TenantField
+    ticket_id: int = Field(ge=1, le=MAX_ROW_ID)
+    user_id: UserField
+    conversation_id: ConversationId = ""
+    old_status: StatusText = ""
     status: Literal[TICKET_STATUSES]  # type: ignore[valid-type]
 
 
 class AgentMessage(BaseModel):
     text: Text
-    agent: str = Field(default="agent", min_length=1, max_length=64)
+    agent: AgentName = "agent"
+
+
+# What the endpoints answer (the OpenAPI description; FastAPI checks every reply against it).
+Timestamp = Annotated[str, Field(description="ISO 8601 date and time")]
+
+
+class Problem(BaseModel):
+    """A refused request: what was wrong, for the caller."""
+
+    detail: str
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+
+
+class RefundAccepted(BaseModel):
+    job_id: int
+    order_id: str
+    status: Literal["pending"]
+
+
+class JobOut(BaseModel):
+    id: int
+    tenant_id: str
+    user_id: str
+    conversation_id: str
+    kind: str
+    payload: dict[str, Any]
+    status: str
+    attempts: int
+    last_error: str | None
+    run_after: Timestamp
+    created_at: Timestamp
+    finished_at: Timestamp | None
+
+
+class NotificationOut(BaseModel):
+    id: int
+    tenant_id: str
+    user_id: str
+    conversation_id: str
+    text: str
+    created_at: Timestamp
+
+
+class Notifications(BaseModel):
+    notifications: list[NotificationOut]
+
+
+class TicketOut(BaseModel):
+    id: int
+    tenant_id: str
+    user_id: str
+    conversation_id: str
+    subject: str
+    transcript: str
+    status: Literal[TICKET_STATUSES]  # type: ignore[valid-type]
+    created_at: Timestamp
+    handoff_active: bool
+
+
+class WebhookAck(BaseModel):
+    accepted: bool
+    duplicate: bool = Field(description="the event id was seen before: nobody is notified twice")
+
+
+class Handoffs(BaseModel):
+    handoffs: list[TicketOut]
+
+
+class Delivered(BaseModel):
+    ticket_id: int
+    delivered_to: str
+
+
+class HandedBack(BaseModel):
+    ticket_id: int
+    handoff_active: Literal[False]
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for the 4xx statuses an endpoint answers with a ``Problem``."""
+    meaning = {
+        400: "malformed request: an id of the wrong form, or a body that is not JSON",
+        404: "not found (or not the caller's)",
+        409: "conflicts with the current state",
+    }
+    return {status: {"model": Problem, "description": meaning[status]} for status in statuses}
 
 
 def _ticket_json(ticket: dict[str, Any]) -> dict[str, Any]:
@@ -96,28 +221,54 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
         yield
         worker.stop()
 
-    app = FastAPI(title="Switchboard CRM service", lifespan=lifespan)
+    app = FastAPI(title="Switchboard CRM service", version="1", lifespan=lifespan)
     app.state.worker = worker
 
-    @app.get("/health")
-    def health() -> dict[str, str]:
-        with engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-        return {"status": "ok"}
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        """422 with where and what, without echoing the input (it may not even be JSON: ``1e400``)."""
+        detail = [{key: error[key] for key in ("type", "loc", "msg")} for error in exc.errors()]
+        return JSONResponse({"detail": detail}, status_code=422)
 
-    @app.get("/orders/{tenant}/{order_id}")
-    def get_order(tenant: Id, order_id: str, user: Id | None = None) -> dict[str, Any]:
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        """Last resort: a JSON 500 and a logged traceback, never a traceback to the client."""
+        logger.exception("crm.internal_error")
+        return JSONResponse({"detail": "The CRM service failed to process the request."}, status_code=500)
+
+    @app.get(
+        "/health",
+        response_model=Health,
+        responses={503: {"model": Health, "description": "the store is unreachable"}},
+    )
+    def health() -> Health | JSONResponse:
+        """``ok`` when the store answers."""
+        try:
+            with engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except sa.exc.SQLAlchemyError:
+            logger.exception("crm.store_unreachable")
+            return JSONResponse({"status": "unavailable"}, status_code=503)
+        return Health(status="ok")
+
+    @app.get("/orders/{tenant}/{order_id}", responses=errors(400, 404))
+    def get_order(
+        tenant: Tenant,
+        order_id: Annotated[str, Path(examples=["ORD-10042"])],
+        user: Annotated[str | None, Query(pattern=ID_PATTERN.pattern)] = None,
+    ) -> Order:
         """An order of the tenant; with ``user``, only when it is that user's (what the bot asks: a
         customer never learns anything about someone else's order, not even that it exists)."""
         if not ORDER_ID_PATTERN.match(order_id):
-            raise HTTPException(400, f"invalid order id {order_id!r}: expected ORD-12345")
+            raise HTTPException(400, "invalid order id: expected ORD-12345")
         order = crm.get_order(tenant, order_id)
         if order is None or (user is not None and order.user_id != user):
             raise HTTPException(404, f"no order {order_id} for this customer of tenant {tenant}")
-        return order.to_json()
+        return order  # served as Order.to_json() writes it: ISO date, the amount as text
 
-    @app.post("/refunds", status_code=202)
-    def request_refund(body: RefundRequest) -> dict[str, Any]:
+    @app.post("/refunds", status_code=202, responses=errors(400, 404, 409))
+    def request_refund(body: RefundRequest) -> RefundAccepted:
+        """Queue a refund of the user's own order: 202 at once; a worker runs it and notifies the user."""
         order = crm.get_order(body.tenant_id, body.order_id)
         if order is None or order.user_id != body.user_id:  # never reveal other users' orders
             raise HTTPException(404, f"no order {body.order_id} for this user")
@@ -141,30 +292,43 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
             tenant_id=body.tenant_id,
             user_id=body.user_id,
         )
-        return {"job_id": job_id, "order_id": body.order_id, "status": "pending"}
+        return RefundAccepted(job_id=job_id, order_id=body.order_id, status="pending")
 
-    @app.get("/jobs/{tenant}/{job_id}")
-    def get_job(tenant: Id, job_id: int) -> dict[str, Any]:
+    @app.get("/jobs/{tenant}/{job_id}", responses=errors(404))
+    def get_job(tenant: Tenant, job_id: RowId) -> JobOut:
+        """A job's status and attempts."""
         job = jobs.get(tenant, job_id)
         if job is None:
             raise HTTPException(404, f"no job {job_id} for tenant {tenant}")
-        return _ticket_json(job)
+        return JobOut(**_ticket_json(job))
 
     @app.get("/notifications/{tenant}/{user}")
-    def get_notifications(tenant: Id, user: Id, after: Annotated[int | None, Query(ge=0)] = None) -> dict:
+    def get_notifications(
+        tenant: Tenant,
+        user: User,
+        after: Annotated[
+            int | None,
+            Query(ge=0, le=MAX_ROW_ID, description="the last id the client has (omitted: the undelivered)"),
+        ] = None,
+    ) -> Notifications:
+        """The user's pending messages, marked delivered; ``after`` fetches again from a cursor."""
         rows = notes.fetch(tenant, user, after)
         keep = ("id", "tenant_id", "user_id", "conversation_id", "text", "created_at")
-        return {"notifications": [_ticket_json({k: row[k] for k in keep}) for row in rows]}
+        return Notifications(
+            notifications=[NotificationOut(**_ticket_json({k: row[k] for k in keep})) for row in rows]
+        )
 
-    @app.post("/tickets/{tenant}/{ticket_id}/status")
-    def change_status(tenant: Id, ticket_id: int, body: StatusChange) -> dict[str, Any]:
+    @app.post("/tickets/{tenant}/{ticket_id}/status", responses=errors(400, 404))
+    def change_status(tenant: Tenant, ticket_id: RowId, body: StatusChange) -> TicketOut:
+        """Change a ticket's status; the ticket webhook then tells the user."""
         try:
-            return _ticket_json(tickets.set_status(tenant, ticket_id, body.status))
+            return TicketOut(**_ticket_json(tickets.set_status(tenant, ticket_id, body.status)))
         except TicketNotFound as exc:
             raise HTTPException(404, str(exc)) from exc
 
-    @app.post("/webhooks/tickets")
-    def ticket_webhook(event: TicketEvent) -> dict[str, Any]:
+    @app.post("/webhooks/tickets", responses=errors(400))
+    def ticket_webhook(event: TicketEvent) -> WebhookAck:
+        """The ticket webhook receiver: notifies the ticket's user, once per event id."""
         created = notes.notify(
             event.tenant_id,
             event.user_id,
@@ -172,11 +336,12 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
             event.event_id,
             ticket_event_text(event.model_dump()),
         )
-        return {"accepted": True, "duplicate": not created}
+        return WebhookAck(accepted=True, duplicate=not created)
 
     @app.get("/handoffs/{tenant}")
-    def open_handoffs(tenant: Id) -> dict[str, Any]:
-        return {"handoffs": [_ticket_json(t) for t in tickets.open_handoffs(tenant)]}
+    def open_handoffs(tenant: Tenant) -> Handoffs:
+        """Conversations handed to a human agent, with their transcripts."""
+        return Handoffs(handoffs=[TicketOut(**_ticket_json(t)) for t in tickets.open_handoffs(tenant)])
 
     def _active_ticket(tenant: str, ticket_id: int) -> dict[str, Any]:
         try:
@@ -187,17 +352,19 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
             raise HTTPException(409, f"ticket #{ticket_id} is not handed off to an agent")
         return ticket
 
-    @app.post("/handoffs/{tenant}/{ticket_id}/messages", status_code=201)
-    def agent_reply(tenant: Id, ticket_id: int, body: AgentMessage) -> dict[str, Any]:
+    @app.post("/handoffs/{tenant}/{ticket_id}/messages", status_code=201, responses=errors(400, 404, 409))
+    def agent_reply(tenant: Tenant, ticket_id: RowId, body: AgentMessage) -> Delivered:
+        """An agent's reply: appended to the transcript and delivered to the user's chat."""
         ticket = _active_ticket(tenant, ticket_id)
         tickets.append_transcript(tenant, ticket_id, f"agent ({body.agent}): {body.text}")
         notes.notify(
             tenant, ticket["user_id"], ticket["conversation_id"], f"agent:{uuid.uuid4().hex}", body.text
         )
-        return {"ticket_id": ticket_id, "delivered_to": ticket["user_id"]}
+        return Delivered(ticket_id=ticket_id, delivered_to=ticket["user_id"])
 
-    @app.post("/handoffs/{tenant}/{ticket_id}/release")
-    def hand_back(tenant: Id, ticket_id: int) -> dict[str, Any]:
+    @app.post("/handoffs/{tenant}/{ticket_id}/release", responses=errors(404, 409))
+    def hand_back(tenant: Tenant, ticket_id: RowId) -> HandedBack:
+        """Hand the conversation back to the bot and tell the user."""
         ticket = _active_ticket(tenant, ticket_id)
         tickets.end_handoff(tenant, ticket_id)
         tickets.append_transcript(tenant, ticket_id, "system: handed back to the bot")
@@ -208,7 +375,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
             f"release:{ticket_id}:{uuid.uuid4().hex}",
             "You're back with the Northwind Goods assistant. How can I help?",
         )
-        return {"ticket_id": ticket_id, "handoff_active": False}
+        return HandedBack(ticket_id=ticket_id, handoff_active=False)
 
     return app
 

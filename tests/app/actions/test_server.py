@@ -6,10 +6,15 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
+import yaml
 
 from tests.conftest import ROOT, free_port, guarded_env
+from tests.openapi_contract import Contract
 
 CALL = {
     "next_action": "action_track_order",
@@ -33,7 +38,9 @@ CALL = {
 }
 
 
-def test_action_server_answers_and_logs_json_with_the_correlation_id(tmp_path):
+@contextmanager
+def action_server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``python -m app.actions.server`` on a free port (its URL and process), stopped when the block ends."""
     port = free_port()
     env = guarded_env({"SWITCHBOARD_STATE_DIR": str(tmp_path), "SWITCHBOARD_CRM_PORT": str(free_port())})
     proc = subprocess.Popen(
@@ -52,19 +59,77 @@ def test_action_server_answers_and_logs_json_with_the_correlation_id(tmp_path):
                     break
             except httpx.HTTPError:
                 time.sleep(0.3)
-        reply = httpx.post(f"http://127.0.0.1:{port}/webhook", json=CALL, timeout=30)
+        yield f"http://127.0.0.1:{port}", proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.communicate(timeout=30)
+
+
+def test_action_server_answers_and_logs_json_with_the_correlation_id(tmp_path):
+    with action_server(tmp_path) as (url, proc):
+        reply = httpx.post(f"{url}/webhook", json=CALL, timeout=30)
         assert reply.status_code == 200
         assert "can't reach our order system" in reply.json()["responses"][0]["text"]  # no CRM running
-        scrape = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+        scrape = httpx.get(f"{url}/metrics", timeout=10)
         assert scrape.status_code == 200 and scrape.headers["content-type"].startswith("text/plain")
         lines = scrape.text.splitlines()
         assert 'switchboard_action_seconds_count{action="action_track_order",outcome="ok"} 1.0' in lines
         assert 'switchboard_tool_calls_total{outcome="unavailable",tool="order_status"} 1.0' in lines
         assert 'switchboard_breaker_state{breaker="crm"} 0.0' in lines
-    finally:
         proc.terminate()
         output = proc.communicate(timeout=30)[0]
     records = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     assert records and all("event" in r and "timestamp" in r for r in records)
     (crm,) = [r for r in records if r["event"] == "crm.unavailable"]
     assert crm["correlation_id"] == "c-42" and crm["tenant_id"] == "acme"
+
+
+def with_tracker(**changes: object) -> dict:
+    return {**CALL, "tracker": {**CALL["tracker"], **changes}}
+
+
+HOSTILE_CALLS = {
+    "array": b"[]",
+    "null": b"null",
+    "not-json": b"{nope",
+    "nested-too-deep": b'{"next_action": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+    "no-tracker": json.dumps({"next_action": "action_answer_knowledge"}).encode(),
+    "no-action": json.dumps({**CALL, "next_action": ""}).encode(),
+    "sender-not-text": json.dumps(with_tracker(sender_id=5)).encode(),
+    "no-latest-message": json.dumps(with_tracker(latest_message=None)).encode(),
+    "metadata-not-object": json.dumps(with_tracker(latest_message={"metadata": "x"})).encode(),
+    "bad-tenant": json.dumps(with_tracker(latest_message={"metadata": {"tenant_id": "A B"}})).encode(),
+    "slot-of-wrong-type": json.dumps(with_tracker(slots={"order_id": 5})).encode(),
+    "event-not-object": json.dumps(with_tracker(events=[1])).encode(),
+    "version-not-text": json.dumps({**CALL, "version": 5}).encode(),
+    "unknown-action": json.dumps({**CALL, "next_action": "action_nope"}).encode(),
+}
+
+
+def test_hostile_calls_and_unknown_routes_get_declared_4xx_never_a_500(tmp_path):
+    """rasa_sdk answered each of these with a 500 (an unknown URL too): now a 4xx of the description."""
+    description = yaml.safe_load((ROOT / "app" / "actions" / "openapi.yaml").read_text())
+    contract = Contract(description)
+    assert contract.schema_errors() == []
+    with action_server(tmp_path) as (url, _):
+        assert httpx.get(f"{url}/openapi.json", timeout=10).json() == description
+        for name, body in HOSTILE_CALLS.items():
+            reply = httpx.post(
+                f"{url}/webhook", content=body, headers={"content-type": "application/json"}, timeout=30
+            )
+            assert 400 <= reply.status_code < 500, (name, reply.text)
+            contract.check(reply)
+            assert "request_body" not in reply.json()
+        for method, path, status in [
+            ("GET", "/nope", 404),
+            ("GET", "/webhook", 405),
+            ("POST", "/health", 405),
+        ]:
+            reply = httpx.request(method, f"{url}{path}", timeout=10)
+            assert reply.status_code == status and reply.json()["error"], reply.text
+        replies = [httpx.get(f"{url}{path}", timeout=10) for path in ("/health", "/actions")]
+        replies.append(httpx.post(f"{url}/webhook", json=CALL, timeout=30))
+        for reply in replies:
+            assert reply.status_code == 200
+            contract.check(reply)

@@ -8,6 +8,8 @@ from app.channels.rest import InvalidRequest, SwitchboardRestInput, conversation
 from app.channels.settings import DEFAULT_MAX_MESSAGE_CHARS
 
 ROOT_CREDENTIALS = "nlu/credentials.yml"
+# JSON nested deeper than the parser's recursion limit (a RecursionError, not a ValueError)
+NESTED_TOO_DEEP = b'{"sender": "a", "message": "hi", "metadata": ' + b"[" * 5000 + b"]" * 5000 + b"}"
 
 
 def parse(body, headers=None, max_chars=100, tenant="acme"):
@@ -45,6 +47,7 @@ def test_header_names_are_case_insensitive():
         (b"{nope", {}, 400, "malformed_json"),
         (b"", {}, 400, "malformed_json"),
         (b"\xff\xfe", {}, 400, "malformed_json"),
+        pytest.param(NESTED_TOO_DEEP, {}, 400, "malformed_json", id="nested-too-deep"),
         ([1, 2], {}, 400, "invalid_body"),
         ({"message": "hi"}, {}, 400, "invalid_sender"),
         ({"sender": "", "message": "hi"}, {}, 400, "invalid_sender"),
@@ -99,4 +102,4 @@ def test_rasa_loads_our_channel_from_the_credentials_file(monkeypatch):
     register(channels, app, route="/webhooks/")
     app.router.finalize()
     paths = {"/" + "/".join(route.parts) for route in app.router.routes}
-    assert {"/webhooks/rest/webhook", "/webhooks/rest"} <= paths
+    assert {"/webhooks/rest/webhook", "/webhooks/rest", "/webhooks/rest/openapi.json"} <= paths
