@@ -2,11 +2,8 @@
 
 Registered in ``nlu/credentials.yml``; served at ``/webhooks/rest/webhook``. Runs inside the Rasa server
 (Python 3.10, pydantic 1), so it imports only Rasa, Sanic, the stdlib, `app.channels.turns` (the turn checks
-<<<<<<< HEAD
-it shares with the gateway) and `app.identity` (the conversation id), both stdlib only.
-=======
-it shares with the gateway) and `app.channels.settings` (its settings reader), both stdlib only.
->>>>>>> g9-settings
+it shares with the gateway), `app.identity` (the conversation id) and `app.channels.settings` (its settings
+reader), all stdlib only.
 
 What it adds to Rasa's ``RestInput``:
 - bad input gets a clear JSON error instead of a 500: malformed JSON or a missing/invalid ``sender`` or
@@ -14,7 +11,9 @@ What it adds to Rasa's ``RestInput``:
 - the tenant (header ``X-Tenant-Id``, default ``SWITCHBOARD_TENANT``) becomes part of the conversation id
   (``<tenant>:<sender>``), so every tracker row carries tenant and user ids;
 - a correlation id (header ``X-Request-Id`` or a new UUID) travels in the message metadata to the actions
-  and comes back as a response header.
+  and comes back as a response header;
+- with ``SWITCHBOARD_CHANNEL_SECRET`` set, a turn without that secret in ``X-Channel-Secret`` gets 401: the
+  channel trusts ``X-Tenant-Id``, so beyond loopback only the gateway (which sends the secret) may call it.
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from app.channels import settings
-from app.channels.turns import InvalidRequest, check_turn
+from app.channels.turns import CHANNEL_SECRET_HEADER, InvalidRequest, check_channel_secret, check_turn
 from app.identity import TENANT_PATTERN, conversation_id
 
 logger = structlog.get_logger(__name__)
@@ -74,6 +73,7 @@ class SwitchboardRestInput(RestInput):
     def __init__(self, max_message_chars: int | None = None, default_tenant: str | None = None) -> None:
         self.max_message_chars = int(max_message_chars or settings.max_message_chars())
         self.default_tenant = default_tenant or settings.default_tenant()
+        self.secret = settings.channel_secret()
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         webhook = Blueprint(f"custom_webhook_{type(self).__name__}", __name__)
@@ -85,6 +85,7 @@ class SwitchboardRestInput(RestInput):
         @webhook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
             try:
+                check_channel_secret(request.headers.get(CHANNEL_SECRET_HEADER), self.secret)
                 turn = parse_payload(
                     request.body, dict(request.headers), self.max_message_chars, self.default_tenant
                 )
