@@ -95,7 +95,10 @@ async def measure(
     timeout = httpx.Timeout(args.timeout, connect=min(args.timeout, CONNECT_TIMEOUT_S))
     limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
     direct = httpx.AsyncClient(
-        base_url=rasa_url, timeout=timeout, limits=limits, headers={"X-Tenant-Id": args.tenant}
+        base_url=rasa_url,
+        timeout=timeout,
+        limits=limits,
+        headers={"X-Tenant-Id": args.tenant, **get_settings().channel_headers},
     )
     gated = httpx.AsyncClient(
         base_url=gateway_url,
