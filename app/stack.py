@@ -141,15 +141,11 @@ class Stack:
         )
         if s.jwt_secret.get_secret_value():
             env["SWITCHBOARD_JWT_SECRET"] = s.jwt_secret.get_secret_value()
-        # security settings reach the gateway and Rasa's channel (which reads the environment only)
-        for name, value in (
-            ("SWITCHBOARD_JWT_AUDIENCE", s.jwt_audience),
-            ("SWITCHBOARD_JWT_ISSUER", s.jwt_issuer),
-            ("SWITCHBOARD_API_KEY_SECRET", s.api_key_secret.get_secret_value()),
-            ("SWITCHBOARD_CHANNEL_SECRET", s.channel_secret.get_secret_value()),
-        ):
-            if value:
-                env[name] = value
+        # the security settings, as this stack's settings say (an empty one overrides the caller's environment)
+        env["SWITCHBOARD_JWT_AUDIENCE"] = s.jwt_audience
+        env["SWITCHBOARD_JWT_ISSUER"] = s.jwt_issuer
+        env["SWITCHBOARD_API_KEY_SECRET"] = s.api_key_secret.get_secret_value()
+        env["SWITCHBOARD_CHANNEL_SECRET"] = s.channel_secret.get_secret_value()
         return env
 
     def _define(self) -> list[Service]:

@@ -149,6 +149,8 @@ def stack_for(args: argparse.Namespace, state_dir: Path) -> Stack:
         "gateway_port": gateway_port,
         "gateway_upstreams": args.rasa_url or "",
         "gateway_storage_url": "",
+        "jwt_audience": "",  # the benchmark's tokens carry no aud/iss: its gateway checks none
+        "jwt_issuer": "",
         "jwt_secret": SecretStr(secrets.token_urlsafe(32)),
     }
     if not args.rasa_url:

@@ -70,3 +70,15 @@ def test_the_security_settings_reach_the_processes(tmp_path):
     assert env["SWITCHBOARD_JWT_ISSUER"] == "https://idp.example.com/"
     assert env["SWITCHBOARD_API_KEY_SECRET"] == "k" * 32
     assert env["SWITCHBOARD_CHANNEL_SECRET"] == CHANNEL_SECRET
+
+
+def test_an_empty_security_setting_overrides_the_callers_environment(tmp_path, monkeypatch):
+    """A stack whose settings turn a check off (e.g. a benchmark's gateway) is not turned back on by the
+    shell's variables: the settings are what the processes get."""
+    monkeypatch.setenv("SWITCHBOARD_JWT_AUDIENCE", "from-the-shell")
+    monkeypatch.setenv("SWITCHBOARD_CHANNEL_SECRET", "shell-secret-0123456789")
+    settings = Settings(state_dir=tmp_path, crm_port=5999).model_copy(
+        update={"jwt_audience": "", "channel_secret": SecretStr("")}
+    )
+    env = Stack(settings, services=("gateway",)).env()
+    assert env["SWITCHBOARD_JWT_AUDIENCE"] == "" and env["SWITCHBOARD_CHANNEL_SECRET"] == ""
