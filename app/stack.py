@@ -141,7 +141,7 @@ class Stack:
         )
         if s.jwt_secret.get_secret_value():
             env["SWITCHBOARD_JWT_SECRET"] = s.jwt_secret.get_secret_value()
-        # the security settings, as this stack's settings say (an empty one overrides the caller's environment)
+        # the security settings as this stack's settings say (an empty one overrides the caller's env)
         env["SWITCHBOARD_JWT_AUDIENCE"] = s.jwt_audience
         env["SWITCHBOARD_JWT_ISSUER"] = s.jwt_issuer
         env["SWITCHBOARD_API_KEY_SECRET"] = s.api_key_secret.get_secret_value()

@@ -45,5 +45,5 @@ def default_tenant(environ: Mapping[str, str] | None = None) -> str:
 
 def channel_secret(environ: Mapping[str, str] | None = None) -> str:
     """``SWITCHBOARD_CHANNEL_SECRET`` (the launcher passes it on): the secret every turn must carry in
-    ``X-Channel-Secret``; empty when none is configured (Rasa on loopback, behind the gateway on that host)."""
+    ``X-Channel-Secret``; empty when none is configured (Rasa on loopback, the gateway on that host)."""
     return _get("SWITCHBOARD_CHANNEL_SECRET", environ)

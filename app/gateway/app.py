@@ -3,8 +3,9 @@
 A turn goes through, in order: request id (the client's ``X-Request-Id`` if it is a sane id, else a new
 one), credentials (a bearer token or an ``X-Api-Key``: 400/401/403/503), body (400/413, the REST channel's
 codes), ``sender`` == the token's ``sub`` (403; an API key's client names any user of its tenant), rate
-limits (429), then an upstream (502/503/504), with ``X-Channel-Secret`` when one is configured. Every answer is JSON, carries ``X-Request-Id``,
-and every log line of the turn carries the correlation id, tenant and user.
+limits (429), then an upstream (502/503/504), with ``X-Channel-Secret`` when one is configured. Every
+answer is JSON, carries ``X-Request-Id``, and every log line of the turn carries the correlation id, tenant
+and user (and the API key's id).
 
 Canary routing of model versions: with challenger upstreams configured (Rasa servers of the registry's
 challenger model), the flag ``challenger_percent`` (per tenant, ``app.flags``) sends that share of users,

@@ -1,12 +1,13 @@
 """API keys for server-to-server clients: issued per tenant, stored only as a keyed hash, revocable.
 
 A key is ``sbk_<key id>_<secret>``: the key id (12 hex digits) is public (it is listed, logged and used to
-revoke the key), the secret is 32 random bytes (URL-safe base64). Only ``HMAC-SHA256(SWITCHBOARD_API_KEY_SECRET,
-key)`` is stored, so the key is shown once, when it is issued, and a copy of the database alone can neither
-recover a key nor confirm a guessed one. A keyed hash rather than a slow one: the keys are random (256 bits), so
-slowness adds nothing against guessing, and a constant microsecond per request cannot be turned into a CPU
-exhaustion attack by a client sending wrong keys (a slow hash costs tens of milliseconds each). Changing
-``SWITCHBOARD_API_KEY_SECRET`` invalidates every key: issue new ones.
+revoke the key), the secret is 32 random bytes (URL-safe base64). Only
+``HMAC-SHA256(SWITCHBOARD_API_KEY_SECRET, key)`` is stored, so the key is shown once, when it is issued, and a
+copy of the database alone can neither recover a key nor confirm a guessed one. A keyed hash rather than a
+slow one: the keys are random (256 bits), so slowness adds nothing against guessing, and a constant
+microsecond per request cannot be turned into a CPU exhaustion attack by a client sending wrong keys (a slow
+hash costs tens of milliseconds each). Changing ``SWITCHBOARD_API_KEY_SECRET`` invalidates every key: issue
+new ones.
 
 Each key belongs to one tenant and one client (``user_id``) and has a plan (the gateway's rate limits). Its
 tenant is authoritative: a request with a key is always that tenant's, whatever its headers say.
@@ -110,8 +111,8 @@ class ApiKeyStore:
         self.hash_secret = hash_secret
 
     def issue(self, tenant_id: str, client_id: str, name: str, plan: str) -> IssuedKey:
-        """A new key for ``client_id`` of ``tenant_id`` on ``plan``; ``ApiKeyError`` for bad input. The plan is
-        not checked here (the caller knows the gateway's plans)."""
+        """A new key for ``client_id`` of ``tenant_id`` on ``plan``; ``ApiKeyError`` for bad input. The plan
+        is not checked here (the caller knows the gateway's plans)."""
         secret = check_hash_secret(self.hash_secret)
         if not TENANT_PATTERN.match(tenant_id):
             raise ApiKeyError(f"invalid tenant {tenant_id!r}: 1-64 of a-z, 0-9, '_' or '-'")

@@ -3,13 +3,13 @@
 :func:`mask_pii` replaces e-mail addresses (``[email]``), payment card numbers (``[card]``: 13-19 digits,
 spaces or dashes between groups, Luhn-valid), IBANs (``[iban]``: the ISO 13616 check digits must hold) and
 phone numbers (``[phone]``: international ``+49 30 1234567`` / ``0049 ...``, national numbers of at least
-nine digits in groups such as ``030 12345678`` or ``(555) 123-4567``, and bare ``01711234567``; a bare run of
-digits without the trunk prefix 0 is left alone, as ids and timestamps look the same). Checksums keep order ids, prices, dates, times,
-IP addresses and hex ids as they are. :func:`mask_secrets` replaces bearer tokens, JWTs and our API keys (the
-key id stays: it is public).
+nine digits in groups such as ``030 12345678`` or ``(555) 123-4567``, and bare ``01711234567``; a bare run
+of digits without the trunk prefix 0 is left alone, as ids and timestamps look the same). Checksums and
+these rules keep order ids, prices, dates, times, IP addresses and hex ids as they are. :func:`mask_secrets`
+replaces bearer tokens, JWTs and our API keys (the key id stays: it is public).
 
-Standard library only (the Rasa environment may use it too). Patterns, not a named-entity model: they catch the
-formats people type; a number written in words is not caught.
+Standard library only (the Rasa environment may use it too). Patterns, not a named-entity model: they catch
+the formats people type; names, addresses and numbers written in words are not caught.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ _PHONE = re.compile(
 _DATE = re.compile(r"^\d{4}[-./]\d{1,2}[-./]\d{1,2}|^\d{1,2}[-./]\d{1,2}[-./]\d{4}")
 _DOTTED_QUAD = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$")
 
-# a token: 16+ token characters, at least one of them a digit or punctuation (so "bearer authentication" stays)
+# a token: 16+ token characters, one at least a digit or punctuation (so "bearer authentication" stays)
 _BEARER = re.compile(r"(?i)\b(bearer\s+)(?=[A-Za-z0-9._~+/=-]*[0-9._~+/=-])[A-Za-z0-9._~+/=-]{16,}")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
 _API_KEY = re.compile(r"\b(sbk_[0-9a-f]{12}_)[A-Za-z0-9_-]{20,}")

@@ -1,12 +1,12 @@
-"""End to end: the served stack's processes never write a secret of the run to their logs (or anywhere in the
-state directory).
+"""End to end: the served stack's processes never write a secret of the run to their logs (or anywhere in
+the state directory).
 
-The launcher's ``Stack`` starts every service (CRM, actions, Rasa, gateway, turn recorder, Streamlit) with a JWT
-secret, an API-key hash secret, a channel secret and an LLM API key (the test LLM server refuses calls without
-it, so the tier-1 turn proves the key was used); an API key is issued with the CLI. A few turns go through the
-gateway with a token and with the key, some fail authentication, two go to Rasa directly (without and with
-the channel secret); then every file under the state directory is searched for each secret, for the key, and
-for the tokens sent.
+The launcher's ``Stack`` starts every service (CRM, actions, Rasa, gateway, turn recorder, Streamlit) with a
+JWT secret, an API-key hash secret, a channel secret and an LLM API key (the test LLM server refuses calls
+without it, so the tier-1 turn proves the key was used); an API key is issued with the CLI. A few turns go
+through the gateway with a token and with the key, some fail authentication, two go to Rasa directly
+(without and with the channel secret); then every file under the state directory is searched for each
+secret, for the key, and for the tokens sent.
 """
 
 from __future__ import annotations

@@ -146,7 +146,8 @@ def test_a_token_from_the_future_is_refused_beyond_the_leeway(claim):
 @pytest.mark.parametrize(
     ("rule", "claim", "expected", "accepted", "wrong", "code"),
     [
-        ("audience", "aud", "switchboard-gateway", ["crm", "switchboard-gateway"], "billing", "invalid_audience"),
+        ("audience", "aud", "switchboard-gateway", ["crm", "switchboard-gateway"], "billing",
+         "invalid_audience"),
         ("issuer", "iss", "https://idp.example.com/", "https://idp.example.com/", "https://evil.example.com/",
          "invalid_issuer"),
     ],
