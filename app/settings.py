@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, Valid
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.channels.settings import DEFAULT_MAX_MESSAGE_CHARS, DEFAULT_TENANT
+from app.channels.turns import channel_headers
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -107,6 +108,19 @@ class Settings(BaseSettings):
     gateway_storage_url: str = ""  # rate-limit counters; default: params.yaml gateway.storage_url
     jwt_secret: SecretStr = SecretStr("")  # HS256 key of end-user tokens (>= 32 bytes); never in a file
     jwt_public_key_file: str = ""  # optional PEM public key: RS256 tokens are accepted too
+
+    # --- security (issue 12; docs/gateway.md) -------------------------------------------------------------
+    jwt_audience: str = ""  # when set, every token must carry this `aud` (your identity provider's audience)
+    jwt_issuer: str = ""  # when set, every token must carry this `iss`
+    api_key_secret: SecretStr = SecretStr("")  # keyed hash of stored API keys (>= 32 bytes); empty: keys off
+    channel_secret: SecretStr = SecretStr("")  # shared secret the gateway sends Rasa's REST channel
+
+    @property
+    def channel_headers(self) -> dict[str, str]:
+        """Headers for talking to Rasa's REST channel directly: the channel secret when one is set."""
+        return channel_headers(self.channel_secret.get_secret_value())
+
+    # --- end security --------------------------------------------------------------------------------------
 
     # knowledge (knowledge/...): embeddings, vector store, ragas judge; empty means "the default / params"
     embed_backend: str = ""  # torch | onnx | onnx-int8 (knowledge/embeddings.py) if the caller names none

@@ -14,6 +14,7 @@ canary. Running them (launch, health wait, kill, restart, stop, log tails) is :m
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import secrets
 import signal
@@ -140,6 +141,11 @@ class Stack:
         )
         if s.jwt_secret.get_secret_value():
             env["SWITCHBOARD_JWT_SECRET"] = s.jwt_secret.get_secret_value()
+        # the security settings as this stack's settings say (an empty one overrides the caller's env)
+        env["SWITCHBOARD_JWT_AUDIENCE"] = s.jwt_audience
+        env["SWITCHBOARD_JWT_ISSUER"] = s.jwt_issuer
+        env["SWITCHBOARD_API_KEY_SECRET"] = s.api_key_secret.get_secret_value()
+        env["SWITCHBOARD_CHANNEL_SECRET"] = s.channel_secret.get_secret_value()
         return env
 
     def _define(self) -> list[Service]:
@@ -279,6 +285,7 @@ class Stack:
             raise StackError(f"no trained model at {self.settings.model_path}: run `dvc repro` first")
         if "rasa" in self.names:
             check_scale_out(self.settings)  # ScaleOutError: replicas that would not share conversations
+            check_channel_exposure(self.settings)
             write_endpoints(self.settings)
         # Missing PostgreSQL databases are created once here, before the replicas could race to do it.
         for url in (self.settings.tracker_store_url, self.settings.db_url):
@@ -334,6 +341,26 @@ class Stack:
         self.stop()
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or ``localhost``) is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve anywhere
+        return False
+
+
+def check_channel_exposure(settings: Settings) -> None:
+    """Rasa's REST channel trusts ``X-Tenant-Id``: beyond loopback it must require the gateway's secret
+    (``SWITCHBOARD_CHANNEL_SECRET``); ``StackError`` when Rasa would listen elsewhere without one."""
+    if not is_loopback(settings.host) and not settings.channel_secret.get_secret_value():
+        raise StackError(
+            f"Rasa would listen on {settings.host}, beyond loopback, where anyone could claim any tenant: "
+            "set SWITCHBOARD_CHANNEL_SECRET (the gateway sends it, the channel requires it)"
+        )
+
+
 def free_port(host: str) -> int:
     """A port nothing listens on now (the OS picks it)."""
     with socket.socket() as sock:
@@ -360,9 +387,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.rasa_replicas is not None:
         settings = settings.model_copy(update={"rasa_replicas": args.rasa_replicas})
     try:
-        if "rasa" in args.services:
-            check_scale_out(settings)  # refused before anything starts: one line, exit 2
-    except ScaleOutError as exc:
+        if "rasa" in args.services:  # refused before anything starts: one line, exit 2
+            check_scale_out(settings)
+            check_channel_exposure(settings)
+    except (ScaleOutError, StackError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     stack = Stack(settings, services=args.services)

@@ -95,7 +95,10 @@ async def measure(
     timeout = httpx.Timeout(args.timeout, connect=min(args.timeout, CONNECT_TIMEOUT_S))
     limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
     direct = httpx.AsyncClient(
-        base_url=rasa_url, timeout=timeout, limits=limits, headers={"X-Tenant-Id": args.tenant}
+        base_url=rasa_url,
+        timeout=timeout,
+        limits=limits,
+        headers={"X-Tenant-Id": args.tenant, **get_settings().channel_headers},
     )
     gated = httpx.AsyncClient(
         base_url=gateway_url,
@@ -146,6 +149,8 @@ def stack_for(args: argparse.Namespace, state_dir: Path) -> Stack:
         "gateway_port": gateway_port,
         "gateway_upstreams": args.rasa_url or "",
         "gateway_storage_url": "",
+        "jwt_audience": "",  # the benchmark's tokens carry no aud/iss: its gateway checks none
+        "jwt_issuer": "",
         "jwt_secret": SecretStr(secrets.token_urlsafe(32)),
     }
     if not args.rasa_url:

@@ -124,8 +124,13 @@ def say(http: httpx.Client, sender: str, text: str) -> tuple[float, str | None]:
     return elapsed, "\n".join(m.get("text") or "" for m in response.json())
 
 
-def client(url: str, transport: httpx.BaseTransport | None = None) -> httpx.Client:
-    return httpx.Client(base_url=url, timeout=30.0, headers={"X-Tenant-Id": "acme"}, transport=transport)
+def client(
+    url: str, transport: httpx.BaseTransport | None = None, headers: dict[str, str] | None = None
+) -> httpx.Client:
+    """A client of the REST channel at ``url``; ``headers``: the channel secret, when one is set."""
+    return httpx.Client(
+        base_url=url, timeout=30.0, headers={"X-Tenant-Id": "acme", **(headers or {})}, transport=transport
+    )
 
 
 def measure(http: httpx.Client, turns: int, warmup: int, console: Console) -> list[Row]:
@@ -210,7 +215,8 @@ def run_own_stack(args: argparse.Namespace, console: Console) -> list[Row]:
         with console.status("Starting the CRM service, action server and Rasa…"):
             stack.start(timeout=300)
         try:
-            return measure(client(stack.settings.rasa_url), args.turns, args.warmup, console)
+            rasa = client(stack.settings.rasa_url, headers=stack.settings.channel_headers)
+            return measure(rasa, args.turns, args.warmup, console)
         finally:
             stack.stop()
 

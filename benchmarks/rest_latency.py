@@ -167,7 +167,7 @@ async def run_benchmark(args: argparse.Namespace, console: Console) -> list[Cell
     timeout = httpx.Timeout(args.timeout, connect=min(args.timeout, CONNECT_TIMEOUT_S))
     pool = max(args.concurrency)
     limits = httpx.Limits(max_connections=pool, max_keepalive_connections=pool)
-    headers = {"X-Tenant-Id": args.tenant}
+    headers = {"X-Tenant-Id": args.tenant, **get_settings().channel_headers}
     async with httpx.AsyncClient(base_url=args.url, timeout=timeout, limits=limits, headers=headers) as http:
         await check_reachable(http, args.url)
         with console.status("Warming up…"):

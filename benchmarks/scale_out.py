@@ -121,7 +121,7 @@ async def measure(
     """
     timeout = httpx.Timeout(args.timeout, connect=min(args.timeout, CONNECT_TIMEOUT_S))
     limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
-    headers = {"X-Tenant-Id": args.tenant}
+    headers = {"X-Tenant-Id": args.tenant, **get_settings().channel_headers}
     clients = {
         setup.name: [
             httpx.AsyncClient(base_url=u, timeout=timeout, limits=limits, headers=headers) for u in urls

@@ -28,6 +28,7 @@ from app.actions.context import TurnContext
 from app.data import retention
 from app.data.db import get_engine
 from app.data.schema import action_runs
+from app.observability.pii import mask_pii
 from app.orchestration.handlers import check, handler_of_action
 from app.settings import get_settings
 
@@ -72,7 +73,7 @@ class ActionRun:
             "action": self.action,
             "handler": check(self.handler),
             "rule": self.rule[:64],
-            "reason": self.reason[:500],
+            "reason": mask_pii(self.reason)[:500],  # masked, in case a reason ever quotes the user
             "tier_tried": self.tier_tried,
             "tier_used": self.tier_used,
             "attempts": [list(a) for a in self.attempts],

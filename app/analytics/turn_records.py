@@ -37,6 +37,7 @@ from app.data.db import get_engine
 from app.data.schema import action_runs, llm_calls, turn_records
 from app.data.tracker import events as tracker_events
 from app.identity import parse_conversation_id
+from app.observability.pii import mask_pii
 from app.orchestration.handlers import ERROR, HANDOFF, first, handler_of_action
 
 logger = structlog.get_logger(__name__)
@@ -194,8 +195,9 @@ def _record(
         "model_variant": str(metadata.get("model_variant") or "")[:32],
         "intent": str(intent.get("name") or "")[:64],
         "intent_confidence": None if intent.get("confidence") is None else float(intent["confidence"]),
-        "entities": [
-            {"entity": e.get("entity"), "value": e.get("value")} for e in parse.get("entities") or []
+        "entities": [  # values as the user typed them: personal data masked (the tracker keeps the rest)
+            {"entity": e.get("entity"), "value": _masked_value(e.get("value"))}
+            for e in parse.get("entities") or []
         ],
         "handler": handler,
         "rule": (deciding["rule"] if deciding and deciding.get("rule") else policy_rule)[:64],
@@ -214,6 +216,11 @@ def _record(
         "outcome": outcome,
         "last_event_id": max(int(e["id"]) for e in turn.events),
     }
+
+
+def _masked_value(value: Any) -> Any:
+    """An entity value with e-mail addresses, phone, card and IBAN numbers masked (strings only)."""
+    return mask_pii(value) if isinstance(value, str) else value
 
 
 def _union(lists: Iterable[Any]) -> list[Any]:

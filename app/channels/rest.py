@@ -14,6 +14,8 @@ What it adds to Rasa's ``RestInput``:
   and comes back as a response header;
 - its OpenAPI description (``app/channels/openapi.yaml``, written by hand: Sanic publishes none) at
   ``GET /webhooks/rest/openapi.json``.
+- with ``SWITCHBOARD_CHANNEL_SECRET`` set, a turn without that secret in ``X-Channel-Secret`` gets 401: the
+  channel trusts ``X-Tenant-Id``, so beyond loopback only the gateway (which sends the secret) may call it.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from app.channels import settings
-from app.channels.turns import InvalidRequest, check_turn
+from app.channels.turns import CHANNEL_SECRET_HEADER, InvalidRequest, check_channel_secret, check_turn
 from app.identity import TENANT_PATTERN, conversation_id
 
 logger = structlog.get_logger(__name__)
@@ -77,6 +79,7 @@ class SwitchboardRestInput(RestInput):
     def __init__(self, max_message_chars: int | None = None, default_tenant: str | None = None) -> None:
         self.max_message_chars = int(max_message_chars or settings.max_message_chars())
         self.default_tenant = default_tenant or settings.default_tenant()
+        self.secret = settings.channel_secret()
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         webhook = Blueprint(f"custom_webhook_{type(self).__name__}", __name__)
@@ -93,6 +96,7 @@ class SwitchboardRestInput(RestInput):
         @webhook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
             try:
+                check_channel_secret(request.headers.get(CHANNEL_SECRET_HEADER), self.secret)
                 turn = parse_payload(
                     request.body, dict(request.headers), self.max_message_chars, self.default_tenant
                 )

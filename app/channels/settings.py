@@ -41,3 +41,9 @@ def default_tenant(environ: Mapping[str, str] | None = None) -> str:
     """The tenant of requests without ``X-Tenant-Id``: ``SWITCHBOARD_TENANT`` (the launcher sets it from the
     main settings), else the default."""
     return _get("SWITCHBOARD_TENANT", environ) or DEFAULT_TENANT
+
+
+def channel_secret(environ: Mapping[str, str] | None = None) -> str:
+    """``SWITCHBOARD_CHANNEL_SECRET`` (the launcher passes it on): the secret every turn must carry in
+    ``X-Channel-Secret``; empty when none is configured (Rasa on loopback, the gateway on that host)."""
+    return _get("SWITCHBOARD_CHANNEL_SECRET", environ)

@@ -6,12 +6,25 @@ The id patterns are :mod:`app.identity`'s (re-exported here for the gateway).
 
 from __future__ import annotations
 
+import hmac
 import json
 from typing import Any
 
 from app.identity import ID_PATTERN, TENANT_PATTERN
 
-__all__ = ["ID_PATTERN", "TENANT_PATTERN", "InvalidRequest", "check_turn"]
+__all__ = [
+    "CHANNEL_SECRET_HEADER",
+    "ID_PATTERN",
+    "TENANT_PATTERN",
+    "InvalidRequest",
+    "channel_headers",
+    "check_channel_secret",
+    "check_turn",
+]
+
+# The shared secret the gateway sends Rasa's REST channel (SWITCHBOARD_CHANNEL_SECRET), so that the channel,
+# which trusts X-Tenant-Id, answers only the gateway when it listens beyond loopback.
+CHANNEL_SECRET_HEADER = "X-Channel-Secret"
 
 
 class InvalidRequest(Exception):
@@ -46,3 +59,20 @@ def check_turn(body: bytes, max_message_chars: int) -> dict[str, Any]:
             413, "message_too_long", f"'message' is longer than {max_message_chars} characters."
         )
     return payload
+
+
+def check_channel_secret(given: str | None, secret: str) -> None:
+    """Nothing when no channel secret is configured or ``given`` is it (compared in constant time); else
+    ``InvalidRequest`` 401."""
+    if secret and not hmac.compare_digest((given or "").encode(), secret.encode()):
+        raise InvalidRequest(
+            401,
+            "invalid_channel_secret",
+            f"This channel answers the gateway only: the {CHANNEL_SECRET_HEADER} header is missing or wrong.",
+        )
+
+
+def channel_headers(secret: str) -> dict[str, str]:
+    """The header a client of the channel itself (the gateway, tests, benchmarks) sends; none without a
+    secret."""
+    return {CHANNEL_SECRET_HEADER: secret} if secret else {}

@@ -223,3 +223,24 @@ turn_records = sa.Table(
     sa.Index("ix_turn_records_tenant_user", "tenant_id", "user_id"),
     sa.Index("ix_turn_records_correlation", "correlation_id"),
 )
+
+# API keys of server-to-server clients (app/gateway/keys.py, migration 0006). ``user_id`` is the client's id
+# (the end user is named per turn, in the body's ``sender``). Only a keyed hash of each key is stored:
+# ``key_hash`` is HMAC-SHA256 of the whole key under ``SWITCHBOARD_API_KEY_SECRET``; ``key_id`` is the key's
+# public part, to list and revoke it. A revoked key keeps its row (``revoked_at`` set) for the audit.
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("key_id", sa.String(32), nullable=False),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("user_id", sa.String(128), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("plan", sa.String(64), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("revoked_at", sa.DateTime(timezone=True)),
+    sa.UniqueConstraint("key_id", name="uq_api_keys_key_id"),
+    sa.UniqueConstraint("key_hash", name="uq_api_keys_key_hash"),
+    sa.Index("ix_api_keys_tenant_user", "tenant_id", "user_id"),
+)

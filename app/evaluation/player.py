@@ -64,20 +64,26 @@ class Player:
         *,
         plan: str = "enterprise",
         timeout_s: float = 60.0,
+        audience: str = "",
+        issuer: str = "",
     ) -> None:
+        """``audience`` and ``issuer``: the ``aud`` and ``iss`` the stack's gateway requires, if any."""
         self.gateway_url = gateway_url.rstrip("/")
         self.crm_url = crm_url.rstrip("/")
         self.secret = jwt_secret
         self.run_id = run_id
         self.plan = plan
         self.timeout_s = timeout_s
+        self.claims = {"audience": audience, "issuer": issuer}
 
     def request_id(self, conversation: Conversation, number: int) -> str:
         return f"{self.run_id}.{conversation.id}.{number}"
 
     def play(self, conversation: Conversation) -> list[PlayedTurn]:
         """Every turn of one conversation, in order; a failed request is recorded, never raised."""
-        token = mint_token(self.secret, tenant=conversation.tenant, user=conversation.user, plan=self.plan)
+        token = mint_token(
+            self.secret, tenant=conversation.tenant, user=conversation.user, plan=self.plan, **self.claims
+        )
         played: list[PlayedTurn] = []
         with httpx.Client(timeout=self.timeout_s) as client:
             last: PlayedTurn | None = None

@@ -153,6 +153,8 @@ class EvaluationStack:
             settings.crm_url,
             settings.jwt_secret.get_secret_value(),
             secrets.token_hex(4),
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
         )
         played = player.play_all(conversations.conversations, concurrency=concurrency, progress=progress)
         synced = httpx.post(f"http://{settings.host}:{settings.recorder_port}/sync", timeout=300)

@@ -1,9 +1,11 @@
 """The gateway's HTTP app (FastAPI): ``POST /webhooks/rest/webhook`` and ``GET /health``.
 
 A turn goes through, in order: request id (the client's ``X-Request-Id`` if it is a sane id, else a new
-one), bearer token (401/403), body (400/413, the REST channel's codes), ``sender`` == the token's ``sub``
-(403), rate limits (429), then an upstream (502/503/504). Every answer is JSON, carries ``X-Request-Id``,
-and every log line of the turn carries the correlation id, tenant and user.
+one), credentials (a bearer token or an ``X-Api-Key``: 400/401/403/503), body (400/413, the REST channel's
+codes), ``sender`` == the token's ``sub`` (403; an API key's client names any user of its tenant), rate
+limits (429), then an upstream (502/503/504), with ``X-Channel-Secret`` when one is configured. Every
+answer is JSON, carries ``X-Request-Id``, and every log line of the turn carries the correlation id, tenant
+and user (and the API key's id).
 
 Canary routing of model versions: with challenger upstreams configured (Rasa servers of the registry's
 challenger model), the flag ``challenger_percent`` (per tenant, ``app.flags``) sends that share of users,
@@ -26,17 +28,13 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from app.channels.turns import InvalidRequest, check_turn
+from app.channels.turns import InvalidRequest, channel_headers, check_turn
+from app.data.db import get_engine
 from app.flags import Flags, choose_variant
 from app.gateway import openapi
-from app.gateway.auth import (
-    GatewayError,
-    Principal,
-    TokenKeys,
-    bearer_token,
-    verify_token,
-)
+from app.gateway.auth import Authenticator, GatewayError, Principal, TokenKeys
 from app.gateway.config import GatewayConfig
+from app.gateway.keys import ApiKeyStore
 from app.gateway.ratelimit import RateLimiter
 from app.gateway.upstream import WEBHOOK_PATH, UpstreamPool
 from app.observability import metrics
@@ -78,8 +76,16 @@ def tagged(payload: dict[str, Any], variant: str) -> bytes:
 
 def create_app(config: GatewayConfig, *, transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
     """The gateway app for ``config``; ``transport`` replaces the network to the upstreams (tests)."""
-    keys = TokenKeys(config.jwt_secret, config.jwt_public_key)
     params = config.params
+    authenticator = Authenticator(
+        TokenKeys(config.jwt_secret, config.jwt_public_key),
+        params.plans,
+        audience=config.jwt_audience,
+        issuer=config.jwt_issuer,
+        api_keys=ApiKeyStore(get_engine(config.api_key_store_url), config.api_key_secret)
+        if config.api_key_secret
+        else None,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -127,19 +133,25 @@ def create_app(config: GatewayConfig, *, transport: httpx.AsyncBaseTransport | N
     async def webhook(request: Request) -> JSONResponse:
         request_id = request_id_of(request)
         started = time.perf_counter()
-        with structlog.contextvars.bound_contextvars(correlation_id=request_id, tenant_id=None, user_id=None):
+        with structlog.contextvars.bound_contextvars(
+            correlation_id=request_id, tenant_id=None, user_id=None, api_key=None
+        ):
             principal: Principal | None = None
             rate_headers: dict[str, str] = {}
             try:
-                principal = verify_token(
-                    bearer_token(request.headers.get("authorization")), keys, params.plans
+                principal = await authenticator.authenticate(request.headers)
+                structlog.contextvars.bind_contextvars(
+                    tenant_id=principal.tenant,
+                    user_id=principal.user or None,
+                    api_key=principal.key_id or None,
                 )
-                structlog.contextvars.bind_contextvars(tenant_id=principal.tenant, user_id=principal.user)
                 body = await read_body(request, params.max_body_bytes)
                 payload = parse_turn(body, config.max_message_chars)
-                if payload["sender"] != principal.user:
-                    raise GatewayError(403, "sender_mismatch", "'sender' must be the token's user ('sub').")
-                decision = await app.state.limiter.check(principal.tenant, principal.user, principal.plan)
+                principal = principal.speaking_as(payload["sender"])
+                structlog.contextvars.bind_contextvars(user_id=principal.user)
+                decision = await app.state.limiter.check(
+                    principal.tenant, principal.rate_subject, principal.plan
+                )
                 rate_headers = decision.headers()
                 if not decision.allowed:
                     raise GatewayError(
@@ -153,6 +165,7 @@ def create_app(config: GatewayConfig, *, transport: httpx.AsyncBaseTransport | N
                     "Content-Type": "application/json",
                     "X-Tenant-Id": principal.tenant,
                     "X-Request-Id": request_id,
+                    **channel_headers(config.channel_secret),
                 }
                 variant = variant_of(principal)
                 if variant == CHALLENGER:

@@ -1,7 +1,10 @@
 """The gateway's configuration: the ``gateway`` section of params.yaml plus secrets and URLs from Settings.
 
 Secrets never come from params.yaml (a tracked file): the HS256 key is ``SWITCHBOARD_JWT_SECRET`` and the
-optional RS256 public key is read from the file named by ``SWITCHBOARD_JWT_PUBLIC_KEY_FILE``.
+optional RS256 public key is read from the file named by ``SWITCHBOARD_JWT_PUBLIC_KEY_FILE``. API keys are
+accepted when ``SWITCHBOARD_API_KEY_SECRET`` (the key of their stored hashes) is set; they are looked up in
+our stores (``SWITCHBOARD_DATABASE_URL``). ``SWITCHBOARD_CHANNEL_SECRET`` is sent to Rasa's REST channel with
+every turn.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from app.settings import ServeParams, Settings, validate_section, validation_err
 
 MIN_SECRET_BYTES = 32  # RFC 7518 3.2: an HS256 key at least as long as the hash output
 T = TypeVar("T")
+MIN_CHANNEL_SECRET_BYTES = 16
 
 
 class ConfigError(ValueError):
@@ -77,6 +81,12 @@ class GatewayConfig(BaseModel):
     max_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS
     canary_upstreams: list[str] = Field(default_factory=list)  # the challenger model's Rasa servers
     flags: dict[str, Any] = Field(default_factory=dict)  # params.yaml `flags`: challenger_percent per tenant
+    # security (docs/gateway.md): token audience/issuer, API keys, the secret Rasa's channel expects
+    jwt_audience: str = ""
+    jwt_issuer: str = ""
+    api_key_secret: str = Field("", repr=False)  # empty: API keys are refused
+    api_key_store_url: str = ""  # our stores, where the api_keys table is
+    channel_secret: str = Field("", repr=False)  # sent as X-Channel-Secret to every upstream
 
     @field_validator("upstreams")
     @classmethod
@@ -91,13 +101,23 @@ class GatewayConfig(BaseModel):
 
     @model_validator(mode="after")
     def _has_a_key(self) -> GatewayConfig:
-        if not self.jwt_secret and not self.jwt_public_key:
+        if not self.jwt_secret and not self.jwt_public_key and not self.api_key_secret:
             raise ValueError(
                 "no token key: set SWITCHBOARD_JWT_SECRET (HS256, at least 32 bytes) "
-                "or SWITCHBOARD_JWT_PUBLIC_KEY_FILE (RS256)"
+                "or SWITCHBOARD_JWT_PUBLIC_KEY_FILE (RS256) or SWITCHBOARD_API_KEY_SECRET (API keys)"
             )
         if self.jwt_secret and len(self.jwt_secret.encode()) < MIN_SECRET_BYTES:
             raise ValueError(f"SWITCHBOARD_JWT_SECRET is too short: use at least {MIN_SECRET_BYTES} bytes")
+        if self.api_key_secret and len(self.api_key_secret.encode()) < MIN_SECRET_BYTES:
+            raise ValueError(
+                f"SWITCHBOARD_API_KEY_SECRET is too short: use at least {MIN_SECRET_BYTES} bytes"
+            )
+        if self.api_key_secret and not self.api_key_store_url:
+            raise ValueError("API keys need a store: set SWITCHBOARD_DATABASE_URL")
+        if self.channel_secret and len(self.channel_secret.encode()) < MIN_CHANNEL_SECRET_BYTES:
+            raise ValueError(
+                f"SWITCHBOARD_CHANNEL_SECRET is too short: use at least {MIN_CHANNEL_SECRET_BYTES} bytes"
+            )
         return self
 
     @classmethod
@@ -125,6 +145,11 @@ class GatewayConfig(BaseModel):
                 max_message_chars=serve.max_message_chars,
                 canary_upstreams=settings.canary_upstream_urls,
                 flags=flags,
+                jwt_audience=settings.jwt_audience,
+                jwt_issuer=settings.jwt_issuer,
+                api_key_secret=settings.api_key_secret.get_secret_value(),
+                api_key_store_url=settings.db_url,
+                channel_secret=settings.channel_secret.get_secret_value(),
             )
         except ValidationError as exc:
             raise ConfigError(f"invalid gateway configuration: {validation_errors(exc)}") from exc

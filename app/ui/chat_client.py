@@ -101,6 +101,7 @@ class ChatClient:
 
     ``transport`` replaces the network (e.g. ``httpx.MockTransport``); by default httpx's own is used.
     ``token_factory(tenant, sender)`` returns a bearer token for each message (needed by the gateway).
+    ``headers`` go with every message (the channel secret, when talking to Rasa directly).
     """
 
     def __init__(
@@ -111,12 +112,14 @@ class ChatClient:
         *,
         transport: httpx.BaseTransport | None = None,
         token_factory: Callable[[str, str], str] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         self.webhook_url = webhook_url
         self.tenant = tenant
         self.timeout = httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT_S))
         self._transport = transport
         self._token_factory = token_factory
+        self._headers = dict(headers or {})
 
     def send(self, sender: str, text: str, metadata: dict[str, Any] | None = None) -> list[BotMessage]:
         """Send ``text`` as user ``sender`` and return the bot's reply (possibly empty).
@@ -127,7 +130,7 @@ class ChatClient:
         payload: dict[str, Any] = {"sender": sender, "message": text}
         if metadata:
             payload["metadata"] = metadata
-        headers = {"X-Tenant-Id": self.tenant, "X-Request-Id": uuid.uuid4().hex}
+        headers = {**self._headers, "X-Tenant-Id": self.tenant, "X-Request-Id": uuid.uuid4().hex}
         if self._token_factory is not None:
             headers["Authorization"] = f"Bearer {self._token_factory(self.tenant, sender)}"
         try:
@@ -162,7 +165,7 @@ def client_for(
     sets a random one per run), else straight to the Rasa REST channel."""
     secret = settings.jwt_secret.get_secret_value()
     if not secret:
-        return ChatClient(settings.webhook_url, tenant, transport=transport)
+        return ChatClient(settings.webhook_url, tenant, transport=transport, headers=settings.channel_headers)
     from app.gateway.auth import mint_token
     from app.gateway.config import gateway_params
 
@@ -170,7 +173,15 @@ def client_for(
 
     def token(tenant_id: str, sender: str) -> str:
         try:
-            return mint_token(secret, tenant=tenant_id, user=sender, plan=plan, ttl_s=DEMO_TOKEN_TTL_S)
+            return mint_token(
+                secret,
+                tenant=tenant_id,
+                user=sender,
+                plan=plan,
+                ttl_s=DEMO_TOKEN_TTL_S,
+                audience=settings.jwt_audience,
+                issuer=settings.jwt_issuer,
+            )
         except ValueError as exc:  # e.g. a tenant typed in the sidebar that is not a valid id
             raise BotRejected(400, "invalid_request", str(exc)) from exc
 

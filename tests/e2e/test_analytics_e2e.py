@@ -26,8 +26,9 @@ VAGUE = ["details", "info", "box", "paper", "when", "qzxv bnmt plork"]  # as in 
 def say(bot, sender: str, text: str) -> tuple[list[dict], float]:
     """Send one turn as ``sender`` of :data:`TENANT`; the bot's messages and the round trip in seconds."""
     started = time.time()
+    headers = {"X-Tenant-Id": TENANT, **bot.settings.channel_headers}
     reply = httpx.post(bot.settings.webhook_url, json={"sender": sender, "message": text},
-                       headers={"X-Tenant-Id": TENANT}, timeout=60)  # fmt: skip
+                       headers=headers, timeout=60)  # fmt: skip
     elapsed = time.time() - started
     assert reply.status_code == 200, reply.text
     return reply.json(), elapsed

@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def say(bot, sender: str, text: str, tenant: str | None = None) -> list[dict]:
-    headers = {"X-Tenant-Id": tenant} if tenant else {}
+    headers = ({"X-Tenant-Id": tenant} if tenant else {}) | bot.settings.channel_headers
     reply = httpx.post(
         bot.settings.webhook_url, json={"sender": sender, "message": text}, headers=headers, timeout=60
     )
@@ -115,7 +115,10 @@ def test_bad_requests_get_a_clear_4xx_and_nothing_is_lost(bot, user, body, statu
         tickets_before = conn.execute(sa.text("SELECT count(*) FROM tickets")).scalar()
 
     reply = httpx.post(
-        bot.settings.webhook_url, content=body, headers={"Content-Type": "application/json"}, timeout=30
+        bot.settings.webhook_url,
+        content=body,
+        headers={"Content-Type": "application/json", **bot.settings.channel_headers},
+        timeout=30,
     )
 
     assert reply.status_code == status
@@ -130,7 +133,7 @@ def test_correlation_id_round_trip(bot, user):
     reply = httpx.post(
         bot.settings.webhook_url,
         json={"sender": user, "message": "hello"},
-        headers={"X-Request-Id": "req-123"},
+        headers={"X-Request-Id": "req-123", **bot.settings.channel_headers},
         timeout=60,
     )
     assert reply.headers["X-Request-Id"] == "req-123"

@@ -142,7 +142,12 @@ def scaled(
 
 
 def say(base_url: str, sender: str, text: str, timeout: float = 120) -> list[dict]:
-    reply = httpx.post(f"{base_url}{WEBHOOK}", json={"sender": sender, "message": text}, timeout=timeout)
+    from app.settings import Settings
+
+    headers = Settings().channel_headers  # the channel secret the stack's Settings() found, if any
+    reply = httpx.post(
+        f"{base_url}{WEBHOOK}", json={"sender": sender, "message": text}, headers=headers, timeout=timeout
+    )
     assert reply.status_code == 200, reply.text
     return reply.json()
 

@@ -93,3 +93,9 @@ def test_cited_articles_come_from_the_reply_as_the_user_sees_it():
     assert cited_doc_ids(llm, kb, "acme") == ["delivery-times", "refund-timing"]
     assert cited_doc_ids("no sources here", kb, "acme") == []
     assert cited_doc_ids(tier0, kb, "globex") == ["globex-billing"]
+
+
+def test_a_stored_reason_keeps_no_personal_data():
+    ctx = TurnContext("acme", "alice", "acme:alice", "c-1", "hi")
+    run = ActionRun("action_answer_knowledge", "knowledge", reason="user wrote bob@example.org, 030 12345678")
+    assert run.row(ctx)["reason"] == "user wrote [email], [phone]"

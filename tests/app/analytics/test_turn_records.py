@@ -173,3 +173,30 @@ def test_new_events_after_an_erasure_are_recorded_even_with_reused_ids(tmp_path)
     write_tracker(tracker, again)
     assert recorder.sync() == 1
     assert [(r["correlation_id"], r["handler"]) for r in load_records(store)] == [("c2", "chitchat")]
+
+
+def test_entity_values_keep_no_personal_data():
+    """The tracker store is the conversation store; the analytics store keeps entities with personal data
+    (e-mail, phone, card numbers) masked, and everything else as extracted."""
+    conv = Conversation(SENDER, T0)
+    said(conv, "I'm alice@example.com, +49 30 12345678, order ORD-10042", "order_question", "c1")
+    conv.action("action_track_order").bot("It's on its way.").listen()
+    rows = rows_of(conv)
+    user = next(r for r in rows if r["type_name"] == "user")
+    data = json.loads(user["data"])
+    data["parse_data"]["entities"] = [
+        {"entity": "email", "value": "alice@example.com", "start": 4, "end": 21},
+        {"entity": "phone", "value": "+49 30 12345678"},
+        {"entity": "card", "value": "4111-1111-1111-1111"},
+        {"entity": "order_id", "value": "ORD-10042"},
+        {"entity": "quantity", "value": 2},
+    ]
+    user["data"] = json.dumps(data)
+    (record,) = build_turns(SENDER, rows)
+    assert record["entities"] == [
+        {"entity": "email", "value": "[email]"},
+        {"entity": "phone", "value": "[phone]"},
+        {"entity": "card", "value": "[card]"},
+        {"entity": "order_id", "value": "ORD-10042"},
+        {"entity": "quantity", "value": 2},
+    ]

@@ -128,3 +128,81 @@ def test_mint_token_refuses_bad_input(kwargs, reason):
     args = {"tenant": "acme", "user": "alice", "plan": "pro", "ttl_s": 60, **kwargs}
     with pytest.raises(ValueError, match=reason):
         mint_token(SECRET, **args)
+
+
+# --- not yet valid, audience and issuer -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("claim", ["nbf", "iat"])
+def test_a_token_from_the_future_is_refused_beyond_the_leeway(claim):
+    now = int(time.time())
+    assert verify_token(make_token(**{claim: now + 2}), TokenKeys(SECRET), PLANS).user == "alice"
+    with pytest.raises(GatewayError) as raised:
+        verify_token(make_token(**{claim: now + 120}), TokenKeys(SECRET), PLANS)
+    assert (raised.value.status, raised.value.code) == (401, "token_not_yet_valid")
+    assert raised.value.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
+
+
+@pytest.mark.parametrize(
+    ("rule", "claim", "expected", "accepted", "wrong", "code"),
+    [
+        ("audience", "aud", "switchboard-gateway", ["crm", "switchboard-gateway"], "billing",
+         "invalid_audience"),
+        ("issuer", "iss", "https://idp.example.com/", "https://idp.example.com/", "https://evil.example.com/",
+         "invalid_issuer"),
+    ],
+)  # fmt: skip
+def test_a_configured_audience_or_issuer_is_required_and_must_match(
+    rule, claim, expected, accepted, wrong, code
+):
+    keys, rules = TokenKeys(SECRET), {rule: expected}
+    assert verify_token(make_token(**{claim: expected}), keys, PLANS, **rules).user == "alice"
+    assert verify_token(make_token(**{claim: accepted}), keys, PLANS, **rules).user == "alice"
+    for token, refusal in ((make_token(**{claim: wrong}), code), (make_token(), "missing_claim")):
+        with pytest.raises(GatewayError) as raised:
+            verify_token(token, keys, PLANS, **rules)
+        assert (raised.value.status, raised.value.code) == (401, refusal)
+
+
+def test_without_a_configured_audience_a_token_meant_for_some_service_is_refused():
+    with pytest.raises(GatewayError) as raised:
+        verify_token(make_token(aud="billing-api"), TokenKeys(SECRET), PLANS)
+    assert (raised.value.status, raised.value.code) == (401, "invalid_audience")
+
+
+def test_minted_tokens_carry_the_configured_audience_and_issuer():
+    token = mint_token(
+        SECRET, tenant="acme", user="alice", plan="pro", audience="gw", issuer="switchboard-dev"
+    )
+    rules = {"audience": "gw", "issuer": "switchboard-dev"}
+    assert verify_token(token, TokenKeys(SECRET), PLANS, **rules) == Principal("alice", "acme", "pro")
+    claims = jwt.decode(token, SECRET, algorithms=["HS256"], audience="gw")
+    assert (claims["aud"], claims["iss"]) == ("gw", "switchboard-dev")
+    assert "aud" not in jwt.decode(mint_token(SECRET, tenant="acme", user="a", plan="pro"), SECRET, ["HS256"])
+
+
+def test_an_api_key_only_gateway_says_so_to_a_bearer_token():
+    with pytest.raises(GatewayError) as raised:
+        verify_token(make_token(), TokenKeys(), PLANS)
+    assert (raised.value.code, raised.value.message) == (
+        "unsupported_algorithm",
+        "This gateway accepts API keys only.",
+    )
+
+
+# --- principals ------------------------------------------------------------------------------------------
+
+
+def test_a_token_speaks_only_for_its_user_and_an_api_key_for_any_user_of_its_tenant():
+    token_caller = Principal("alice", "acme", "pro")
+    assert token_caller.speaking_as("alice") is token_caller
+    assert token_caller.rate_subject == "alice"
+    with pytest.raises(GatewayError) as raised:
+        token_caller.speaking_as("bob")
+    assert (raised.value.status, raised.value.code) == (403, "sender_mismatch")
+
+    key_caller = Principal("", "acme", "enterprise", key_id="0123456789ab", client="billing")
+    turn = key_caller.speaking_as("bob")
+    assert (turn.user, turn.tenant, turn.plan, turn.client) == ("bob", "acme", "enterprise", "billing")
+    # the budget is the client's, whoever it speaks for, and never a user's
+    assert turn.rate_subject == key_caller.speaking_as("carol").rate_subject == "client:billing"

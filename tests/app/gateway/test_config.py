@@ -72,3 +72,39 @@ def test_bad_params_file_is_a_config_error(tmp_path):
         gateway_params(Settings(params_file=bad))
     with pytest.raises(ConfigError, match="cannot read"):
         gateway_params(Settings(params_file=tmp_path / "missing.yaml"))
+
+
+def test_from_settings_takes_the_security_settings_and_never_shows_the_secrets(tmp_path):
+    settings = Settings(
+        state_dir=tmp_path,
+        jwt_secret=SecretStr(SECRET),
+        jwt_audience="switchboard",
+        jwt_issuer="https://idp.example.com/",
+        api_key_secret=SecretStr("k" * 32),
+        channel_secret=SecretStr("c" * 16),
+    )
+    config = GatewayConfig.from_settings(settings)
+    assert (config.jwt_audience, config.jwt_issuer) == ("switchboard", "https://idp.example.com/")
+    assert (config.api_key_secret, config.channel_secret) == ("k" * 32, "c" * 16)
+    assert config.api_key_store_url == settings.db_url
+    assert "k" * 32 not in repr(config) and "c" * 16 not in repr(config)
+
+
+def test_api_keys_alone_are_enough_to_run_a_gateway(tmp_path):
+    config = GatewayConfig.from_settings(
+        Settings(state_dir=tmp_path, jwt_secret=SecretStr(""), api_key_secret=SecretStr("k" * 32))
+    )
+    assert config.jwt_secret == "" and config.api_key_secret == "k" * 32
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("api_key_secret", "short", "SWITCHBOARD_API_KEY_SECRET is too short"),
+        ("channel_secret", "short", "SWITCHBOARD_CHANNEL_SECRET is too short"),
+    ],
+)
+def test_short_security_secrets_are_config_errors(tmp_path, field, value, message):
+    settings = Settings(state_dir=tmp_path, jwt_secret=SecretStr(SECRET), **{field: SecretStr(value)})
+    with pytest.raises(ConfigError, match=message):
+        GatewayConfig.from_settings(settings)

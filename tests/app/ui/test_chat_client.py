@@ -203,3 +203,34 @@ def test_client_for_goes_through_the_gateway_only_with_a_secret(tmp_path) -> Non
     with pytest.raises(BotRejected, match="invalid tenant"):  # shown by the page, nothing is sent
         client_for(settings, "Not A Tenant", transport=transport).send("visitor-1", "hello")
     assert len(seen) == 1
+
+
+def test_client_for_sends_the_channel_secret_to_rasa_and_aud_iss_in_its_tokens(tmp_path) -> None:
+    import jwt
+    from pydantic import SecretStr
+
+    from app.settings import Settings
+    from app.ui.chat_client import client_for
+
+    seen: list[httpx.Request] = []
+    transport = httpx.MockTransport(lambda request: seen.append(request) or httpx.Response(200, json=[]))
+    channel_secret = "c" * 24
+    direct = Settings(state_dir=tmp_path, jwt_secret=SecretStr(""), channel_secret=SecretStr(channel_secret))
+    client_for(direct, "acme", transport=transport).send("visitor-1", "hello")
+    assert seen[0].headers["X-Channel-Secret"] == channel_secret
+
+    secret = "s" * 40
+    gated = Settings(
+        state_dir=tmp_path,
+        jwt_secret=SecretStr(secret),
+        jwt_audience="switchboard",
+        jwt_issuer="switchboard-demo",
+        channel_secret=SecretStr(channel_secret),
+    )
+    client_for(gated, "acme", transport=transport).send("visitor-1", "hello")
+    assert "x-channel-secret" not in seen[1].headers  # the gateway adds it, the browser side never has it
+    token = seen[1].headers["Authorization"].removeprefix("Bearer ")
+    claims = jwt.decode(
+        token, secret, algorithms=["HS256"], audience="switchboard", issuer="switchboard-demo"
+    )
+    assert claims["sub"] == "visitor-1"

@@ -1,6 +1,10 @@
 """Our REST channel's validation and its registration with Rasa (runs in the Rasa environment)."""
 
 import json
+import threading
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
 
 import pytest
 
@@ -103,3 +107,112 @@ def test_rasa_loads_our_channel_from_the_credentials_file(monkeypatch):
     app.router.finalize()
     paths = {"/" + "/".join(route.parts) for route in app.router.routes}
     assert {"/webhooks/rest/webhook", "/webhooks/rest", "/webhooks/rest/openapi.json"} <= paths
+
+
+def test_client_metadata_cannot_claim_another_tenant_or_user():
+    turn = parse(
+        {"sender": "alice", "message": "hi", "metadata": {"tenant_id": "globex", "user_id": "gus"}},
+        {"X-Tenant-Id": "acme"},
+    )
+    assert (turn["metadata"]["tenant_id"], turn["metadata"]["user_id"]) == ("acme", "alice")
+
+
+# --- the channel secret, over HTTP: the real blueprint in a Sanic server on a free loopback port -----------
+
+SECRET = "channel-secret-0123456789abcdef"
+
+
+@dataclass
+class ServedChannel:
+    channel: SwitchboardRestInput
+    port: int
+    received: list[str]
+
+    def post(self, message: str, headers: dict[str, str] | None = None) -> tuple[int, object]:
+        """POST a turn of alice; the status and the JSON body."""
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/webhooks/rest/webhook",
+            data=json.dumps({"sender": "alice", "message": message}).encode(),
+            headers={"Content-Type": "application/json", **(headers or {})},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as reply:
+                return reply.status, json.loads(reply.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+
+@pytest.fixture(scope="module")
+def served():
+    """Our channel as Rasa registers it (``/webhooks/rest/webhook``), with an agent that echoes, served by
+    Sanic in a thread. One server for the module: Sanic 21.12 cannot start a second app in one process."""
+    import asyncio
+    import socket
+
+    from rasa.core.channels.channel import register
+    from sanic import Sanic
+
+    received: list[str] = []
+
+    class EchoAgent:
+        """Stands in for Rasa's agent, which ``register`` hands every accepted message to."""
+
+        async def handle_message(self, message):
+            received.append(message.text)
+            await message.output_channel.send_text_message(message.sender_id, f"echo {message.text}")
+
+    channel = SwitchboardRestInput()
+    app = Sanic("switchboard_channel_secret_test")
+    app.ctx.agent = EchoAgent()
+    register([channel], app, route="/webhooks/")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+
+    async def start():
+        server = await app.create_server(
+            host="127.0.0.1", port=port, return_asyncio_server=True, access_log=False
+        )
+        await server.startup()
+        return server
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    server = asyncio.run_coroutine_threadsafe(start(), loop).result(30)
+    yield ServedChannel(channel, port, received)
+    server.close()
+    asyncio.run_coroutine_threadsafe(server.wait_closed(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+
+
+def test_the_channel_reads_its_secret_from_the_environment(monkeypatch):
+    monkeypatch.delenv("SWITCHBOARD_CHANNEL_SECRET", raising=False)
+    assert SwitchboardRestInput().secret == ""
+    monkeypatch.setenv("SWITCHBOARD_CHANNEL_SECRET", f" {SECRET}\n")
+    assert SwitchboardRestInput.from_credentials(None).secret == SECRET
+
+
+def test_without_a_channel_secret_turns_are_accepted(served):
+    served.channel.secret, served.received[:] = "", []
+    assert served.post("hi") == (200, [{"recipient_id": "acme:alice", "text": "echo hi"}])
+    assert served.post("again", {"X-Channel-Secret": "anything"})[0] == 200
+    assert served.received == ["hi", "again"]
+
+
+def test_with_a_channel_secret_only_turns_that_carry_it_reach_the_bot(served):
+    served.channel.secret, served.received[:] = SECRET, []
+    refused = [
+        served.post("no secret", {"X-Tenant-Id": "globex"}),
+        served.post("wrong secret", {"X-Channel-Secret": SECRET[:-1] + "X"}),
+        served.post("empty secret", {"X-Channel-Secret": ""}),
+    ]
+    for status, body in refused:
+        assert status == 401
+        assert body["error"] == "invalid_channel_secret" and "X-Channel-Secret" in body["message"]
+        assert SECRET not in body["message"]
+    right = served.post("right secret", {"x-channel-secret": SECRET, "X-Tenant-Id": "globex"})
+    assert right == (200, [{"recipient_id": "globex:alice", "text": "echo right secret"}])
+    assert served.received == ["right secret"]
