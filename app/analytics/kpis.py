@@ -75,8 +75,8 @@ def _float(value: Any) -> float | None:
 
 TURN_COLUMNS = (
     "conversation", "conversation_id", "session_index", "turn_index", "tenant_id", "user_id", "started_at",
-    "channel", "model_variant", "intent", "intent_confidence", "handler", "rule", "outcome", "latency_ms", "tier_used", "cache",
-    "ticket_id", "escalated", "llm_call_ids", "llm_calls", "cost", "tokens",
+    "channel", "model_variant", "intent", "intent_confidence", "handler", "rule", "outcome", "latency_ms",
+    "tier_used", "cache", "ticket_id", "escalated", "llm_call_ids", "llm_calls", "cost", "tokens",
 )  # fmt: skip
 
 
@@ -109,19 +109,20 @@ def turn_frame(records: Sequence[Mapping[str, Any]], calls: pd.DataFrame) -> pd.
 
 CONVERSATION_COLUMNS = (
     "conversation", "conversation_id", "session_index", "tenant_id", "user_id", "start", "day", "channel",
-    "model_variant", "intent", "user_turns", "fallback_turns", "idk_turns", "error_turns", "escalated", "cost", "tokens",
-    "llm_calls",
+    "model_variant", "intent", "user_turns", "fallback_turns", "idk_turns", "error_turns", "escalated",
+    "cost", "tokens", "llm_calls",
 )  # fmt: skip
 
 
 def conversation_frame(turns: pd.DataFrame) -> pd.DataFrame:
-    """One row per conversation: its first turn's ``start`` (and UTC ``day``), ``channel`` and ``intent``,
+    """One row per conversation: its first turn's ``start`` (and UTC ``day``), ``channel``, ``model_variant``
+    and ``intent``,
     counts of its turns by handler, ``escalated``, and the sums of its turns' LLM ``cost``, ``tokens`` and
     ``llm_calls``."""
     if turns.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in CONVERSATION_COLUMNS})
     grouped = turns.groupby("conversation", sort=False)
-    first = grouped.first()  # turns are in turn order
+    first = grouped.first(skipna=False)  # the first turn's values (turns are in turn order)
     out = pd.DataFrame({
         "conversation_id": first["conversation_id"], "session_index": first["session_index"],
         "tenant_id": first["tenant_id"], "user_id": first["user_id"], "start": grouped["started_at"].min(),

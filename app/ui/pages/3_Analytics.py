@@ -164,15 +164,22 @@ def render_latency(result: Analytics) -> None:
     st.dataframe(frame, hide_index=True)
 
 
+#: The segment tables' rates, shown as percentages.
+AS_PERCENT = {
+    column: st.column_config.NumberColumn(format="percent")
+    for column in ("containment_rate", "escalation_rate")
+}
+
+
 def render_segments(result: Analytics) -> None:
     st.subheader("Containment by channel and model variant, escalation by intent")
     left, right = st.columns(2)
     left.caption("Conversations by the channel of their first turn.")
-    left.dataframe(result.containment_by_channel, hide_index=True)
-    left.caption("Conversations by the model variant that answered their first turn (champion, challenger).")
-    left.dataframe(result.containment_by_variant, hide_index=True)
-    right.caption("User turns by intent: escalated = handled as handoff or opened a ticket.")
-    right.dataframe(result.escalation_by_intent, hide_index=True)
+    left.dataframe(result.containment_by_channel, hide_index=True, column_config=AS_PERCENT)
+    right.caption("Conversations by the model variant that answered their first turn (champion, challenger).")
+    right.dataframe(result.containment_by_variant, hide_index=True, column_config=AS_PERCENT)
+    st.caption("User turns by intent: escalated = handled as handoff or opened a ticket.")
+    st.dataframe(result.escalation_by_intent, hide_index=True, column_config=AS_PERCENT)
 
 
 def main() -> None:

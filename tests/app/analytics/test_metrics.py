@@ -1,6 +1,6 @@
-"""The Analytics figures (app/analytics/kpis.py) on turn records built from hand-made tracker rows, action runs
-and LLM calls (:func:`~app.analytics.turn_records.build_turns`, as the recorder builds them), and the loaders
-on real stores (SQLite, and PostgreSQL when it is there) that the recorder filled."""
+"""The Analytics figures (app/analytics/kpis.py) on turn records built from hand-made tracker rows, action
+runs and LLM calls (:func:`~app.analytics.turn_records.build_turns`, as the recorder builds them), and the
+loaders on real stores (SQLite, and PostgreSQL when it is there) that the recorder filled."""
 
 from __future__ import annotations
 
@@ -375,12 +375,15 @@ def test_loaders_match_the_metric_functions_on_sqlite_and_postgres(tmp_path, db_
 
 
 def test_tracker_store_on_postgres(postgres_url):
-    """Scale-out: the tracker store is PostgreSQL; the recorder reads it by URL, the page reads the records."""
+    """Scale-out: the tracker store is PostgreSQL; the recorder reads it by URL, the page the records."""
     engine = get_engine(postgres_url)
     with engine.begin() as conn:
         conn.execute(sa.text(RASA_EVENTS_DDL[0].replace("id INTEGER NOT NULL", "id SERIAL NOT NULL")))
-        conn.execute(sa.text("INSERT INTO events VALUES (:id, :sender_id, :type_name, :timestamp, "
-                             ":intent_name, :action_name, :data)"), rows(*conversations_for_loaders()))  # fmt: skip
+        insert = sa.text(
+            "INSERT INTO events VALUES "
+            "(:id, :sender_id, :type_name, :timestamp, :intent_name, :action_name, :data)"
+        )
+        conn.execute(insert, rows(*conversations_for_loaders()))
     upgrade(postgres_url)
     TurnRecorder(tracker_url(postgres_url), postgres_url).sync()
     loaded = load_analytics(postgres_url, "acme", DAY, DAY)

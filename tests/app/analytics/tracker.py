@@ -193,8 +193,8 @@ def action_run(
     """An ``action_runs`` row as :class:`app.actions.records.ActionRun` writes it (defaults for the rest)."""
     tenant, _, user = sender_id.rpartition(":")
     return {
-        "tenant_id": tenant or "acme", "user_id": user, "conversation_id": sender_id, "correlation_id": correlation,
-        "action": action, "handler": handler, "rule": "", "reason": "", "tier_tried": None, "tier_used": None,
-        "attempts": [], "cache": "", "sources": [], "tools": [], "ticket_id": None, "level": "full",
-        "outcome": "ok", "stages": {}, "created_at": utc(at), **fields,
+        "tenant_id": tenant or "acme", "user_id": user, "conversation_id": sender_id,
+        "correlation_id": correlation, "action": action, "handler": handler, "rule": "", "reason": "",
+        "tier_tried": None, "tier_used": None, "attempts": [], "cache": "", "sources": [], "tools": [],
+        "ticket_id": None, "level": "full", "outcome": "ok", "stages": {}, "created_at": utc(at), **fields,
     }  # fmt: skip

@@ -1,6 +1,6 @@
-"""The analytics and evaluation pages under AppTest: on empty stores, on turn records the recorder built from a
-seeded SQLite tracker store and our store (migrated), and on result files; the numbers shown are the metric
-functions' numbers."""
+"""The analytics and evaluation pages under AppTest: on empty stores, on turn records the recorder built from
+a seeded SQLite tracker store and our store (migrated), and on result files; the numbers shown are the
+metric functions' numbers."""
 
 from __future__ import annotations
 
