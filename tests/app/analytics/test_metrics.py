@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+import yaml
 
 from app.analytics.formatting import format_rate
 from app.analytics.kpis import compute, day_bounds
@@ -17,6 +19,7 @@ from app.analytics.turn_records import TurnRecorder, build_turns, load_records
 from app.data.db import get_engine, upgrade
 from app.data.db import store_url as tracker_url
 from app.data.schema import action_runs, llm_calls
+from app.orchestration.handlers import ACTION_HANDLERS, PLUMBING_ACTIONS
 from tests.app.analytics.tracker import RASA_EVENTS_DDL, Conversation, rows, utc, write_tracker
 
 DAY = date(2026, 11, 20)
@@ -46,6 +49,15 @@ def handlers_of(result, conversation: str) -> list[str]:
 
 
 # --- definitions ---------------------------------------------------------------------------------------
+
+
+def test_every_response_and_action_of_the_domain_has_a_handler():
+    """A turn Rasa answers without our actions gets its handler from the one table (app/orchestration/
+    handlers.py): a response or action added to the domain without a handler would be an ``error`` turn."""
+    domain = yaml.safe_load((Path(__file__).resolve().parents[3] / "nlu" / "domain.yml").read_text())
+    names = [*(domain.get("responses") or {}), *(domain.get("actions") or [])]
+    assert "utter_greet" in names and "action_answer_knowledge" in names
+    assert [n for n in names if n not in ACTION_HANDLERS and n not in PLUMBING_ACTIONS] == []
 
 
 def test_no_records_give_zero_conversations_and_undefined_rates():
