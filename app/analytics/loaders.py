@@ -1,133 +1,114 @@
-"""Thin loaders: one tenant's rows from Rasa's tracker store and our stores, as DataFrames for
+"""Thin loaders: one tenant's turn records of a date range, and the LLM calls they name, from our stores, for
 :func:`app.analytics.kpis.compute`. Read-only: nothing is created, not even an empty SQLite file.
 
-The tracker store is SQLite by default (``Settings.tracker_db``, a path) and PostgreSQL in scale-out (a
-URL), so the ``events`` table is read through SQLAlchemy with the schema Rasa 3.6 creates, declared once in
-:mod:`app.data.tracker` (a metadata of its own that no migration ever sees).
+The records are kept up to date by the turn recorder (``python -m app.analytics.recorder``, started by
+``python -m app.stack``); what it has not synced yet is not in the figures.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-import pandas as pd
 import sqlalchemy as sa
 
-from app.analytics.frames import EVENT_COLUMNS, LLM_CALL_COLUMNS, TICKET_COLUMNS, empty_frame
-from app.analytics.kpis import Analytics, compute, day_bounds
+from app.analytics.kpis import CALL_COLUMNS, Analytics, compute, day_bounds
+from app.analytics.turn_records import SYNC_MARGIN_S, load_records
 from app.data.db import get_engine
-from app.data.schema import llm_calls, tickets
-from app.data.tracker import events, tenant_senders
-from app.identity import parse_conversation_id
+from app.data.schema import llm_calls, turn_records
 
-DAY_S = 86_400.0
-# A conversation that starts in the range may run past its end (and its tickets and LLM calls with it):
-# rows up to this long after the range are read too.
-SPILL_S = 2 * DAY_S
+#: Ids per ``IN (...)`` (SQLite's oldest limit on bound parameters is 999).
+CHUNK = 500
 
 
-def _engine(url: str) -> sa.Engine | None:
-    """The engine for ``url``, or None for a SQLite file that does not exist (nothing stored yet)."""
+def _engine(url: str, table: sa.Table) -> sa.Engine | None:
+    """The engine for ``url`` if it has ``table``; None for a SQLite file that does not exist (nothing stored
+    yet, and reading must not create it) or a store not migrated that far."""
     path = url.removeprefix("sqlite:///")
     if url.startswith("sqlite:///") and path != ":memory:" and not Path(path).is_file():
         return None
-    return get_engine(url)
-
-
-def _has_table(engine: sa.Engine, name: str) -> bool:
+    engine = get_engine(url)
     with engine.connect() as conn:
-        return sa.inspect(conn).has_table(name)
+        return engine if sa.inspect(conn).has_table(table.name) else None
 
 
-def load_events(url: str, tenant: str, low: float, high: float, default_tenant: str) -> pd.DataFrame:
-    """All events of ``tenant``'s senders that have an event in [``low``, ``high``) (epoch s), up to
-    ``high`` + :data:`SPILL_S`: their whole history before, so sessions are numbered as Rasa numbers them."""
-    engine = _engine(url)
-    if engine is None or not _has_table(engine, "events"):
-        return empty_frame(EVENT_COLUMNS)
-    senders = (
-        sa.select(events.c.sender_id)
-        .where(tenant_senders(tenant, default_tenant), events.c.timestamp >= low, events.c.timestamp < high)
-        .distinct()
-    )
-    query = (
-        sa.select(*[events.c[c] for c in EVENT_COLUMNS])
-        .where(events.c.sender_id.in_(senders), events.c.timestamp < high + SPILL_S)
-        .order_by(events.c.id)
-    )
+def load_turns(url: str, tenant: str, low: datetime, high: datetime) -> list[dict[str, Any]]:
+    """``tenant``'s records of the conversations (Rasa sessions) whose first turn started in [``low``,
+    ``high``), all their turns."""
+    if _engine(url, turn_records) is None:
+        return []
+    return load_records(url, tenant=tenant, sessions_started=(low, high))
+
+
+def load_llm_calls(url: str, ids: Iterable[int]) -> list[dict[str, Any]]:
+    """The ``llm_calls`` rows with these ids (those retention has not deleted)."""
+    engine, wanted = _engine(url, llm_calls), sorted({int(i) for i in ids})
+    if engine is None or not wanted:
+        return []
+    rows: list[dict[str, Any]] = []
     with engine.connect() as conn:
-        return pd.DataFrame(conn.execute(query).mappings().all(), columns=list(EVENT_COLUMNS))
+        for at in range(0, len(wanted), CHUNK):
+            query = sa.select(*(llm_calls.c[c] for c in CALL_COLUMNS if c != "tokens")).where(
+                llm_calls.c.id.in_(wanted[at : at + CHUNK])
+            )
+            rows.extend(dict(r) for r in conn.execute(query).mappings())
+    return rows
 
 
-def _since(low: float) -> datetime:
-    return datetime.fromtimestamp(low - SPILL_S, tz=UTC)
+def unattributed_llm_calls(url: str, tenant: str, low: datetime, high: datetime) -> int:
+    """How many of ``tenant``'s LLM calls made in [``low``, ``high``) no turn record names (no user turn of a
+    conversation: or not synced yet). The records that could name one started at most
+    :data:`~app.analytics.turn_records.SYNC_MARGIN_S` (longer than any turn) before it."""
+    calls, records = _engine(url, llm_calls), _engine(url, turn_records)
+    if calls is None:
+        return 0
+    with calls.connect() as conn:
+        made = set(
+            conn.execute(
+                sa.select(llm_calls.c.id).where(
+                    llm_calls.c.tenant_id == tenant,
+                    llm_calls.c.created_at >= low,
+                    llm_calls.c.created_at < high,
+                )
+            ).scalars()
+        )
+    if not made or records is None:
+        return len(made)
+    with records.connect() as conn:
+        named = conn.execute(
+            sa.select(turn_records.c.llm_call_ids).where(
+                turn_records.c.tenant_id == tenant,
+                turn_records.c.started_at >= low - timedelta(seconds=SYNC_MARGIN_S),
+                turn_records.c.started_at < high,
+            )
+        ).scalars()
+        return len(made - {int(i) for ids in named for i in ids or []})
 
 
-def _until(high: float) -> datetime:
-    return datetime.fromtimestamp(high + SPILL_S, tz=UTC)
-
-
-def _load_window(
-    url: str, table: sa.Table, columns: Sequence[str], tenant: str, low: float, high: float
-) -> pd.DataFrame:
-    """``tenant``'s rows of ``table`` created around [``low``, ``high``); empty when the store lacks the table."""
-    engine = _engine(url)
-    names = ["tenant_id", *columns]
-    if engine is None or not _has_table(engine, table.name):
-        return empty_frame(tuple(names))
-    query = sa.select(*[table.c[c] for c in names]).where(
-        table.c.tenant_id == tenant,
-        table.c.created_at >= _since(low),
-        table.c.created_at < _until(high),
-    )
-    with engine.connect() as conn:
-        return pd.DataFrame(conn.execute(query).mappings().all(), columns=names)
-
-
-def load_tickets(url: str, tenant: str, low: float, high: float) -> pd.DataFrame:
-    """``tenant``'s tickets created around [``low``, ``high``); empty when the store has no tickets table."""
-    return _load_window(url, tickets, TICKET_COLUMNS, tenant, low, high)
-
-
-def load_llm_calls(url: str, tenant: str, low: float, high: float) -> pd.DataFrame:
-    """``tenant``'s LLM calls made around [``low``, ``high``); empty when the store has no such table."""
-    return _load_window(url, llm_calls, LLM_CALL_COLUMNS, tenant, low, high)
-
-
-def list_tenants(tracker: str, store: str, default_tenant: str) -> list[str]:
-    """Tenants seen in the tracker (sender id prefixes) and in our stores, the default tenant first."""
+def list_tenants(url: str, default_tenant: str) -> list[str]:
+    """Tenants with turn records, the default tenant first (listed even without any)."""
     found: set[str] = set()
-    engine = _engine(tracker)
-    if engine is not None and _has_table(engine, "events"):
-        with engine.connect() as conn:
-            for sender in conn.execute(sa.select(events.c.sender_id).distinct()).scalars():
-                found.add(parse_conversation_id(sender, default_tenant)[0])
-    engine = _engine(store)
+    engine = _engine(url, turn_records)
     if engine is not None:
-        for table in (tickets, llm_calls):
-            if _has_table(engine, table.name):
-                with engine.connect() as conn:
-                    found.update(conn.execute(sa.select(table.c.tenant_id).distinct()).scalars())
+        with engine.connect() as conn:
+            found.update(conn.execute(sa.select(turn_records.c.tenant_id).distinct()).scalars())
     found.discard(default_tenant)
     return [default_tenant, *sorted(found)]
 
 
-def load_analytics(
-    tracker: str, store: str, tenant: str, start: date, end: date, default_tenant: str
-) -> Analytics:
-    """Load ``tenant``'s rows for UTC days ``start``..``end`` and compute every metric.
-
-    ``tracker`` is the tracker store's URL (see :func:`app.data.db.store_url`), ``store`` our stores' URL.
-    """
+def load_analytics(url: str, tenant: str, start: date, end: date) -> Analytics:
+    """Load ``tenant``'s records of the conversations that started on UTC days ``start``..``end`` and the LLM
+    calls they name from our stores at ``url``, and compute every figure."""
     low, high = day_bounds(start, end)
+    records = load_turns(url, tenant, low, high)
+    calls = load_llm_calls(url, (i for r in records for i in r.get("llm_call_ids") or []))
     return compute(
-        load_events(tracker, tenant, low, high, default_tenant),
-        load_tickets(store, tenant, low, high),
-        load_llm_calls(store, tenant, low, high),
+        records,
+        calls,
         tenant=tenant,
         start=start,
         end=end,
-        default_tenant=default_tenant,
+        unattributed_calls=unattributed_llm_calls(url, tenant, low, high),
     )

@@ -330,14 +330,38 @@ class TurnRecorder:
 
 
 def load_records(
-    store_url: str, *, tenant: str | None = None, conversation_ids: Sequence[str] | None = None
+    store_url: str,
+    *,
+    tenant: str | None = None,
+    conversation_ids: Sequence[str] | None = None,
+    sessions_started: tuple[datetime, datetime] | None = None,
 ) -> list[dict[str, Any]]:
-    """Stored turn records (of one tenant, or of some conversations), in conversation and turn order."""
+    """Stored turn records (of one tenant, or of some conversations), in conversation and turn order.
+
+    ``sessions_started=(low, high)``: only the records of the Rasa sessions (``conversation_id`` +
+    ``session_index``) whose first turn started in [``low``, ``high``), all of their turns (the Analytics
+    page's conversations of a date range)."""
     query = sa.select(turn_records).order_by(turn_records.c.conversation_id, turn_records.c.turn_index)
     if tenant is not None:
         query = query.where(turn_records.c.tenant_id == tenant)
     if conversation_ids is not None:
         query = query.where(turn_records.c.conversation_id.in_(list(conversation_ids)))
+    if sessions_started is not None:
+        session = (turn_records.c.conversation_id, turn_records.c.session_index)
+        first_turn = sa.func.min(turn_records.c.started_at)
+        started = sa.select(*session).group_by(*session)
+        if tenant is not None:
+            started = started.where(turn_records.c.tenant_id == tenant)
+        started = started.having(
+            first_turn >= sessions_started[0], first_turn < sessions_started[1]
+        ).subquery()
+        query = query.join(
+            started,
+            sa.and_(
+                turn_records.c.conversation_id == started.c.conversation_id,
+                turn_records.c.session_index == started.c.session_index,
+            ),
+        )
     with get_engine(store_url).connect() as conn:
         return [dict(r) for r in conn.execute(query).mappings()]
 

@@ -3,7 +3,8 @@
 The tracker store is Rasa's database (SQLite at ``Settings.tracker_db``, or PostgreSQL in scale-out), not
 ours: the table is declared here column for column as Rasa 3.6 creates it (``rasa/core/tracker_store.py``,
 ``SQLTrackerStore.SQLEvent``), in a metadata of its own, so it never reaches our migrations or autogenerate.
-Analytics (app/analytics/loaders.py) reads it; retention (app/data/retention.py) deletes from it.
+The turn recorder (app/analytics/turn_records.py) reads it; retention (app/data/retention.py) deletes
+from it.
 
 Each row's ``sender_id`` is the conversation id ``<tenant>:<user>`` (app/identity.py).
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from app.identity import SEPARATOR, conversation_ids_of
+from app.identity import conversation_ids_of
 
 TRACKER_METADATA = sa.MetaData()
 events = sa.Table(
@@ -26,19 +27,6 @@ events = sa.Table(
     sa.Column("action_name", sa.String(255)),
     sa.Column("data", sa.Text),
 )
-
-
-def _like_prefix(prefix: str) -> str:
-    """A LIKE pattern matching strings that start with ``prefix`` (its wildcards escaped with ``\\``)."""
-    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
-def tenant_senders(tenant: str, default_tenant: str) -> sa.ColumnElement[bool]:
-    """Sender ids of ``tenant``: ``<tenant>:...``, plus ids without a colon for the default tenant."""
-    mine = events.c.sender_id.like(_like_prefix(f"{tenant}{SEPARATOR}"), escape="\\")
-    if tenant == default_tenant:
-        return sa.or_(mine, ~events.c.sender_id.contains(SEPARATOR))
-    return mine
 
 
 def user_senders(tenant: str, user: str, default_tenant: str | None) -> sa.ColumnElement[bool]:

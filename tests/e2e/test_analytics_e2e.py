@@ -1,7 +1,7 @@
-"""End to end: real REST turns to the real bot, then the analytics computed on the bot's own tracker store
-and stores. The knowledge base is the default tenant's, so the turns are sent as ``acme`` with sender ids
-of this test's own; the other e2e tests' conversations are in the tenant's figures too, so per-conversation
-checks select this test's senders."""
+"""End to end: real REST turns to the real bot, the turn recorder syncs the bot's tracker store into turn
+records, then the analytics computed on those records and the bot's stores. The knowledge base is the default
+tenant's, so the turns are sent as ``acme`` with sender ids of this test's own; the other e2e tests'
+conversations are in the tenant's figures too, so per-conversation checks select this test's senders."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import pytest
 import sqlalchemy as sa
 
 from app.analytics.loaders import load_analytics
-from app.data.db import get_engine, tracker_store_url
+from app.analytics.recorder import recorder_for
+from app.data.db import get_engine
 from app.data.schema import llm_calls
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -78,36 +79,34 @@ def test_metrics_on_the_bots_real_tracker_store(bot, llm):
     assert "ticket #" in texts(turn(handed, "I want to talk to a human agent"))
 
     senders = set(round_trips)
+    recorder_for(bot.settings).sync()  # what the stack's recorder service does every second
     today = datetime.now(UTC).date()
-    result = load_analytics(tracker_store_url(bot.settings), bot.settings.db_url, TENANT,
-                            today - timedelta(days=1), today + timedelta(days=1), bot.settings.tenant)  # fmt: skip
-    convs = result.conversations[result.conversations["sender_id"].isin(senders)]
-    turns = result.turns[result.turns["sender_id"].isin(senders)]
-    assert set(convs["sender_id"]) == senders and len(convs) == len(senders)  # one session per sender
+    result = load_analytics(bot.settings.db_url, TENANT, today - timedelta(days=1), today + timedelta(days=1))
+    convs = result.conversations[result.conversations["conversation_id"].isin(senders)]
+    turns = result.turns[result.turns["conversation_id"].isin(senders)]
+    assert set(convs["conversation_id"]) == senders and len(convs) == len(senders)  # one session per sender
     assert result.kpis.conversations >= len(senders)  # (a rerun of this test adds its own)
 
-    by_sender = turns.groupby("sender_id")
-    assert list(by_sender.get_group(f"{TENANT}:{helped}")["handler"]) == ["skill", "knowledge"]
+    by_sender = turns.groupby("conversation_id")
+    assert list(by_sender.get_group(f"{TENANT}:{helped}")["handler"]) == ["chitchat", "knowledge"]
     assert list(by_sender.get_group(f"{TENANT}:{helped}")["intent"]) == ["greet", "ask_delivery"]
-    fell_back = by_sender.get_group(f"{TENANT}:{fallback_sender}")
-    assert list(fell_back["is_fallback"]) == [True] and list(fell_back["handler"]) == ["fallback"]
-    assert not turns[turns["sender_id"].eq(f"{TENANT}:{helped}")]["is_fallback"].any()
+    assert list(by_sender.get_group(f"{TENANT}:{fallback_sender}")["handler"]) == ["fallback"]
     # Rasa replays the clarified message as a user event of its own: still two turns, one a fallback
-    picked = by_sender.get_group(f"{TENANT}:{clarified}")
-    assert list(picked["is_fallback"]) == [True, False]
-    assert list(picked["handler"])[0] == "fallback" and list(picked["handler"])[1] != "fallback"
-    assert result.kpis.fallback_turns >= 1 and 0 < result.kpis.fallback_rate < 1
+    picked = list(by_sender.get_group(f"{TENANT}:{clarified}")["handler"])
+    assert len(picked) == 2 and picked[0] == "fallback" and picked[1] != "fallback"
+    assert result.kpis.fallback_turns >= 2 and 0 < result.kpis.fallback_rate < 1
 
-    escalated = set(convs.loc[convs["escalated"], "sender_id"])
+    escalated = set(convs.loc[convs["escalated"], "conversation_id"])
     assert escalated == {f"{TENANT}:{handed}"}
     assert list(by_sender.get_group(f"{TENANT}:{handed}")["handler"]) == ["handoff"]
+    assert not turns["handler"].eq("error").any()
 
     # every turn got a reply: its latency is positive and within what the client measured for the request
-    assert turns["latency_s"].notna().all()
+    assert turns["latency_ms"].notna().all()
     for row in turns.itertuples():
-        assert 0 < row.latency_s <= round_trips[row.sender_id] + 0.05, row
+        assert 0 < row.latency_ms <= (round_trips[row.conversation_id] + 0.05) * 1000, row
     handlers = result.latency_by_handler.set_index("handler")
-    assert {"skill", "knowledge", "fallback", "handoff"} <= set(handlers.index)
+    assert {"chitchat", "knowledge", "fallback", "handoff"} <= set(handlers.index)
     assert (handlers["p50_ms"] > 0).all() and (handlers["p95_ms"] >= handlers["p50_ms"]).all()
     assert 0 < result.kpis.latency_p50_ms <= result.kpis.latency_p95_ms < 60_000
 
@@ -123,11 +122,12 @@ def test_metrics_on_the_bots_real_tracker_store(bot, llm):
     mine = [row for row in stored if row.conversation_id == f"{TENANT}:{tiered}"]
     answered_at = max(row.tier for row in mine if row.outcome == "ok")
     assert answered_at >= 1
-    cost = convs.set_index("sender_id").loc[f"{TENANT}:{tiered}", "cost"]
+    cost = convs.set_index("conversation_id").loc[f"{TENANT}:{tiered}", "cost"]
     assert cost == pytest.approx(sum(float(row.cost) for row in mine)) and cost > 0
-    assert list(by_sender.get_group(f"{TENANT}:{tiered}")["handler"]) == ["knowledge"]
-    tiers = result.answers_by_tier.set_index("tier")["answers"]
-    assert tiers.loc[answered_at] >= 1
+    tiered_turn = by_sender.get_group(f"{TENANT}:{tiered}").iloc[0]
+    assert tiered_turn["handler"] == "knowledge" and tiered_turn["tier_used"] == answered_at
+    tiers = result.answers_by_tier.set_index("answered_by")["answers"]
+    assert tiers.loc[f"tier {answered_at}"] >= 1
     knowledge_turns = int(result.turns["handler"].eq("knowledge").sum())
     assert int(tiers.sum()) == knowledge_turns >= 2
     assert result.kpis.cost_total > 0 and result.kpis.tokens_total > 0

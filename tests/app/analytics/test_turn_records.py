@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from app.analytics.turn_records import TurnRecorder, build_turns, load_records
 from app.data.db import get_engine, upgrade
 from app.data.schema import action_runs, llm_calls
-from tests.app.analytics.tracker import Conversation, utc, write_tracker
+from tests.app.analytics.tracker import Conversation, action_run, utc, write_tracker
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC).timestamp()
 SENDER = "acme:dana"
@@ -23,8 +23,7 @@ def said(conv: Conversation, text: str, intent: str, correlation: str, **kwargs)
 
 
 def run(action: str, handler: str, correlation: str, at: float, **fields) -> dict:
-    return {"action": action, "handler": handler, "correlation_id": correlation, "created_at": utc(at),
-            "rule": fields.pop("rule", ""), **fields}  # fmt: skip
+    return action_run(SENDER, correlation, action, handler, at, **fields)
 
 
 def rows_of(conv: Conversation) -> list[dict]:
@@ -124,11 +123,18 @@ def test_the_recorder_rebuilds_senders_with_new_events(tmp_path):
     recorder = TurnRecorder(f"sqlite:///{tracker}", store)
     assert recorder.sync() == 1 and recorder.sync() == 0  # nothing new the second time
     with get_engine(store).begin() as conn:
-        conn.execute(sa.insert(action_runs).values(
-            tenant_id="acme", user_id="dana", conversation_id=SENDER, correlation_id="c2",
-            action="action_track_order", handler="skill", rule="order_lookup", attempts=[], sources=[],
-            tools=["order_status"], outcome="ok", stages={}, created_at=utc(T0 + 10.1),
-        ))  # fmt: skip
+        conn.execute(
+            sa.insert(action_runs).values(
+                run(
+                    "action_track_order",
+                    "skill",
+                    "c2",
+                    T0 + 10.1,
+                    rule="order_lookup",
+                    tools=["order_status"],
+                )
+            )
+        )
         conn.execute(sa.insert(llm_calls).values(
             tenant_id="acme", user_id="dana", conversation_id=SENDER, correlation_id="c2", tier=1,
             model="small", outcome="ok", created_at=utc(T0 + 10.1),

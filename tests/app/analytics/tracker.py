@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
+from app.data.tracker import events
 
-from app.analytics.frames import EVENT_COLUMNS
+EVENT_COLUMNS = tuple(c.name for c in events.columns)
 
 RASA_EVENTS_DDL = (
     "CREATE TABLE events (id INTEGER NOT NULL, sender_id VARCHAR(255) NOT NULL, "
@@ -38,6 +38,8 @@ class Conversation:
     at: float
     rows: list[dict[str, Any]] = field(default_factory=list)
     step: float = 0.01
+    runs: list[dict[str, Any]] = field(default_factory=list)  # action_runs rows (:meth:`ran`)
+    calls: list[dict[str, Any]] = field(default_factory=list)  # llm_calls rows (:meth:`called`)
 
     def _add(self, event: dict[str, Any], delay: float | None = None) -> dict[str, Any]:
         self.at += self.step if delay is None else delay
@@ -68,10 +70,13 @@ class Conversation:
         message_id: str | None = "new",
         delay: float | None = None,
         metadata: dict[str, Any] | None = None,
+        channel: str = "rest",
     ) -> Conversation:
         """A user message; ``message_id=None`` or a repeated id is what Rasa's own replays look like.
-        ``metadata``: the message metadata our REST channel adds (correlation id, tenant, user...)."""
+        ``metadata``: the message metadata our REST channel adds (correlation id, tenant, user...); a
+        correlation id of its own unless given, as the channel gives every message one."""
         mid = uuid.uuid4().hex if message_id == "new" else message_id
+        metadata = {"correlation_id": uuid.uuid4().hex, **(metadata or {})}
         parse = {
             "intent": {"name": intent, "confidence": confidence},
             "entities": [],
@@ -80,14 +85,37 @@ class Conversation:
             "metadata": {},
             "intent_ranking": [{"name": intent, "confidence": confidence}],
         }
-        self._add({"event": "user", "text": text, "parse_data": parse, "input_channel": "rest",
-                   "message_id": mid, "metadata": dict(metadata or {})}, delay)  # fmt: skip
+        self._add({"event": "user", "text": text, "parse_data": parse, "input_channel": channel,
+                   "message_id": mid, "metadata": metadata}, delay)  # fmt: skip
         self._add({"event": "user_featurization", "use_text_for_featurization": False}, delay=0.0)
         return self
 
     def last_message_id(self) -> str | None:
         users = [json.loads(r["data"]) for r in self.rows if r["type_name"] == "user"]
         return users[-1]["message_id"] if users else None
+
+    def last_correlation_id(self) -> str:
+        users = [json.loads(r["data"]) for r in self.rows if r["type_name"] == "user"]
+        return str(users[-1]["metadata"].get("correlation_id") or "") if users else ""
+
+    def ran(self, action: str, handler: str, **fields: Any) -> Conversation:
+        """The ``action_runs`` row our action writes for the current turn (its correlation id, stamped now),
+        kept in :attr:`runs`; ``fields``: the other columns (rule, tier_used, ticket_id, outcome...)."""
+        self.runs.append(action_run(self.sender_id, self.last_correlation_id(), action, handler, self.at,
+                                    **fields))  # fmt: skip
+        return self
+
+    def called(self, call_id: int, **fields: Any) -> Conversation:
+        """An ``llm_calls`` row of the current turn (stamped now), kept in :attr:`calls`; ``fields``: tier,
+        model, prompt_tokens, completion_tokens, cost, outcome..."""
+        tenant, _, user = self.sender_id.rpartition(":")
+        self.calls.append({
+            "id": call_id, "tenant_id": tenant or "acme", "user_id": user, "conversation_id": self.sender_id,
+            "correlation_id": self.last_correlation_id(), "tier": 1, "model": "small", "prompt_tokens": 100,
+            "completion_tokens": 20, "cost": 0.001, "latency_ms": 250, "attempts": 1, "outcome": "ok",
+            "created_at": utc(self.at), **fields,
+        })  # fmt: skip
+        return self
 
     def bot(self, text: str, delay: float | None = None) -> Conversation:
         self._add({"event": "bot", "text": text, "data": {"elements": None, "quick_replies": None,
@@ -119,19 +147,22 @@ class Conversation:
         latency: float = 0.2,
         confidence: float = 0.95,
         delay: float = 5.0,
+        run: dict[str, Any] | None = None,
     ) -> Conversation:
-        """A user message answered by ``action`` (its bot message ``latency`` s after the user event)."""
+        """A user message answered by ``action`` (its bot message ``latency`` s after the user event);
+        ``run``: the action's ``action_runs`` fields (``handler``, ``rule``, ...) when it records one."""
         self.user(text, intent, confidence, delay=delay)
         self.action(action, delay=latency / 2)
+        if run is not None:
+            self.ran(action, **run)
         if reply is not None:
             self.bot(reply, delay=latency / 2)
         return self.listen()
 
 
-def frame(*conversations: Conversation) -> pd.DataFrame:
+def rows(*conversations: Conversation) -> list[dict[str, Any]]:
     """The ``events`` rows of the conversations, in insertion (id) order."""
-    rows = sorted((r for c in conversations for r in c.rows), key=lambda r: r["id"])
-    return pd.DataFrame(rows, columns=list(EVENT_COLUMNS))
+    return sorted((r for c in conversations for r in c.rows), key=lambda r: r["id"])
 
 
 def create_events_table(path: Path) -> None:
@@ -144,14 +175,26 @@ def write_tracker(path: Path, *conversations: Conversation) -> None:
     """Create (if needed) a SQLite tracker store at ``path`` and append the conversations' events."""
     if not path.exists():
         create_events_table(path)
-    rows = frame(*conversations)
     with sqlite3.connect(path) as conn:
         conn.executemany(
             "INSERT INTO events (id, sender_id, type_name, timestamp, intent_name, action_name, data) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            rows.itertuples(index=False, name=None),
+            [tuple(row[c] for c in EVENT_COLUMNS) for row in rows(*conversations)],
         )
 
 
 def utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=UTC)
+
+
+def action_run(
+    sender_id: str, correlation: str, action: str, handler: str, at: float, **fields: Any
+) -> dict[str, Any]:
+    """An ``action_runs`` row as :class:`app.actions.records.ActionRun` writes it (defaults for the rest)."""
+    tenant, _, user = sender_id.rpartition(":")
+    return {
+        "tenant_id": tenant or "acme", "user_id": user, "conversation_id": sender_id,
+        "correlation_id": correlation, "action": action, "handler": handler, "rule": "", "reason": "",
+        "tier_tried": None, "tier_used": None, "attempts": [], "cache": "", "sources": [], "tools": [],
+        "ticket_id": None, "level": "full", "outcome": "ok", "stages": {}, "created_at": utc(at), **fields,
+    }  # fmt: skip

@@ -1,5 +1,6 @@
-"""The analytics and evaluation pages under AppTest: on empty stores, on a seeded SQLite tracker store and
-our store (migrated), and on result files; the numbers shown are the metric functions' numbers."""
+"""The analytics and evaluation pages under AppTest: on empty stores, on turn records the recorder built from
+a seeded SQLite tracker store and our store (migrated), and on result files; the numbers shown are the
+metric functions' numbers."""
 
 from __future__ import annotations
 
@@ -16,11 +17,12 @@ from streamlit.testing.v1 import AppTest
 
 from app.analytics.formatting import format_cost, format_ms, format_number, format_rate
 from app.analytics.loaders import load_analytics
+from app.analytics.turn_records import TurnRecorder
 from app.data.db import get_engine, upgrade
 from app.data.db import store_url as tracker_url
-from app.data.schema import llm_calls, tickets
+from app.data.schema import action_runs, llm_calls
 from app.settings import get_settings
-from tests.app.analytics.tracker import Conversation, create_events_table, utc, write_tracker
+from tests.app.analytics.tracker import Conversation, create_events_table, write_tracker
 
 PAGES = Path(__file__).resolve().parents[3] / "app" / "ui" / "pages"
 ANALYTICS, EVALUATION = PAGES / "3_Analytics.py", PAGES / "4_Evaluation.py"
@@ -52,14 +54,17 @@ def tiles(app: AppTest) -> dict[str, str]:
 
 def seed(state_dir: Path) -> None:
     """Two acme conversations an hour ago (a knowledge answer with a tier-1 call; a fallback then a
-    handoff with its ticket) and one globex conversation."""
+    handoff with its ticket) and one globex conversation, turned into records by the recorder."""
     start = time.time() - 3600
     answered = Conversation("acme:ann", start).session_start()
     answered.turn("hi", "greet", "utter_greet", "Hello!", latency=0.1)
-    answered.turn("delivery to Germany?", "ask_delivery", "action_answer_knowledge", "3-5 days", latency=1.5)
+    answered.turn("delivery to Germany?", "ask_delivery", "action_answer_knowledge", "3-5 days", latency=1.5,
+                  run={"handler": "knowledge", "tier_tried": 1, "tier_used": 1})  # fmt: skip
+    answered.called(1, prompt_tokens=900, completion_tokens=100, cost=0.0022, latency_ms=800)
     handed = Conversation("acme:hal", start + 30).session_start()
     handed.turn("blorp", "nlu_fallback", "action_two_stage_fallback", "Did you mean:", confidence=0.2)
     handed.user("a person please", "human_handoff", delay=5).action("action_handoff", delay=0.3)
+    handed.ran("action_handoff", "handoff", rule="handoff_request", ticket_id=1)
     handed.bot("I've opened ticket #1").slot("handoff_active", True).listen()
     other = (
         Conversation("globex:gus", start)
@@ -70,16 +75,9 @@ def seed(state_dir: Path) -> None:
     url = f"sqlite:///{state_dir / 'switchboard.db'}"
     upgrade(url)
     with get_engine(url).begin() as conn:
-        conn.execute(sa.insert(llm_calls), [
-            {"tenant_id": "acme", "user_id": "ann", "conversation_id": "acme:ann", "tier": 1, "model": "small",
-             "prompt_tokens": 900, "completion_tokens": 100, "cost": 0.0022, "latency_ms": 800, "attempts": 1,
-             "outcome": "ok", "created_at": utc(start + 10.6)},
-        ])  # fmt: skip
-        conn.execute(sa.insert(tickets), [
-            {"tenant_id": "acme", "user_id": "hal", "conversation_id": "acme:hal", "subject": "Chat handoff",
-             "transcript": "user: a person please", "status": "open", "created_at": utc(start + 41),
-             "handoff_active": True},
-        ])  # fmt: skip
+        conn.execute(sa.insert(action_runs), [*answered.runs, *handed.runs])
+        conn.execute(sa.insert(llm_calls), answered.calls)
+    TurnRecorder(tracker_url(str(state_dir / "tracker.db")), url).sync()
 
 
 # --- analytics page ------------------------------------------------------------------------------------
@@ -89,7 +87,7 @@ def test_analytics_page_with_no_stores_says_no_conversations_yet(state):
     app = page(ANALYTICS)
     assert "No conversations yet for tenant acme" in app.info[0].value
     assert not app.metric and not app.error
-    assert not (state / "tracker.db").exists()  # reading creates nothing
+    assert not (state / "switchboard.db").exists()  # reading creates nothing
 
 
 def test_analytics_page_with_empty_migrated_stores(state):
@@ -104,13 +102,15 @@ def test_analytics_page_shows_the_metric_functions_numbers(state):
     app = page(ANALYTICS)
     shown = tiles(app)
     today = datetime.now(UTC).date()
-    expected = load_analytics(tracker_url(str(state / "tracker.db")), f"sqlite:///{state / 'switchboard.db'}",
-                              "acme", today - timedelta(days=29), today, "acme").kpis  # fmt: skip
+    expected = load_analytics(f"sqlite:///{state / 'switchboard.db'}", "acme", today - timedelta(days=29),
+                              today).kpis  # fmt: skip
     assert shown == {
         "Conversations": format_number(expected.conversations),
         "Containment": format_rate(expected.containment_rate),
         "Escalation": format_rate(expected.escalation_rate),
         "Fallback rate": format_rate(expected.fallback_rate),
+        "I don't know rate": format_rate(expected.idk_rate),
+        "Error rate": format_rate(expected.error_rate),
         "Cost / conversation": format_cost(expected.cost_mean),
         "Tokens / conversation": format_number(expected.tokens_mean),
         "Latency p50": format_ms(expected.latency_p50_ms),
@@ -121,8 +121,15 @@ def test_analytics_page_shows_the_metric_functions_numbers(state):
         shown["Conversations"] == "2" and shown["Containment"] == "50.0%" and shown["Escalation"] == "50.0%"
     )
     assert shown["Fallback rate"] == "25.0%"  # 1 of 4 user turns
+    assert shown["I don't know rate"] == "0.0%" and shown["Error rate"] == "0.0%"
     assert shown["Cost / conversation"] == "0.0011" and shown["Tokens / conversation"] == "500"
     assert not app.info and not app.error
+    tables = [frame.value for frame in app.dataframe]
+    latency = next(t for t in tables if "p50_ms" in t.columns)
+    assert list(latency["handler"]) == ["chitchat", "knowledge", "fallback", "handoff"]
+    channels = next(t for t in tables if "channel" in t.columns and "containment_rate" in t.columns)
+    assert channels.to_dict("records")[0]["channel"] == "rest"
+    assert channels.to_dict("records")[0]["conversations"] == 2
 
 
 def test_analytics_page_tenant_and_date_range(state):
