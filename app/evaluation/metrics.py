@@ -25,8 +25,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
-
+from app.analytics.stats import percentile
 from app.evaluation.checks import TurnResult, answer_part
 from app.evaluation.conversations import Conversation
 from app.orchestration.handlers import HANDOFF, IDK, KNOWLEDGE
@@ -40,7 +39,8 @@ def _rate(part: int, whole: int) -> float | None:
 
 
 def _pct(values: Sequence[float], q: float) -> float | None:
-    return round(float(np.percentile(np.asarray(values, dtype=float), q)), 2) if len(values) else None
+    value = percentile(values, q)
+    return None if value is None else round(value, 2)
 
 
 def compute(
