@@ -8,31 +8,22 @@ The script is not a package module, so it is loaded from its path. Turn accounti
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import socket
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from types import ModuleType
 
 import httpx
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "rest_latency.py"
+from tests.benchmarks import script_module
 
 
 @pytest.fixture(scope="module")
 def bench() -> Iterator[ModuleType]:
-    """The benchmark script as a module (registered in sys.modules, as dataclasses need)."""
-    spec = importlib.util.spec_from_file_location("rest_latency", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+    """The benchmark script as a module."""
+    yield from script_module("rest_latency")
 
 
 @pytest.mark.parametrize(
