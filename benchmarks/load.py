@@ -5,8 +5,9 @@ PostgreSQL + Redis, with every accepted turn checked against the tracker store (
                               [--baseline-duration 60] [--model PATH] [--index PATH]
                               [--postgres-url URL] [--redis-url URL] [--json PATH]
 
-No running bot needed: for each setup the script starts the CRM service, the action server, Rasa and the
-gateway with the launcher's own ``Stack`` on free ports, in a state directory of its own:
+No running bot needed: for each setup the script starts the CRM service, the action server, Rasa, the
+gateway and the turn recorder (what ``make run`` serves, without the Streamlit app) with the launcher's own
+``Stack`` on free ports, in a state directory of its own:
 
 - ``sqlite``: one Rasa replica, SQLite tracker store and our stores, in-memory lock store (``make run``);
 - ``scale-out``: two Rasa replicas, tracker store and our stores on PostgreSQL, lock store and the gateway's
@@ -60,21 +61,23 @@ import sqlalchemy as sa  # noqa: E402
 import yaml  # noqa: E402
 from gateway import bench_params, tokens_hook  # noqa: E402 - the helpers are shared, not copied
 from pydantic import SecretStr  # noqa: E402
-from rest_latency import CONNECT_TIMEOUT_S, WEBHOOK_PATH, at_least, is_loopback_url, percentile  # noqa: E402
+from rest_latency import CONNECT_TIMEOUT_S, WEBHOOK_PATH, at_least, is_loopback_url  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn  # noqa: E402
 from rich.table import Table  # noqa: E402
 from scale_out import check_stores, clean_up  # noqa: E402
 
-from app.analytics.loaders import events  # noqa: E402 - Rasa's `events` table, declared once
+from app.analytics.stats import percentile  # noqa: E402
 from app.data.db import get_engine, tracker_store_url  # noqa: E402
 from app.data.seed import DemoOrder, DemoTenant, insert_missing  # noqa: E402
+from app.data.tracker import events  # noqa: E402 - Rasa's `events` table, declared once
+from app.identity import conversation_id  # noqa: E402
 from app.offline import apply_offline_env  # noqa: E402
 from app.scaleout import replica_ports  # noqa: E402
 from app.settings import Settings, get_settings  # noqa: E402
 from app.stack import Stack, StackError  # noqa: E402
 
-SERVICES = ("crm", "actions", "rasa", "gateway")
+SERVICES = ("crm", "actions", "rasa", "gateway", "recorder")  # what `make run` serves, but the UI
 BASELINE_CLIENTS = 8
 FIRST_ORDER = 50000  # users' own orders are ORD-50000 to ORD-99999 (the demo data uses 1xxxx and 3xxxx)
 MAX_USERS = 100000 - FIRST_ORDER
@@ -296,11 +299,11 @@ async def run_cell(
 
 def stored_turns(tracker_url: str, tenant: str, user_prefix: str) -> Counter[str]:
     """Request ids (``correlation_id``) of the ``user`` events of the run's senders, and how often each is
-    stored. Sender ids in the tracker are ``<tenant>:<user>``."""
+    stored. Sender ids in the tracker are conversation ids (``app.identity``: ``<tenant>:<user>``)."""
     engine = get_engine(tracker_url)
     query = sa.select(events.c.data).where(
         events.c.type_name == "user",
-        events.c.sender_id.startswith(f"{tenant}:{user_prefix}", autoescape=True),
+        events.c.sender_id.startswith(conversation_id(tenant, user_prefix), autoescape=True),
     )
     found: Counter[str] = Counter()
     try:
