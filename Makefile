@@ -68,10 +68,11 @@ lint: setup ## Lint with ruff
 bench: setup ## REST latency of a running bot (start it with `make serve` in another terminal first)
 	python benchmarks/rest_latency.py
 
-bench-serving: setup ## Benchmarks that start their own bot: latency by handler, gateway overhead, replicas
+bench-serving: setup ## Benchmarks that start their own bot: latency by handler, gateway overhead, replicas, load
 	python benchmarks/handler_latency.py
 	python benchmarks/gateway.py
 	python benchmarks/scale_out.py
+	python benchmarks/load.py
 
 lock: ## Re-resolve both lock files from requirements*.in (pip-tools)
 	$(VENV)/bin/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links --unsafe-package torch \
