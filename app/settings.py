@@ -122,6 +122,24 @@ class Settings(BaseSettings):
 
     # --- end security --------------------------------------------------------------------------------------
 
+    # --- channels (issue 14; app/channels, README "Channels") ------------------------------------------------
+    # Credentials come from the environment (or .env) only; a channel without them is off. Which workspace,
+    # Microsoft tenant or phone number belongs to which tenant is in params.yaml `channels`.
+    public_url: str = ""  # the public HTTPS base URL vendors call (the gateway behind TLS); Twilio signs it
+    slack_bot_token: SecretStr = SecretStr("")  # xoxb-...: posts replies (chat.postMessage)
+    slack_signing_secret: SecretStr = SecretStr("")  # verifies X-Slack-Signature
+    slack_api_url: str = ""  # empty: https://slack.com/api/ (tests: a local stand-in)
+    teams_app_id: str = ""  # the Azure bot's Microsoft App ID (the tokens' audience)
+    teams_app_password: SecretStr = SecretStr("")  # its client secret (replies' access tokens)
+    teams_openid_url: str = ""  # empty: Bot Framework's OpenID configuration (signing keys)
+    teams_jwks_url: str = ""  # empty: the key set the OpenID configuration names
+    teams_token_url: str = ""  # empty: login.microsoftonline.com/botframework.com (multi-tenant bots)
+    twilio_account_sid: str = ""  # AC...: SMS and voice
+    twilio_auth_token: SecretStr = SecretStr("")  # verifies X-Twilio-Signature, sends SMS replies
+    twilio_api_url: str = ""  # empty: https://api.twilio.com (tests: a local stand-in)
+    voice_transfer_number: str = ""  # E.164: calls go here when the caller asks for a person
+    # --- end channels ----------------------------------------------------------------------------------------
+
     # knowledge (knowledge/...): embeddings, vector store, ragas judge; empty means "the default / params"
     embed_backend: str = ""  # torch | onnx | onnx-int8 (knowledge/embeddings.py) if the caller names none
     model_cache: str = ""  # exported ONNX models; empty: ~/.cache/switchboard/models

@@ -30,12 +30,15 @@ from app.data.db import get_engine, upgrade
 from app.data.seed import seed_demo_tenants
 from app.offline import apply_offline_env
 from app.scaleout import (
+    ChannelStatus,
     ScaleOutError,
     check_scale_out,
+    credentials_path,
     endpoints_path,
     ensure_postgres_database,
     is_postgres_url,
     replica_ports,
+    write_credentials,
     write_endpoints,
 )
 from app.settings import ROOT, Settings, get_settings
@@ -63,6 +66,7 @@ class Stack:
                 update={"jwt_secret": SecretStr(secrets.token_urlsafe(32))}
             )
         self.supervisor = Supervisor(cwd=ROOT)
+        self.channels: list[ChannelStatus] = []  # which channels Rasa serves, known once prepared
         # Replica i listens on rasa_ports[i]; the first is settings.rasa_port, as with one replica.
         # Replicas after the first skip every other *_port setting (e.g. the gateway's, not yet bound).
         others = {
@@ -146,6 +150,9 @@ class Stack:
         env["SWITCHBOARD_JWT_ISSUER"] = s.jwt_issuer
         env["SWITCHBOARD_API_KEY_SECRET"] = s.api_key_secret.get_secret_value()
         env["SWITCHBOARD_CHANNEL_SECRET"] = s.channel_secret.get_secret_value()
+        # the vendor channels' secrets, which the run's credentials file names as ${VAR} (.env values too)
+        for name in ("slack_bot_token", "slack_signing_secret", "teams_app_password", "twilio_auth_token"):
+            env[f"SWITCHBOARD_{name.upper()}"] = getattr(s, name).get_secret_value()
         return env
 
     def _define(self) -> list[Service]:
@@ -242,7 +249,7 @@ class Stack:
                     "--interface",
                     s.host,
                     "--credentials",
-                    str(ROOT / "nlu" / "credentials.yml"),
+                    str(credentials_path(s)),
                     "--endpoints",
                     str(endpoints_path(s)),
                 ]
@@ -267,7 +274,7 @@ class Stack:
                         "--interface",
                         s.host,
                         "--credentials",
-                        str(ROOT / "nlu" / "credentials.yml"),
+                        str(credentials_path(s)),
                         "--endpoints",
                         str(endpoints),
                     ]
@@ -287,6 +294,10 @@ class Stack:
             check_scale_out(self.settings)  # ScaleOutError: replicas that would not share conversations
             check_channel_exposure(self.settings)
             write_endpoints(self.settings)
+            try:
+                self.channels = write_credentials(self.settings)
+            except ValueError as exc:  # an invalid params.yaml `channels` section: one line, nothing started
+                raise StackError(str(exc)) from exc
         # Missing PostgreSQL databases are created once here, before the replicas could race to do it.
         for url in (self.settings.tracker_store_url, self.settings.db_url):
             if is_postgres_url(url):
@@ -403,6 +414,9 @@ def main(argv: list[str] | None = None) -> int:
         stack.start()
         for name in stack.names:
             print(f"  {name:<10} {stack.urls()[name]}")
+        public = settings.public_url.rstrip("/") or stack.settings.gateway_url
+        for channel in stack.channels:  # one line each: on (the URL vendors call) or off (what it lacks)
+            print(f"  channel    {channel.line(public)}")
         print("ready. Press Ctrl-C to stop.", flush=True)
         for service in stack.supervisor.watch():
             print(f"error: {service.name} stopped unexpectedly:\n{service.log_tail()}", file=sys.stderr)

@@ -31,6 +31,7 @@ PARAMS_READERS = {"app/settings.py": "parses it once per version of the file, fo
 OTHER_YAML = {
     ("app/flags.py", "_parse"): "one flag override's value (YAML scalars: 12.5, yes, ...)",
     ("app/scaleout.py", "endpoints_config"): "nlu/endpoints.yml, Rasa's endpoints template",
+    ("app/scaleout.py", "credentials_config"): "nlu/credentials.yml, Rasa's channels template",
     ("app/analytics/results.py", "ResultPaths.from_root"): "dvc.yaml, for the pipeline's result paths",
     ("nlu/training.py", "render_config"): "nlu/configs/*.yml, a Rasa pipeline config",
     ("nlu/training.py", "uses_encoder"): "a rendered Rasa pipeline config",

@@ -16,6 +16,9 @@ from collections.abc import Mapping
 
 DEFAULT_TENANT = "acme"  # used when params.yaml has no `base.tenant` and SWITCHBOARD_TENANT is unset
 DEFAULT_MAX_MESSAGE_CHARS = 2000  # used when params.yaml has no `serve.max_message_chars`
+# request bodies larger than this are refused (413): by the gateway (params.yaml `gateway.max_body_bytes`) and
+# by the vendor channels (the launcher passes the gateway's value in their credentials)
+DEFAULT_MAX_BODY_BYTES = 65536
 
 
 def _get(name: str, environ: Mapping[str, str] | None) -> str:

@@ -1,4 +1,5 @@
-"""The gateway's HTTP app (FastAPI): ``POST /webhooks/rest/webhook`` and ``GET /health``.
+"""The gateway's HTTP app (FastAPI): ``POST /webhooks/rest/webhook``, the vendor channels'
+``POST /webhooks/{channel}/webhook`` and ``GET /health``.
 
 A turn goes through, in order: request id (the client's ``X-Request-Id`` if it is a sane id, else a new
 one), credentials (a bearer token or an ``X-Api-Key``: 400/401/403/503), body (400/413, the REST channel's
@@ -6,6 +7,12 @@ codes), ``sender`` == the token's ``sub`` (403; an API key's client names any us
 limits (429), then an upstream (502/503/504), with ``X-Channel-Secret`` when one is configured. Every
 answer is JSON, carries ``X-Request-Id``, and every log line of the turn carries the correlation id, tenant
 and user (and the API key's id).
+
+Vendor webhooks (Slack, Microsoft Teams, Twilio SMS and voice) carry the vendor's signature, not a token:
+the gateway relays them to Rasa's channel of that name with their body, content type, query and signature
+headers unchanged (the channel checks the signature over exactly those), after the body limit (413) and the
+channel's rate limit (429), and adds ``X-Request-Id`` and the channel secret. The channel's answer (JSON, or
+TwiML for voice) comes back as it is; a channel the bot does not serve is a 404.
 
 Canary routing of model versions: with challenger upstreams configured (Rasa servers of the registry's
 challenger model), the flag ``challenger_percent`` (per tenant, ``app.flags``) sends that share of users,
@@ -36,7 +43,7 @@ from app.gateway.auth import Authenticator, GatewayError, Principal, TokenKeys
 from app.gateway.config import GatewayConfig
 from app.gateway.keys import ApiKeyStore
 from app.gateway.ratelimit import RateLimiter
-from app.gateway.upstream import WEBHOOK_PATH, UpstreamPool
+from app.gateway.upstream import WEBHOOK_PATH, RelayedReply, UpstreamPool
 from app.observability import metrics
 
 CHAMPION, CHALLENGER = "champion", "challenger"
@@ -45,6 +52,10 @@ logger = structlog.get_logger(__name__)
 
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")  # anything else is replaced (log injection)
 MAX_CONNECTIONS = 100
+# What a vendor's webhook needs relayed: the headers its signature is checked over or that say what it is.
+VENDOR_HEADERS = ("content-type", "authorization", "x-slack-signature", "x-slack-request-timestamp",
+                  "x-slack-retry-num", "x-slack-retry-reason", "x-twilio-signature", "i-twilio-idempotency-token")  # fmt: skip
+RELAYED_BACK = ("content-type", "x-slack-no-retry")  # what the vendor reads of the channel's answer
 
 
 def request_id_of(request: Request) -> str:
@@ -209,6 +220,49 @@ def create_app(config: GatewayConfig, *, transport: httpx.AsyncBaseTransport | N
                 reply.body,
                 status_code=reply.status,
                 headers={"X-Request-Id": request_id, "X-Model-Variant": variant, **rate_headers},
+            )
+
+    @app.post("/webhooks/{channel}/webhook", **openapi.CHANNEL_WEBHOOK)
+    async def channel_webhook(channel: str, request: Request) -> Response:
+        request_id = request_id_of(request)
+        started = time.perf_counter()
+        with structlog.contextvars.bound_contextvars(correlation_id=request_id, channel=channel):
+            rate_headers: dict[str, str] = {}
+            try:
+                if channel not in openapi.CHANNEL_NAMES:
+                    raise GatewayError(404, "unknown_channel", f"There is no channel {channel!r}.")
+                body = await read_body(request, params.max_body_bytes)
+                decision = await app.state.limiter.check_channel(channel)
+                if not decision.allowed:
+                    rate_headers = {"Retry-After": str(decision.retry_after)}
+                    raise GatewayError(
+                        429,
+                        "rate_limited",
+                        f"Too many {channel} requests: retry in {decision.retry_after} s.",
+                    )
+                headers = {name: request.headers[name] for name in VENDOR_HEADERS if name in request.headers}
+                headers |= {"X-Request-Id": request_id, **channel_headers(config.channel_secret)}
+                query = f"?{request.url.query}" if request.url.query else ""
+                reply: RelayedReply = await app.state.pool.relay(request.url.path + query, body, headers)
+                if reply.status == 404:
+                    raise GatewayError(404, "channel_off", f"The bot does not serve the {channel} channel.")
+            except GatewayError as exc:
+                metrics.GATEWAY_TURNS.labels("-", str(exc.status), f"channel:{channel}", "-").inc()
+                logger.info(
+                    "gateway.channel.refused", status=exc.status, code=exc.code, duration_ms=_ms(started)
+                )
+                return error_response(exc, request_id, rate_headers)
+            metrics.GATEWAY_TURNS.labels("-", str(reply.status), f"channel:{channel}", "-").inc()
+            logger.info(
+                "gateway.channel",
+                status=reply.status,
+                upstream=reply.upstream,
+                attempts=reply.attempts,
+                duration_ms=_ms(started),
+            )
+            back = {k: v for k, v in reply.headers.items() if k.lower() in RELAYED_BACK}
+            return Response(
+                reply.content, status_code=reply.status, headers={**back, "X-Request-Id": request_id}
             )
 
     @app.get("/metrics", **openapi.METRICS)

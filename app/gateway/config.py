@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from limits import RateLimitItem, parse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from app.channels.settings import DEFAULT_MAX_MESSAGE_CHARS
+from app.channels.settings import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_MESSAGE_CHARS
 from app.settings import ServeParams, Settings, validate_section, validation_errors
 
 MIN_SECRET_BYTES = 32  # RFC 7518 3.2: an HS256 key at least as long as the hash output
@@ -46,11 +46,12 @@ class GatewayParams(BaseModel):
         description="plan name -> turns per user (tenant + user id), moving window",
     )
     tenant_limit: str = Field("1200/minute", description="ceiling per tenant, all users together")
+    channel_limit: str = Field("1200/minute", description="vendor webhooks per channel, all tenants together")
     storage_url: str = Field("memory://", description="limits storage: memory:// or redis://host:port/db")
     key_prefix: str = "switchboard:gateway"
     connect_timeout_s: float = Field(2.0, gt=0)
     upstream_timeout_s: float = Field(30.0, gt=0)
-    max_body_bytes: int = Field(65536, ge=1024)
+    max_body_bytes: int = Field(DEFAULT_MAX_BODY_BYTES, ge=1024)
     demo_plan: str = "pro"
 
     @field_validator("plans")
@@ -62,9 +63,9 @@ class GatewayParams(BaseModel):
             parse_limit(limit)
         return plans
 
-    @field_validator("tenant_limit")
+    @field_validator("tenant_limit", "channel_limit")
     @classmethod
-    def _tenant_limit_parses(cls, limit: str) -> str:
+    def _limit_parses(cls, limit: str) -> str:
         parse_limit(limit)
         return limit
 

@@ -108,6 +108,43 @@ WEBHOOK: dict[str, Any] = {
     },
 }
 
+CHANNEL_NAMES = ("slack", "botframework", "twilio", "twilio_voice")
+
+CHANNEL_WEBHOOK: dict[str, Any] = {
+    "summary": "A vendor's webhook (Slack, Microsoft Teams, Twilio SMS and voice), relayed to the bot's channel",
+    "description": "Authenticated by the vendor's own signature, which the bot's channel checks (the gateway "
+    "relays the body and the headers it is computed over unchanged). Register "
+    "`<public URL>/webhooks/<channel>/webhook` with the vendor (README, Channels).",
+    "responses": {
+        200: {
+            "description": "the channel's answer: JSON for Slack and Teams, TwiML (text/xml) for Twilio",
+            "headers": REQUEST_ID,
+        },
+        400: _error("malformed body or missing fields"),
+        401: _error("bad Slack signature or Teams token, or a wrong channel secret"),
+        403: _error("bad Twilio signature, or a workspace, Microsoft tenant, account or number of no tenant"),
+        404: _error("no such channel, or the channel is not configured on the bot"),
+        413: _error("body larger than max_body_bytes, or message longer than max_message_chars"),
+        415: _error("a content type the vendor does not send"),
+        429: _error("the channel's rate limit", Retry_After="seconds"),
+        502: _error("the bot's connection failed or it failed to handle the request"),
+        503: _error("no bot server is reachable, the gateway is busy, or Microsoft's keys are unavailable"),
+        504: _error("the bot took too long to answer"),
+    },
+    "openapi_extra": {
+        "parameters": [
+            {"name": "channel", "in": "path", "required": True, "schema": {"enum": list(CHANNEL_NAMES)}}
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "application/x-www-form-urlencoded": {"schema": {"type": "object"}},
+            },
+        },
+    },
+}
+
 HEALTH: dict[str, Any] = {
     "response_model": Health,
     "responses": {503: {"model": Health, "description": "no Rasa server answers"}},

@@ -37,7 +37,7 @@ class RateDecision:
     remaining: int
     reset: int  # epoch seconds when the oldest counted turn leaves the window
     retry_after: int = 0  # seconds, when refused
-    scope: str = "user"  # which limit refused: user | tenant
+    scope: str = "user"  # which limit refused: user | tenant | channel
 
     def headers(self) -> dict[str, str]:
         headers = {
@@ -61,6 +61,7 @@ class RateLimiter:
     def __init__(self, params: GatewayParams) -> None:
         self.plans: dict[str, RateLimitItem] = {name: parse_limit(v) for name, v in params.plans.items()}
         self.tenant_item = parse_limit(params.tenant_limit)
+        self.channel_item = parse_limit(params.channel_limit)
         url = async_storage_url(params.storage_url)
         options: dict[str, object] = {}
         if "redis" in url:
@@ -87,6 +88,22 @@ class RateLimiter:
             logger.error("gateway.ratelimit.unavailable", storage=self.storage_url, error=repr(exc)[:300])
             return RateDecision(True, item.amount, item.amount, int(time.time()) + item.get_expiry())
         return RateDecision(True, item.amount, max(stats.remaining, 0), math.ceil(stats.reset_time))
+
+    async def check_channel(self, channel: str) -> RateDecision:
+        """Count one vendor webhook of ``channel`` against the channel's ceiling (all its tenants together:
+        the gateway cannot trust a tenant or user before the channel has checked the vendor's signature)."""
+        item = self.channel_item
+        try:
+            if not await self.limiter.hit(item, "channel", channel):
+                stats = await self.limiter.get_window_stats(item, "channel", channel)
+                return self._refused(item, stats.reset_time, scope="channel")
+            stats = await self.limiter.get_window_stats(item, "channel", channel)
+        except Exception as exc:  # as for turns: fail open, loudly
+            logger.error("gateway.ratelimit.unavailable", storage=self.storage_url, error=repr(exc)[:300])
+            return RateDecision(True, item.amount, item.amount, int(time.time()) + item.get_expiry())
+        return RateDecision(
+            True, item.amount, max(stats.remaining, 0), math.ceil(stats.reset_time), scope="channel"
+        )
 
     def _refused(self, item: RateLimitItem, reset_time: float, scope: str) -> RateDecision:
         retry_after = max(1, math.ceil(reset_time - time.time()))

@@ -9,6 +9,10 @@ any failure after the request was sent is final for that turn (a retry could ans
 - the connection broke mid-answer, a 5xx, or a reply that is not the channel's JSON -> 502 ``bad_upstream``.
 
 4xx replies of the channel (its 400/413 validation errors) are the client's and pass through unchanged.
+
+Vendor webhooks (Slack, Teams, Twilio) are relayed the same way (:meth:`UpstreamPool.relay`), to their own
+path, with their body and content type as they are: a Slack event or a Twilio form is not the REST channel's
+JSON, and voice answers in TwiML.
 """
 
 from __future__ import annotations
@@ -41,6 +45,17 @@ class UpstreamReply:
     attempts: int
 
 
+@dataclass(frozen=True)
+class RelayedReply:
+    """A vendor webhook's answer from an upstream: status, body bytes and headers as Rasa sent them."""
+
+    status: int
+    content: bytes
+    headers: dict[str, str]
+    upstream: str
+    attempts: int
+
+
 class UpstreamPool:
     """Forwards turns to a list of Rasa base URLs over one shared ``httpx.AsyncClient``."""
 
@@ -56,10 +71,26 @@ class UpstreamPool:
 
     async def forward(self, body: bytes, headers: dict[str, str]) -> UpstreamReply:
         """POST ``body`` to the webhook of the first upstream that accepts a connection (see the docstring)."""
+        response, base, attempt = await self._post(WEBHOOK_PATH, body, headers)
+        return _check_reply(response, base, attempt)
+
+    async def relay(self, path: str, body: bytes, headers: dict[str, str]) -> RelayedReply:
+        """POST a vendor's webhook to ``path`` (with its query) of the first upstream that accepts a
+        connection; its reply as it is, but a 5xx maps as for turns (502/504)."""
+        response, base, attempt = await self._post(path, body, headers)
+        if response.status_code >= 500:
+            logger.error("gateway.upstream.bad_reply", upstream=base, status=response.status_code, path=path)
+            if response.status_code == 504:
+                raise GatewayError(504, "upstream_timeout", "The bot took too long to answer.")
+            raise GatewayError(502, "bad_upstream", f"The bot failed (HTTP {response.status_code}).")
+        return RelayedReply(response.status_code, response.content, dict(response.headers), base, attempt)
+
+    async def _post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[httpx.Response, str, int]:
+        """The first upstream's answer to the POST, with that upstream and the attempt number."""
         refused: list[str] = []
         for attempt, base in enumerate(self.order(), start=1):
             try:
-                response = await self.client.post(f"{base}{WEBHOOK_PATH}", content=body, headers=headers)
+                response = await self.client.post(f"{base}{path}", content=body, headers=headers)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 logger.warning("gateway.upstream.unreachable", upstream=base, error=type(exc).__name__)
                 refused.append(base)
@@ -72,7 +103,7 @@ class UpstreamPool:
             except httpx.HTTPError as exc:
                 logger.error("gateway.upstream.failure", upstream=base, error=repr(exc)[:300])
                 raise GatewayError(502, "bad_upstream", "The bot's connection failed mid-answer.") from exc
-            return _check_reply(response, base, attempt)
+            return response, base, attempt
         raise GatewayError(503, "upstream_unavailable", f"No bot server is reachable ({len(refused)} tried).")
 
     async def health(self) -> dict[str, bool]:

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from app.channels.replies import Button  # a quick reply: the one button of every channel
+
 if TYPE_CHECKING:
     from app.settings import Settings
 
@@ -50,14 +52,6 @@ class BotFailed(ChatError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(f"The bot failed to answer (HTTP {status}): {message}")
         self.status, self.message = status, message
-
-
-@dataclass(frozen=True)
-class Button:
-    """A quick reply: ``title`` is shown to the user, ``payload`` (e.g. ``/affirm``) is sent back."""
-
-    title: str
-    payload: str
 
 
 @dataclass(frozen=True)

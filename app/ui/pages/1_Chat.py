@@ -16,6 +16,8 @@ from typing import Any
 
 import streamlit as st
 
+from app.channels.replies import parse_reply, web_markdown
+from app.scaleout import channel_params
 from app.settings import get_settings
 from app.ui.chat_client import (
     BotMessage,
@@ -126,10 +128,19 @@ def receive_notifications(service_url: str | None) -> None:
         st.session_state[NOTE_CURSOR] = note.id
 
 
+def source_links() -> str | None:
+    """The tenant's link template for cited articles (params.yaml ``channels.source_links``), if any."""
+    try:
+        return channel_params(get_settings()).source_links.get(st.session_state[TENANT])
+    except (OSError, ValueError):  # an unreadable section: sources stay plain labels
+        return None
+
+
 def render_bot_message(message: BotMessage, key: str, interactive: bool) -> None:
-    """One bot message: text, image, custom payload and buttons (clickable only on the latest reply)."""
+    """One bot message: text (its sources as links, app.channels.replies), image, custom payload and buttons
+    (clickable only on the latest reply)."""
     if message.text:
-        st.markdown(message.text)
+        st.markdown(web_markdown(parse_reply({"text": message.text}, source_links())))
     if message.image:
         st.image(message.image)
     if message.custom:

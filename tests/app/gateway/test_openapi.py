@@ -36,7 +36,12 @@ def test_the_description_declares_the_body_the_token_and_every_error(contract):
         assert contract.resolve(schema["$ref"])["required"] == ["error", "message"]
     assert "WWW-Authenticate" in operation["responses"]["401"]["headers"]
     assert "Retry-After" in operation["responses"]["429"]["headers"]
-    assert set(contract.description["paths"]) == {WEBHOOK, "/health", "/metrics"}
+    assert set(contract.description["paths"]) == {
+        WEBHOOK,
+        "/webhooks/{channel}/webhook",
+        "/health",
+        "/metrics",
+    }
 
 
 def test_every_status_the_webhook_answers_is_declared_with_its_shape(gateway, upstream, contract):

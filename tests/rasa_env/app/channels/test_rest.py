@@ -1,7 +1,6 @@
 """Our REST channel's validation and its registration with Rasa (runs in the Rasa environment)."""
 
 import json
-import threading
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -10,6 +9,7 @@ import pytest
 
 from app.channels.rest import InvalidRequest, SwitchboardRestInput, conversation_id, parse_payload
 from app.channels.settings import DEFAULT_MAX_MESSAGE_CHARS
+from tests.rasa_env.app.channels.conftest import free_port, serving
 
 ROOT_CREDENTIALS = "nlu/credentials.yml"
 # JSON nested deeper than the parser's recursion limit (a RecursionError, not a ValueError)
@@ -146,10 +146,7 @@ class ServedChannel:
 @pytest.fixture(scope="module")
 def served():
     """Our channel as Rasa registers it (``/webhooks/rest/webhook``), with an agent that echoes, served by
-    Sanic in a thread. One server for the module: Sanic 21.12 cannot start a second app in one process."""
-    import asyncio
-    import socket
-
+    Sanic in a thread (conftest.py ``serving``)."""
     from rasa.core.channels.channel import register
     from sanic import Sanic
 
@@ -166,26 +163,9 @@ def served():
     app = Sanic("switchboard_channel_secret_test")
     app.ctx.agent = EchoAgent()
     register([channel], app, route="/webhooks/")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-
-    async def start():
-        server = await app.create_server(
-            host="127.0.0.1", port=port, return_asyncio_server=True, access_log=False
-        )
-        await server.startup()
-        return server
-
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    server = asyncio.run_coroutine_threadsafe(start(), loop).result(30)
-    yield ServedChannel(channel, port, received)
-    server.close()
-    asyncio.run_coroutine_threadsafe(server.wait_closed(), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
+    port = free_port()
+    with serving(app, port):
+        yield ServedChannel(channel, port, received)
 
 
 def test_the_channel_reads_its_secret_from_the_environment(monkeypatch):
