@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -242,6 +242,8 @@ GSM_BASIC = set(
     "¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
 GSM_EXTENDED = set("^{}\\[~]|€\f")
+GSM_ALL = GSM_BASIC | GSM_EXTENDED
+_WITHOUT_EXTENDED = str.maketrans("", "", "".join(GSM_EXTENDED))
 SMS_GSM_CHARS, SMS_UCS2_CHARS = 160, 70  # one segment
 SMS_TYPOGRAPHY = str.maketrans(
     {"›": ">", "‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-", "…": "..."}
@@ -250,52 +252,56 @@ SMS_TYPOGRAPHY = str.maketrans(
 
 def sms_cost(text: str) -> tuple[int, int]:
     """``(units used, units per segment)``: GSM-7 septets of 160, or UTF-16 code units of 70 (UCS-2)."""
-    if all(c in GSM_BASIC or c in GSM_EXTENDED for c in text):
-        return sum(2 if c in GSM_EXTENDED else 1 for c in text), SMS_GSM_CHARS
+    if set(text) <= GSM_ALL:
+        return 2 * len(text) - len(text.translate(_WITHOUT_EXTENDED)), SMS_GSM_CHARS
     return len(text.encode("utf-16-le")) // 2, SMS_UCS2_CHARS
-
-
-def _fits(text: str) -> bool:
-    units, limit = sms_cost(text)
-    return units <= limit
-
-
-def _cut(word: str) -> Iterator[str]:
-    """A word in pieces that each fit one segment (most words are one piece)."""
-    while not _fits(word):
-        cut = len(word) - 1
-        while not _fits(word[:cut]):
-            cut -= 1
-        yield word[:cut]
-        word = word[cut:]
-    yield word
-
-
-def _pack(pieces: Iterable[str], separator: str) -> list[str]:
-    """Consecutive pieces joined by ``separator`` into as few messages as fit one segment each."""
-    parts: list[str] = []
-    current = ""
-    for piece in pieces:
-        candidate = f"{current}{separator}{piece}" if current else piece
-        if _fits(candidate):
-            current = candidate
-            continue
-        if current:
-            parts.append(current)
-        current = piece
-    return [*parts, current] if current else parts
 
 
 def sms_split(text: str) -> list[str]:
     """``text`` as messages of one SMS segment each (160 GSM-7 septets, or 70 UCS-2 characters when the
-    message holds a character GSM-7 lacks): whole lines where they fit, else cut at word ends."""
-    lines = [line.strip() for line in text.strip().split("\n") if line.strip()]
-    pieces = (
+    text holds a character GSM-7 lacks): whole lines where they fit, else cut at word ends (a word longer
+    than a segment is cut inside). Costs add up per character, so one pass packs the pieces."""
+    text = text.strip()
+    gsm = set(text) <= GSM_ALL
+    limit = SMS_GSM_CHARS if gsm else SMS_UCS2_CHARS
+
+    def cost(piece: str) -> int:  # a piece's units in the text's encoding (extension characters count two)
+        if gsm:
+            return 2 * len(piece) - len(piece.translate(_WITHOUT_EXTENDED))
+        return len(piece.encode("utf-16-le")) // 2
+
+    def cut(word: str) -> list[str]:  # a word longer than a segment, in pieces that fit
+        pieces, current, used = [], "", 0
+        for char in word:
+            if used + cost(char) > limit:
+                pieces.append(current)
+                current, used = "", 0
+            current, used = current + char, used + cost(char)
+        return [*pieces, current]
+
+    def pack(pieces: list[str], separator: str) -> list[str]:
+        parts, current, used = [], "", 0
+        for piece in pieces:
+            size = cost(piece)
+            if current and used + 1 + size <= limit:  # the separator is one unit (a space or a newline)
+                current, used = f"{current}{separator}{piece}", used + 1 + size
+                continue
+            if current:
+                parts.append(current)
+            current, used = piece, size
+        return [*parts, current] if current else parts
+
+    lines = [line.strip() for line in text.split("\n") if line.strip()]
+    pieces = [
         piece
         for line in lines
-        for piece in ([line] if _fits(line) else _pack((p for w in line.split() for p in _cut(w)), " "))
-    )
-    return _pack(pieces, "\n")
+        for piece in (
+            [line]
+            if cost(line) <= limit
+            else pack([p for w in line.split() for p in (cut(w) if cost(w) > limit else [w])], " ")
+        )
+    ]
+    return pack(pieces, "\n")
 
 
 def numbered_options(buttons: Sequence[Button]) -> str:
