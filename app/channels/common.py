@@ -31,14 +31,13 @@ from sanic.response import HTTPResponse
 
 from app.channels import settings
 from app.channels.replies import Button, choose_option, offered_buttons
-from app.channels.turns import CHANNEL_SECRET_HEADER, InvalidRequest, check_channel_secret
+from app.channels.turns import CHANNEL_SECRET_HEADER, REQUEST_ID_PATTERN, InvalidRequest, check_channel_secret
 from app.identity import ID_PATTERN, TENANT_PATTERN, conversation_id
 
 logger = structlog.get_logger(__name__)
 
 Handler = Callable[[UserMessage], Awaitable[Any]]
 
-CORRELATION_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")  # the gateway's rule for X-Request-Id
 _NOT_IN_IDS = re.compile(r"[^A-Za-z0-9_.@-]+")
 
 
@@ -73,7 +72,6 @@ class Inbound:
             output,
             self.conversation_id,
             input_channel=self.channel,
-            message_id=None,
             metadata=self.metadata(),
         )
 
@@ -92,7 +90,7 @@ def correlation_id(headers: Mapping[str, str], vendor_id: str | None) -> str:
     """The gateway's ``X-Request-Id`` when it is a plain id, else the vendor's id of the event (when plain),
     else a new one."""
     for candidate in (headers.get("x-request-id") or "", vendor_id or ""):
-        if CORRELATION_PATTERN.match(candidate):
+        if REQUEST_ID_PATTERN.match(candidate):
             return candidate
     return uuid.uuid4().hex
 

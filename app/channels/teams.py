@@ -89,21 +89,26 @@ class SigningKeys:
         reply.raise_for_status()
         return {k["kid"]: k for k in reply.json()["keys"] if isinstance(k, dict) and "kid" in k}
 
+    def _stale(self, kid: str) -> bool:
+        age = time.monotonic() - self.fetched_at
+        return not self.keys or age > KEYS_MAX_AGE_S or (kid not in self.keys and age > KEYS_MIN_REFRESH_S)
+
     async def key(self, kid: str) -> dict[str, Any] | None:
         """The JWK ``kid``; None when Microsoft does not publish it. ``KeysUnavailable`` when no keys can be
-        had at all."""
-        age = time.monotonic() - self.fetched_at
-        if not self.keys or age > KEYS_MAX_AGE_S or (kid not in self.keys and age > KEYS_MIN_REFRESH_S):
+        had at all (with keys from before, a failed refresh is retried after ``KEYS_MIN_REFRESH_S``)."""
+        if self._stale(kid):
             async with self._lock:
-                try:
-                    self.keys = await asyncio.to_thread(self._fetch)
-                    self.fetched_at = time.monotonic()
-                except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
-                    logger.error(
-                        "teams.keys.unavailable", url=self.jwks_url or self.openid_url, error=repr(exc)
-                    )
-                    if not self.keys:
-                        raise KeysUnavailable(str(exc)) from exc
+                if self._stale(kid):  # another request may have refreshed them meanwhile
+                    try:
+                        self.keys = await asyncio.to_thread(self._fetch)
+                        self.fetched_at = time.monotonic()
+                    except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
+                        logger.error(
+                            "teams.keys.unavailable", url=self.jwks_url or self.openid_url, error=repr(exc)
+                        )
+                        if not self.keys:
+                            raise KeysUnavailable(str(exc)) from exc
+                        self.fetched_at = time.monotonic() - KEYS_MAX_AGE_S + KEYS_MIN_REFRESH_S
         return self.keys.get(kid)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 from typing import Any
 
 from app.identity import ID_PATTERN, TENANT_PATTERN
@@ -15,6 +16,7 @@ from app.identity import ID_PATTERN, TENANT_PATTERN
 __all__ = [
     "CHANNEL_SECRET_HEADER",
     "ID_PATTERN",
+    "REQUEST_ID_PATTERN",
     "TENANT_PATTERN",
     "InvalidRequest",
     "channel_headers",
@@ -25,6 +27,10 @@ __all__ = [
 # The shared secret the gateway sends Rasa's REST channel (SWITCHBOARD_CHANNEL_SECRET), so that the channel,
 # which trusts X-Tenant-Id, answers only the gateway when it listens beyond loopback.
 CHANNEL_SECRET_HEADER = "X-Channel-Secret"
+
+# An X-Request-Id the gateway and the vendor channels take as the correlation id; anything else is replaced
+# (a log line must not carry what a client wrote into it).
+REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
 
 class InvalidRequest(Exception):

@@ -23,7 +23,6 @@ reachable the turn goes to the champion (``champion`` in the header): a canary n
 from __future__ import annotations
 
 import json
-import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -35,7 +34,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from app.channels.turns import InvalidRequest, channel_headers, check_turn
+from app.channels.turns import REQUEST_ID_PATTERN, InvalidRequest, channel_headers, check_turn
 from app.data.db import get_engine
 from app.flags import Flags, choose_variant
 from app.gateway import openapi
@@ -50,7 +49,6 @@ CHAMPION, CHALLENGER = "champion", "challenger"
 
 logger = structlog.get_logger(__name__)
 
-REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")  # anything else is replaced (log injection)
 MAX_CONNECTIONS = 100
 # What a vendor's webhook needs relayed: the headers its signature is checked over or that say what it is.
 VENDOR_HEADERS = ("content-type", "authorization", "x-slack-signature", "x-slack-request-timestamp",
