@@ -38,7 +38,7 @@ sys.path[:] = [str(BENCHMARKS.parent)] + [p for p in sys.path if Path(p or ".").
 from rasa.core.channels.channel import CollectingOutputChannel  # noqa: E402
 
 from app.analytics.stats import percentile  # noqa: E402
-from app.channels.replies import parse_reply, web_markdown  # noqa: E402
+from app.channels.rendering import parse_reply, web_markdown  # noqa: E402
 from app.channels.slack import SlackReplies  # noqa: E402
 from app.channels.sms import SmsReplies  # noqa: E402
 from app.channels.teams import AccessToken, TeamsReplies  # noqa: E402

@@ -10,7 +10,7 @@ analytics and per-user erasure treat every channel alike.
 
 A refused request gets a 4xx with ``{"error", "message"}`` (:class:`~app.channels.turns.InvalidRequest`) and
 never reaches Rasa's agent, so nothing is stored. Replies are rendered from one model
-(:mod:`app.channels.replies`).
+(:mod:`app.channels.rendering`).
 
 Runs inside the Rasa server (Python 3.10): Rasa, Sanic and the standard library only.
 """
@@ -30,7 +30,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from app.channels import settings
-from app.channels.replies import Button, choose_option, offered_buttons
+from app.channels.rendering import Button, choose_option, offered_buttons
 from app.channels.turns import CHANNEL_SECRET_HEADER, REQUEST_ID_PATTERN, InvalidRequest, check_channel_secret
 from app.identity import ID_PATTERN, TENANT_PATTERN, conversation_id
 

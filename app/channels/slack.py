@@ -45,7 +45,7 @@ from app.channels.common import (
     sender_id,
     tenant_of,
 )
-from app.channels.replies import parse_reply, slack_message
+from app.channels.rendering import parse_reply, slack_message
 from app.channels.turns import InvalidRequest
 
 logger = structlog.get_logger(__name__)

@@ -25,7 +25,7 @@ from twilio.base.exceptions import TwilioException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 
 from app.channels.common import Handler, Inbound, check_text, correlation_id, refusal
-from app.channels.replies import parse_reply, sms_messages
+from app.channels.rendering import parse_reply, sms_messages
 from app.channels.turns import InvalidRequest
 from app.channels.twilio import TwilioChecks
 

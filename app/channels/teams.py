@@ -49,7 +49,7 @@ from app.channels.common import (
     sender_id,
     tenant_of,
 )
-from app.channels.replies import parse_reply, teams_activity
+from app.channels.rendering import parse_reply, teams_activity
 from app.channels.turns import InvalidRequest
 
 logger = structlog.get_logger(__name__)

@@ -32,7 +32,7 @@ from sanic.response import HTTPResponse
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from app.channels.common import Handler, Inbound, check_text, correlation_id, refusal
-from app.channels.replies import Reply, parse_reply, speech
+from app.channels.rendering import Reply, parse_reply, speech
 from app.channels.turns import InvalidRequest
 from app.channels.twilio import E164, TwilioChecks
 

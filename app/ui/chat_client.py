@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from app.channels.replies import Button  # a quick reply: the one button of every channel
+from app.channels.rendering import Button  # a quick reply: the one button of every channel
 
 if TYPE_CHECKING:
     from app.settings import Settings

@@ -16,7 +16,7 @@ from typing import Any
 
 import streamlit as st
 
-from app.channels.replies import parse_reply, web_markdown
+from app.channels.rendering import parse_reply, web_markdown
 from app.scaleout import channel_params
 from app.settings import get_settings
 from app.ui.chat_client import (
@@ -137,7 +137,7 @@ def source_links() -> str | None:
 
 
 def render_bot_message(message: BotMessage, key: str, interactive: bool) -> None:
-    """One bot message: text (its sources as links, app.channels.replies), image, custom payload and buttons
+    """One bot message: text (its sources as links, app.channels.rendering), image, custom payload and buttons
     (clickable only on the latest reply)."""
     if message.text:
         st.markdown(web_markdown(parse_reply({"text": message.text}, source_links())))

@@ -1,10 +1,10 @@
-"""The one response model and its rendering for each medium (app/channels/replies.py)."""
+"""The one response model and its rendering for each medium (app/channels/rendering.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from app.channels.replies import (
+from app.channels.rendering import (
     Button,
     Reply,
     Source,
