@@ -104,6 +104,7 @@ def replay_latest_message(tracker: Tracker) -> list[dict[str, Any]]:
     return [
         UserUtteranceReverted(),
         SlotSet(HANDOFF_SLOT, False),
+        SlotSet("failed_turns", 0.0),  # a person helped: the row of failed turns ends
         ActionExecuted("action_listen"),
         user_event,
     ]
