@@ -34,6 +34,7 @@ from app.scaleout import (
     check_scale_out,
     endpoints_path,
     ensure_postgres_database,
+    event_broker_endpoint,
     is_postgres_url,
     replica_ports,
     write_endpoints,
@@ -90,6 +91,11 @@ class Stack:
         tenants = [None, self.settings.tenant, *flags.tenants]
         return any(flags.percent("challenger_percent", tenant) > 0 for tenant in tenants)
 
+    @cached_property
+    def event_broker(self) -> bool:
+        """Whether Rasa publishes its events to the configured broker (configured, and it answered at start)."""
+        return event_broker_endpoint(self.settings) is not None
+
     @property
     def canary_url(self) -> str:
         return f"http://{self.settings.host}:{self.settings.canary_port}"
@@ -131,6 +137,9 @@ class Stack:
                 "SANIC_HOST": s.host,
                 "SWITCHBOARD_GATEWAY_PORT": str(s.gateway_port),
                 "SWITCHBOARD_RECORDER_PORT": str(s.recorder_port),
+                # the recorder consumes the event broker only when Rasa publishes to it (it answered at start)
+                "SWITCHBOARD_EVENT_BROKER_URL": s.event_broker_url if self.event_broker else "",
+                "SWITCHBOARD_EVENT_BROKER_QUEUE": s.event_broker_queue,
                 "SWITCHBOARD_TRACKER_STORE_URL": s.tracker_store_url,
                 # the gateway balances over every Rasa replica this stack starts, unless told otherwise
                 "SWITCHBOARD_GATEWAY_UPSTREAMS": s.gateway_upstreams
@@ -395,6 +404,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     stack = Stack(settings, services=args.services)
     print(f"starting {', '.join(stack.names)} (logs in {stack.settings.state_dir / 'logs'}) ...", flush=True)
+    if settings.event_broker_url and not stack.event_broker:
+        print(
+            "note: the event broker does not answer: turn records come from polling the tracker store",
+            flush=True,
+        )
     # Ctrl-C and SIGTERM stop what was started, also while waiting for health checks (and even when the
     # shell that started us in the background set SIGINT to be ignored).
     signal.signal(signal.SIGINT, _interrupt)

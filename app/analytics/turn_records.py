@@ -259,16 +259,21 @@ class TurnRecorder:
             newest = conn.execute(sa.select(sa.func.max(turn_records.c.ended_at))).scalar()
         return _epoch(newest) if newest is not None else 0.0
 
-    def pending_senders(self) -> list[tuple[str, tuple[int, int, float]]]:
+    def pending_senders(
+        self, senders: Iterable[str] | None = None
+    ) -> list[tuple[str, tuple[int, int, float]]]:
         """Senders whose events changed since they were last recorded, with their signature (newest id, count,
-        newest time stamp)."""
+        newest time stamp); among ``senders`` when given (the event broker named them), else among those with
+        events stamped since the last sync."""
         if self.since is None:
             self.since = self._start()
         with self.tracker.connect() as conn:
             if not sa.inspect(conn).has_table("events"):
                 return []
-            recent = (
-                sa.select(tracker_events.c.sender_id)
+            recent: Any = (
+                sorted(set(senders))
+                if senders is not None
+                else sa.select(tracker_events.c.sender_id)
                 .where(tracker_events.c.timestamp >= self.since - SYNC_MARGIN_S)
                 .distinct()
             )
@@ -284,17 +289,20 @@ class TurnRecorder:
             ).all()
         self.watermark = max([self.watermark or 0, *(int(r[1]) for r in rows)])
         candidates = {str(r[0]): (int(r[1]), int(r[2]), float(r[3] or 0.0)) for r in rows}
-        self.seen = {s: v for s, v in self.seen.items() if s in candidates}  # the others cannot have changed
+        if senders is None:  # the others cannot have changed since they were stamped
+            self.seen = {s: v for s, v in self.seen.items() if s in candidates}
         return sorted((s, v) for s, v in candidates.items() if self.seen.get(s) != v)
 
-    def sync(self) -> int:
-        """Rebuild the records of every sender whose events changed; return how many senders were rebuilt."""
+    def sync(self, senders: Iterable[str] | None = None) -> int:
+        """Rebuild the records of every sender whose events changed (among ``senders`` when given); return how
+        many senders were rebuilt."""
         started = time.time()
-        changed = self.pending_senders()
+        changed = self.pending_senders(senders)
         for sender, signature in changed:
             self.rebuild(sender)
             self.seen[sender] = signature
-        self.since = started
+        if senders is None:
+            self.since = started
         return len(changed)
 
     def rebuild(self, sender_id: str) -> list[dict[str, Any]]:
