@@ -146,7 +146,7 @@ def test_the_template_keeps_its_other_sections(tmp_path):
         "lock_store: {type: redis, url: stale}\n"
         "event_broker:\n  type: pika\n  url: ${BROKER_URL}\n"
     )
-    template.write_text(template.read_text() + "models: {url: ${MODEL_SERVER}}\n")
+    template.write_text(template.read_text() + "models:\n  url: ${MODEL_SERVER}\n")
     config = endpoints_config(make_settings(tmp_path), template)
     assert config["models"] == {"url": "${MODEL_SERVER}"}  # a section the settings know nothing of: kept
     # the settings decide the stores and the event broker (SWITCHBOARD_EVENT_BROKER_URL), not the template
