@@ -33,7 +33,6 @@ answer may come from the cache only (``cache_only=True``, no tier).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +40,7 @@ from typing import Any
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app import order_ids
 from app.llm.config import LARGE
 from app.llm.policy import Features, RulePolicy, TierPolicy
 from app.orchestration.handlers import FALLBACK, HANDOFF, IDK, KNOWLEDGE, SKILL, Handler
@@ -230,4 +230,4 @@ def _knowledge(turn: Turn, policy: TierPolicy, rule: str, reason: str) -> RouteD
 
 
 NLU_FALLBACK = "nlu_fallback"  # the intent Rasa's FallbackClassifier predicts below its threshold
-ORDER_ID_IN_TEXT = re.compile(r"\bORD[-\s]?\d{5}\b", re.IGNORECASE)
+ORDER_ID_IN_TEXT = order_ids.ORDER_ID_IN_TEXT  # an explicit order id in a text: app/order_ids.py

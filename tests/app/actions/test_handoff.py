@@ -81,3 +81,22 @@ def test_every_intent_is_forwarded_during_a_handoff(domain):
         and rule["steps"][1] == {"action": "action_forward_to_agent"}
     }
     assert forwarded == {*domain["intents"], "nlu_fallback"}
+
+
+@pytest.mark.parametrize(
+    ("tenant", "email"), [("acme", "support@northwind.example"), ("globex", "help@globex.example")]
+)
+async def test_a_failed_handoff_names_the_tenants_own_address(
+    tracker_from, dispatcher, domain, monkeypatch, tenant, email
+):
+    from app.settings import get_settings
+
+    monkeypatch.setenv("SWITCHBOARD_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:1/stores")
+    get_settings.cache_clear()
+    services.ticketing.cache_clear()
+    services.tools.cache_clear()
+    tracker = tracker_from("order_question", metadata={"tenant_id": tenant, "user_id": "alice"})
+    await ActionHandoff().run(dispatcher, tracker, domain)
+    text = dispatcher.messages[0]["text"]
+    assert email in text
+    assert tenant == "acme" or "northwind" not in text.lower()  # never another tenant's address
