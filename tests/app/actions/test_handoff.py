@@ -63,11 +63,12 @@ async def test_after_the_hand_back_the_message_is_replayed_for_the_bot(tracker_f
     (ticket,) = services.ticketing().list_tickets("acme", "alice")
     services.ticketing().end_handoff("acme", ticket["id"])
     events = await ActionForwardToAgent().run(dispatcher, tracker_from("order_question"), domain)
-    assert [e["event"] for e in events] == ["rewind", "slot", "action", "user"]
-    assert events[1]["value"] is False and events[2]["name"] == "action_listen"
-    assert events[3]["text"] == "Where is my order ORD-10042?"
-    assert events[3]["parse_data"]["intent"]["name"] == "track_order"
-    assert events[3]["metadata"]["tenant_id"] == "acme"
+    assert [e["event"] for e in events] == ["rewind", "slot", "slot", "action", "user"]
+    assert events[1]["value"] is False and events[3]["name"] == "action_listen"
+    assert (events[2]["name"], events[2]["value"]) == ("failed_turns", 0.0)  # a person helped: the row ends
+    assert events[4]["text"] == "Where is my order ORD-10042?"
+    assert events[4]["parse_data"]["intent"]["name"] == "track_order"
+    assert events[4]["metadata"]["tenant_id"] == "acme"
     assert dispatcher.messages == []
 
 
