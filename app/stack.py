@@ -353,7 +353,8 @@ class Stack:
                 f"{url}/webhooks/rest/webhook (REST channel)" for url in self.rasa_urls
             ),
             "actions": f"http://{s.host}:{s.action_port}/health",
-            "gateway": f"{s.gateway_url}/webhooks/rest/webhook (REST channel with a Bearer token)"
+            "gateway": f"{s.gateway_url}/webhooks/rest/webhook (REST channel with a Bearer token); "
+            f"{s.gateway_url}/health (services, restarts, degradation level)"
             + (f"; canary: {self.canary_url} serves {s.challenger_model_path.name}" if self.canary else ""),
             "recorder": f"http://{s.host}:{s.recorder_port}/health (turn records, POST /sync)",
             "streamlit": s.streamlit_url,

@@ -294,12 +294,16 @@ class Supervisor:
             return []
         if status.state == BACKOFF and now >= status.next_at:
             attempt = len(status.crashes)
-            self.launch(
-                service,
-                self._env,
-                mode="a",
-                note=f"restarted by the supervisor: attempt {attempt}, last exit code {status.last_exit_code}",
-            )
+            try:
+                self.launch(
+                    service,
+                    self._env,
+                    mode="a",
+                    note=f"restarted by the supervisor: attempt {attempt}, last exit code {status.last_exit_code}",
+                )
+            except OSError as exc:  # the program or its log cannot be opened: a failed start, like a crash
+                self._crashed(service, None, now, f"cannot start: {exc}")
+                return []
             status.state, status.next_at = STARTING, now + self.policy.start_timeout_s
             status.restarts += 1
             status.last_restart_at = datetime.now(UTC).isoformat(timespec="seconds")

@@ -3,9 +3,9 @@
 Rasa 3.6 runs a custom action with ``RemoteAction.run`` (``rasa/core/actions/action.py``): a POST to the action
 server with a five-minute timeout, which raises on a refused connection, a 5xx or an invalid reply.
 ``MessageProcessor._run_action`` (``rasa/core/processor.py``) catches that, logs "Bot will continue, but the
-actions events are lost" and carries on without them: the turn ends with no reply (``200 []``: silence), and
-when ``action_session_start`` (ours: it keeps a live handoff across sessions) is the one that fails, a new
-conversation gets no session at all and not even "hi" is answered.
+actions events are lost" and carries on without them: the turn ends with no reply (``200 []``: silence).
+``action_session_start`` is one of ours (it keeps a live handoff across sessions), so a new conversation loses
+its session start the same way (issue 12 saw even "hi" in a new conversation go unanswered).
 
 :func:`install` (called when Rasa builds our REST channel, ``app/channels/rest.py``) wraps
 ``RemoteAction.run`` so that a failed call becomes the action's own answer at the ``static`` degradation

@@ -160,6 +160,16 @@ def test_a_crash_loop_is_given_up_on_while_the_others_keep_serving(supervised, t
     assert read_state(tmp_path / "supervisor.json")["flaky"]["state"] == "gave_up"
 
 
+def test_a_program_that_cannot_even_start_counts_as_a_crash(supervised, tmp_path):
+    web = http_server(tmp_path)
+    supervised.start([web], guarded_env(), timeout=30)
+    supervised.supervise()
+    web.argv = [str(tmp_path / "no-such-program")]  # deleted after the start, say
+    supervised.kill("web")
+    assert wait_for(lambda: web.status.state == "gave_up")
+    assert web.status.restarts == 0 and not web.running
+
+
 def test_a_hung_service_is_killed_and_restarted(supervised, tmp_path):
     port, hang = free_port(), tmp_path / "hang"
     script = tmp_path / "hanging.py"
