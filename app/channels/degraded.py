@@ -14,8 +14,10 @@ level, stored in the tracker like any bot message (with ``metadata.degraded``):
 - the call is bounded: ``SWITCHBOARD_ACTION_TIMEOUT_S`` (default 20 s, below the gateway's 30 s upstream
   timeout, so a hung action server still ends in this reply rather than the gateway's 504); a server that is
   down refuses the connection at once, so those replies come in milliseconds;
-- ``action_session_start`` falls back to Rasa's default session start (a new session, no message), so rules
-  (greeting, out of scope, chitchat...) keep answering as usual;
+- ``action_session_start`` falls back to Rasa's default session start with the ``tenant`` slot set from the
+  turn (the channel's metadata, else the ``<tenant>:<user>`` conversation id, as ours does), so rules
+  (greeting, out of scope, chitchat...) keep answering as usual, in the tenant's words; a live handoff is not
+  restored (the ticket store is behind the action server);
 - every other action says plainly what it cannot do now (:data:`app.channels.replies.REPLIES`: "try again
   in a few minutes"), instead of nothing, and the turn ends there (a ``FollowupAction`` to listen).
 
@@ -44,15 +46,21 @@ from typing import Any
 import structlog
 from rasa.core.actions.action import ActionExecutionRejection, ActionSessionStart, RemoteAction
 from rasa.core.tracker_store import FailSafeTrackerStore
-from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_NAME
-from rasa.shared.core.events import BotUttered, Event, FollowupAction
+from rasa.shared.core.constants import (
+    ACTION_LISTEN_NAME,
+    ACTION_SESSION_START_NAME,
+    SESSION_START_METADATA_SLOT,
+)
+from rasa.shared.core.events import BotUttered, Event, FollowupAction, SlotSet
 
 from app.channels import settings
 from app.channels.replies import DEFAULT_REPLY, LEVEL, REPLIES
+from app.identity import parse_conversation_id
 
 logger = structlog.get_logger(__name__)
 
 _MARK = "_switchboard_degrades"
+TENANT_SLOT = "tenant"  # the slot ours sets (app/actions/session.py): the responses have tenant variations
 
 
 async def degraded_events(
@@ -60,7 +68,10 @@ async def degraded_events(
 ) -> list[Event]:
     """The events of ``action_name`` when it cannot run: Rasa's own session start, or one static reply."""
     if action_name == ACTION_SESSION_START_NAME:
-        return await ActionSessionStart().run(output_channel, nlg, tracker, domain)
+        events = await ActionSessionStart().run(output_channel, nlg, tracker, domain)
+        if TENANT_SLOT in {slot.name for slot in domain.slots}:  # before the closing action_listen
+            events.insert(len(events) - 1, SlotSet(TENANT_SLOT, tenant_of(tracker)))
+        return events
     text = REPLIES.get(action_name, DEFAULT_REPLY)
     # then listen: the rules expected the action's own events (a slot it sets, say), and without them the
     # policies would go on predicting actions (a fallback loop) instead of ending the turn
@@ -68,6 +79,14 @@ async def degraded_events(
         BotUttered(text, metadata={"degraded": "action_server_unavailable", "level": LEVEL}),
         FollowupAction(ACTION_LISTEN_NAME),
     ]
+
+
+def tenant_of(tracker: Any) -> str:
+    """The turn's tenant: what the channel put in the message metadata (Rasa hands it to the session start
+    in ``session_started_metadata``), else the conversation id's."""
+    metadata = tracker.get_slot(SESSION_START_METADATA_SLOT) or {}
+    tenant = metadata.get("tenant_id") if isinstance(metadata, dict) else None
+    return str(tenant or parse_conversation_id(tracker.sender_id, settings.default_tenant())[0])
 
 
 def degrading(run: Callable[..., Awaitable[list[Event]]]) -> Callable[..., Awaitable[list[Event]]]:

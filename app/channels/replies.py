@@ -15,6 +15,10 @@ REPLIES = {
     "action_track_order": f"I can't reach our order system right now. {RETRY}",
     "action_request_refund": f"I can't reach our refund system right now, so no refund was requested. {RETRY}",
     "action_handoff": f"I can't reach our support team's system right now. {RETRY}",
+    "action_complaint": f"I'm sorry about that. I can't reach our support team's system right now. {RETRY}",
+    "action_report_problem": f"I'm sorry about that. I can't open a ticket for it right now. {RETRY}",
+    "action_cancel_order": f"I can't reach our order system right now, so I can't pass a cancellation on. {RETRY}",
+    "action_change_address": f"I can't reach our order system right now, so I can't change an address. {RETRY}",
     "action_forward_to_agent": "I couldn't pass your message on to our support team just now. "
     "Please send it again in a few minutes.",
     "action_default_ask_affirmation": "Sorry, I didn't quite get that. Could you rephrase it?",

@@ -95,10 +95,11 @@ def refused_url() -> str:
         return f"http://127.0.0.1:{sock.getsockname()[1]}/webhook"  # nothing listens there any more
 
 
-def run(action: str, url: str) -> list:
+def run(action: str, url: str, *before: object) -> list:
     tracker = DialogueStateTracker.from_events(
         "acme:alice",
         [
+            *before,
             ActionExecuted("action_listen"),
             UserUttered("where is my order?", metadata={"correlation_id": "c-1"}),
         ],
@@ -140,11 +141,21 @@ def test_an_unknown_action_gets_the_general_reply():
     assert texts(run("action_something_new", refused_url())) == [DEFAULT_REPLY]
 
 
-def test_session_start_falls_back_to_rasas_own_so_rules_still_answer():
+def test_session_start_falls_back_to_rasas_own_with_the_tenant_so_rules_still_answer():
     events = run("action_session_start", refused_url())
     assert isinstance(events[0], SessionStarted)
+    assert SlotSet("tenant", "acme") in events  # from the conversation id: the greeting in acme's words
     assert events[-1] == ActionExecuted("action_listen")
     assert not texts(events)  # a session start says nothing
+
+
+def test_the_session_starts_with_the_tenant_the_channel_named():
+    events = run(
+        "action_session_start",
+        refused_url(),
+        SlotSet("session_started_metadata", {"tenant_id": "globex", "user_id": "alice"}),
+    )
+    assert SlotSet("tenant", "globex") in events
 
 
 def test_a_working_server_is_untouched(server):
