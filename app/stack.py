@@ -4,8 +4,10 @@ registry's challenger model at ``settings.challenger_model_path``, also a ``rasa
 model, which the gateway sends the canary users to.
 
 ``python -m app.stack`` (what ``make run`` calls) prepares the stores, starts the processes, waits
-until each answers its health check, prints the URLs, and on Ctrl-C stops the processes it started (by
-process group) and nothing else. The end-to-end tests use the same ``Stack`` class.
+until each answers its health check, prints the URLs, then supervises them: a service that crashes or hangs
+is restarted with a bounded backoff while the others keep serving (:mod:`app.supervisor`), and the launcher
+exits only on Ctrl-C or SIGTERM, stopping the processes it started (by process group) and nothing else.
+The end-to-end tests use the same ``Stack`` class (:meth:`Stack.supervise` turns supervision on there).
 
 This module composes the stack: which services, their argv, environment, health URLs, ports, replicas and
 canary. Running them (launch, health wait, kill, restart, stop, log tails) is :mod:`app.supervisor`'s job.
@@ -20,6 +22,7 @@ import secrets
 import signal
 import socket
 import sys
+import time
 from collections.abc import Iterable
 from functools import cached_property
 
@@ -28,6 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.data.db import get_engine, upgrade
 from app.data.seed import seed_demo_tenants
+from app.observability.logging import configure_logging
 from app.offline import apply_offline_env
 from app.scaleout import (
     ScaleOutError,
@@ -40,10 +44,10 @@ from app.scaleout import (
     write_endpoints,
 )
 from app.settings import ROOT, Settings, get_settings
-from app.supervisor import Service, StackError, Supervisor
+from app.supervisor import STATE_FILE, RestartPolicy, Service, StackError, Supervisor
 from nlu.rasa_runner import rasa_command
 
-__all__ = ["SERVICES", "Service", "Stack", "StackError", "main"]
+__all__ = ["SERVICES", "RestartPolicy", "Service", "Stack", "StackError", "main"]
 
 SERVICES = ("crm", "actions", "rasa", "gateway", "recorder", "streamlit")
 
@@ -52,7 +56,12 @@ class Stack:
     """The served bot's processes, composed from the settings, started and stopped together (by its
     :class:`~app.supervisor.Supervisor`)."""
 
-    def __init__(self, settings: Settings | None = None, services: Iterable[str] = SERVICES) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        services: Iterable[str] = SERVICES,
+        restart_policy: RestartPolicy | None = None,
+    ) -> None:
         self.settings = settings or get_settings()
         if self.settings.crm_port == 0:  # "any free port": fixed now, passed to every service
             self.settings = self.settings.model_copy(update={"crm_port": free_port(self.settings.host)})
@@ -63,7 +72,9 @@ class Stack:
             self.settings = self.settings.model_copy(
                 update={"jwt_secret": SecretStr(secrets.token_urlsafe(32))}
             )
-        self.supervisor = Supervisor(cwd=ROOT)
+        self.supervisor = Supervisor(
+            cwd=ROOT, policy=restart_policy, state_file=self.settings.state_dir / STATE_FILE
+        )
         # Replica i listens on rasa_ports[i]; the first is settings.rasa_port, as with one replica.
         # Replicas after the first skip every other *_port setting (e.g. the gateway's, not yet bound).
         others = {
@@ -313,15 +324,21 @@ class Stack:
         self.prepare()
         self.supervisor.start(self._define(), self.env(), timeout)
 
+    def supervise(self) -> None:
+        """Restart crashed or hung services from now on (in a background thread), as ``make run`` does."""
+        self.supervisor.supervise()
+
     def service(self, name: str) -> Service:
         return self.supervisor.service(name)
 
     def kill(self, name: str) -> None:
-        """Kill one service at once (SIGKILL to its process group): a crash, not a graceful stop."""
+        """Kill one service at once (SIGKILL to its process group): a crash, not a graceful stop (under
+        supervision it is restarted like any crash)."""
         self.supervisor.kill(name)
 
     def restart(self, name: str, timeout: float = 60.0) -> None:
-        """Start a stopped or killed service again (same port and stores) and wait until it is healthy."""
+        """Start a stopped or killed service again (same port and stores) and wait until it is healthy (under
+        supervision: wait until the supervisor's restart is healthy)."""
         self.supervisor.restart(name, self.env(), timeout)
 
     def stop(self, grace: float = 15.0) -> None:
@@ -336,7 +353,8 @@ class Stack:
                 f"{url}/webhooks/rest/webhook (REST channel)" for url in self.rasa_urls
             ),
             "actions": f"http://{s.host}:{s.action_port}/health",
-            "gateway": f"{s.gateway_url}/webhooks/rest/webhook (REST channel with a Bearer token)"
+            "gateway": f"{s.gateway_url}/webhooks/rest/webhook (REST channel with a Bearer token); "
+            f"{s.gateway_url}/health (services, restarts, degradation level)"
             + (f"; canary: {self.canary_url} serves {s.challenger_model_path.name}" if self.canary else ""),
             "recorder": f"http://{s.host}:{s.recorder_port}/health (turn records, POST /sync)",
             "streamlit": s.streamlit_url,
@@ -413,14 +431,16 @@ def main(argv: list[str] | None = None) -> int:
     # shell that started us in the background set SIGINT to be ignored).
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
+    # the supervisor's restart lines: console text for a person at a terminal, JSON when redirected
+    configure_logging(json=not sys.stderr.isatty())
     try:
         stack.start()
         for name in stack.names:
             print(f"  {name:<10} {stack.urls()[name]}")
         print("ready. Press Ctrl-C to stop.", flush=True)
-        for service in stack.supervisor.watch():
-            print(f"error: {service.name} stopped unexpectedly:\n{service.log_tail()}", file=sys.stderr)
-        return 1
+        stack.supervise()  # a crashed service is restarted, the others keep serving: only a signal ends this
+        while True:
+            time.sleep(3600)
     except StackError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

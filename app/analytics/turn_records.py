@@ -17,7 +17,9 @@ How a turn is cut from the events (the analytics definitions, docs/analytics.md)
   ``handoff_active`` set true makes it ``handoff``; a turn with no bot message that no person holds is an
   ``error``;
 - *latency* runs from the user event to the turn's first bot message (Rasa stamps the user event after NLU,
-  so it is dialogue + actions).
+  so it is dialogue + actions);
+- a bot message the Rasa server said itself because an action could not run (``metadata.degraded``,
+  ``app/channels/degraded.py``) makes the turn ``degraded`` at that message's level (``static``).
 """
 
 from __future__ import annotations
@@ -165,6 +167,13 @@ def _record(
     outcome = "ok"
     if any(r.get("outcome") == "degraded" for r in mine):
         outcome = "degraded"
+    # a reply the Rasa server gave itself because the action could not run (app/channels/degraded.py)
+    said_by_rasa = [
+        m for e in turn.events if e["type_name"] == "bot" and (m := e["_data"].get("metadata") or {})
+    ]
+    channel_level = next((str(m.get("level") or "static") for m in said_by_rasa if m.get("degraded")), None)
+    if channel_level is not None:
+        outcome = "degraded"
     if not bots:
         silent = handler == HANDOFF and any(r.get("outcome") == "silent" for r in mine)
         handler, outcome = (HANDOFF, "silent") if silent else (ERROR, "error")
@@ -212,7 +221,7 @@ def _record(
         "bot_messages": len(bots),
         "latency_ms": round((float(bots[0]["timestamp"]) - started) * 1000, 2) if bots else None,
         "stages": dict(deciding.get("stages") or {}) if deciding else {},
-        "level": (deciding.get("level") or "full") if deciding else "full",
+        "level": channel_level or ((deciding.get("level") or "full") if deciding else "full"),
         "outcome": outcome,
         "last_event_id": max(int(e["id"]) for e in turn.events),
     }
