@@ -167,11 +167,42 @@ def check_scale_out(settings: Settings) -> None:
         )
 
 
-def endpoints_config(settings: Settings, template: Path = ENDPOINTS_TEMPLATE) -> dict[str, Any]:
-    """The template's sections, with the action endpoint and both stores filled from ``settings``.
+def event_broker_endpoint(settings: Settings, timeout_s: float = 2.0) -> dict[str, Any] | None:
+    """Rasa's ``pika`` event broker for ``settings.event_broker_url`` when that RabbitMQ answers; None when none
+    is configured, or when it does not answer (the bot still starts: Rasa would refuse to, so the launcher
+    leaves the broker out and says so, and the turn recorder polls the tracker store instead)."""
+    if not settings.event_broker_url:
+        return None
+    url = urlsplit(settings.event_broker_url)
+    if url.scheme not in ("amqp", "amqps") or not url.hostname:
+        raise ScaleOutError(
+            f"SWITCHBOARD_EVENT_BROKER_URL must be amqp://user:password@host:port/vhost, not {url.scheme}://..."
+        )
+    port = url.port or (5671 if url.scheme == "amqps" else 5672)
+    try:
+        socket.create_connection((url.hostname, port), timeout=timeout_s).close()
+    except OSError:
+        return None
+    section = {
+        "type": "pika",
+        "url": url.hostname,
+        "port": port,
+        "username": unquote(url.username or "guest"),
+        "password": unquote(url.password or "guest"),
+        "queues": [settings.event_broker_queue],
+    }
+    vhost = unquote(url.path.lstrip("/"))
+    if vhost:
+        section["vhost"] = vhost
+    return section
 
-    Other sections of the template (if someone adds, say, an event broker) are kept as written; Rasa still
-    expands their ``${VAR}`` references from the environment the launcher gives it.
+
+def endpoints_config(settings: Settings, template: Path = ENDPOINTS_TEMPLATE) -> dict[str, Any]:
+    """The template's sections, with the action endpoint, both stores and the event broker (when configured and
+    answering) filled from ``settings``.
+
+    Other sections of the template are kept as written; Rasa still expands their ``${VAR}`` references from the
+    environment the launcher gives it.
     """
     config = dict(yaml.safe_load(template.read_text()) or {}) if template.exists() else {}
     config["action_endpoint"] = {"url": settings.action_url}
@@ -181,6 +212,11 @@ def endpoints_config(settings: Settings, template: Path = ENDPOINTS_TEMPLATE) ->
         config.pop("lock_store", None)
     else:
         config["lock_store"] = lock
+    broker = event_broker_endpoint(settings)
+    if broker is None:
+        config.pop("event_broker", None)
+    else:
+        config["event_broker"] = broker
     return config
 
 

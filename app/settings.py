@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     tracker_store_url: str = ""  # postgresql://user@host:5432/db; empty: SQLite at tracker_db
     lock_store_url: str = ""  # redis://host:6379/1; empty: Rasa's in-memory lock store (one replica only)
     lock_store_key_prefix: str = ""  # alphanumeric; keeps deployments sharing one Redis db apart
+    # Rasa's event broker (optional): amqp://user:password@host:5672/vhost. Rasa publishes every event to the queue
+    # and the turn recorder consumes it (turn records at once, no polling of the tracker store).
+    event_broker_url: str = ""
+    event_broker_queue: str = "switchboard_events"
 
     rasa_python: Path = ROOT / ".venv-rasa" / "bin" / "python"
     model_path: Path = ROOT / "nlu" / "serving" / "model.tar.gz"  # the registry champion (register_nlu)

@@ -4,8 +4,10 @@ registry's challenger model at ``settings.challenger_model_path``, also a ``rasa
 model, which the gateway sends the canary users to.
 
 ``python -m app.stack`` (what ``make run`` calls) prepares the stores, starts the processes, waits
-until each answers its health check, prints the URLs, and on Ctrl-C stops the processes it started (by
-process group) and nothing else. The end-to-end tests use the same ``Stack`` class.
+until each answers its health check, prints the URLs, then supervises them: a service that crashes or hangs
+is restarted with a bounded backoff while the others keep serving (:mod:`app.supervisor`), and the launcher
+exits only on Ctrl-C or SIGTERM, stopping the processes it started (by process group) and nothing else.
+The end-to-end tests use the same ``Stack`` class (:meth:`Stack.supervise` turns supervision on there).
 
 This module composes the stack: which services, their argv, environment, health URLs, ports, replicas and
 canary. Running them (launch, health wait, kill, restart, stop, log tails) is :mod:`app.supervisor`'s job.
@@ -20,6 +22,7 @@ import secrets
 import signal
 import socket
 import sys
+import time
 from collections.abc import Iterable
 from functools import cached_property
 
@@ -28,6 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.data.db import get_engine, upgrade
 from app.data.seed import seed_demo_tenants
+from app.observability.logging import configure_logging
 from app.offline import apply_offline_env
 from app.scaleout import (
     ChannelStatus,
@@ -36,16 +40,17 @@ from app.scaleout import (
     credentials_path,
     endpoints_path,
     ensure_postgres_database,
+    event_broker_endpoint,
     is_postgres_url,
     replica_ports,
     write_credentials,
     write_endpoints,
 )
 from app.settings import ROOT, Settings, get_settings
-from app.supervisor import Service, StackError, Supervisor
+from app.supervisor import STATE_FILE, RestartPolicy, Service, StackError, Supervisor
 from nlu.rasa_runner import rasa_command
 
-__all__ = ["SERVICES", "Service", "Stack", "StackError", "main"]
+__all__ = ["SERVICES", "RestartPolicy", "Service", "Stack", "StackError", "main"]
 
 SERVICES = ("crm", "actions", "rasa", "gateway", "recorder", "streamlit")
 
@@ -54,7 +59,12 @@ class Stack:
     """The served bot's processes, composed from the settings, started and stopped together (by its
     :class:`~app.supervisor.Supervisor`)."""
 
-    def __init__(self, settings: Settings | None = None, services: Iterable[str] = SERVICES) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        services: Iterable[str] = SERVICES,
+        restart_policy: RestartPolicy | None = None,
+    ) -> None:
         self.settings = settings or get_settings()
         if self.settings.crm_port == 0:  # "any free port": fixed now, passed to every service
             self.settings = self.settings.model_copy(update={"crm_port": free_port(self.settings.host)})
@@ -65,7 +75,9 @@ class Stack:
             self.settings = self.settings.model_copy(
                 update={"jwt_secret": SecretStr(secrets.token_urlsafe(32))}
             )
-        self.supervisor = Supervisor(cwd=ROOT)
+        self.supervisor = Supervisor(
+            cwd=ROOT, policy=restart_policy, state_file=self.settings.state_dir / STATE_FILE
+        )
         self.channels: list[ChannelStatus] = []  # which channels Rasa serves, known once prepared
         # Replica i listens on rasa_ports[i]; the first is settings.rasa_port, as with one replica.
         # Replicas after the first skip every other *_port setting (e.g. the gateway's, not yet bound).
@@ -93,6 +105,11 @@ class Stack:
             return False
         tenants = [None, self.settings.tenant, *flags.tenants]
         return any(flags.percent("challenger_percent", tenant) > 0 for tenant in tenants)
+
+    @cached_property
+    def event_broker(self) -> bool:
+        """Whether Rasa publishes its events to the configured broker (configured, and it answered at start)."""
+        return event_broker_endpoint(self.settings) is not None
 
     @property
     def canary_url(self) -> str:
@@ -135,6 +152,9 @@ class Stack:
                 "SANIC_HOST": s.host,
                 "SWITCHBOARD_GATEWAY_PORT": str(s.gateway_port),
                 "SWITCHBOARD_RECORDER_PORT": str(s.recorder_port),
+                # the recorder consumes the event broker only when Rasa publishes to it (it answered at start)
+                "SWITCHBOARD_EVENT_BROKER_URL": s.event_broker_url if self.event_broker else "",
+                "SWITCHBOARD_EVENT_BROKER_QUEUE": s.event_broker_queue,
                 "SWITCHBOARD_TRACKER_STORE_URL": s.tracker_store_url,
                 # the gateway balances over every Rasa replica this stack starts, unless told otherwise
                 "SWITCHBOARD_GATEWAY_UPSTREAMS": s.gateway_upstreams
@@ -315,15 +335,21 @@ class Stack:
         self.prepare()
         self.supervisor.start(self._define(), self.env(), timeout)
 
+    def supervise(self) -> None:
+        """Restart crashed or hung services from now on (in a background thread), as ``make run`` does."""
+        self.supervisor.supervise()
+
     def service(self, name: str) -> Service:
         return self.supervisor.service(name)
 
     def kill(self, name: str) -> None:
-        """Kill one service at once (SIGKILL to its process group): a crash, not a graceful stop."""
+        """Kill one service at once (SIGKILL to its process group): a crash, not a graceful stop (under
+        supervision it is restarted like any crash)."""
         self.supervisor.kill(name)
 
     def restart(self, name: str, timeout: float = 60.0) -> None:
-        """Start a stopped or killed service again (same port and stores) and wait until it is healthy."""
+        """Start a stopped or killed service again (same port and stores) and wait until it is healthy (under
+        supervision: wait until the supervisor's restart is healthy)."""
         self.supervisor.restart(name, self.env(), timeout)
 
     def stop(self, grace: float = 15.0) -> None:
@@ -338,7 +364,8 @@ class Stack:
                 f"{url}/webhooks/rest/webhook (REST channel)" for url in self.rasa_urls
             ),
             "actions": f"http://{s.host}:{s.action_port}/health",
-            "gateway": f"{s.gateway_url}/webhooks/rest/webhook (REST channel with a Bearer token)"
+            "gateway": f"{s.gateway_url}/webhooks/rest/webhook (REST channel with a Bearer token); "
+            f"{s.gateway_url}/health (services, restarts, degradation level)"
             + (f"; canary: {self.canary_url} serves {s.challenger_model_path.name}" if self.canary else ""),
             "recorder": f"http://{s.host}:{s.recorder_port}/health (turn records, POST /sync)",
             "streamlit": s.streamlit_url,
@@ -406,10 +433,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     stack = Stack(settings, services=args.services)
     print(f"starting {', '.join(stack.names)} (logs in {stack.settings.state_dir / 'logs'}) ...", flush=True)
+    if settings.event_broker_url and not stack.event_broker:
+        print(
+            "note: the event broker does not answer: turn records come from polling the tracker store",
+            flush=True,
+        )
     # Ctrl-C and SIGTERM stop what was started, also while waiting for health checks (and even when the
     # shell that started us in the background set SIGINT to be ignored).
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
+    # the supervisor's restart lines: console text for a person at a terminal, JSON when redirected
+    configure_logging(json=not sys.stderr.isatty())
     try:
         stack.start()
         for name in stack.names:
@@ -418,9 +452,9 @@ def main(argv: list[str] | None = None) -> int:
         for channel in stack.channels:  # one line each: on (the URL vendors call) or off (what it lacks)
             print(f"  channel    {channel.line(public)}")
         print("ready. Press Ctrl-C to stop.", flush=True)
-        for service in stack.supervisor.watch():
-            print(f"error: {service.name} stopped unexpectedly:\n{service.log_tail()}", file=sys.stderr)
-        return 1
+        stack.supervise()  # a crashed service is restarted, the others keep serving: only a signal ends this
+        while True:
+            time.sleep(3600)
     except StackError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

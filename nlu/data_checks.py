@@ -28,6 +28,8 @@ ENTITY_MARKUP = re.compile(
     r"|\[(?P<list>[^\]]*)\])"
 )
 BUILTIN_INTENTS = {"nlu_fallback", "session_start", "restart", "back", "out_of_scope_default"}
+#: Intents a pipeline component sets rather than the classifier learns (no training examples on purpose).
+COMPONENT_INTENTS = {"unsupported_language"}  # nlu/components/language.py
 
 
 def _yaml_files(folder: Path) -> list[Path]:
@@ -144,7 +146,7 @@ def check_nlu_data(domain: Path, data: Path) -> list[str]:
     if declared is not None:
         intents, _, domain_path = declared
         for intent, line in intents.items():
-            if intent not in with_examples and intent not in BUILTIN_INTENTS:
+            if intent not in with_examples and intent not in BUILTIN_INTENTS | COMPONENT_INTENTS:
                 problems.append(
                     f"{_rel(domain_path)}:{line}: intent '{intent}' has no training examples in {_rel(data)}"
                 )

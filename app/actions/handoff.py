@@ -20,11 +20,21 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.actions import services
 from app.actions.context import TurnContext, transcript
 from app.actions.records import ActionRun, RecordedAction
+from app.tenants import profile
 from app.tools import ToolError
 
 logger = structlog.get_logger(__name__)
 
 HANDOFF_SLOT = "handoff_active"
+
+
+def ticket_failure_text(tenant_id: str) -> str:
+    """What the user is told when no ticket can be opened: where the tenant's customers write instead."""
+    email = profile(tenant_id).support_email
+    where = (
+        f"Please email {email} and we'll get back to you." if email else "Please try again in a few minutes."
+    )
+    return f"I couldn't reach our support team's system just now. {where}"
 
 
 def open_handoff_ticket(
@@ -48,10 +58,7 @@ def open_handoff_ticket(
         )
     except ToolError as exc:
         logger.error("ticket.open_failed", reason=exc.reason, error=exc.message, **ctx.log_fields())
-        dispatcher.utter_message(
-            text="I couldn't reach our support team's system just now. Please email "
-            "support@northwind.example and we'll get back to you."
-        )
+        dispatcher.utter_message(text=ticket_failure_text(ctx.tenant_id))
         return None
     ticket_id = int(result.data["ticket_id"])
     logger.info("ticket.opened", ticket_id=ticket_id, reason=reason, handoff=handoff, **ctx.log_fields())
@@ -74,15 +81,25 @@ class ActionHandoff(RecordedAction):
         ctx: TurnContext,
         record: ActionRun,
     ) -> list[dict[str, Any]]:
-        record.rule = "handoff_request"
-        with record.stage("ticket"):
-            ticket_id = open_handoff_ticket(dispatcher, tracker, ctx, handoff=True)
-        record.ticket_id, record.tools = ticket_id, ["open_ticket"]
-        if ticket_id is None:
-            record.outcome = "degraded"
-            return [SlotSet(HANDOFF_SLOT, False)]
-        dispatcher.utter_message(text="Until then I'll stay quiet: everything you write here goes to them.")
-        return [SlotSet(HANDOFF_SLOT, True)]
+        return hand_over(dispatcher, tracker, ctx, record, "request")
+
+
+def hand_over(
+    dispatcher: CollectingDispatcher, tracker: Tracker, ctx: TurnContext, record: ActionRun, reason: str
+) -> list[dict[str, Any]]:
+    """Open a handoff ticket, tell the user and go quiet (``handoff_active``); filled into ``record`` as a
+    ``handoff``. Shared by every action that hands a conversation over (a request for a person, a complaint,
+    a cancellation)."""
+    record.handler, record.rule = "handoff", f"handoff_{reason}"
+    with record.stage("ticket"):
+        ticket_id = open_handoff_ticket(dispatcher, tracker, ctx, reason, handoff=True)
+    record.ticket_id = ticket_id
+    record.tools.append("open_ticket")
+    if ticket_id is None:
+        record.outcome = "degraded"
+        return [SlotSet(HANDOFF_SLOT, False)]
+    dispatcher.utter_message(text="Until then I'll stay quiet: everything you write here goes to them.")
+    return [SlotSet(HANDOFF_SLOT, True)]
 
 
 def replay_latest_message(tracker: Tracker) -> list[dict[str, Any]]:
@@ -104,6 +121,7 @@ def replay_latest_message(tracker: Tracker) -> list[dict[str, Any]]:
     return [
         UserUtteranceReverted(),
         SlotSet(HANDOFF_SLOT, False),
+        SlotSet("failed_turns", 0.0),  # a person helped: the row of failed turns ends
         ActionExecuted("action_listen"),
         user_event,
     ]

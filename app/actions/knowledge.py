@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 from rasa_sdk import Tracker
-from rasa_sdk.events import SlotSet
+from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from app.actions import brain as brains
@@ -26,8 +26,10 @@ from app.actions.records import ActionRun, RecordedAction
 from app.llm.client import CallContext
 from app.observability import metrics
 from app.orchestration.answering import STATIC_ONLY, KnowledgeReply, answer_question, route_question
-from app.orchestration.handlers import HANDOFF, IDK, KNOWLEDGE
+from app.orchestration.handlers import FALLBACK, HANDOFF, IDK, KNOWLEDGE, handler_of_action
+from app.orchestration.router import NLU_FALLBACK
 from app.settings import get_settings
+from nlu.context import INTENT_REPLIES, TOPIC_SLOT, looks_like_followup, resolved_question, shares_content
 
 logger = structlog.get_logger(__name__)
 
@@ -63,25 +65,42 @@ async def answer_knowledge(
         dispatcher.utter_message(text=UNAVAILABLE)
         return []
     intent = (tracker.latest_message or {}).get("intent") or {}
+    intent_name = intent.get("name") or "unknown"
+    # a question the NLU found out of scope (or small talk, yes/no) is answered only when the articles are sure,
+    # as an unsure intent is
+    router_intent = NLU_FALLBACK if intent_name in INTENT_REPLIES else intent_name
+
+    def route(text: str, as_intent: str = router_intent) -> Any:
+        return route_question(
+            kb,
+            text,
+            ctx.tenant_id,
+            brain.router,
+            brain.policy,
+            intent=as_intent,
+            confidence=float(intent.get("confidence") or 0.0),
+            top_k=get_settings().serve().knowledge_top_k,
+            failed_turns=int(tracker.get_slot("failed_turns") or 0),
+            level=level,
+            conversation_id=ctx.conversation_id,
+        )
+
+    topic = tracker.get_slot(TOPIC_SLOT)
+    followup = False
     try:
         kb = await asyncio.to_thread(services.knowledge)
         level = brain.degradation.level(ctx.tenant_id)
         record.level = level.label
         with record.stage("route"):
-            decision, found = await asyncio.to_thread(
-                route_question,
-                kb,
-                ctx.text,
-                ctx.tenant_id,
-                brain.router,
-                brain.policy,
-                intent=intent.get("name") or "unknown",
-                confidence=float(intent.get("confidence") or 0.0),
-                top_k=get_settings().serve().knowledge_top_k,
-                failed_turns=int(tracker.get_slot("failed_turns") or 0),
-                level=level,
-                conversation_id=ctx.conversation_id,
-            )
+            decision, found = await asyncio.to_thread(route, ctx.text)
+            if topic and (looks_like_followup(ctx.text) or decision.handler != KNOWLEDGE):
+                # read with the conversation's topic: "and France?" after a delivery question
+                # the conversation says it is a question about the topic: the index's cut-off decides (rule 7)
+                resolved, in_context = await asyncio.to_thread(route, resolved_question(topic, ctx.text), "")
+                if resolved.handler == KNOWLEDGE and shares_content(
+                    ctx.text, [h.text for h in in_context.hits]
+                ):
+                    decision, found, followup = resolved, in_context, True
     except Exception as exc:  # degrade, never fail the turn: the user gets a clear message
         logger.error("knowledge.unavailable", reason=f"{type(exc).__name__}: {exc}", **ctx.log_fields())
         metrics.KNOWLEDGE_ANSWERS.labels(ctx.tenant_id, "unavailable").inc()
@@ -89,10 +108,20 @@ async def answer_knowledge(
         record.outcome, record.reason = "degraded", "knowledge base unavailable"
         dispatcher.utter_message(text=UNAVAILABLE)
         return []
+    if not followup and intent_name in INTENT_REPLIES and decision.handler != KNOWLEDGE:
+        # sent here as a follow-up or an out-of-scope question, but the articles are not sure: its intent's reply
+        response = INTENT_REPLIES[intent_name]
+        record.handler, record.rule = handler_of_action(response) or KNOWLEDGE, "not_answered_here"
+        dispatcher.utter_message(response=response)
+        return []
     brain.degradation.record("knowledge", True)
     logger.info("router.decision", **decision.log_fields(), **ctx.log_fields())
     metrics.ROUTER_DECISIONS.labels(ctx.tenant_id, decision.handler, decision.rule).inc()
-    record.rule, record.reason, record.level = decision.rule, decision.reason, decision.level
+    record.rule = f"followup:{decision.rule}"[:64] if followup else decision.rule
+    record.reason, record.level = decision.reason, decision.level
+    if decision.handler == FALLBACK:  # unsure what was meant, and the articles say nothing: ask (two-stage)
+        record.handler = FALLBACK
+        return [FollowupAction("action_two_stage_fallback")]
 
     if decision.handler == HANDOFF:
         from app.actions.handoff import open_handoff_ticket
@@ -110,7 +139,13 @@ async def answer_knowledge(
         )
     _note(reply, brain, ctx, record, kb.version)
     dispatcher.utter_message(text=reply.text)
-    return []
+    events = []
+    if reply.handler == KNOWLEDGE:
+        if tracker.get_slot("failed_turns"):  # "failed turns in a row": an answer ends the row
+            events.append(SlotSet("failed_turns", 0.0))
+        if not followup:  # a question answered on its own: the conversation's new topic
+            events.append(SlotSet(TOPIC_SLOT, ctx.text))
+    return events
 
 
 def _note(

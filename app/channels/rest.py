@@ -15,7 +15,9 @@ What it adds to Rasa's ``RestInput``:
 - its OpenAPI description (``app/channels/openapi.yaml``, written by hand: Sanic publishes none) at
   ``GET /webhooks/rest/openapi.json``.
 - with ``SWITCHBOARD_CHANNEL_SECRET`` set, a turn without that secret in ``X-Channel-Secret`` gets 401: the
-  channel trusts ``X-Tenant-Id``, so beyond loopback only the gateway (which sends the secret) may call it.
+  channel trusts ``X-Tenant-Id``, so beyond loopback only the gateway (which sends the secret) may call it;
+- a custom action that cannot run is answered at the static level, and a turn the tracker store cannot load
+  or save gets 503 ``store_unavailable`` instead of being answered and lost (``app/channels/degraded.py``).
 """
 
 from __future__ import annotations
@@ -34,13 +36,17 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from app.channels import settings
+from app.channels import degraded, settings
 from app.channels.turns import CHANNEL_SECRET_HEADER, InvalidRequest, check_channel_secret, check_turn
 from app.identity import TENANT_PATTERN, conversation_id
 
 logger = structlog.get_logger(__name__)
 
 OPENAPI_FILE = Path(__file__).with_name("openapi.yaml")
+STORE_UNAVAILABLE = (
+    "The bot can't reach its conversation store right now. Please send your message again shortly."
+)
+RETRY_AFTER_S = 5
 
 
 def parse_payload(
@@ -80,6 +86,7 @@ class SwitchboardRestInput(RestInput):
         self.max_message_chars = int(max_message_chars or settings.max_message_chars())
         self.default_tenant = default_tenant or settings.default_tenant()
         self.secret = settings.channel_secret()
+        degraded.install()  # a custom action that cannot run is answered at the static level, not in silence
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         webhook = Blueprint(f"custom_webhook_{type(self).__name__}", __name__)
@@ -121,6 +128,12 @@ class SwitchboardRestInput(RestInput):
                     {"error": "timeout", "message": "The bot took too long to answer."},
                     status=504,
                     headers=headers,
+                )
+            except degraded.StoreUnavailable:  # refused, not lost: the client sends it again
+                return response.json(
+                    {"error": "store_unavailable", "message": STORE_UNAVAILABLE},
+                    status=503,
+                    headers={**headers, "Retry-After": str(RETRY_AFTER_S)},
                 )
             except Exception:
                 logger.exception("rest.message.failure", correlation_id=headers["X-Request-Id"])

@@ -30,7 +30,6 @@ and the turn (:class:`ConversationFileError`).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from datetime import date
 from decimal import Decimal
@@ -43,8 +42,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from app.channels.turns import ID_PATTERN, TENANT_PATTERN
 from app.orchestration.handlers import HANDLERS, LANGUAGE
 from app.orchestration.router import NLU_FALLBACK
+from app.order_ids import ORDER_ID_PATTERN
 
-ORDER_ID = re.compile(r"^ORD-\d{5}$")
+ORDER_ID = ORDER_ID_PATTERN  # the one definition: app/order_ids.py
 ORDER_STATUSES = ("processing", "shipped", "out_for_delivery", "delivered", "cancelled")
 
 

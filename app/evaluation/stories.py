@@ -6,8 +6,7 @@ test tracker is in the state the served bot would be in. :func:`expected_steps` 
 which actions; the expectation is what a correct bot does (the conversation file's rules), not what today's
 rules happen to predict, so a story fails where the bot is wrong.
 
-A story ends before the first turn no Rasa story can state (:data:`STOP_REASONS`): a reply in another language
-(no action of the domain gives it), a click on a two-stage fallback button or any turn after the fallback asked,
+A story ends before the first turn no Rasa story can state (:data:`STOP_REASONS`): a click on a two-stage fallback button or any turn after the fallback asked,
 an agent handing the conversation back (the bot's next reply replays a reverted message), a turn whose expected
 handler no action of the domain produces for its intent, a bot reply expected while an agent has the
 conversation, or text Rasa would read as markup. An agent's reply is left out and the story goes on: it reaches
@@ -50,19 +49,26 @@ HANDOFF_ACTION = "action_handoff"
 FORWARD = "action_forward_to_agent"
 KNOWLEDGE_ACTION = "action_answer_knowledge"
 TWO_STAGE_FALLBACK = "action_two_stage_fallback"
+LANGUAGE_INTENT = "unsupported_language"  # set by nlu/components/language.py
+LANGUAGE_REPLY = "utter_unsupported_language"
 
 # The expected behaviour of a correct bot, as Rasa actions (used by expected_steps, and nowhere else):
 # - while an agent has the conversation every message goes to action_forward_to_agent (the bot is silent);
 # - chitchat: the canned response of the intent (CHITCHAT_RESPONSES);
 # - knowledge and idk: action_answer_knowledge, whatever the intent ("why was my order cancelled?" is a
-#   question), except a refund question: action_request_refund answers it (refund_requested false);
+#   question), except where the intent's own action answers questions too (QUESTION_ACTIONS): a refund
+#   question (action_request_refund, refund_requested false), a cancellation or complaint question, a
+#   question about a damaged, wrong or missing item, a double charge or an address change;
+# - language: the NLU's unsupported_language, answered by utter_unsupported_language;
 # - skill: track_order -> action_track_order; request_refund -> action_request_refund; inform (an order id)
 #   -> whichever of the two the previous turn asked it for (a refund stays a refund, also after "not found"),
 #   else action_track_order. The slots are those the actions return: order_id (the id, or null when the
 #   order is not the customer's), refund_requested (true when the refund action asks for the id);
-# - handoff: action_handoff (handoff_active true), after utter_complaint for a complaint and
-#   utter_cancel_order for a cancellation (HANDOFF_PREFACE), alone for any other intent (asking for a person,
-#   "yes" to the offer of one, a request about one's personal data);
+# - handoff: action_handoff (handoff_active true), or the intent's own action that hands over a request
+#   (HANDOFF_ACTIONS: action_complaint, action_cancel_order), alone for any other intent (asking for a
+#   person, "yes" to the offer of one, a request about one's personal data);
+# - skill for a damaged, wrong or missing item, a double charge or an address change: its action
+#   (PROBLEM_ACTIONS: a ticket, or what the order's status allows);
 # - out_of_scope: utter_out_of_scope, whatever the intent (an injection asking for someone's orders too);
 # - fallback: the served model's nlu_fallback (the turn's intent is the first button) starts Rasa's two-stage
 #   fallback; the story ends at the next turn (a click, or the loop's next question).
@@ -76,11 +82,18 @@ CHITCHAT_RESPONSES: dict[str, str] = {
     "chitchat": "utter_chitchat",
     "feedback": "utter_feedback_thanks",
 }
-HANDOFF_PREFACE: dict[str, str] = {"complaint": "utter_complaint", "cancel_order": "utter_cancel_order"}
+HANDOFF_ACTIONS: dict[str, str] = {"complaint": "action_complaint", "cancel_order": "action_cancel_order"}
+PROBLEM_ACTIONS: dict[str, str] = {
+    "damaged_item": "action_report_problem",
+    "wrong_item": "action_report_problem",
+    "missing_item": "action_report_problem",
+    "double_charge": "action_report_problem",
+    "change_address": "action_change_address",
+}
+QUESTION_ACTIONS: dict[str, str] = {**HANDOFF_ACTIONS, **PROBLEM_ACTIONS}
 
 #: Why a story ends before a turn.
 STOP_REASONS: dict[str, str] = {
-    "language": "a reply in another language (no action of the domain gives it)",
     "click": "a click on a two-stage fallback button",
     "fallback_loop": "a message inside the two-stage fallback",
     "hand_back": "the agent hands the conversation back",
@@ -174,11 +187,13 @@ def expected_steps(
     handler, intent = turn.expect.handler, turn.expect.intent
     asked_by, state.asked_by = state.asked_by, None
     if handler == LANGUAGE:
-        raise _Stop("language")
+        intent = LANGUAGE_INTENT
     if state.handoff_active:
         if handler != HANDOFF:
             raise _Stop("agent_has_conversation")
         return str(intent), [_action(FORWARD)]
+    if handler == LANGUAGE:
+        return LANGUAGE_INTENT, [_action(LANGUAGE_REPLY)]
     if handler == FALLBACK:
         state.in_fallback = True
         return NLU_FALLBACK, [_action(TWO_STAGE_FALLBACK), {"active_loop": TWO_STAGE_FALLBACK}]
@@ -192,11 +207,13 @@ def expected_steps(
         if intent == "request_refund":
             state.refund_requested = False
             return intent, [_action(REFUND), _slots(refund_requested=False)]
-        return intent, [_action(KNOWLEDGE_ACTION)]
+        return intent, [_action(QUESTION_ACTIONS.get(intent, KNOWLEDGE_ACTION))]
     if handler == HANDOFF:
         state.handoff_active = True
-        preface = [_action(HANDOFF_PREFACE[intent])] if intent in HANDOFF_PREFACE else []
-        return intent, [*preface, _action(HANDOFF_ACTION), _slots(handoff_active=True)]
+        action = HANDOFF_ACTIONS.get(intent, HANDOFF_ACTION)
+        return intent, [_action(action), _slots(handoff_active=True)]
+    if handler == SKILL and intent in PROBLEM_ACTIONS:
+        return intent, [_action(PROBLEM_ACTIONS[intent])]
     if handler == SKILL and intent in ("track_order", "request_refund", "inform"):
         refund = intent == "request_refund" or (
             intent == "inform" and (asked_by == REFUND or state.refund_requested)

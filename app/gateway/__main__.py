@@ -175,15 +175,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from app.gateway.app import create_app
     from app.observability.logging import configure_logging
+    from app.supervisor import STATE_FILE
 
+    settings = get_settings()
     try:
-        config = GatewayConfig.from_settings(get_settings(), upstreams=args.upstream)
+        config = GatewayConfig.from_settings(settings, upstreams=args.upstream)
     except ConfigError as exc:
         return _fail(str(exc))
     configure_logging(args.log_level)
-    uvicorn.run(
-        create_app(config), host=args.host, port=args.port, log_config=None, access_log=False, lifespan="on"
+    # /health and /metrics also report the launcher's supervisor and the action server's degradation level
+    app = create_app(
+        config,
+        supervisor_state=settings.state_dir / STATE_FILE,
+        actions_url=f"http://{settings.host}:{settings.action_port}",
     )
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False, lifespan="on")
     return 0
 
 

@@ -1,5 +1,5 @@
 """The gateway's HTTP app (FastAPI): ``POST /webhooks/rest/webhook``, the vendor channels'
-``POST /webhooks/{channel}/webhook`` and ``GET /health``.
+``POST /webhooks/{channel}/webhook``, ``GET /health`` and ``GET /metrics``.
 
 A turn goes through, in order: request id (the client's ``X-Request-Id`` if it is a sane id, else a new
 one), credentials (a bearer token or an ``X-Api-Key``: 400/401/403/503), body (400/413, the REST channel's
@@ -18,21 +18,28 @@ Canary routing of model versions: with challenger upstreams configured (Rasa ser
 challenger model), the flag ``challenger_percent`` (per tenant, ``app.flags``) sends that share of users,
 sticky per user, to them; ``X-Model-Variant`` says which model answered. When no challenger server is
 reachable the turn goes to the champion (``champion`` in the header): a canary never costs an answer.
+
+``/health`` is the stack's one status page: ``ok`` (200) while a Rasa upstream answers, else 503 (what a
+load balancer needs); with the launcher's state file it also lists every service's state and restart count
+(``services``), and with the action server's URL the degradation level it serves at (``degradation``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from prometheus_client.parser import text_string_to_metric_families
 
 from app.channels.turns import REQUEST_ID_PATTERN, InvalidRequest, channel_headers, check_turn
 from app.data.db import get_engine
@@ -42,8 +49,10 @@ from app.gateway.auth import Authenticator, GatewayError, Principal, TokenKeys
 from app.gateway.config import GatewayConfig
 from app.gateway.keys import ApiKeyStore
 from app.gateway.ratelimit import RateLimiter
-from app.gateway.upstream import WEBHOOK_PATH, RelayedReply, UpstreamPool
+from app.gateway.upstream import HEALTH_TIMEOUT_S, WEBHOOK_PATH, RelayedReply, UpstreamPool
 from app.observability import metrics
+from app.reliability.degradation import DegradationLevel
+from app.supervisor import read_state
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 
@@ -83,9 +92,56 @@ def tagged(payload: dict[str, Any], variant: str) -> bytes:
     return json.dumps({**payload, "metadata": {**metadata, "model_variant": variant}}).encode()
 
 
-def create_app(config: GatewayConfig, *, transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
-    """The gateway app for ``config``; ``transport`` replaces the network to the upstreams (tests)."""
+def services_status(state_file: Path) -> dict[str, dict[str, Any]]:
+    """Each service's state, restart count and last exit code, from the launcher's supervisor state file."""
+    keep = ("state", "restarts", "last_exit_code", "last_restart_at")
+    return {name: {k: s.get(k) for k in keep} for name, s in sorted(read_state(state_file).items())}
+
+
+async def degradation_status(client: httpx.AsyncClient, actions_url: str) -> dict[str, Any]:
+    """The degradation level the action server serves at (its ``switchboard_degradation_level`` gauge, per
+    tenant; the worst wins). An action server that does not answer means rules and the channel's static
+    replies only: ``static``."""
+    try:
+        reply = await client.get(f"{actions_url}/metrics", timeout=HEALTH_TIMEOUT_S)
+        reply.raise_for_status()
+        families = list(text_string_to_metric_families(reply.text))
+    except (httpx.HTTPError, ValueError) as exc:
+        return {
+            "level": DegradationLevel.STATIC.label,
+            "tenants": {},
+            "reason": f"action server unavailable ({type(exc).__name__}): rules and static replies only",
+        }
+    levels = {
+        sample.labels["tenant"]: DegradationLevel(int(sample.value))
+        for family in families
+        if family.name == "switchboard_degradation_level"
+        for sample in family.samples
+    }
+    worst = max(levels.values(), default=DegradationLevel.FULL)
+    return {
+        "level": worst.label,
+        "tenants": {tenant: level.label for tenant, level in sorted(levels.items())},
+        "reason": "reported by the action server" if levels else "no knowledge turn answered yet",
+    }
+
+
+def create_app(
+    config: GatewayConfig,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    supervisor_state: Path | None = None,
+    actions_url: str | None = None,
+) -> FastAPI:
+    """The gateway app for ``config``; ``transport`` replaces the network to the upstreams (tests).
+
+    ``supervisor_state`` (the launcher's state file) and ``actions_url`` (the action server's base URL) add
+    the services and the degradation level to ``/health``; the state file's restart counts are exported on
+    ``/metrics`` too.
+    """
     params = config.params
+    if supervisor_state is not None:
+        metrics.SUPERVISOR.state_file = supervisor_state
     authenticator = Authenticator(
         TokenKeys(config.jwt_secret, config.jwt_public_key),
         params.plans,
@@ -270,18 +326,27 @@ def create_app(config: GatewayConfig, *, transport: httpx.AsyncBaseTransport | N
 
     @app.get("/health", **openapi.HEALTH)
     async def health() -> JSONResponse:
-        """The gateway is up; ``ok`` when at least one upstream answers (else 503, so a balancer skips it)."""
-        upstreams = await app.state.pool.health()
-        if app.state.canary_pool is not None:
-            upstreams |= await app.state.canary_pool.health()
+        """The gateway is up; ``ok`` when at least one upstream answers (else 503, so a balancer skips it).
+        With the launcher's state file and the action server's URL: the services and the degradation level
+        too (they do not change the status: a degraded bot still answers)."""
+        pools = [app.state.pool] + ([app.state.canary_pool] if app.state.canary_pool is not None else [])
+        checks = [pool.health() for pool in pools]
+        if actions_url is not None:
+            checks.append(degradation_status(app.state.pool.client, actions_url))
+        results = await asyncio.gather(*checks)
+        upstreams: dict[str, bool] = {}
+        for reachable in results[: len(pools)]:
+            upstreams |= reachable
         ok = any(upstreams.values())
-        return JSONResponse(
-            {
-                "status": "ok" if ok else "unavailable",
-                "upstreams": [{"url": url, "reachable": up} for url, up in upstreams.items()],
-            },
-            status_code=200 if ok else 503,
-        )
+        body: dict[str, Any] = {
+            "status": "ok" if ok else "unavailable",
+            "upstreams": [{"url": url, "reachable": up} for url, up in upstreams.items()],
+        }
+        if supervisor_state is not None:
+            body["services"] = services_status(supervisor_state)
+        if actions_url is not None:
+            body["degradation"] = results[-1]
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     return app
 

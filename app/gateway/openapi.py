@@ -56,9 +56,30 @@ class UpstreamHealth(BaseModel):
     reachable: bool
 
 
+class ServiceHealth(BaseModel):
+    state: str = Field(
+        description="starting, running, backoff (restarting after a crash), gave_up or stopped"
+    )
+    restarts: int = Field(description="restarts by the launcher's supervisor in this launcher run")
+    last_exit_code: int | None = None
+    last_restart_at: str | None = None
+
+
+class Degradation(BaseModel):
+    level: str = Field(description="full, reduced, static or maintenance (the worst of the tenants)")
+    tenants: dict[str, str]
+    reason: str
+
+
 class Health(BaseModel):
     status: str = Field(description="ok, or unavailable when no Rasa server answers")
     upstreams: list[UpstreamHealth]
+    services: dict[str, ServiceHealth] | None = Field(
+        None, description="the launcher's services (when the gateway runs under it)"
+    )
+    degradation: Degradation | None = Field(
+        None, description="the level the bot serves at (when the gateway knows the action server)"
+    )
 
 
 def _header(description: str) -> dict[str, Any]:

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass
 from datetime import date
 from decimal import Decimal
@@ -18,10 +17,11 @@ import sqlalchemy as sa
 
 from app.data.schema import orders
 from app.integrations.http import JsonHttpClient, ServiceRejected, ServiceUnavailable
+from app.order_ids import ORDER_ID_PATTERN, normalise_order_id
 
-ORDER_ID_PATTERN = re.compile(r"^ORD-\d{5}$")
-
-__all__ = ["CrmClient", "CrmStore", "CrmUnavailable", "Order", "RefundAck", "normalise_order_id"]
+__all__ = [
+    "ORDER_ID_PATTERN", "CrmClient", "CrmStore", "CrmUnavailable", "Order", "RefundAck", "normalise_order_id",
+]  # fmt: skip
 
 CrmUnavailable = ServiceUnavailable  # the name the actions catch
 
@@ -67,13 +67,6 @@ class RefundAck:
     status: str
 
 
-def normalise_order_id(raw: str) -> str | None:
-    """``ord 10042``, ``ORD10042`` or ``ord-10042`` -> ``ORD-10042``; None if it is no order id."""
-    digits = re.sub(r"[^0-9]", "", raw or "")
-    candidate = f"ORD-{digits}"
-    return candidate if ORDER_ID_PATTERN.match(candidate) else None
-
-
 class CrmStore:
     """Order look-ups in the CRM tables of our store, one tenant at a time."""
 
@@ -87,6 +80,18 @@ class CrmStore:
         if row is None:
             return None
         return Order(**{field: row[field] for field in Order.__dataclass_fields__})
+
+    def list_orders(self, tenant_id: str, user_id: str, limit: int = 10) -> list[Order]:
+        """The user's orders in the tenant, most recent first (placed last; the higher id on a tie)."""
+        query = (
+            sa.select(orders)
+            .where(orders.c.tenant_id == tenant_id, orders.c.user_id == user_id)
+            .order_by(orders.c.created_at.desc(), orders.c.order_id.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [Order(**{field: row[field] for field in Order.__dataclass_fields__}) for row in rows]
 
 
 class CrmClient:
@@ -115,6 +120,16 @@ class CrmClient:
         if response.status_code != 200:
             raise ServiceRejected(response.status_code, response.text[:300])
         return Order.from_json(response.json())
+
+    def list_orders(self, tenant_id: str, user_id: str, limit: int = 10) -> list[Order]:
+        """The user's orders, most recent first (an empty list for a user without orders). Raises
+        ``CrmUnavailable``."""
+        response = self.http.request(
+            "GET", f"/customers/{tenant_id}/{user_id}/orders", params={"limit": limit}
+        )
+        if response.status_code != 200:
+            raise ServiceRejected(response.status_code, response.text[:300])
+        return [Order.from_json(item) for item in response.json()["orders"]]
 
     def request_refund(
         self, tenant_id: str, user_id: str, conversation_id: str, order_id: str

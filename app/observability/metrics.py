@@ -3,7 +3,9 @@
 
 What operators watch: turns per action and their run time, the router's decisions per handler, knowledge
 answers per tier (and from the cache), tool calls and their latency, LLM calls, tokens and cost per tier and
-model, and - read at scrape time - the circuit breakers and the degradation level.
+model, and - read at scrape time - the circuit breakers and the degradation level. The gateway also exports
+the launcher's supervisor (``switchboard_service_restarts_total{service}``, ``switchboard_service_up``),
+read from the supervisor's state file at scrape time: the launcher itself serves no HTTP.
 
 Labels stay low-cardinality: tenants (a handful per deployment), handlers, tiers, tools, models; never user
 or conversation ids (those are in the JSON logs, with the correlation id).
@@ -12,9 +14,10 @@ or conversation ids (those are in the JSON logs, with the correlation id).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -111,6 +114,40 @@ class _StateCollector(Collector):
 
 STATE = _StateCollector()
 REGISTRY.register(STATE)
+
+
+class _SupervisorCollector(Collector):
+    """The launcher's restart counts and service states, read from its state file when Prometheus scrapes
+    (``state_file`` is set by the process that exports them: the gateway)."""
+
+    def __init__(self) -> None:
+        self.state_file: Path | None = None
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        if self.state_file is None:
+            return
+        from app.supervisor import RUNNING, read_state
+
+        services = read_state(self.state_file)
+        restarts = CounterMetricFamily(
+            "switchboard_service_restarts",
+            "Restarts of a crashed or hung service by the launcher's supervisor (this launcher run)",
+            labels=["service"],
+        )
+        up = GaugeMetricFamily(
+            "switchboard_service_up",
+            "1 while the service runs and passed its health check; 0 while it restarts or was given up on",
+            labels=["service"],
+        )
+        for name, service in sorted(services.items()):
+            restarts.add_metric([name], float(service.get("restarts") or 0))
+            up.add_metric([name], 1.0 if service.get("state") == RUNNING else 0.0)
+        yield restarts
+        yield up
+
+
+SUPERVISOR = _SupervisorCollector()
+REGISTRY.register(SUPERVISOR)
 
 
 def render() -> tuple[bytes, str]:

@@ -60,6 +60,7 @@ ACTION_HANDLERS: dict[str, Handler] = {
     "utter_chitchat": CHITCHAT,
     "utter_feedback_thanks": CHITCHAT,
     "utter_out_of_scope": OUT_OF_SCOPE,
+    "utter_unsupported_language": LANGUAGE,
     "utter_complaint": HANDOFF,
     "utter_cancel_order": HANDOFF,
     "utter_ask_rephrase": FALLBACK,
@@ -68,6 +69,10 @@ ACTION_HANDLERS: dict[str, Handler] = {
     "action_answer_knowledge": KNOWLEDGE,
     "action_track_order": SKILL,
     "action_request_refund": SKILL,
+    "action_report_problem": SKILL,  # a ticket for a named order (a question: knowledge, recorded)
+    "action_change_address": SKILL,
+    "action_cancel_order": HANDOFF,  # a request goes to a person (a question: knowledge, recorded)
+    "action_complaint": HANDOFF,
     "action_handoff": HANDOFF,
     "action_forward_to_agent": HANDOFF,
     # Rasa's two-stage fallback and the actions that replace its defaults (app/actions/fallback.py)

@@ -16,11 +16,11 @@ Rules, in order (thresholds from the ``router`` section of params.yaml):
 2. maintenance level -> ``handoff`` (acknowledge and take a message);
 3. the user asks for a person (a handoff intent): ``handoff`` when confident enough
    (>= ``handoff_min_confidence``), else ``fallback`` (ask first);
-4. ``nlu_fallback`` (the served model was unsure; its FallbackClassifier threshold, chosen on validation
-   data, is the one that counts) -> ``fallback``, as the Rasa rule does live;
-   ``max_failed_turns`` failed turns in a row -> ``handoff``;
-5. unsure intent (confidence < ``nlu_threshold``): ``knowledge`` when retrieval is strong
-   (>= ``unsure_nlu_min_retrieval``), else ``fallback``;
+4. ``max_failed_turns`` failed turns in a row -> ``handoff``;
+5. unsure intent (``nlu_fallback``: the served model's FallbackClassifier, whose threshold is chosen on
+   validation data, was unsure; or confidence < ``nlu_threshold``): ``knowledge`` when retrieval is strong
+   (>= ``unsure_nlu_min_retrieval``), else ``fallback`` (the knowledge action then starts the two-stage
+   fallback: nlu/data/rules/fallback.yml sends ``nlu_fallback`` to it);
 6. a skill intent -> ``skill``;
 7. anything else (knowledge intents, out of scope, unknown intents): ``knowledge`` when retrieval reaches
    the index's cut-off (``Turn.cut_off``, chosen by ``build_index`` on the dev questions), or when the
@@ -33,7 +33,6 @@ answer may come from the cache only (``cache_only=True``, no tier).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +40,7 @@ from typing import Any
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app import order_ids
 from app.llm.config import LARGE
 from app.llm.policy import Features, RulePolicy, TierPolicy
 from app.orchestration.handlers import FALLBACK, HANDOFF, IDK, KNOWLEDGE, SKILL, Handler
@@ -180,14 +180,17 @@ def _decide(turn: Turn, c: RouterConfig, policy: TierPolicy) -> RouteDecision:
             return route(HANDOFF, "asked_for_human", f"intent {turn.intent} ({turn.confidence:.2f})")
         return route(FALLBACK, "unsure_handoff",
                      f"intent {turn.intent} unsure ({turn.confidence:.2f} < {c.handoff_min_confidence}): ask first")  # fmt: skip
-    if turn.intent == NLU_FALLBACK:  # as served: Rasa's FallbackClassifier fired, its rule runs the fallback
-        return route(FALLBACK, "nlu_fallback",
-                     f"the served model's confidence ({turn.confidence:.2f}) is below its fallback threshold")  # fmt: skip
     if turn.failed_turns >= c.max_failed_turns:
         return route(
             HANDOFF, "too_many_failures", f"{turn.failed_turns} failed turns (>= {c.max_failed_turns})"
         )
     retrieval = turn.retrieval_confidence
+    if turn.intent == NLU_FALLBACK:  # the served model's FallbackClassifier was unsure: the articles first
+        if retrieval is not None and retrieval >= c.unsure_nlu_min_retrieval:
+            return _knowledge(turn, policy, "unsure_intent_strong_retrieval",
+                              f"the model was unsure (nlu_fallback) but retrieval is strong ({retrieval:.2f})")  # fmt: skip
+        return route(FALLBACK, "nlu_fallback",
+                     f"the served model was unsure ({turn.confidence:.2f}) and retrieval is not strong")  # fmt: skip
     if turn.confidence < c.nlu_threshold:
         if retrieval is not None and retrieval >= c.unsure_nlu_min_retrieval:
             return _knowledge(turn, policy, "unsure_intent_strong_retrieval",
@@ -227,4 +230,4 @@ def _knowledge(turn: Turn, policy: TierPolicy, rule: str, reason: str) -> RouteD
 
 
 NLU_FALLBACK = "nlu_fallback"  # the intent Rasa's FallbackClassifier predicts below its threshold
-ORDER_ID_IN_TEXT = re.compile(r"\bORD[-\s]?\d{5}\b", re.IGNORECASE)
+ORDER_ID_IN_TEXT = order_ids.ORDER_ID_IN_TEXT  # an explicit order id in a text: app/order_ids.py

@@ -1,7 +1,7 @@
 """The bot's tools: the CRM (order status, refunds) and the helpdesk (tickets), written once for the Rasa
 actions and the LLM tiers alike (``app.tools.registry``).
 
-Offered to LLMs (``llm=True``): the read-only ``order_status`` and ``my_tickets``. Not offered: the tools
+Offered to LLMs (``llm=True``): the read-only ``order_status``, ``my_orders`` and ``my_tickets``. Not offered: the tools
 with side effects (``request_refund``, ``open_ticket``): a model's tool call must never move money or open
 tickets on its own; the dialogue (rules, slots, confirmation) triggers those through the actions.
 """
@@ -36,6 +36,10 @@ class OrderInput(_Input):
         return order_id
 
 
+class OrdersInput(_Input):
+    limit: int = Field(default=5, ge=1, le=20, description="at most this many orders, most recent first")
+
+
 class TicketInput(_Input):
     subject: str = Field(min_length=1, max_length=200)
     transcript: str = Field(default="", max_length=100_000)
@@ -64,7 +68,8 @@ def _store_errors(call: Callable[[], Any]) -> Any:
 
 
 def crm_tools(crm: Callable[[], CrmClient], *, timeout_s: float) -> list[Tool]:
-    """``order_status`` and ``request_refund`` over the CRM service (``crm()`` gives the client)."""
+    """``order_status``, ``my_orders`` and ``request_refund`` over the CRM service (``crm()`` gives the
+    client)."""
 
     def order_status(ctx: ToolContext, args: OrderInput) -> dict[str, Any]:
         # only the asking user's own order: another customer's is "not found", status and all withheld
@@ -74,6 +79,16 @@ def crm_tools(crm: Callable[[], CrmClient], *, timeout_s: float) -> list[Tool]:
         data = order.to_json()
         del data["user_id"], data["tenant_id"]
         return {"found": True, **data}
+
+    def my_orders(ctx: ToolContext, args: OrdersInput) -> dict[str, Any]:
+        # the turn's user only: the identity never comes from the arguments
+        found = _crm_errors(lambda: crm().list_orders(ctx.tenant_id, ctx.user_id, args.limit))
+        listed = []
+        for order in found:
+            data = order.to_json()
+            del data["user_id"], data["tenant_id"]
+            listed.append(data)
+        return {"orders": listed}
 
     def request_refund(ctx: ToolContext, args: OrderInput) -> dict[str, Any]:
         ack = _crm_errors(
@@ -89,6 +104,16 @@ def crm_tools(crm: Callable[[], CrmClient], *, timeout_s: float) -> list[Tool]:
             "Status, carrier, tracking number and estimated delivery of an order.",
             OrderInput,
             order_status,
+            timeout_s=timeout_s,
+            breaker="crm",
+            llm=True,
+        ),
+        Tool(
+            "my_orders",
+            "The user's own orders, most recent first: id, status, carrier, tracking number, "
+            "estimated delivery and total.",
+            OrdersInput,
+            my_orders,
             timeout_s=timeout_s,
             breaker="crm",
             llm=True,

@@ -31,7 +31,7 @@ def test_the_channel_description_uses_the_channels_own_patterns():
     operation = description["paths"]["/webhooks/rest/webhook"]["post"]
     (tenant,) = [p for p in operation["parameters"] if p["name"] == "X-Tenant-Id"]
     assert tenant["schema"]["pattern"] == TENANT_PATTERN.pattern
-    assert {"200", "400", "413", "500", "504"} == set(operation["responses"])
+    assert {"200", "400", "413", "500", "503", "504"} == set(operation["responses"])
 
 
 def test_the_action_servers_metadata_patterns_are_the_channels():

@@ -146,9 +146,11 @@ def test_the_template_keeps_its_other_sections(tmp_path):
         "lock_store: {type: redis, url: stale}\n"
         "event_broker:\n  type: pika\n  url: ${BROKER_URL}\n"
     )
+    template.write_text(template.read_text() + "models:\n  url: ${MODEL_SERVER}\n")
     config = endpoints_config(make_settings(tmp_path), template)
-    assert config["event_broker"] == {"type": "pika", "url": "${BROKER_URL}"}
-    assert "lock_store" not in config  # the settings decide, not the template
+    assert config["models"] == {"url": "${MODEL_SERVER}"}  # a section the settings know nothing of: kept
+    # the settings decide the stores and the event broker (SWITCHBOARD_EVENT_BROKER_URL), not the template
+    assert "lock_store" not in config and "event_broker" not in config
     assert config["tracker_store"]["db"] == str(tmp_path / "tracker.db")
 
 

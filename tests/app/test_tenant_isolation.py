@@ -21,7 +21,7 @@ import redis
 import sqlalchemy as sa
 
 from app.analytics.kpis import day_bounds
-from app.analytics.loaders import load_analytics, load_events, load_llm_calls, load_tickets
+from app.analytics.loaders import load_analytics, load_llm_calls, load_turns
 from app.analytics.turn_records import TurnRecorder, load_records
 from app.cache import AnswerCache, CacheSettings, HashingEmbedder, RedisCacheBackend, SqlCacheBackend
 from app.data.db import get_engine, upgrade
@@ -38,7 +38,8 @@ from app.reliability.breakers import reset_breakers
 from app.settings import Settings
 from app.tools import ToolContext
 from app.tools.builtin import build_registry
-from tests.app.analytics.tracker import Conversation, frame
+from tests.app.analytics.tracker import Conversation
+from tests.app.analytics.tracker import rows as event_rows
 from tests.app.integrations.service import get, post, running_service, service_settings
 
 TENANTS = ("acme", "globex")
@@ -70,11 +71,11 @@ def _add_tracker_events(engine: sa.Engine) -> None:
         conv = Conversation(conversation(tenant), T0).session_start()
         conv.user(f"where is {ORDER}", "order_question", metadata={"correlation_id": CORRELATION})
         convs.append(conv.action("action_track_order").bot(f"{tenant} answer").listen())
-    convs.append(Conversation("a_me:mallory", T0).session_start())  # '_' is a LIKE wildcard
-    convs.append(Conversation("legacy-sender", T0).session_start())  # no tenant: the default tenant's
-    rows = frame(*convs).to_dict("records")
+    for sender in ("a_me:mallory", "legacy-sender"):  # '_' is a LIKE wildcard; no tenant: the default's
+        conv = Conversation(sender, T0).session_start().user("hello", "greet")
+        convs.append(conv.action("utter_greet").bot("hi").listen())
     with engine.begin() as conn:
-        conn.execute(sa.insert(tracker_events), rows)
+        conn.execute(sa.insert(tracker_events), event_rows(*convs))
 
 
 @pytest.fixture
@@ -263,26 +264,25 @@ def test_cached_answers_are_never_served_across_tenants(cache):
 
 
 def test_analytics_loaders_read_one_tenants_rows(world):
+    TurnRecorder(world.url, world.url, default_tenant="acme").sync()  # the page reads the turn records
     low, high = day_bounds(DAY, DAY)
-    acme = load_events(world.url, "acme", low, high, default_tenant="acme")
-    assert set(acme["sender_id"]) == {"acme:alice", "legacy-sender"}  # the default tenant's bare senders
-    globex = load_events(world.url, "globex", low, high, default_tenant="acme")
-    assert set(globex["sender_id"]) == {"globex:alice"}
-    # LIKE wildcards in a tenant id match nothing of another tenant
-    assert set(load_events(world.url, "a_me", low, high, default_tenant="acme")["sender_id"]) == {
-        "a_me:mallory"
-    }
-    assert load_events(world.url, "acm%", low, high, default_tenant="acme").empty
-
-    today_low, today_high = day_bounds(datetime.now(UTC).date(), datetime.now(UTC).date())
-    assert set(load_tickets(world.url, "acme", today_low, today_high)["tenant_id"]) == {"acme"}
-    calls = load_llm_calls(world.url, "acme", today_low, today_high)
-    assert set(calls["tenant_id"]) == {"acme"} and list(calls["model"]) == ["acme-model"]
+    acme = load_turns(world.url, "acme", low, high)
+    assert {r["conversation_id"] for r in acme} == {
+        "acme:alice",
+        "legacy-sender",
+    }  # the default's bare senders
+    assert {r["conversation_id"] for r in load_turns(world.url, "globex", low, high)} == {"globex:alice"}
+    # wildcards in a tenant id match nothing of another tenant
+    assert {r["conversation_id"] for r in load_turns(world.url, "a_me", low, high)} == {"a_me:mallory"}
+    assert load_turns(world.url, "acm%", low, high) == []
+    calls = load_llm_calls(world.url, [i for r in acme for i in r["llm_call_ids"]])
+    assert {c["model"] for c in calls} <= {"acme-model"}
 
 
 def test_the_analytics_page_shows_one_tenants_conversations(world):
-    analytics = load_analytics(world.url, world.url, "globex", DAY, DAY, default_tenant="acme")
-    assert set(analytics.conversations["sender_id"]) == {"globex:alice"}
+    TurnRecorder(world.url, world.url, default_tenant="acme").sync()
+    analytics = load_analytics(world.url, "globex", DAY, DAY)
+    assert set(analytics.turns["conversation_id"]) == {"globex:alice"}
 
 
 def test_turn_records_join_only_their_own_conversations_runs_and_calls(world):

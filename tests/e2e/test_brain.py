@@ -106,7 +106,7 @@ def test_a_tier_1_answer_calls_the_order_tool_and_such_personal_answers_are_neve
     reply = texts(say(bot, user, question))
     assert reply.startswith(f"Your order {order} has shipped with DHL")
     first, second = llm.requests[:2]
-    assert [t["function"]["name"] for t in first["tools"]] == ["my_tickets", "order_status"]
+    assert [t["function"]["name"] for t in first["tools"]] == ["my_orders", "my_tickets", "order_status"]
     assert (
         second["messages"][-1]["role"] == "tool" and '"carrier": "DHL"' in second["messages"][-1]["content"]
     )

@@ -120,10 +120,18 @@ def test_the_chat_client_talks_through_the_gateway(gateway):
 
 def test_health_and_json_logs_with_correlation_tenant_and_user(gateway):
     health = httpx.get(f"{gateway.settings.gateway_url}/health", timeout=10).json()
-    assert health == {
+    assert {key: health[key] for key in ("status", "upstreams")} == {
         "status": "ok",
         "upstreams": [{"url": gateway.settings.gateway_upstreams, "reachable": True}],
     }
+    # the launcher's services (from its state file) and the level the action server serves at
+    assert health["services"]["gateway"] == {
+        "state": "running",
+        "restarts": 0,
+        "last_exit_code": None,
+        "last_restart_at": None,
+    }
+    assert health["degradation"]["level"] == "full"
 
     post(
         gateway,

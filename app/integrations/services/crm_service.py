@@ -8,6 +8,7 @@ Endpoints (OpenAPI at ``/openapi.json``; bad input gets a 4xx with ``{"detail": 
 
 - ``GET  /health``
 - ``GET  /orders/{tenant}/{order_id}``                  an order (404 if the tenant has none)
+- ``GET  /customers/{tenant}/{user}/orders?limit=N``    the user's orders, most recent first
 - ``POST /refunds``                                    queue a refund: 202 + job id at once
 - ``GET  /jobs/{tenant}/{job_id}``                     a job's status and attempts
 - ``GET  /notifications/{tenant}/{user}?after=ID``      pending messages for the user's chat (marked delivered)
@@ -46,6 +47,7 @@ from app.integrations.jobs import JobStore, JobWorker, ticket_event_text
 from app.integrations.notifications import NotificationStore
 from app.integrations.ticketing import TICKET_STATUSES, TicketingClient, TicketNotFound
 from app.settings import Settings, get_settings
+from app.tenants import assistant_name
 
 logger = structlog.get_logger(__name__)
 
@@ -120,6 +122,23 @@ class Problem(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok", "unavailable"]
+
+
+class OrderOut(BaseModel):
+    """An order as the service serves it (``Order.to_json()``: ISO date, the amount as text)."""
+
+    tenant_id: str
+    order_id: str
+    user_id: str
+    status: str
+    carrier: str | None
+    tracking_number: str | None
+    estimated_delivery: Annotated[str | None, Field(description="ISO 8601 date")]
+    total_eur: Annotated[str, Field(description="the order total in EUR, as a decimal string")]
+
+
+class CustomerOrders(BaseModel):
+    orders: list[OrderOut]
 
 
 class RefundAccepted(BaseModel):
@@ -266,6 +285,18 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
             raise HTTPException(404, f"no order {order_id} for this customer of tenant {tenant}")
         return order  # served as Order.to_json() writes it: ISO date, the amount as text
 
+    @app.get("/customers/{tenant}/{user}/orders")
+    def list_orders(
+        tenant: Tenant,
+        user: User,
+        limit: Annotated[int, Query(ge=1, le=50, description="at most this many orders")] = 10,
+    ) -> CustomerOrders:
+        """The user's own orders in the tenant, most recent first (an empty list when there are none: a
+        caller learns nothing about whether the user exists)."""
+        return CustomerOrders(
+            orders=[OrderOut(**order.to_json()) for order in crm.list_orders(tenant, user, limit)]
+        )
+
     @app.post("/refunds", status_code=202, responses=errors(400, 404, 409))
     def request_refund(body: RefundRequest) -> RefundAccepted:
         """Queue a refund of the user's own order: 202 at once; a worker runs it and notifies the user."""
@@ -373,7 +404,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
             ticket["user_id"],
             ticket["conversation_id"],
             f"release:{ticket_id}:{uuid.uuid4().hex}",
-            "You're back with the Northwind Goods assistant. How can I help?",
+            f"You're back with {assistant_name(tenant)}. How can I help?",
         )
         return HandedBack(ticket_id=ticket_id, handoff_active=False)
 

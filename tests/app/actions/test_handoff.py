@@ -63,11 +63,12 @@ async def test_after_the_hand_back_the_message_is_replayed_for_the_bot(tracker_f
     (ticket,) = services.ticketing().list_tickets("acme", "alice")
     services.ticketing().end_handoff("acme", ticket["id"])
     events = await ActionForwardToAgent().run(dispatcher, tracker_from("order_question"), domain)
-    assert [e["event"] for e in events] == ["rewind", "slot", "action", "user"]
-    assert events[1]["value"] is False and events[2]["name"] == "action_listen"
-    assert events[3]["text"] == "Where is my order ORD-10042?"
-    assert events[3]["parse_data"]["intent"]["name"] == "track_order"
-    assert events[3]["metadata"]["tenant_id"] == "acme"
+    assert [e["event"] for e in events] == ["rewind", "slot", "slot", "action", "user"]
+    assert events[1]["value"] is False and events[3]["name"] == "action_listen"
+    assert (events[2]["name"], events[2]["value"]) == ("failed_turns", 0.0)  # a person helped: the row ends
+    assert events[4]["text"] == "Where is my order ORD-10042?"
+    assert events[4]["parse_data"]["intent"]["name"] == "track_order"
+    assert events[4]["metadata"]["tenant_id"] == "acme"
     assert dispatcher.messages == []
 
 
@@ -81,3 +82,22 @@ def test_every_intent_is_forwarded_during_a_handoff(domain):
         and rule["steps"][1] == {"action": "action_forward_to_agent"}
     }
     assert forwarded == {*domain["intents"], "nlu_fallback"}
+
+
+@pytest.mark.parametrize(
+    ("tenant", "email"), [("acme", "support@northwind.example"), ("globex", "help@globex.example")]
+)
+async def test_a_failed_handoff_names_the_tenants_own_address(
+    tracker_from, dispatcher, domain, monkeypatch, tenant, email
+):
+    from app.settings import get_settings
+
+    monkeypatch.setenv("SWITCHBOARD_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:1/stores")
+    get_settings.cache_clear()
+    services.ticketing.cache_clear()
+    services.tools.cache_clear()
+    tracker = tracker_from("order_question", metadata={"tenant_id": tenant, "user_id": "alice"})
+    await ActionHandoff().run(dispatcher, tracker, domain)
+    text = dispatcher.messages[0]["text"]
+    assert email in text
+    assert tenant == "acme" or "northwind" not in text.lower()  # never another tenant's address

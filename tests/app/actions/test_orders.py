@@ -89,3 +89,56 @@ async def test_crm_down_is_told_and_keeps_the_order_id(tracker_from, dispatcher,
     events = await run(tracker_from("order_question"), dispatcher, domain)
     assert "can't reach our order system" in dispatcher.messages[0]["text"]
     assert events[0]["value"] == "ORD-10042"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("can you check order 10042", "ORD-10042 has shipped"),
+        ("#10043", "ORD-10043 was delivered"),
+        ("10043", "ORD-10043 was delivered"),  # a bare number in an order conversation
+        ("where is my last order?", "ORD-10043"),  # the most recent (seeded together: the higher id)
+    ],
+)
+async def test_ids_as_people_type_them_are_looked_up(tracker_from, dispatcher, domain, text, expected):
+    await run(tracker_from("order_question", text=text, entities=[]), dispatcher, domain)
+    assert expected in dispatcher.messages[0]["text"]
+
+
+async def test_a_malformed_id_asks_for_a_valid_number_and_looks_nothing_up(tracker_from, dispatcher, domain):
+    tracker = tracker_from("order_question", text="track ORD-12", entities=[])
+    tracker.slots["order_id"] = "ORD-10042"  # an id asked about before must not be used instead
+    events = await run(tracker, dispatcher, domain)
+    text = dispatcher.messages[0]["text"]
+    assert "ORD-12 doesn't look like an order number" in text and "five digits" in text
+    assert "shipped" not in text and events == []
+
+
+async def test_two_orders_in_one_message_are_both_described(tracker_from, dispatcher, domain):
+    tracker = tracker_from("order_question", text="where are ORD-10042 and ORD-10043?", entities=[])
+    events = await run(tracker, dispatcher, domain)
+    texts = [m["text"] for m in dispatcher.messages]
+    assert "ORD-10042 has shipped" in texts[0] and "ORD-10043 was delivered" in texts[1]
+    assert events[-1]["value"] == "ORD-10042"
+
+
+async def test_why_questions_are_answered_from_the_articles(tracker_from, dispatcher, domain, monkeypatch):
+    from app.actions import knowledge
+
+    async def answer(dispatcher, tracker, ctx, record):
+        dispatcher.utter_message(text="Orders paid by bank transfer are cancelled after 7 days.")
+        return []
+
+    monkeypatch.setattr(knowledge, "answer_knowledge", answer)
+    tracker = tracker_from("order_question", text="why was it cancelled??", entities=[])
+    await run(tracker, dispatcher, domain)
+    assert dispatcher.messages[0]["text"].startswith("Orders paid by bank transfer")
+
+
+async def test_tracking_ends_a_refund_waiting_for_its_order_id(tracker_from, dispatcher, domain):
+    tracker = tracker_from("order_question")
+    tracker.slots["refund_requested"] = True
+    events = await run(tracker, dispatcher, domain)
+    assert {"name": "refund_requested", "value": False} in [
+        {k: e[k] for k in ("name", "value")} for e in events
+    ]

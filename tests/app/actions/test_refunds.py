@@ -112,3 +112,45 @@ async def test_a_refund_question_without_order_gets_a_knowledge_answer(
     assert dispatcher.messages[0]["text"].startswith("Refunds take 5 days")
     assert slots(events) == {"refund_requested": False}
     assert JobStore(get_engine(stores)).for_user("acme", "alice", "refund") == []
+
+
+async def test_a_refund_question_is_answered_even_with_an_order_in_the_slot(
+    tracker_from, dispatcher, domain, stores, monkeypatch
+):
+    from app.actions import knowledge
+
+    async def answer(dispatcher, tracker, ctx, record):
+        dispatcher.utter_message(text="A cancelled order is refunded within 3 business days.")
+        return []
+
+    monkeypatch.setattr(knowledge, "answer_knowledge", answer)
+    tracker = tracker_from("order_question", text="do I get my money back for it?", entities=[])
+    tracker.slots["order_id"] = "ORD-10042"
+    events = await ActionRequestRefund().run(dispatcher, tracker, domain)
+    assert dispatcher.messages[0]["text"].startswith("A cancelled order is refunded")
+    assert slots(events) == {"refund_requested": False}
+    assert JobStore(get_engine(stores)).for_user("acme", "alice", "refund") == []
+
+
+async def test_after_not_found_the_next_id_is_still_for_the_refund(tracker_from, dispatcher, domain):
+    tracker = tracker_from("order_question", text="refund ORD-99999 please", entities=[])
+    events = await ActionRequestRefund().run(dispatcher, tracker, domain)
+    assert "couldn't find an order ORD-99999" in dispatcher.messages[0]["text"]
+    assert slots(events) == {"order_id": None, "refund_requested": True}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("ord 10043", "Refund requested for order ORD-10043"), ("refund my last order", "ORD-10043")],
+)
+async def test_loose_ids_and_the_last_order_are_refunded(tracker_from, dispatcher, domain, text, expected):
+    tracker = tracker_from("order_question", text=text, entities=[])
+    await ActionRequestRefund().run(dispatcher, tracker, domain)
+    assert expected in dispatcher.messages[0]["text"]
+
+
+async def test_a_malformed_id_is_asked_again_and_the_refund_still_waits(tracker_from, dispatcher, domain):
+    tracker = tracker_from("order_question", text="refund ORD-ABCDE", entities=[])
+    events = await ActionRequestRefund().run(dispatcher, tracker, domain)
+    assert "ORD-ABCDE doesn't look like an order number" in dispatcher.messages[0]["text"]
+    assert slots(events) == {"refund_requested": True}

@@ -114,6 +114,20 @@ def test_a_turn_without_a_reply_is_an_error():
     assert (turn["handler"], turn["outcome"], turn["bot_messages"]) == ("error", "error", 0)
 
 
+def test_a_reply_rasa_gave_itself_without_the_action_server_is_a_degraded_static_turn():
+    """The action server was down: the Rasa server answered the knowledge turn itself (app/channels/degraded.py),
+    and no action run was recorded."""
+    conv = Conversation(SENDER, T0)
+    said(conv, "do you ship to norway?", "ask_delivery", "c1").action("action_answer_knowledge")
+    conv.bot(
+        "I can't look that up right now.",
+        metadata={"degraded": "action_server_unavailable", "level": "static"},
+    )
+    conv.listen()
+    (turn,) = build_turns(SENDER, rows_of(conv))
+    assert (turn["handler"], turn["outcome"], turn["level"]) == ("knowledge", "degraded", "static")
+
+
 def test_the_recorder_rebuilds_senders_with_new_events(tmp_path):
     tracker, store = tmp_path / "tracker.db", f"sqlite:///{tmp_path / 'stores.db'}"
     upgrade(store)

@@ -117,9 +117,12 @@ class Conversation:
         })  # fmt: skip
         return self
 
-    def bot(self, text: str, delay: float | None = None) -> Conversation:
+    def bot(
+        self, text: str, delay: float | None = None, metadata: dict[str, Any] | None = None
+    ) -> Conversation:
         self._add({"event": "bot", "text": text, "data": {"elements": None, "quick_replies": None,
-                   "buttons": None, "attachment": None, "image": None, "custom": None}}, delay)  # fmt: skip
+                   "buttons": None, "attachment": None, "image": None, "custom": None},
+                   "metadata": metadata or {}}, delay)  # fmt: skip
         return self
 
     def slot(self, name: str, value: Any) -> Conversation:

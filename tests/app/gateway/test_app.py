@@ -246,6 +246,68 @@ def test_health_reports_upstream_reachability(gateway, upstream):
     assert down.status_code == 503 and down.json()["status"] == "unavailable"
 
 
+ACTIONS = "http://actions.test"
+
+
+def supervisor_file(tmp_path, **services) -> object:
+    path = tmp_path / "supervisor.json"
+    path.write_text(json.dumps({"launcher_pid": 1, "services": services}))
+    return path
+
+
+def status_app(upstream, tmp_path, monkeypatch, **services):
+    """A gateway with the launcher's state file and an action server, as ``python -m app.gateway serve``."""
+    from fastapi.testclient import TestClient
+
+    from app.observability import metrics
+
+    monkeypatch.setattr(metrics.SUPERVISOR, "state_file", None)  # restored after the test
+    app = create_app(
+        make_config(),
+        transport=upstream.transport,
+        supervisor_state=supervisor_file(tmp_path, **services),
+        actions_url=ACTIONS,
+    )
+    return TestClient(app, raise_server_exceptions=False)
+
+
+def test_health_reports_the_services_restarts_and_the_degradation_level(upstream, tmp_path, monkeypatch):
+    crashed = {"state": "running", "pid": 42, "restarts": 2, "last_exit_code": -9, "last_restart_at": "t"}
+    fresh = {"state": "backoff", "pid": None, "restarts": 0, "last_exit_code": 1, "last_restart_at": None}
+    gauge = (
+        "# TYPE switchboard_degradation_level gauge\n"
+        'switchboard_degradation_level{tenant="acme"} 0.0\n'
+        'switchboard_degradation_level{tenant="globex"} 1.0\n'
+    )
+    upstream.behaviour[ACTIONS] = lambda request: httpx.Response(200, text=gauge)
+    with status_app(upstream, tmp_path, monkeypatch, crm=crashed, gateway=fresh) as client:
+        body = client.get("/health").json()
+        exported = client.get("/metrics").text
+    assert body["status"] == "ok"
+    assert body["services"] == {
+        "crm": {"state": "running", "restarts": 2, "last_exit_code": -9, "last_restart_at": "t"},
+        "gateway": {"state": "backoff", "restarts": 0, "last_exit_code": 1, "last_restart_at": None},
+    }
+    assert body["degradation"] == {
+        "level": "reduced",  # the worst tenant's
+        "tenants": {"acme": "full", "globex": "reduced"},
+        "reason": "reported by the action server",
+    }
+    assert 'switchboard_service_restarts_total{service="crm"} 2.0' in exported
+    assert 'switchboard_service_restarts_total{service="gateway"} 0.0' in exported
+    assert 'switchboard_service_up{service="crm"} 1.0' in exported
+    assert 'switchboard_service_up{service="gateway"} 0.0' in exported
+
+
+def test_health_says_static_while_the_action_server_is_down(upstream, tmp_path, monkeypatch):
+    upstream.behaviour[ACTIONS] = httpx.ConnectError("refused")
+    with status_app(upstream, tmp_path, monkeypatch) as client:
+        reply = client.get("/health")
+    assert reply.status_code == 200  # Rasa still answers: rules and the channel's static replies
+    assert reply.json()["degradation"]["level"] == "static"
+    assert "ConnectError" in reply.json()["degradation"]["reason"]
+
+
 def test_the_app_builds_without_the_network_and_knows_the_plans():
     """Building the app opens no connection (uvicorn runs the lifespan, which creates the HTTP client)."""
     app = create_app(make_config(secret=SECRET, plans={"basic": "1/second"}))

@@ -90,3 +90,17 @@ def test_5xx_is_retried_and_4xx_is_not():
     assert len(calls) == 3
     assert crm.get_order("acme", "ORD-10043") is None
     assert len(calls) == 4
+
+
+def test_a_users_orders_are_listed_most_recent_first_and_only_theirs(service):
+    crm = CrmClient(service.crm_url)
+    alice = crm.list_orders("acme", "alice")
+    assert [o.order_id for o in alice] == ["ORD-10043", "ORD-10042"]  # seeded together: the higher id first
+    assert {o.user_id for o in alice} == {"alice"}
+    assert [o.order_id for o in crm.list_orders("acme", "alice", limit=1)] == ["ORD-10043"]
+    assert crm.list_orders("globex", "alice") == [] and crm.list_orders("acme", "nobody") == []
+
+
+def test_listing_orders_refuses_bad_input_with_a_4xx(service):
+    assert get(service, "/customers/acme/alice/orders", params={"limit": 0}).status_code == 422
+    assert get(service, "/customers/ACME!/alice/orders").status_code == 422

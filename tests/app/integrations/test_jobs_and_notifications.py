@@ -112,3 +112,10 @@ def test_agent_replies_reach_the_user_and_hand_back_ends_the_handoff(service):
     assert post(service, f"/handoffs/acme/{ticket.id}/messages", json={"text": "late"}).status_code == 409
     assert post(service, "/handoffs/acme/9999/messages", json={"text": "x"}).status_code == 404
     assert post(service, f"/handoffs/acme/{ticket.id}/messages", json={"text": ""}).status_code == 422
+
+
+def test_the_hand_back_notice_names_the_tenants_assistant(service):
+    from app.tenants import assistant_name
+
+    assert assistant_name("globex") == "the Globex Energy assistant"
+    assert assistant_name("initech") == "the assistant"  # no profile: never another tenant's name

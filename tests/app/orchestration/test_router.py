@@ -38,11 +38,18 @@ def turn(intent: str = "ask_delivery", conf: float = 0.9, retrieval: float | Non
         ("nothing again", turn(retrieval=0.1, failed_turns=1), "handoff", "nothing_to_answer_again", None),
         ("earlier failure: one tier up", turn(failed_turns=1), "knowledge", "knowledge_intent", 1),
         (
-            "served model unsure",
-            turn("nlu_fallback", conf=0.45, retrieval=0.9),
+            "served model unsure, retrieval weak",
+            turn("nlu_fallback", conf=0.45, retrieval=0.3),
             "fallback",
             "nlu_fallback",
             None,
+        ),
+        (  # the articles first: nlu/data/rules/fallback.yml sends nlu_fallback to the knowledge action
+            "served model unsure, retrieval strong",
+            turn("nlu_fallback", conf=0.45, retrieval=0.9),
+            "knowledge",
+            "unsure_intent_strong_retrieval",
+            1,
         ),
         (
             "names an order: tier 1 with tools",

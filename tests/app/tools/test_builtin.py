@@ -92,6 +92,24 @@ def test_tickets_are_opened_and_listed_per_user(tools):
 
 
 def test_only_read_only_tools_are_offered_to_models(tools):
-    assert [d["function"]["name"] for d in tools.openai_tools()] == ["my_tickets", "order_status"]
+    assert [d["function"]["name"] for d in tools.openai_tools()] == [
+        "my_orders",
+        "my_tickets",
+        "order_status",
+    ]
     text, _ = tools.call_json("request_refund", '{"order_id": "ORD-10042"}', ALICE)
     assert json.loads(text)["error"] == "unknown_tool"
+
+
+def test_my_orders_lists_the_turns_users_orders_only(tools):
+    mine = tools.call("my_orders", {"limit": 1}, ALICE)
+    assert [o["order_id"] for o in mine.data["orders"]] == ["ORD-10043"] and mine.personal
+    assert "user_id" not in mine.data["orders"][0]
+    assert tools.call("my_orders", {}, ToolContext("acme", "bob", "acme:bob")).data["orders"][0][
+        "order_id"
+    ] in {
+        "ORD-10077",
+        "ORD-10078",
+    }
+    with pytest.raises(ToolError, match="invalid_arguments"):  # identity never comes from the arguments
+        tools.call("my_orders", {"user_id": "bob"}, ALICE)

@@ -150,12 +150,18 @@ def served():
     from rasa.core.channels.channel import register
     from sanic import Sanic
 
+    from app.channels.degraded import StoreUnavailable
+
     received: list[str] = []
 
     class EchoAgent:
         """Stands in for Rasa's agent, which ``register`` hands every accepted message to."""
 
         async def handle_message(self, message):
+            if (
+                message.text == "store down"
+            ):  # what the tracker store's failure raises (app/channels/degraded.py)
+                raise StoreUnavailable("OperationalError: connection refused")
             received.append(message.text)
             await message.output_channel.send_text_message(message.sender_id, f"echo {message.text}")
 
@@ -196,3 +202,10 @@ def test_with_a_channel_secret_only_turns_that_carry_it_reach_the_bot(served):
     right = served.post("right secret", {"x-channel-secret": SECRET, "X-Tenant-Id": "globex"})
     assert right == (200, [{"recipient_id": "globex:alice", "text": "echo right secret"}])
     assert served.received == ["right secret"]
+
+
+def test_a_turn_the_conversation_store_cannot_take_is_refused_with_503(served):
+    served.channel.secret = ""
+    status, body = served.post("store down")
+    assert status == 503
+    assert body["error"] == "store_unavailable" and "send your message again" in body["message"]

@@ -1,0 +1,31 @@
+"""Questions and requests: whether a message asks *about* something or asks the bot to *do* it.
+
+"How long do refunds take?" and "can I still cancel?" are questions the help articles answer; "refund
+ORD-20101", "cancel my order please" and "can you cancel ORD-20031?" are requests a skill or a person carries
+out. The skills that serve both (refunds, cancellations, complaints, problem reports) ask these two.
+"""
+
+from __future__ import annotations
+
+import re
+
+QUESTION = re.compile(
+    r"\?\s*$|^\s*(how|when|what|why|where|which|can|could|do|does|is|are|will|would)\b", re.IGNORECASE
+)
+# "can you ...", "could you ...", "please ...": asking the bot to act, even in the form of a question
+POLITE_REQUEST = re.compile(
+    r"^\s*(?:(?:hi|hello|hey)\W+)?(?:(?:can|could|would|will)\s+(?:you|u)\b(?!\s+(?:tell|explain))|please\b)"
+    r"|\b(?:please|pls|plz)\b",
+    re.IGNORECASE,
+)
+
+
+def is_question(text: str) -> bool:
+    """ "How long does a refund take?" asks about refunds; "I want my money back" asks for one."""
+    return bool(QUESTION.search(text or ""))
+
+
+def is_request(text: str) -> bool:
+    """The user asks the bot to do something: a statement ("cancel my order"), or a polite request in the
+    form of a question ("can you cancel ORD-20031?"); "can I still cancel?" is a question."""
+    return not is_question(text) or bool(POLITE_REQUEST.search(text or ""))

@@ -1,0 +1,153 @@
+"""Context resolution: a message that leans on the previous turn is read with that turn.
+
+"How long does shipping to Spain take?" then "and France?": the second message alone is out of scope for an
+intent classifier and weak for retrieval; with the first one it is a delivery question. This module holds the
+rules both environments apply (standard library only):
+
+- in Rasa (:class:`nlu.components.context_policy.ContextPolicy`, the last word of the dialogue policies):
+  :func:`context_action` sends a follow-up that the NLU read as out of scope, small talk, or yes/no back to the
+  action that answered the previous turn (the knowledge action, or the order lookup), and a "yes" to the bot's
+  offer of a person to the handoff;
+- in the knowledge action (app/actions/knowledge.py): :func:`looks_like_followup` decides whether to retrieve
+  with the conversation's topic (the last question answered on its own, slot ``knowledge_topic``), and
+  :func:`shares_content` whether the follow-up really continues it.
+
+The action verifies what the policy could only guess: a follow-up whose words the knowledge base does not
+connect to the topic gets the reply its intent would have had (:data:`INTENT_REPLIES`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+#: The slot the knowledge action keeps the conversation's topic in (the last question answered on its own).
+TOPIC_SLOT = "knowledge_topic"
+#: Intents a follow-up is often misread as; their usual replies (nlu/data/rules/general.yml) when the action finds
+#: the message does not continue the topic after all.
+INTENT_REPLIES: dict[str, str] = {
+    "out_of_scope": "utter_out_of_scope",
+    "chitchat": "utter_chitchat",
+    "affirm": "utter_how_can_i_help",
+    "deny": "utter_how_can_i_help",
+}
+FOLLOWUP_INTENTS = frozenset(
+    INTENT_REPLIES
+)  # nlu_fallback has its rule: it goes to the knowledge action anyway
+#: Actions whose turn a follow-up continues (the policy predicts the same action again). Not the order lookup:
+#: "how long have I got to report it?" after one asks the articles, not for the order number again.
+CONTINUED_ACTIONS = ("action_answer_knowledge",)
+#: Rasa's bookkeeping actions, which run between a user message and the predicted action.
+_PLUMBING = frozenset(
+    {"action_listen", "action_extract_slots", "action_session_start", "action_unlikely_intent"}
+)
+#: The name Rasa records for this module's policy in the ``policy`` field of the actions it predicted.
+POLICY_NAME = "ContextPolicy"
+#: The bot's offer of a person at the end of an "I don't know" (knowledge/retrieval.py IDK_TEXT).
+OFFER_OF_A_PERSON = "connect you with a human agent?"
+
+_CUE = re.compile(
+    r"^\s*(ok(ay)?,?\s+)?(and|also|so|but|or|then|what about|how about|what if|if|and if|no,? (wait|sorry)|not\b|"
+    r"sorry|actually|instead|same|what (does|do|did|would|is|are) (it|that|this|they|those)|how (long|much) "
+    r"(will|would|does|do|is) (it|that|this|they))\b",
+    re.IGNORECASE,
+)
+_QUESTION_START = re.compile(
+    r"^\s*(how|what|when|where|which|who|why|can|could|do|does|did|is|are|will|would|should|may|must)\b",
+    re.IGNORECASE,
+)
+_BACK_REFERENCE = re.compile(r"\b(it|that|this|these|those|they|them|there|one|ones|same)\b", re.IGNORECASE)
+_WORD = re.compile(r"[a-z0-9]+")
+#: Words that carry no topic (a follow-up's content words must appear in what the topic retrieves).
+_FUNCTION_WORDS = frozenset(
+    {
+        "a", "an", "and", "are", "as", "at", "be", "but", "by", "can", "could", "did", "do", "does", "for",
+        "from", "get", "got", "have", "how", "i", "if", "in", "is", "it", "its", "me", "my", "no", "not",
+        "of", "on", "or", "please", "so", "than", "that", "the", "them", "then", "there", "these", "they",
+        "this", "those", "to", "too", "was", "we", "what", "when", "where", "which", "who", "why", "will",
+        "with", "would", "you", "your", "yes", "ok", "okay", "also", "instead", "sorry", "wait",
+        "actually", "about", "just", "really", "still", "much", "many", "long", "one", "ones", "same",
+        "take", "takes", "taking", "took", "make", "gets", "need", "needs", "happen", "happens", "mean",
+        "go", "goes", "come", "work", "works",
+    }
+)  # fmt: skip
+
+
+def looks_like_followup(text: str, max_words: int = 8) -> bool:
+    """A message that leans on the previous turn: it starts like a continuation ("and France?", "what about
+    express?", "no wait, Portugal") or is short and points back ("how long will it take?", "is it free?"), and
+    asks something (a word that names something, or a question mark: "ok" and "ok thanks" are not follow-ups)."""
+    words = _WORD.findall((text or "").lower())
+    if not words or not (content_words(text) or text.rstrip().endswith("?")):
+        return False
+    if _CUE.search(text):
+        return True
+    return len(words) <= max_words and bool(_BACK_REFERENCE.search(text))
+
+
+def looks_like_question(text: str) -> bool:
+    """A question, by its form: a question mark, or a question word or auxiliary first."""
+    return text.rstrip().endswith("?") or bool(_QUESTION_START.search(text or ""))
+
+
+def content_words(text: str) -> list[str]:
+    """The words of ``text`` that name something (function words left out)."""
+    return [w for w in _WORD.findall((text or "").lower()) if w not in _FUNCTION_WORDS and len(w) > 1]
+
+
+def shares_content(text: str, passages: Iterable[str]) -> bool:
+    """Whether the follow-up's own words occur in what the topic retrieves (a message with no words of its own,
+    "how long will it take?", continues the topic by definition)."""
+    own = content_words(text)
+    if not own:
+        return True
+    found = set(_WORD.findall(" ".join(passages).lower()))
+    return any(word in found or word.rstrip("s") in found for word in own)
+
+
+def resolved_question(topic: str, text: str) -> str:
+    """The question retrieval reads for a follow-up: the topic, then the follow-up."""
+    return f"{topic.strip()} {text.strip()}".strip()
+
+
+def context_action(events: Sequence[Mapping[str, Any]], slots: Mapping[str, Any]) -> str | None:
+    """The action a message goes to given the conversation, from the tracker's events (Rasa's event dicts,
+    oldest first) and slots; None when the other policies should decide. Right after a user message: a
+    follow-up goes back to the action that answered the turn before, "yes" to the offer of a person to the
+    handoff, a question the NLU found out of scope to the knowledge action (which answers only when the articles
+    are sure, else gives the out-of-scope reply). Right after an action this policy chose: ``action_listen``
+    (the rules know nothing of those turns)."""
+    if slots.get("handoff_active"):
+        return None
+    user_index = _last_index(events, "user")
+    if user_index is None:
+        return None
+    ran = [
+        e for e in events[user_index + 1 :] if e.get("event") == "action" and e.get("name") not in _PLUMBING
+    ]
+    if ran:  # this turn already ran an action: after the one this policy chose, the user speaks
+        return "action_listen" if ran[-1].get("policy") == POLICY_NAME else None
+    user = events[user_index]
+    intent = ((user.get("parse_data") or {}).get("intent") or {}).get("name")
+    text = str(user.get("text") or "")
+    previous_user = _last_index(events[:user_index], "user")
+    start = previous_user + 1 if previous_user is not None else 0  # the turn before (none: the first turn)
+    previous = [e for e in events[start:user_index] if e.get("event") in ("action", "bot")]
+    actions = (
+        [e.get("name") for e in previous if e.get("event") == "action"] if previous_user is not None else []
+    )
+    bots = [str(e.get("text") or "") for e in previous if e.get("event") == "bot"]
+    if intent == "affirm" and bots and bots[-1].rstrip().endswith(OFFER_OF_A_PERSON):
+        return "action_handoff"  # "yes" to the bot's offer of a person
+    if intent in FOLLOWUP_INTENTS and looks_like_followup(text):
+        continued = next((a for a in reversed(actions) if a in CONTINUED_ACTIONS), None)
+        if continued is not None:
+            return continued
+    if intent == "out_of_scope" and looks_like_question(text):
+        return "action_answer_knowledge"  # it may be in the articles under other words: the action checks
+    return None
+
+
+def _last_index(events: Sequence[Mapping[str, Any]], kind: str) -> int | None:
+    return next((i for i in range(len(events) - 1, -1, -1) if events[i].get("event") == kind), None)

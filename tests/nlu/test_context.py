@@ -1,0 +1,111 @@
+"""Context resolution rules: which messages lean on the previous turn, and where the dialogue sends them."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from nlu.context import (
+    INTENT_REPLIES,
+    OFFER_OF_A_PERSON,
+    content_words,
+    context_action,
+    looks_like_followup,
+    resolved_question,
+    shares_content,
+)
+from tests.conftest import ROOT
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["and France?", "what about express?", "no wait, not spain, portugal sorry", "how long will it take?",
+     "is it free?", "and if they stop working in a month?", "what does it cost?", "Also, Apple Pay?"],
+)  # fmt: skip
+def test_follow_ups(text):
+    assert looks_like_followup(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["How long does delivery to Spain take?", "what's the weather like", "tell me a joke", "hi", "",
+     "I want to return the blender I bought last week because it is broken and smells of smoke"],
+)  # fmt: skip
+def test_not_follow_ups(text):
+    assert not looks_like_followup(text)
+
+
+def test_a_follow_up_must_share_the_topics_words_unless_it_has_none():
+    passages = ["Czechia, France, Italy, Poland, Spain: 3-5 business days"]
+    assert shares_content("and France?", passages)
+    assert not shares_content("and what's the weather there?", passages)
+    assert shares_content("how long will it take?", passages)  # no words of its own: continues the topic
+    assert content_words("and what about express delivery?") == ["express", "delivery"]
+    assert resolved_question(" Delivery to Spain? ", "and France?") == "Delivery to Spain? and France?"
+
+
+def user(text: str, intent: str) -> dict:
+    return {"event": "user", "text": text, "parse_data": {"intent": {"name": intent, "confidence": 0.9}}}
+
+
+def turn(text: str, intent: str, action: str, reply: str) -> list[dict]:
+    return [user(text, intent), {"event": "action", "name": action}, {"event": "bot", "text": reply},
+            {"event": "action", "name": "action_listen"}]  # fmt: skip
+
+
+def test_where_the_dialogue_sends_a_follow_up():
+    delivery = turn("shipping to spain?", "ask_delivery", "action_answer_knowledge", "3-5 days. Source: ...")
+    assert context_action([*delivery, user("and France?", "out_of_scope")], {}) == "action_answer_knowledge"
+    assert context_action([*delivery, user("tell me a joke", "out_of_scope")], {}) is None  # no follow-up
+    # a question the NLU found out of scope: the knowledge action checks the articles (and answers or not)
+    weather = context_action([*delivery, user("what's the weather", "out_of_scope")], {})
+    assert weather == "action_answer_knowledge"
+    assert (
+        context_action([*delivery, user("and France?", "ask_delivery")], {}) is None
+    )  # its own rule answers
+    assert context_action([*delivery, user("and France?", "out_of_scope")], {"handoff_active": True}) is None
+    order = turn("where is ORD-20001", "track_order", "action_track_order", "It has shipped.")
+    assert (
+        context_action([*order, user("and if it never arrives?", "chitchat")], {}) is None
+    )  # asks the articles
+    extracted = {"event": "action", "name": "action_extract_slots"}  # Rasa's own, before the policies predict
+    assert (
+        context_action([*delivery, user("and France?", "out_of_scope"), extracted], {})
+        == "action_answer_knowledge"
+    )
+    greeting = turn("hi", "greet", "utter_greet", "Hi!")
+    assert context_action([*greeting, user("and France", "out_of_scope")], {}) is None  # nothing to continue
+    assert context_action([user("and France", "out_of_scope")], {}) is None  # nothing before it
+    first = [user("is it ok to use a travel adapter with the kettle", "out_of_scope")]
+    assert context_action(first, {}) == "action_answer_knowledge"  # a first question is checked too
+    assert context_action([*delivery, user("ok", "affirm")], {}) is None  # an acknowledgment, not a follow-up
+    assert context_action([*delivery, user("ok thanks", "chitchat")], {}) is None
+
+
+def test_after_an_action_it_chose_the_policy_lets_the_user_speak():
+    chose = {"event": "action", "name": "action_answer_knowledge", "policy": "ContextPolicy"}
+    ruled = {"event": "action", "name": "action_answer_knowledge", "policy": "RulePolicy"}
+    asked = [user("and France?", "out_of_scope")]
+    assert context_action([*asked, chose], {}) == "action_listen"
+    slot = {"event": "slot", "name": "knowledge_topic", "value": "spain?"}
+    assert (
+        context_action([*asked, chose, slot], {}) == "action_listen"
+    )  # events the action returned come after
+    assert context_action([*asked, ruled], {}) is None  # the rules know their own turns
+
+
+def test_yes_to_the_offer_of_a_person_opens_the_handoff():
+    offered = turn(
+        "parking?",
+        "ask_store_info",
+        "action_answer_knowledge",
+        f"I don't know. Would you like me to {OFFER_OF_A_PERSON}",
+    )
+    assert context_action([*offered, user("yes please", "affirm")], {}) == "action_handoff"
+    assert context_action([*offered, user("no thanks", "deny")], {}) is None
+
+
+def test_the_replies_kept_for_misread_follow_ups_are_the_rules_own():
+    rules = yaml.safe_load((ROOT / "nlu" / "data" / "rules" / "general.yml").read_text())["rules"]
+    by_intent = {r["steps"][0]["intent"]: r["steps"][1]["action"] for r in rules if "intent" in r["steps"][0]}
+    assert {intent: by_intent[intent] for intent in INTENT_REPLIES} == INTENT_REPLIES
