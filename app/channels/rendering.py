@@ -88,18 +88,22 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
 
 
+def split_sources(text: str) -> tuple[str, list[str]]:
+    """``(text without its sources line, the labels it names)``, ``[n]`` citation numbers dropped: the one
+    reader of the line the answerers write (the channels render it, the evaluation reads what was cited)."""
+    found = SOURCES_LINE.search(text)
+    if not found:
+        return text, []
+    labels = [CITATION_PREFIX.sub("", label.strip()) for label in found["labels"].split("; ")]
+    return text[: found.start()].rstrip(), [label for label in dict.fromkeys(labels) if label]
+
+
 def parse_reply(message: Mapping[str, Any], link_template: str | None = None) -> Reply:
     """A Rasa bot message (``text``, ``buttons`` or ``quick_replies``, ``image``, ``custom``) as a
     :class:`Reply`; ``link_template`` makes the sources links (:func:`source_url`)."""
     text = str(message.get("text") or "").strip()
-    sources: tuple[Source, ...] = ()
-    found = SOURCES_LINE.search(text)
-    if found:
-        labels = [CITATION_PREFIX.sub("", label.strip()) for label in found["labels"].split("; ")]
-        sources = tuple(
-            Source(label, source_url(label, link_template)) for label in dict.fromkeys(labels) if label
-        )
-        text = text[: found.start()].rstrip()
+    text, labels = split_sources(text)
+    sources = tuple(Source(label, source_url(label, link_template)) for label in labels)
     raw_buttons = message.get("buttons") or message.get("quick_replies") or []
     buttons = tuple(
         Button(str(b.get("title") or b.get("payload") or ""), str(b.get("payload") or b.get("title") or ""))

@@ -117,7 +117,9 @@ WEBHOOK: dict[str, Any] = {
             X_RateLimit_Reset="when the window resets",
         ),
         502: _error("the bot's connection failed or its reply was not usable"),
-        503: _error("no bot server is reachable, or the gateway is busy"),
+        503: _error(
+            "no bot server is reachable, the gateway is busy, or the conversation store cannot take the turn (Retry-After: send it again)"
+        ),
         504: _error("the bot took too long to answer"),
     },
     "openapi_extra": {

@@ -6,7 +6,9 @@ any failure after the request was sent is final for that turn (a retry could ans
 
 - every upstream refused the connection -> 503 ``upstream_unavailable``;
 - no answer within ``upstream_timeout_s``, or Rasa's own 504 -> 504 ``upstream_timeout``;
-- the connection broke mid-answer, a 5xx, or a reply that is not the channel's JSON -> 502 ``bad_upstream``.
+- the channel's own 503 ``store_unavailable`` (the tracker store cannot take the turn: it was not run) -> 503
+  ``store_unavailable`` with the channel's ``Retry-After``, so the client sends it again;
+- the connection broke mid-answer, another 5xx, or a reply that is not the channel's JSON -> 502 ``bad_upstream``.
 
 4xx replies of the channel (its 400/413 validation errors) are the client's and pass through unchanged.
 
@@ -80,9 +82,7 @@ class UpstreamPool:
         response, base, attempt = await self._post(path, body, headers)
         if response.status_code >= 500:
             logger.error("gateway.upstream.bad_reply", upstream=base, status=response.status_code, path=path)
-            if response.status_code == 504:
-                raise GatewayError(504, "upstream_timeout", "The bot took too long to answer.")
-            raise GatewayError(502, "bad_upstream", f"The bot failed (HTTP {response.status_code}).")
+            raise _failure(response, f"The bot failed (HTTP {response.status_code}).")
         return RelayedReply(response.status_code, response.content, dict(response.headers), base, attempt)
 
     async def _post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[httpx.Response, str, int]:
@@ -132,6 +132,21 @@ def _check_reply(response: httpx.Response, base: str, attempts: int) -> Upstream
     if 400 <= status < 500 and isinstance(body, dict) and "error" in body:
         return UpstreamReply(status, body, base, attempts)
     logger.error("gateway.upstream.bad_reply", upstream=base, status=status, body=response.text[:200])
-    if status == 504:
-        raise GatewayError(504, "upstream_timeout", "The bot took too long to answer.")
-    raise GatewayError(502, "bad_upstream", f"The bot answered with an unexpected reply (HTTP {status}).")
+    raise _failure(response, f"The bot answered with an unexpected reply (HTTP {status}).")
+
+
+def _failure(response: httpx.Response, message: str) -> GatewayError:
+    """The error for an upstream's failed answer (see the docstring); ``message`` for a ``bad_upstream``."""
+    if response.status_code == 504:
+        return GatewayError(504, "upstream_timeout", "The bot took too long to answer.")
+    if response.status_code == 503 and "retry-after" in response.headers:
+        try:
+            body = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            body = None
+        if isinstance(body, dict) and body.get("error") == "store_unavailable":
+            return GatewayError(
+                503, "store_unavailable", str(body.get("message") or "Please send it again shortly."),
+                {"Retry-After": response.headers["retry-after"]},
+            )  # fmt: skip
+    return GatewayError(502, "bad_upstream", message)

@@ -19,15 +19,13 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from app.channels.rendering import split_sources
 from app.llm.client import CallContext
 from app.llm.policy import Decision, TierPolicy
 from app.llm.tiers import AnswerOutcome, AnswerRequest, TieredAnswerer
 from app.orchestration.handlers import FALLBACK, HANDOFF, IDK, KNOWLEDGE
 from app.orchestration.router import ORDER_ID_IN_TEXT, RouteDecision, RouterConfig, Turn, decide
 from app.reliability.degradation import DegradationLevel
-
-_SOURCES_LINE = re.compile(r"^Sources?: (.+)$", re.MULTILINE)
-_CITATION_PREFIX = re.compile(r"^\[\d+\]\s*")
 
 
 @dataclass
@@ -210,9 +208,8 @@ def _doc_ids_by_label(kb: Any, tenant: str) -> dict[str, str]:
 def cited_doc_ids(text: str, kb: Any, tenant: str) -> list[str]:
     """The articles a reply cites, from its ``Source:``/``Sources:`` line, as the user sees them (a cached
     answer's citations included)."""
-    found = _SOURCES_LINE.findall(text or "")
-    if not found:
+    _, cited = split_sources(text or "")
+    if not cited:
         return []
     labels = _doc_ids_by_label(kb, tenant)
-    cited = (_CITATION_PREFIX.sub("", label.strip()) for label in found[-1].split("; "))
     return list(dict.fromkeys(labels[label] for label in cited if label in labels))

@@ -539,7 +539,8 @@ def test_postgres_restarted_turns_refused_clearly_then_served(faulty: Faulty) ->
     started = time.monotonic()
     # refused, not answered out of context and dropped: the client is told to send it again
     assert direct.status == 503 and json.loads(direct.reply)["error"] == "store_unavailable", direct
-    assert through_gateway.status == 502, through_gateway  # the gateway maps any upstream 5xx to 502
+    assert through_gateway.status == 503, through_gateway  # the gateway passes the refusal on
+    assert json.loads(through_gateway.reply)["error"] == "store_unavailable", through_gateway
 
     failed_after_start = []
 
@@ -554,7 +555,7 @@ def test_postgres_restarted_turns_refused_clearly_then_served(faulty: Faulty) ->
     assert f"Refund requested for order {order}" in faulty.say(user, order).reply
     faulty.ledger.report(
         "PostgreSQL (tracker + our stores) stopped, started",
-        f"HTTP 503 store_unavailable from Rasa (502 through the gateway) while down: "
+        f"HTTP 503 store_unavailable from Rasa (also through the gateway) while down: "
         f'"{json.loads(direct.reply)["message"]}"',
         round(time.monotonic() - started, 1),
         outage_s=round(started - stopped, 1),

@@ -214,6 +214,24 @@ def test_upstream_replies_are_mapped(gateway, upstream, response, status, code):
     assert "Traceback" not in reply.text
 
 
+def test_a_turn_the_tracker_store_refused_is_503_with_retry_after(gateway, upstream):
+    """The channel did not run the turn (app/channels/degraded.py): the client is told to send it again."""
+    upstream.behaviour[UPSTREAM] = lambda request: httpx.Response(
+        503,
+        json={"error": "store_unavailable", "message": "Please send it again."},
+        headers={"Retry-After": "5"},
+    )
+    reply = turn(gateway(), headers=auth())
+    assert (reply.status_code, reply.json()["error"], reply.headers["retry-after"]) == (
+        503,
+        "store_unavailable",
+        "5",
+    )
+    # a 503 that is not the channel's refusal stays a failed upstream
+    upstream.behaviour[UPSTREAM] = lambda request: httpx.Response(503, text="busy proxy")
+    assert turn(gateway(), headers=auth()).json()["error"] == "bad_upstream"
+
+
 def test_a_broken_connection_mid_answer_is_502(gateway, upstream):
     upstream.behaviour[UPSTREAM] = httpx.RemoteProtocolError("server disconnected")
     reply = turn(gateway(), headers=auth())
