@@ -68,11 +68,12 @@ lint: setup ## Lint with ruff
 bench: setup ## REST latency of a running bot (start it with `make serve` in another terminal first)
 	python benchmarks/rest_latency.py
 
-bench-serving: setup ## Benchmarks that start their own bot: latency by handler, gateway overhead, replicas, load
+bench-serving: setup ## Benchmarks that start their own bot: latency by handler, gateway overhead, replicas, load, channel rendering
 	python benchmarks/handler_latency.py
 	python benchmarks/gateway.py
 	python benchmarks/scale_out.py
 	python benchmarks/load.py
+	$(RASA_VENV)/bin/python benchmarks/render.py
 
 lock: ## Re-resolve both lock files from requirements*.in (pip-tools)
 	$(VENV)/bin/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links --unsafe-package torch \
