@@ -4,15 +4,17 @@ the passage ranker.
 Used as the ``finalize`` step of :func:`knowledge.index.build_index`: it opens the staging folder as a
 :class:`~knowledge.retrieval.KnowledgeBase`, computes the features of every dev question (:func:`examples`),
 fits :class:`~knowledge.confidence.AnswerabilityModel` (:func:`fit`), writes ``answerability.json`` next to
-the index files, fits the passage ranker (:mod:`knowledge.rerank`) on the candidate passages of the
-answerable dev questions (:func:`passage_groups`: right when in the question's labelled section), writes
-``passage_ranker.json``, and returns the manifest entries: the fits' summaries, the hybrid retriever's fusion
-and the extractive answer's settings (``passages``: longest passage, chunks it may come from).
+the index files, embeds every chunk's passages for the extractive answer (``passages.npz``), fits the
+passage ranker (:mod:`knowledge.rerank`) on the candidate passages of the answerable dev questions
+(:func:`passage_groups`: right when in the question's labelled section), writes ``passage_ranker.json``, and
+returns the manifest entries: the fits' summaries, the hybrid retriever's fusion and the extractive answer's
+settings (``passages``: longest passage, chunks it may come from).
 
 The ranker's summary compares, on the same candidates, how often the top passage is a right one:
 ``dev_cv_top1`` (each question ranked by a ranker fitted on the other folds of questions) against
-``baseline_top1`` (the passage with the question's most similar sentence, the choice without a ranker), and
-``candidate_recall``, the share of labelled questions with a right passage among the candidates at all.
+``baseline_top1`` (the passage with the question's most similar sentence, the choice without a ranker) and
+``first_block_top1`` (the first block of the best chunk), and ``candidate_recall``, the share of labelled
+questions with a right passage among the candidates at all.
 
 The answerability summary's ``dev_cv_auc`` is measured on rows the model being scored was not fitted on: stratified
 k-fold over the dev questions (``cv_folds``, shuffled with the build's seed), each fold scored by a model
@@ -40,6 +42,7 @@ from knowledge.metrics import roc_auc
 from knowledge.passages import parse_blocks
 from knowledge.rerank import Group, SimilarityRanker, cross_validated_top1, fit_ranker, top1
 from knowledge.retrieval import KnowledgeBase
+from knowledge.retrievers import Hit
 from knowledge.stores import StoreConfig
 
 #: Folds of the cross-validated dev AUC (fewer when a class has fewer dev questions).
@@ -198,6 +201,7 @@ def fit_passage_ranker(groups: Sequence[Group], *, c: float, seed: int) -> Any:
         "labelled_questions": len(groups),
         "candidate_recall": round(len(reachable) / len(groups), 4) if groups else None,
         "baseline_top1": top1(reachable, lambda group: SimilarityRanker().scores(group.rows)),
+        "first_block_top1": top1(reachable, lambda group: [-i for i in range(len(group.rows))]),
         "cv_seed": seed,
     }
     ranker.info["dev_cv_top1"], ranker.info["cv_folds"] = cross_validated_top1(reachable, seed=seed, c=c)
@@ -226,16 +230,18 @@ def finalizer(
         extra: dict[str, Any] = {"retrieval": {"fusion": fusion, "dense_weight": dense_weight}}
         if settings:
             extra["passages"] = settings
-        if not dev_questions:
-            return extra | {
-                "answerability": {"kind": "dense_score"},
-                "passage_ranker": {"kind": SimilarityRanker.kind},
-            }
         manifest_path = staging / MANIFEST_FILE
         manifest = json.loads(manifest_path.read_text())
         manifest_path.write_text(json.dumps(manifest | extra, indent=2, sort_keys=True) + "\n")
         kb = KnowledgeBase.load(staging, embed_model, store=store)
         try:
+            kb.extractive.precompute([Hit.of(chunk, 0.0) for chunk in kb.chunks])
+            kb.extractive.save(staging)
+            if not dev_questions:
+                return extra | {
+                    "answerability": {"kind": "dense_score"},
+                    "passage_ranker": {"kind": SimilarityRanker.kind},
+                }
             known = {chunk.doc_id for chunk in kb.chunks}
             usable = [q for q in dev_questions if all(doc_id in known for doc_id in q.doc_ids)]
             rows = examples(kb, usable)

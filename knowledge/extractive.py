@@ -5,15 +5,18 @@
 lets the passage ranker (:mod:`knowledge.rerank`) choose the block that answers the question best, and quotes it
 so that it stands alone, at most ``max_chars`` long (:data:`MAX_ANSWER_CHARS` unless the index says otherwise):
 
-- the whole block, after its heading and lead ("You can pay for online orders with:"): a paragraph, or a list
-  or table formatted for chat (one line per item or row, a row's cells named by their column);
-- when that is too long: a list or table cut between items, those the question names by their key and the most
-  similar first, with a line saying how many more the article has; a numbered list (a step sequence) from its
-  first step, cut only at the end; from a paragraph, its sentence most similar to the question and those within
-  :data:`SENTENCE_MARGIN` of it (at most :data:`MAX_SENTENCES`, in reading order), each with the sentence
-  before it when it refers back to it ("This", "They", "Before that", ...);
+- a list or table whole, after its heading and lead ("You can pay for online orders with:"), formatted for
+  chat (one line per item or row, a row's cells named by their column); when that is too long, cut between
+  items, those the question names by their key and the most similar first, with a line saying how many more
+  the article has; a numbered list (a step sequence) from its first step, cut only at the end;
+- from a paragraph (after its heading and lead, if any), its sentence most similar to the question and those
+  within :data:`SENTENCE_MARGIN` of it (at most :data:`MAX_SENTENCES`, in reading order), each with the
+  sentence before it when it refers back to it ("This", "They", "Before that", ...): the sentences that answer,
+  never one that leans on a sentence left out;
 
-followed by "Source: Title › Section". Each chunk's blocks, sentences and headings are embedded once and reused.
+followed by "Source: Title › Section". Each chunk's blocks, headings and lines are embedded once: ``build_index``
+embeds every chunk's and stores the vectors with the index (:data:`VECTORS_FILE`); a chunk without them is
+embedded the first time it is quoted and then reused.
 """
 
 from __future__ import annotations
@@ -22,12 +25,13 @@ import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from llama_index.core.base.embeddings.base import BaseEmbedding
 
 from knowledge.passages import LIST, PARAGRAPH, TABLE, Block, parse_blocks
-from knowledge.rerank import Ranker, SimilarityRanker, with_gaps
+from knowledge.rerank import Ranker, SimilarityRanker
 from knowledge.retrievers import Hit, english_stemmer, tokenize
 
 #: Longest quoted passage, in characters (a chat bubble), unless the index records another (``build_index``).
@@ -38,6 +42,8 @@ MAX_SENTENCES = 3
 SENTENCE_MARGIN = 0.1
 #: How many of the retrieved chunks the quoted passage may come from.
 PASSAGE_CHUNKS = 3
+#: The prepared chunks' vectors, stored with the index by ``build_index``.
+VECTORS_FILE = "passages.npz"
 
 _REFERS_BACK = re.compile(
     r"^(this|these|that|those|it|its|they|them|their|such|then|otherwise|also|however|but|if so|"
@@ -91,6 +97,7 @@ class ExtractiveAnswerer:
         self.chunks = chunks
         self._stemmer = english_stemmer()
         self._prepared: dict[str, _Chunk] = {}
+        self._stored: dict[str, np.ndarray] = {}  # chunk id -> vectors stored with the index (see load)
         self._lock = threading.Lock()
 
     def answer(
@@ -147,16 +154,15 @@ class ExtractiveAnswerer:
                     "is_table": float(block.kind == TABLE),
                 }
                 found.append(Candidate(hit, block, features, lines, named))
-        with_gaps([candidate.features for candidate in found])
         return found
 
     def quote(self, candidate: Candidate) -> str:
         """The candidate's block as it is quoted: standing alone and at most :attr:`max_chars` long."""
         block, scores = candidate.block, candidate.line_scores
-        if len(block.render()) <= self.max_chars:
-            return block.render()
         if block.kind == PARAGRAPH:
             return _shorten(block.render(self._sentences(block, scores)), self.max_chars)
+        if len(block.render()) <= self.max_chars:
+            return block.render()
         if block.ordered:  # a step sequence: the first steps, in order
             order = list(range(len(block.lines)))
         else:  # the items the question names, then the most similar
@@ -187,20 +193,78 @@ class ExtractiveAnswerer:
             chosen.remove(min(chosen[1:], key=lambda i: scores[i]))
         return chosen
 
+    def precompute(self, hits: Sequence[Hit], batch_size: int = 64) -> None:
+        """Prepare every chunk of ``hits`` now (``build_index`` does it for all chunks, :meth:`save` stores the
+        vectors with the index, so a served question embeds nothing but itself)."""
+        todo = [
+            hit for hit in {hit.chunk_id: hit for hit in hits}.values() if hit.chunk_id not in self._prepared
+        ]
+        layouts = [_layout(hit) for hit in todo]
+        texts = sorted({text for _, _, chunk_texts in layouts for text in chunk_texts}, key=len)
+        vectors: dict[str, np.ndarray] = {}
+        for start in range(0, len(texts), batch_size):
+            batch = texts[start : start + batch_size]
+            vectors.update(zip(batch, self._embed_model.get_text_embedding_batch(batch), strict=True))
+        for hit, (blocks, headings, chunk_texts) in zip(todo, layouts, strict=True):
+            matrix = np.asarray([vectors[text] for text in chunk_texts], dtype=np.float32)
+            self._remember(hit, self._assemble(blocks, headings, matrix))
+
+    def save(self, folder: Path | str) -> Path:
+        """Write the prepared chunks' vectors to ``folder/passages.npz`` (chunk ids, rows per chunk, vectors)."""
+        with self._lock:
+            prepared = dict(self._prepared)
+        ids = sorted(prepared)
+        rows = [_vectors(prepared[chunk_id]) for chunk_id in ids]
+        dim = next((len(row[0]) for row in rows if len(row)), 0)
+        path = Path(folder) / VECTORS_FILE
+        np.savez(
+            path,
+            chunk_ids=np.asarray(ids, dtype=str),
+            counts=np.asarray([len(row) for row in rows], dtype=np.int64),
+            vectors=np.concatenate([row for row in rows if len(row)])
+            if dim
+            else np.zeros((0, 0), np.float32),
+        )
+        return path
+
+    def load(self, folder: Path | str) -> int:
+        """Take the vectors :meth:`save` wrote in ``folder`` (none: chunks are prepared when first quoted);
+        returns how many chunks they cover. A chunk's vectors are used only when its text still has as many
+        blocks and lines as when they were computed."""
+        path = Path(folder) / VECTORS_FILE
+        if not path.is_file():
+            return 0
+        with np.load(path, allow_pickle=False) as data:
+            ids, counts, vectors = data["chunk_ids"].tolist(), data["counts"], data["vectors"]
+        offsets = np.concatenate([[0], np.cumsum(counts)])
+        self._stored = {chunk_id: vectors[offsets[i] : offsets[i + 1]] for i, chunk_id in enumerate(ids)}
+        return len(self._stored)
+
     def _chunk(self, hit: Hit) -> _Chunk:
-        """A chunk's blocks with their embeddings (block, heading and lead, each line) and stemmed terms."""
+        """A chunk's blocks with their embeddings (block, heading and lead, each line) and stemmed terms: from
+        memory, from the vectors stored with the index, or embedded now (then remembered)."""
         with self._lock:
             prepared = self._prepared.get(hit.chunk_id)
         if prepared is not None:
             return prepared
-        blocks = [block for block in parse_blocks(hit.text) if block.lines]
-        headings = [" › ".join(filter(None, [hit.source_label, block.context])) for block in blocks]
-        texts = [block.render() for block in blocks] + headings + [line for b in blocks for line in b.lines]
-        vectors = (
-            np.asarray(self._embed_model.get_text_embedding_batch(texts), dtype=np.float32)
-            if texts
-            else np.zeros((0, 0), dtype=np.float32)
-        )
+        blocks, headings, texts = _layout(hit)
+        stored = self._stored.get(hit.chunk_id)
+        if stored is not None and len(stored) == len(texts):
+            vectors = stored
+        elif texts:
+            vectors = np.asarray(self._embed_model.get_text_embedding_batch(texts), dtype=np.float32)
+        else:
+            vectors = np.zeros((0, 0), dtype=np.float32)
+        return self._remember(hit, self._assemble(blocks, headings, vectors))
+
+    def _remember(self, hit: Hit, prepared: _Chunk) -> _Chunk:
+        with self._lock:
+            self._prepared[hit.chunk_id] = prepared
+        return prepared
+
+    def _assemble(self, blocks: list[Block], headings: list[str], vectors: np.ndarray) -> _Chunk:
+        """A :class:`_Chunk` from its blocks and the vectors of :func:`_layout`'s texts (blocks, headings,
+        lines)."""
         n = len(blocks)
         line_vectors, start = [], 2 * n
         for block in blocks:
@@ -214,7 +278,7 @@ class ExtractiveAnswerer:
         for block in blocks:
             key_terms.append(terms[start : start + len(block.keys)])
             start += len(block.keys)
-        prepared = _Chunk(
+        return _Chunk(
             blocks=blocks,
             block_vectors=vectors[:n],
             heading_vectors=vectors[n : 2 * n],
@@ -223,9 +287,25 @@ class ExtractiveAnswerer:
             heading_terms=terms[n : 2 * n],
             key_terms=key_terms,
         )
-        with self._lock:
-            self._prepared[hit.chunk_id] = prepared
-        return prepared
+
+
+def _layout(hit: Hit) -> tuple[list[Block], list[str], list[str]]:
+    """A chunk's blocks, their headings ("Title › Section", then the block's heading and lead) and the texts
+    embedded for it: each block as quoted, each heading, each line."""
+    blocks = [block for block in parse_blocks(hit.text) if block.lines]
+    headings = [" › ".join(filter(None, [hit.source_label, block.context])) for block in blocks]
+    return (
+        blocks,
+        headings,
+        [b.render() for b in blocks] + headings + [line for b in blocks for line in b.lines],
+    )
+
+
+def _vectors(prepared: _Chunk) -> np.ndarray:
+    """A prepared chunk's vectors in :func:`_layout`'s order."""
+    parts = [prepared.block_vectors, prepared.heading_vectors, *prepared.line_vectors]
+    parts = [part for part in parts if len(part)]
+    return np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
 
 
 def _share(terms: frozenset[str], found: frozenset[str]) -> float:

@@ -19,7 +19,10 @@ that fails leaves the previous index untouched. The folder holds:
   BM25 retriever and the answerers;
 - ``vectors.npy`` + ``vector_ids.json``: the embedded vector store (with the pgvector store the vectors
   live in PostgreSQL instead, see :mod:`knowledge.stores`);
-- optionally ``answerability.json``: the fitted "is there an answer?" model (see :mod:`knowledge.confidence`).
+- optionally ``answerability.json``: the fitted "is there an answer?" model (see :mod:`knowledge.confidence`),
+  ``passage_ranker.json``: the fitted passage ranker (:mod:`knowledge.rerank`), and ``passages.npz``: the
+  embedded blocks, headings and lines of every chunk, which the extractive answer quotes from
+  (:mod:`knowledge.extractive`).
 """
 
 from __future__ import annotations
@@ -139,10 +142,12 @@ class BlockSplitter(MetadataAwareTextSplitter):
 
     def _pack(self, markdown: str, budget: int) -> list[str]:
         tokens = get_tokenizer()
+        if len(tokens(markdown)) <= budget:  # the whole section, exactly as written
+            return [markdown.strip()] if markdown.strip() else []
         chunks: list[str] = []
         current: list[str] = []
         for group in units(segments(markdown)):
-            text = "\n\n".join(segment.markdown() for segment in group)
+            text = _joined(group)
             pieces = [text] if len(tokens(text)) <= budget else self._cut(group, budget)
             for piece in pieces:
                 if current and len(tokens("\n\n".join([*current, piece]))) > budget:
@@ -160,7 +165,7 @@ class BlockSplitter(MetadataAwareTextSplitter):
         tokens = get_tokenizer()
         last = group[-1]
         if last.kind not in (LIST, TABLE) or len(last.items) < 2:
-            text = "\n\n".join(segment.markdown() for segment in group)
+            text = _joined(group)
             overlap = min(self.chunk_overlap, budget // 2)
             return SentenceSplitter(chunk_size=budget, chunk_overlap=overlap).split_text(text)
         lead = "\n\n".join(segment.markdown() for segment in group[:-1])
@@ -168,7 +173,7 @@ class BlockSplitter(MetadataAwareTextSplitter):
         again = lead_continued(sentences[-1]) if sentences else ""
 
         def piece(head: str, items: list[list[str]]) -> str:
-            return "\n\n".join(filter(None, [head, last.markdown(items)]))
+            return "\n".join(filter(None, [head, last.markdown(items)]))
 
         pieces: list[str] = []
         items: list[list[str]] = []
@@ -180,6 +185,15 @@ class BlockSplitter(MetadataAwareTextSplitter):
             items.append(item)
         pieces.append(piece(again if pieces else lead, items))
         return pieces
+
+
+def _joined(group: Sequence[Segment]) -> str:
+    """A lead paragraph and its segment as Markdown: a list or table right below its lead, a paragraph after
+    a blank line."""
+    text = group[0].markdown()
+    for segment in group[1:]:
+        text += ("\n" if segment.kind in (LIST, TABLE) else "\n\n") + segment.markdown()
+    return text
 
 
 class CachedEmbedding(TransformComponent):

@@ -214,8 +214,9 @@ def _block(segment: Segment, lead: str, heading: str) -> Block:
         if _FENCE.match(segment.head[0]):  # code: verbatim
             code = "\n".join(line for line in segment.head if not _FENCE.match(line))
             return Block(PARAGRAPH, (code,) if code.strip() else (), lead=lead, heading=heading)
-        text = " ".join(_plain(line) for line in segment.head)
-        return Block(PARAGRAPH, tuple(split_sentences(text)), lead=lead, heading=heading)
+        return Block(
+            PARAGRAPH, tuple(split_sentences(_lines_joined(segment.head))), lead=lead, heading=heading
+        )
     if segment.kind == LIST:
         texts = [
             " ".join([_LIST_ITEM.match(item[0]).group("text"), *(line.strip() for line in item[1:])])
@@ -239,6 +240,17 @@ def _block(segment: Segment, lead: str, heading: str) -> Block:
         heading=heading,
         keys=tuple(row[0] if len(row) > 1 else "" for row in rows),
     )
+
+
+def _lines_joined(lines: Sequence[str]) -> str:
+    """A paragraph's lines as text: a line break kept after a line that ends without punctuation before one that
+    starts a new line of its own (an address, "Phone: ..."), a space elsewhere."""
+    text = _plain(lines[0])
+    for line in lines[1:]:
+        plain = _plain(line)
+        own_line = not text.endswith(tuple(".!?:;,")) and (plain[:1].isupper() or plain[:1].isdigit())
+        text += ("\n" if own_line else " ") + plain
+    return text
 
 
 def _item_key(text: str) -> str:

@@ -6,20 +6,22 @@ question and a candidate block (:data:`FEATURES`):
 
 - ``passage_sim``: cosine similarity (MiniLM) of the question and the whole block as it would be quoted;
 - ``unit_sim``: the best cosine of the question and one of the block's sentences, items or rows;
-- ``heading_sim``: cosine of the question and "Title › Section" (and the block's ``###`` heading and lead);
-- ``*_gap``: each of those three minus the best value among the candidates (how far behind the leader);
+- ``heading_sim``: cosine of the question and "Title › Section" (with the block's ``###`` heading and lead);
 - ``term_overlap`` / ``heading_overlap``: the share of the question's stemmed terms the block / its heading has;
 - ``key_match``: 1 when the question names some (not all) of the block's item keys ("PayPal", "Spain");
 - ``chunk_score`` and ``chunk_rank``: the chunk's retrieval score and rank; ``block_position``: the block's place
   in its chunk (0: first);
 - ``is_list`` / ``is_table``: the block's kind (a paragraph when both are 0).
 
-:class:`PassageRanker` is a logistic regression over them (:class:`~knowledge.confidence.LogisticModel`),
-fitted by :func:`fit_ranker` on the dev questions' candidates, a block being right when its chunk is in the
-question's labelled section (``section:`` in ``knowledge/eval/dev.yml``; its document when unlabelled). It is
-fitted in ``build_index`` (:mod:`knowledge.calibration`) and stored with the index as plain JSON
-(``passage_ranker.json``). Without it, :class:`SimilarityRanker` picks the block with the best sentence
-(``unit_sim``), the extractive answer's choice before the ranker.
+:class:`PassageRanker` scores a candidate with a linear function of the standardised features, stored as a
+:class:`~knowledge.confidence.LogisticModel` (plain JSON, ``passage_ranker.json``). :func:`fit_ranker` learns it
+pairwise (a logistic regression on the feature differences of a right and a wrong candidate of the same
+question, as RankNet does with a linear scorer): what matters is the order of one question's candidates, not
+a score comparable across questions. It is fitted in ``build_index`` (:mod:`knowledge.calibration`) on the dev
+questions' candidates, a block being right when its chunk is in the question's labelled section (``section:``
+in ``knowledge/eval/dev.yml``, its document when unlabelled) and holds its labelled text (``passage:``, when
+given). Without a fitted ranker, :class:`SimilarityRanker` picks the block with the question's most similar
+sentence (``unit_sim``), the extractive answer's choice before the ranker.
 """
 
 from __future__ import annotations
@@ -36,9 +38,6 @@ FEATURES = (
     "passage_sim",
     "unit_sim",
     "heading_sim",
-    "passage_sim_gap",
-    "unit_sim_gap",
-    "heading_sim_gap",
     "term_overlap",
     "heading_overlap",
     "key_match",
@@ -53,7 +52,8 @@ MODEL_FILE = "passage_ranker.json"
 
 @dataclass
 class PassageRanker(LogisticModel):
-    """Logistic regression on standardised :data:`FEATURES`: ``P(this block answers the question)``."""
+    """A linear score of the standardised :data:`FEATURES` (through the logistic function): the higher, the
+    better the block answers; only the order of one question's candidates means something."""
 
     kind: str = "passage_logistic"
 
@@ -83,15 +83,6 @@ def load_ranker(index_dir: Path | str) -> Ranker:
     return PassageRanker.read(path) if path.is_file() else SimilarityRanker()
 
 
-def with_gaps(rows: Sequence[dict[str, float]]) -> list[dict[str, float]]:
-    """The candidates' feature rows with the ``*_gap`` features: each similarity minus the candidates' best."""
-    for name in ("passage_sim", "unit_sim", "heading_sim"):
-        best = max((row[name] for row in rows), default=0.0)
-        for row in rows:
-            row[f"{name}_gap"] = row[name] - best
-    return list(rows)
-
-
 @dataclass
 class Group:
     """One dev question's candidates: their feature rows and which of them are right."""
@@ -102,15 +93,34 @@ class Group:
 
 
 def fit_ranker(groups: Sequence[Group], *, c: float = 1.0) -> PassageRanker:
-    """Fit the ranker on the candidates of ``groups`` (those with a right and a wrong candidate)."""
+    """Fit the ranker pairwise on ``groups`` (those with a right and a wrong candidate): a logistic regression
+    without intercept (inverse L2 strength ``c``) telling each right candidate's standardised features minus
+    a wrong one's (label 1) from the reverse (label 0)."""
+    from sklearn.linear_model import LogisticRegression
+
     usable = [group for group in groups if any(group.right) and not all(group.right)]
-    x = np.asarray([[row[name] for name in FEATURES] for g in usable for row in g.rows], dtype=float)
-    y = np.asarray([right for g in usable for right in g.right], dtype=int)
-    if len(set(y.tolist())) < 2:
+    if not usable:
         raise ValueError("fitting the passage ranker needs dev questions with right and wrong candidates")
-    model = PassageRanker.fit(x, y, FEATURES, c=c)
-    model.info = {"questions": len(usable), "rows": int(len(y)), "c": c}
-    return model
+    x = np.asarray([[row[name] for name in FEATURES] for g in usable for row in g.rows], dtype=float)
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    scale[scale < 1e-9] = 1.0
+    pairs = []
+    for group in usable:
+        standard = (np.asarray([[row[name] for name in FEATURES] for row in group.rows]) - mean) / scale
+        right = [i for i, ok in enumerate(group.right) if ok]
+        wrong = [i for i, ok in enumerate(group.right) if not ok]
+        pairs += [standard[i] - standard[j] for i in right for j in wrong]
+    differences = np.asarray(pairs)
+    regression = LogisticRegression(C=c, fit_intercept=False, max_iter=1000)
+    regression.fit(np.vstack([differences, -differences]), np.r_[np.ones(len(pairs)), np.zeros(len(pairs))])
+    return PassageRanker(
+        features=list(FEATURES),
+        mean=mean.tolist(),
+        scale=scale.tolist(),
+        coef=regression.coef_[0].tolist(),
+        intercept=0.0,
+        info={"questions": len(usable), "rows": int(len(x)), "pairs": len(pairs), "c": c},
+    )
 
 
 def top1(groups: Sequence[Group], scores: Callable[[Group], Sequence[float]]) -> float | None:

@@ -180,7 +180,7 @@ class KnowledgeBase:
         else:
             adapter = open_adapter(StoreConfig(), index_dir=Path(index_dir))
         retrieval = manifest.get("retrieval") or {}
-        return cls(
+        kb = cls(
             read_chunks(index_dir),
             adapter,
             manifest,
@@ -192,6 +192,8 @@ class KnowledgeBase:
             ),
             ranker=load_ranker(index_dir),
         )
+        kb.extractive.load(index_dir)  # the passages' vectors, when build_index stored them
+        return kb
 
     # --- facts -----------------------------------------------------------------------------------
 

@@ -145,6 +145,7 @@ def test_the_build_fits_the_passage_ranker_on_labelled_dev_questions(
     kb = KnowledgeBase.load(index_dir, embed_model=embed_model)
     assert isinstance(kb.extractive.ranker, PassageRanker)
     assert (kb.extractive.max_chars, kb.extractive.chunks) == (300, 2)
+    assert kb.extractive.load(index_dir) == len(kb.chunks)  # every chunk's passages embedded at build time
 
 
 @pytest.mark.parametrize(

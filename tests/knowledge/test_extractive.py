@@ -9,7 +9,7 @@ from knowledge.extractive import MAX_ANSWER_CHARS, ExtractiveAnswerer
 from knowledge.rerank import FEATURES, PassageRanker
 from knowledge.retrievers import Hit
 
-from .conftest import HashingEmbedding
+from .conftest import CountingEmbedding, HashingEmbedding
 
 REFUNDS = Hit(
     "acme-refunds",
@@ -49,14 +49,13 @@ def ask(answerer: ExtractiveAnswerer, question: str, hits: list[Hit]) -> str:
     return text
 
 
-def test_the_paragraph_that_answers_is_quoted_with_its_source_and_every_source_is_listed() -> None:
+def test_the_best_sentence_is_quoted_with_its_source_and_every_source_is_listed() -> None:
     embed = HashingEmbedding()
+    answerer = ExtractiveAnswerer(embed)
     vector = np.asarray(embed.get_query_embedding("ask for a refund within 30 days"))
-    text, sources = ExtractiveAnswerer(embed).answer(
-        vector, [REFUNDS, SHIPPING], "ask for a refund within 30 days"
-    )
+    text, sources = answerer.answer(vector, [REFUNDS, SHIPPING])
     assert text == (
-        "Any customer can ask for a refund within 30 days of delivery. Opened software cannot be refunded.\n\n"
+        "Any customer can ask for a refund within 30 days of delivery.\n\n"
         "Source: Refund policy › Who can ask for a refund"
     )
     assert [source["doc_id"] for source in sources] == ["acme-refunds", "acme-shipping"]
@@ -125,7 +124,6 @@ def test_the_ranker_chooses_the_block_and_its_chunk() -> None:
     ]
     assert set(candidates[0].features) == set(FEATURES)
     assert [c.features["chunk_rank"] for c in candidates] == [0.0, 0.0, 1.0]
-    assert max(c.features["unit_sim_gap"] for c in candidates) == 0.0
     # a ranker that only trusts the chunk's rank picks the first block of the first chunk...
     first = PassageRanker(
         features=["chunk_rank", "block_position"], mean=[0, 0], scale=[1, 1], coef=[-5.0, -1.0], intercept=0.0
@@ -152,3 +150,27 @@ def test_without_a_query_vector_the_best_chunk_is_quoted_from_its_start() -> Non
 def test_settings_are_checked() -> None:
     with pytest.raises(ValueError, match="max_chars"):
         ExtractiveAnswerer(HashingEmbedding(), max_chars=10)
+
+
+def test_prepared_passages_are_saved_and_reused_and_a_changed_chunk_is_embedded_again(tmp_path) -> None:
+    question = "can I pay with paypal or klarna"
+    vector = np.asarray(HashingEmbedding().get_query_embedding(question))
+    built = ExtractiveAnswerer(HashingEmbedding())
+    built.precompute([PAYMENT, REFUNDS, PAYMENT])
+    assert built.save(tmp_path).name == "passages.npz"
+    counting = CountingEmbedding()
+    counting.seen.clear()
+    served = ExtractiveAnswerer(counting)
+    assert served.load(tmp_path) == 2
+    assert served.answer(vector, [PAYMENT, REFUNDS], question) == built.answer(
+        vector, [PAYMENT, REFUNDS], question
+    )
+    assert counting.seen == []  # every quoted chunk came with its vectors
+    edited = Hit(PAYMENT.doc_id, PAYMENT.title, PAYMENT.section, PAYMENT.text + "\n- **Cash.**", 0.8, "c3")
+    rebuilt = ExtractiveAnswerer(
+        counting
+    )  # a process that loads the stored vectors after the article changed
+    rebuilt.load(tmp_path)
+    rebuilt.answer(vector, [edited], question)  # the stored vectors no longer fit its lines: embedded now
+    assert "Cash." in counting.seen
+    assert ExtractiveAnswerer(HashingEmbedding()).load(tmp_path / "nothing") == 0

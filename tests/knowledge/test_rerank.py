@@ -18,12 +18,11 @@ from knowledge.rerank import (
     fit_ranker,
     load_ranker,
     top1,
-    with_gaps,
 )
 
 
 def row(**values: float) -> dict[str, float]:
-    return with_gaps([{name: values.get(name, 0.0) for name in FEATURES}])[0] | values
+    return {name: values.get(name, 0.0) for name in FEATURES}
 
 
 def groups(n: int, seed: int = 3) -> list[Group]:
@@ -31,34 +30,20 @@ def groups(n: int, seed: int = 3) -> list[Group]:
     rng = random.Random(seed)
     made = []
     for q in range(n):
-        rows = [
-            {name: rng.random() for name in FEATURES if not name.endswith("_gap")}
-            for _ in range(rng.randint(3, 6))
-        ]
+        rows = [{name: rng.random() for name in FEATURES} for _ in range(rng.randint(3, 6))]
         right = rng.randrange(len(rows))
         rows[right]["heading_sim"] = max(r["heading_sim"] for r in rows) + 0.2
-        made.append(Group(f"q{q}", with_gaps(rows), [i == right for i in range(len(rows))]))
+        made.append(Group(f"q{q}", rows, [i == right for i in range(len(rows))]))
     return made
-
-
-def test_the_gap_features_say_how_far_a_candidate_is_behind_the_best() -> None:
-    rows = with_gaps(
-        [
-            {"passage_sim": 0.5, "unit_sim": 0.9, "heading_sim": 0.1},
-            {"passage_sim": 0.7, "unit_sim": 0.4, "heading_sim": 0.3},
-        ]
-    )
-    assert [r["passage_sim_gap"] for r in rows] == pytest.approx([-0.2, 0.0])
-    assert [r["unit_sim_gap"] for r in rows] == pytest.approx([0.0, -0.5])
-    assert [r["heading_sim_gap"] for r in rows] == pytest.approx([-0.2, 0.0])
 
 
 def test_the_fitted_ranker_learns_what_picks_the_right_passage(tmp_path: Path) -> None:
     data = groups(60)
     ranker = fit_ranker(data, c=1.0)
     assert ranker.kind == "passage_logistic" and ranker.features == list(FEATURES)
-    assert ranker.info == {"questions": 60, "rows": sum(len(g.rows) for g in data), "c": 1.0}
-    assert ranker.coef[FEATURES.index("heading_sim_gap")] > 0
+    rows = sum(len(g.rows) for g in data)
+    assert ranker.info == {"questions": 60, "rows": rows, "pairs": rows - 60, "c": 1.0}  # each wrong one
+    assert ranker.coef[FEATURES.index("heading_sim")] > 0 and ranker.intercept == 0.0
     assert top1(data, lambda g: ranker.scores(g.rows)) > top1(
         data, lambda g: SimilarityRanker().scores(g.rows)
     )
