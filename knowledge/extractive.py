@@ -6,9 +6,10 @@ lets the passage ranker (:mod:`knowledge.rerank`) choose the block that answers 
 so that it stands alone, at most ``max_chars`` long (:data:`MAX_ANSWER_CHARS` unless the index says otherwise):
 
 - a list or table whole, after its heading and lead ("You can pay for online orders with:"), formatted for
-  chat (one line per item or row, a row's cells named by their column); when that is too long, cut between
-  items, those the question names by their key and the most similar first, with a line saying how many more
-  the article has; a numbered list (a step sequence) from its first step, cut only at the end;
+  chat (one line per item or row, a row's cells named by their column); only the items the question names by
+  their key ("PayPal", "Spain") when its most similar line is one of them; when that is too long, cut between
+  items, the named and the most similar first; every list or table cut short ends with a line saying how many
+  more items the article has; a numbered list (a step sequence) is cut only at the end;
 - from a paragraph (after its heading and lead, if any), its sentence most similar to the question and those
   within :data:`SENTENCE_MARGIN` of it (at most :data:`MAX_SENTENCES`, in reading order), each with the
   sentence before it when it refers back to it ("This", "They", "Before that", ...): the sentences that answer,
@@ -161,6 +162,9 @@ class ExtractiveAnswerer:
         block, scores = candidate.block, candidate.line_scores
         if block.kind == PARAGRAPH:
             return _shorten(block.render(self._sentences(block, scores)), self.max_chars)
+        named = self._named(candidate)
+        if named and len(block.render(named)) <= self.max_chars:
+            return block.render(named)
         if len(block.render()) <= self.max_chars:
             return block.render()
         if block.ordered:  # a step sequence: the first steps, in order
@@ -175,6 +179,15 @@ class ExtractiveAnswerer:
             elif block.ordered:
                 break
         return block.render(chosen) if chosen else _shorten(block.render([order[0]]), self.max_chars)
+
+    @staticmethod
+    def _named(candidate: Candidate) -> list[int]:
+        """The items of a list or table that the question names by their key ("PayPal", "Spain"), when they are
+        not all of them and the block's line most similar to the question is one of them; else none."""
+        block, named = candidate.block, candidate.named
+        if block.ordered or not named or len(named) == len(block.lines):
+            return []
+        return sorted(named) if int(np.argmax(candidate.line_scores)) in named else []
 
     def _sentences(self, block: Block, scores: np.ndarray) -> list[int]:
         """A paragraph's best sentences (those within the margin of the best, at most ``MAX_SENTENCES``), each

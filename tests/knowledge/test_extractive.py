@@ -62,7 +62,8 @@ def test_the_best_sentence_is_quoted_with_its_source_and_every_source_is_listed(
 
 
 def test_a_list_is_quoted_whole_after_its_lead_never_from_its_middle() -> None:
-    text = ask(ExtractiveAnswerer(HashingEmbedding()), "can I pay with paypal or klarna", [PAYMENT])
+    methods = Hit(PAYMENT.doc_id, PAYMENT.title, PAYMENT.section, PAYMENT.text.split("\n\n")[0], 0.8, "c8")
+    text = ask(ExtractiveAnswerer(HashingEmbedding()), "what can you pay for online orders with", [methods])
     assert text == (
         "You can pay for online orders with:\n- Cards: Visa and Mastercard.\n- PayPal.\n- Klarna: pay in 30 days."
         "\n\nSource: Payment methods › Online"
@@ -70,11 +71,23 @@ def test_a_list_is_quoted_whole_after_its_lead_never_from_its_middle() -> None:
 
 
 def test_a_table_is_quoted_row_by_row_never_glued_into_one_line() -> None:
-    text = ask(ExtractiveAnswerer(HashingEmbedding()), "how long does a refund to paypal take", [TIMES])
+    text = ask(ExtractiveAnswerer(HashingEmbedding()), "how long does a refund take", [TIMES])
     assert text.startswith(
         "Once the refund is issued, it depends on how you paid:\n- Card: 3–5 business days\n"
         "- PayPal: Within 24 hours\n\nSource:"
     )
+
+
+def test_the_rows_the_question_names_are_quoted_with_the_lead_and_a_marker() -> None:
+    answerer = ExtractiveAnswerer(HashingEmbedding())
+    text = ask(answerer, "how long does a refund to paypal take", [TIMES])
+    assert text.startswith(
+        "Once the refund is issued, it depends on how you paid:\n- PayPal: Within 24 hours\n"
+        "…and 1 more in the article.\n\nSource:"
+    )
+    # named, but not the row most like the question: the whole table
+    whole = ask(answerer, "card business days for paypal", [TIMES])
+    assert "- Card: 3–5 business days\n- PayPal: Within 24 hours\n\nSource:" in whole
 
 
 def test_a_list_too_long_for_chat_is_cut_between_items_the_named_ones_first_with_a_marker() -> None:
