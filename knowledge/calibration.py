@@ -1,11 +1,22 @@
-"""Fit the answerability model of a freshly built index on the dev questions (never on the gold set).
+"""Fit the models of a freshly built index on the dev questions (never on the gold set): answerability and
+the passage ranker.
 
 Used as the ``finalize`` step of :func:`knowledge.index.build_index`: it opens the staging folder as a
 :class:`~knowledge.retrieval.KnowledgeBase`, computes the features of every dev question (:func:`examples`),
 fits :class:`~knowledge.confidence.AnswerabilityModel` (:func:`fit`), writes ``answerability.json`` next to
-the index files and returns the manifest entries: the fit's summary and the hybrid retriever's fusion.
+the index files, embeds every chunk's passages for the extractive answer (``passages.npz``), fits the
+passage ranker (:mod:`knowledge.rerank`) on the candidate passages of the answerable dev questions
+(:func:`passage_groups`: right when in the question's labelled section), writes ``passage_ranker.json``, and
+returns the manifest entries: the fits' summaries, the hybrid retriever's fusion and the extractive answer's
+settings (``passages``: longest passage, chunks it may come from).
 
-The summary's ``dev_cv_auc`` is measured on rows the model being scored was not fitted on: stratified
+The ranker's summary compares, on the same candidates, how often the top passage is a right one:
+``dev_cv_top1`` (each question ranked by a ranker fitted on the other folds of questions) against
+``baseline_top1`` (the passage with the question's most similar sentence, the choice without a ranker) and
+``first_block_top1`` (the first block of the best chunk), and ``candidate_recall``, the share of labelled
+questions with a right passage among the candidates at all.
+
+The answerability summary's ``dev_cv_auc`` is measured on rows the model being scored was not fitted on: stratified
 k-fold over the dev questions (``cv_folds``, shuffled with the build's seed), each fold scored by a model
 fitted on the other folds, the AUC taken over all out-of-fold scores. Optional "leave-document-out"
 negatives (each answerable dev question asked again with its supporting documents hidden has, by
@@ -25,9 +36,13 @@ import numpy as np
 from llama_index.core.base.embeddings.base import BaseEmbedding
 
 from knowledge.confidence import MODEL_FEATURES, AnswerabilityModel
+from knowledge.gold import GoldSetError
 from knowledge.index import MANIFEST_FILE
 from knowledge.metrics import roc_auc
+from knowledge.passages import parse_blocks
+from knowledge.rerank import Group, SimilarityRanker, cross_validated_top1, fit_ranker, top1
 from knowledge.retrieval import KnowledgeBase
+from knowledge.retrievers import Hit
 from knowledge.stores import StoreConfig
 
 #: Folds of the cross-validated dev AUC (fewer when a class has fewer dev questions).
@@ -71,23 +86,11 @@ def fit(
     dev questions would be refused, i.e. the one that catches the most unanswerable questions while
     keeping "I don't know" rare for answerable ones.
     """
-    from sklearn.linear_model import LogisticRegression
-
     if len({row.answerable for row in rows}) < 2:
         raise ValueError("fitting the answerability model needs answerable and unanswerable questions")
     x = np.asarray([[row.values[name] for name in feature_names] for row in rows], dtype=float)
     y = np.asarray([row.answerable for row in rows], dtype=int)
-    mean, scale = x.mean(axis=0), x.std(axis=0)
-    scale[scale < 1e-9] = 1.0
-    regression = LogisticRegression(C=c, class_weight="balanced", max_iter=1000)
-    regression.fit((x - mean) / scale, y)
-    model = AnswerabilityModel(
-        features=list(feature_names),
-        mean=mean.tolist(),
-        scale=scale.tolist(),
-        coef=regression.coef_[0].tolist(),
-        intercept=float(regression.intercept_[0]),
-    )
+    model = AnswerabilityModel.fit(x, y, feature_names, c=c)
     dev = [row for row in rows if row.source == "dev"]
     scores = [model.predict(row.values) for row in dev]
     model.info = {
@@ -139,6 +142,72 @@ def cross_validated_auc(
     return roc_auc(scores.tolist(), labels.astype(bool).tolist()), folds
 
 
+def passage_groups(kb: KnowledgeBase, questions: Sequence[Any]) -> list[Group]:
+    """The candidate passages of each answerable question (``GoldQuestion``-like) and which are right: from
+    one of its documents, from one of its ``sections`` when it names some, and holding one of its
+    ``passages`` (texts of the right paragraph, list or table) when it names some.
+
+    Raises :class:`~knowledge.gold.GoldSetError` for a label no chunk of the question's documents has.
+    """
+    texts: dict[tuple[str, str], str] = {}
+    for chunk in kb.chunks:
+        key = (chunk.doc_id, chunk.section)
+        texts[key] = (
+            texts.get(key, "") + "\n" + "\n".join(block.render() for block in parse_blocks(chunk.text))
+        )
+    groups = []
+    for question in questions:
+        if not question.answerable:
+            continue
+        _check_labels(question, texts)
+        found = kb.lookup(question.question, question.tenant, top_k=kb.extractive.chunks)
+        if found.query_vector is None or not found.hits:
+            continue
+        candidates = kb.extractive.candidates(found.query_vector, found.hits, found.question)
+        right = [
+            c.hit.doc_id in question.doc_ids
+            and (not question.sections or c.hit.section in question.sections)
+            and (not question.passages or any(_has(c.block.render(), p) for p in question.passages))
+            for c in candidates
+        ]
+        groups.append(Group(question.id, [c.features for c in candidates], right))
+    return groups
+
+
+def _check_labels(question: Any, texts: dict[tuple[str, str], str]) -> None:
+    """Every labelled section and passage of ``question`` exists in its documents (else GoldSetError)."""
+    sections = {section for doc_id, section in texts if doc_id in question.doc_ids}
+    unknown = [name for name in question.sections if name not in sections]
+    labelled = [
+        text
+        for (doc_id, section), text in texts.items()
+        if doc_id in question.doc_ids and section in question.sections
+    ]
+    unknown += [passage for passage in question.passages if not any(_has(text, passage) for text in labelled)]
+    if unknown:
+        raise GoldSetError(f"dev question {question.id!r} names unknown section or passage {unknown[0]!r}")
+
+
+def _has(text: str, passage: str) -> bool:
+    return " ".join(passage.lower().split()) in " ".join(text.lower().split())
+
+
+def fit_passage_ranker(groups: Sequence[Group], *, c: float, seed: int) -> Any:
+    """The passage ranker fitted on the dev questions' :func:`passage_groups`, its summary in ``info`` (see the
+    module docstring); ``ValueError`` when too few questions have a right and a wrong candidate."""
+    ranker = fit_ranker(groups, c=c)
+    reachable = [group for group in groups if any(group.right)]
+    ranker.info |= {
+        "labelled_questions": len(groups),
+        "candidate_recall": round(len(reachable) / len(groups), 4) if groups else None,
+        "baseline_top1": top1(reachable, lambda group: SimilarityRanker().scores(group.rows)),
+        "first_block_top1": top1(reachable, lambda group: [-i for i in range(len(group.rows))]),
+        "cv_seed": seed,
+    }
+    ranker.info["dev_cv_top1"], ranker.info["cv_folds"] = cross_validated_top1(reachable, seed=seed, c=c)
+    return ranker
+
+
 def finalizer(
     dev_questions: Sequence[Any] | None,
     embed_model: BaseEmbedding,
@@ -149,18 +218,30 @@ def finalizer(
     max_false_idk: float = 0.05,
     seed: int = 0,
     store: StoreConfig | None = None,
+    passages: dict[str, Any] | None = None,
 ) -> Callable[[Path], dict[str, Any]]:
-    """The ``finalize`` callback for ``build_index``: record the fusion, fit on ``dev_questions`` if any."""
+    """The ``finalize`` callback for ``build_index``: record the fusion and the extractive answer's settings
+    (``passages``: ``max_chars``, ``chunks``; ``ranker_c``, the ranker's inverse L2 strength), fit the
+    answerability model and the passage ranker on ``dev_questions`` if any."""
+    settings = dict(passages or {})
+    ranker_c = float(settings.pop("ranker_c", 1.0))
 
     def finalize(staging: Path) -> dict[str, Any]:
         extra: dict[str, Any] = {"retrieval": {"fusion": fusion, "dense_weight": dense_weight}}
-        if not dev_questions:
-            return extra | {"answerability": {"kind": "dense_score"}}
+        if settings:
+            extra["passages"] = settings
         manifest_path = staging / MANIFEST_FILE
         manifest = json.loads(manifest_path.read_text())
         manifest_path.write_text(json.dumps(manifest | extra, indent=2, sort_keys=True) + "\n")
         kb = KnowledgeBase.load(staging, embed_model, store=store)
         try:
+            kb.extractive.precompute([Hit.of(chunk, 0.0) for chunk in kb.chunks])
+            kb.extractive.save(staging)
+            if not dev_questions:
+                return extra | {
+                    "answerability": {"kind": "dense_score"},
+                    "passage_ranker": {"kind": SimilarityRanker.kind},
+                }
             known = {chunk.doc_id for chunk in kb.chunks}
             usable = [q for q in dev_questions if all(doc_id in known for doc_id in q.doc_ids)]
             rows = examples(kb, usable)
@@ -168,8 +249,19 @@ def finalizer(
             model.info["dev_cv_auc"], model.info["cv_folds"] = cross_validated_auc(rows, seed=seed, c=c)
             model.info["cv_seed"] = seed
             model.save(staging)
+            groups = passage_groups(kb, usable)
+            try:
+                ranker = fit_passage_ranker(groups, c=ranker_c, seed=seed)
+            except ValueError as exc:  # too few labelled questions: the index keeps the similarity choice
+                summary = {"kind": SimilarityRanker.kind, "not_fitted": str(exc)}
+            else:
+                ranker.save(staging)
+                summary = {"kind": ranker.kind, "features": ranker.features, **ranker.info}
         finally:
             kb.close()
-        return extra | {"answerability": {"kind": model.kind, "features": model.features, **model.info}}
+        return extra | {
+            "answerability": {"kind": model.kind, "features": model.features, **model.info},
+            "passage_ranker": summary,
+        }
 
     return finalize

@@ -93,8 +93,12 @@ class DenseScoreModel:
 
 
 @dataclass
-class AnswerabilityModel:
-    """Logistic regression on standardised :data:`FEATURES`: ``P(answerable | features)``."""
+class LogisticModel:
+    """A logistic regression on standardised named features, stored as plain JSON (never pickle).
+
+    :class:`AnswerabilityModel` and the passage ranker (:mod:`knowledge.rerank`) are both this; :meth:`fit` fits
+    one with scikit-learn.
+    """
 
     features: list[str]
     mean: list[float]
@@ -120,10 +124,47 @@ class AnswerabilityModel:
             "info": self.info,
         }
 
-    def save(self, folder: Path) -> Path:
-        path = Path(folder) / MODEL_FILE
+    def write(self, path: Path) -> Path:
         path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
         return path
+
+    @classmethod
+    def fit(cls, x: np.ndarray, y: np.ndarray, feature_names: Sequence[str], *, c: float = 1.0) -> Any:
+        """A class-balanced logistic regression (inverse L2 strength ``c``) of ``y`` on standardised ``x``."""
+        from sklearn.linear_model import LogisticRegression
+
+        mean, scale = x.mean(axis=0), x.std(axis=0)
+        scale[scale < 1e-9] = 1.0
+        regression = LogisticRegression(C=c, class_weight="balanced", max_iter=1000)
+        regression.fit((x - mean) / scale, y)
+        return cls(
+            features=list(feature_names),
+            mean=mean.tolist(),
+            scale=scale.tolist(),
+            coef=regression.coef_[0].tolist(),
+            intercept=float(regression.intercept_[0]),
+        )
+
+    @classmethod
+    def read(cls, path: Path) -> Any:
+        """The model stored at ``path`` (as an instance of ``cls``)."""
+        data = json.loads(Path(path).read_text())
+        return cls(
+            features=list(data["features"]),
+            mean=list(data["mean"]),
+            scale=list(data["scale"]),
+            coef=list(data["coef"]),
+            intercept=float(data["intercept"]),
+            info=dict(data.get("info") or {}),
+        )
+
+
+@dataclass
+class AnswerabilityModel(LogisticModel):
+    """Logistic regression on standardised :data:`FEATURES`: ``P(answerable | features)``."""
+
+    def save(self, folder: Path) -> Path:
+        return self.write(Path(folder) / MODEL_FILE)
 
 
 def load_model(index_dir: Path | str) -> AnswerabilityModel | DenseScoreModel:
@@ -131,12 +172,4 @@ def load_model(index_dir: Path | str) -> AnswerabilityModel | DenseScoreModel:
     path = Path(index_dir) / MODEL_FILE
     if not path.is_file():
         return DenseScoreModel()
-    data = json.loads(path.read_text())
-    return AnswerabilityModel(
-        features=list(data["features"]),
-        mean=list(data["mean"]),
-        scale=list(data["scale"]),
-        coef=list(data["coef"]),
-        intercept=float(data["intercept"]),
-        info=dict(data.get("info") or {}),
-    )
+    return AnswerabilityModel.read(path)

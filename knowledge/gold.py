@@ -9,6 +9,8 @@ The file (``knowledge/eval/gold.yml``; ``dev.yml`` has the same form)::
         doc_ids: [acme-refunds]
         kind: direct            # direct | paraphrase | multi_doc | unanswerable
         tenant: acme            # optional, defaults to the base tenant
+        section: Who can ask    # optional: the section(s) (## heading, or a list of them) that answer it
+        passage: within 30 days # optional: text of the paragraph, list or table that answers it (or a list)
 
 Unanswerable questions, and only they, have no ``doc_ids``. Every problem raises :class:`GoldSetError`
 with one line naming the file and the question.
@@ -40,6 +42,8 @@ class GoldQuestion:
     doc_ids: tuple[str, ...]
     kind: str
     tenant: str
+    sections: tuple[str, ...] = ()  # the sections that answer it, when labelled (the passage ranker's target)
+    passages: tuple[str, ...] = ()  # text found in the block(s) of those sections that answer it
 
     @property
     def answerable(self) -> bool:
@@ -101,6 +105,12 @@ def _gold_question(entry: Any, position: int, path: Path | str, default_tenant: 
         raise GoldSetError(f"{where}: doc_ids must be a list of document ids")
     if (kind == "unanswerable") != (not doc_ids):
         raise GoldSetError(f"{where}: unanswerable questions, and only they, have no doc_ids")
+    sections = _texts(entry, "section", where)
+    passages = _texts(entry, "passage", where)
+    if (sections or passages) and not doc_ids:
+        raise GoldSetError(f"{where}: an unanswerable question has no section or passage")
+    if passages and not sections:
+        raise GoldSetError(f"{where}: a passage needs the section it is in")
     return GoldQuestion(
         id=str(entry["id"]),
         question=str(entry["question"]),
@@ -108,4 +118,15 @@ def _gold_question(entry: Any, position: int, path: Path | str, default_tenant: 
         doc_ids=tuple(doc_ids),
         kind=kind,
         tenant=str(entry.get("tenant") or default_tenant),
+        sections=sections,
+        passages=passages,
     )
+
+
+def _texts(entry: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
+    """An optional label: one text or a list of texts (an empty tuple when absent)."""
+    value = entry.get(key) or []
+    value = [value] if isinstance(value, str) else value
+    if not isinstance(value, list) or not all(isinstance(text, str) and text.strip() for text in value):
+        raise GoldSetError(f"{where}: {key} must be a text or a list of texts")
+    return tuple(text.strip() for text in value)

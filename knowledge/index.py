@@ -1,7 +1,10 @@
 """Build the knowledge index: documents -> ``##`` sections -> chunks -> embeddings -> vector store + files.
 
-The chunking and embedding run as one llama-index ``IngestionPipeline`` (section parser, sentence
-splitter, cached embedding step). Ingestion is incremental and deduplicated: a chunk whose embedded text
+The chunking and embedding run as one llama-index ``IngestionPipeline`` (section parser, block splitter,
+cached embedding step). The block splitter (:class:`BlockSplitter`) keeps the article structure: a chunk
+holds whole paragraphs, lists and tables (:mod:`knowledge.passages`); a list or table too long for one chunk
+is cut between items, its lead sentence (marked "continued") and table header repeated at the top of the
+next chunk; only a paragraph longer than a chunk is cut between sentences. Ingestion is incremental and deduplicated: a chunk whose embedded text
 is already in the :class:`~knowledge.cache.EmbeddingCache` (kept next to the index) for this model is not
 embedded again, identical chunks are embedded once, and after a successful build the cache holds exactly
 the chunks of that build, so changing one article re-embeds only its chunks and deleting one removes them.
@@ -16,7 +19,10 @@ that fails leaves the previous index untouched. The folder holds:
   BM25 retriever and the answerers;
 - ``vectors.npy`` + ``vector_ids.json``: the embedded vector store (with the pgvector store the vectors
   live in PostgreSQL instead, see :mod:`knowledge.stores`);
-- optionally ``answerability.json``: the fitted "is there an answer?" model (see :mod:`knowledge.confidence`).
+- optionally ``answerability.json``: the fitted "is there an answer?" model (see :mod:`knowledge.confidence`),
+  ``passage_ranker.json``: the fitted passage ranker (:mod:`knowledge.rerank`), and ``passages.npz``: the
+  embedded blocks, headings and lines of every chunk, which the extractive answer quotes from
+  (:mod:`knowledge.extractive`).
 """
 
 from __future__ import annotations
@@ -41,20 +47,24 @@ from llama_index.core import Document
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.ingestion import IngestionPipeline
 from llama_index.core.node_parser import NodeParser, SentenceSplitter
+from llama_index.core.node_parser.interface import MetadataAwareTextSplitter
 from llama_index.core.node_parser.node_utils import build_nodes_from_splits
 from llama_index.core.schema import BaseNode, MetadataMode, TransformComponent
-from llama_index.core.utils import get_tqdm_iterable
-from pydantic import ConfigDict, PrivateAttr
+from llama_index.core.utils import get_tokenizer, get_tqdm_iterable
+from pydantic import ConfigDict, Field, PrivateAttr
 
 from knowledge.cache import EmbeddingCache, cache_key
 from knowledge.documents import LoadResult, SkippedFile, load_documents
 from knowledge.embeddings import configure_llama_index, embed_backend, embed_model_name
+from knowledge.passages import LIST, TABLE, Segment, lead_continued, segments, split_sentences, units
 from knowledge.stores import StoreConfig, VectorStoreAdapter, open_adapter
 
 logger = logging.getLogger(__name__)
 
-#: Version of the chunking scheme and index layout; part of ``kb_version``.
-INDEX_FORMAT = 2
+#: Version of the chunking scheme and index layout; part of ``kb_version`` (3: chunks of whole blocks).
+INDEX_FORMAT = 3
+#: Index formats :class:`~knowledge.retrieval.KnowledgeBase` can open (2: sentence-split chunks, same layout).
+READABLE_FORMATS = (2, 3)
 MANIFEST_FILE = "manifest.json"
 CHUNKS_FILE = "chunks.jsonl"
 REQUIRED_METADATA = ("doc_id", "title", "tenant")
@@ -104,6 +114,86 @@ class MarkdownSectionParser(NodeParser):
                 piece.metadata["section"] = title
             parsed.extend(pieces)
         return parsed
+
+
+class BlockSplitter(MetadataAwareTextSplitter):
+    """Cut each section into chunks of at most ``chunk_size`` tokens (its metadata included) of whole blocks.
+
+    Blocks are packed in reading order; a lead paragraph stays with the list, table or paragraph it introduces
+    (:func:`knowledge.passages.units`). A list or table too long for one chunk is cut between items, and the
+    next chunk starts with its lead sentence (marked "continued"), table header and ``###`` heading again, so
+    every chunk reads on its own. Only a paragraph longer than a chunk is cut, between sentences (llama-index's
+    ``SentenceSplitter``, with ``chunk_overlap``).
+    """
+
+    chunk_size: int = Field(gt=0)
+    chunk_overlap: int = Field(ge=0)
+
+    def split_text_metadata_aware(self, text: str, metadata_str: str) -> list[str]:
+        budget = self.chunk_size - len(get_tokenizer()(metadata_str))
+        if budget <= 0:
+            raise ValueError(
+                f"metadata ({metadata_str[:60]!r}...) is longer than the chunk size {self.chunk_size}"
+            )
+        return self._pack(text, budget)
+
+    def split_text(self, text: str) -> list[str]:
+        return self._pack(text, self.chunk_size)
+
+    def _pack(self, markdown: str, budget: int) -> list[str]:
+        tokens = get_tokenizer()
+        if len(tokens(markdown)) <= budget:  # the whole section, exactly as written
+            return [markdown.strip()] if markdown.strip() else []
+        chunks: list[str] = []
+        current: list[str] = []
+        for group in units(segments(markdown)):
+            text = _joined(group)
+            pieces = [text] if len(tokens(text)) <= budget else self._cut(group, budget)
+            for piece in pieces:
+                if current and len(tokens("\n\n".join([*current, piece]))) > budget:
+                    chunks.append("\n\n".join(current))
+                    current = []
+                if not current and group[0].heading and not piece.startswith(group[0].heading):
+                    piece = f"{group[0].heading}\n\n{piece}"  # a chunk opening mid-heading repeats it
+                current.append(piece)
+        if current:
+            chunks.append("\n\n".join(current))
+        return chunks
+
+    def _cut(self, group: list[Segment], budget: int) -> list[str]:
+        """A group too long for one chunk, cut between list items or table rows (else between sentences)."""
+        tokens = get_tokenizer()
+        last = group[-1]
+        if last.kind not in (LIST, TABLE) or len(last.items) < 2:
+            text = _joined(group)
+            overlap = min(self.chunk_overlap, budget // 2)
+            return SentenceSplitter(chunk_size=budget, chunk_overlap=overlap).split_text(text)
+        lead = "\n\n".join(segment.markdown() for segment in group[:-1])
+        sentences = split_sentences(" ".join(line for segment in group[:-1] for line in segment.head))
+        again = lead_continued(sentences[-1]) if sentences else ""
+
+        def piece(head: str, items: list[list[str]]) -> str:
+            return "\n".join(filter(None, [head, last.markdown(items)]))
+
+        pieces: list[str] = []
+        items: list[list[str]] = []
+        for item in last.items:
+            head = again if pieces else lead
+            if items and len(tokens(piece(head, [*items, item]))) > budget:
+                pieces.append(piece(head, items))
+                items = []
+            items.append(item)
+        pieces.append(piece(again if pieces else lead, items))
+        return pieces
+
+
+def _joined(group: Sequence[Segment]) -> str:
+    """A lead paragraph and its segment as Markdown: a list or table right below its lead, a paragraph after
+    a blank line."""
+    text = group[0].markdown()
+    for segment in group[1:]:
+        text += ("\n" if segment.kind in (LIST, TABLE) else "\n\n") + segment.markdown()
+    return text
 
 
 class CachedEmbedding(TransformComponent):
@@ -274,10 +364,10 @@ def chunk_nodes(
     chunk_overlap: int,
     embedding: CachedEmbedding | None = None,
 ) -> list[BaseNode]:
-    """Run the ingestion pipeline: sections, sentence-aware chunks, and (when given) the embedding step."""
+    """Run the ingestion pipeline: sections, chunks of whole blocks, and (when given) the embedding step."""
     transformations: list[TransformComponent] = [
         MarkdownSectionParser(),
-        SentenceSplitter(chunk_size=chunk_size, chunk_overlap=chunk_overlap, id_func=_chunk_id),
+        BlockSplitter(chunk_size=chunk_size, chunk_overlap=chunk_overlap, id_func=_chunk_id),
     ]
     if embedding is not None:
         transformations.append(embedding)

@@ -12,8 +12,9 @@ One :meth:`~KnowledgeBase.lookup` per question feeds everything the bot decides 
 router's features (answerability, the dense scores), the extractive tier 0 and the passages the LLM tiers
 see. Below :attr:`~KnowledgeBase.cut_off` (chosen by ``build_index`` on the dev questions and stored with the
 index, as the NLU threshold travels with the model) the bot says it does not know and offers a human. The
-extractive answer (:mod:`knowledge.extractive`) quotes the best sentences of the best chunk with "Source: title
-› section"; generated answers are the LLM tiers' of :mod:`app.llm`. Questions without a single Latin letter
+extractive answer (:mod:`knowledge.extractive`) quotes the passage of the best chunks that answers best (the
+index's passage ranker, :mod:`knowledge.rerank`: a whole list or table, or a paragraph's best sentences) with
+"Source: title › section"; generated answers are the LLM tiers' of :mod:`app.llm`. Questions without a single Latin letter
 get a clear refusal (the articles and model are English).
 """
 
@@ -29,8 +30,9 @@ from llama_index.core.base.embeddings.base import BaseEmbedding
 
 from knowledge.confidence import AnswerabilityModel, DenseScoreModel, features, load_model
 from knowledge.embeddings import configure_llama_index, embed_model_name, local_embed_model
-from knowledge.extractive import ExtractiveAnswerer
-from knowledge.index import Chunk, read_chunks, read_manifest
+from knowledge.extractive import MAX_ANSWER_CHARS, PASSAGE_CHUNKS, ExtractiveAnswerer
+from knowledge.index import READABLE_FORMATS, Chunk, read_chunks, read_manifest
+from knowledge.rerank import Ranker, load_ranker
 from knowledge.retrievers import BM25Retriever, DenseRetriever, Hit, HybridSearch, Retrieval, Scored
 from knowledge.stores import StoreConfig, VectorStoreAdapter, open_adapter
 
@@ -108,7 +110,8 @@ def unsupported_script(question: str) -> bool:
 
 
 class KnowledgeBase:
-    """A loaded knowledge index: chunks, vector store, BM25, answerability model and the extractive answerer."""
+    """A loaded knowledge index: chunks, vector store, BM25, answerability model and the extractive answerer
+    (with the index's passage ranker and passage length, ``extractive``)."""
 
     def __init__(
         self,
@@ -120,6 +123,7 @@ class KnowledgeBase:
         answerability: AnswerabilityModel | DenseScoreModel | None = None,
         fusion: str = "rrf",
         dense_weight: float = 0.5,
+        ranker: Ranker | None = None,
     ):
         self._manifest = manifest
         self._embed_model = embed_model
@@ -128,7 +132,13 @@ class KnowledgeBase:
         self._bm25 = BM25Retriever(chunks)
         self._search = HybridSearch(self._dense, self._bm25, fusion=fusion, dense_weight=dense_weight)
         self.answerability = answerability or DenseScoreModel()
-        self._extractive = ExtractiveAnswerer(embed_model)
+        passages = manifest.get("passages") or {}
+        self.extractive = ExtractiveAnswerer(
+            embed_model,
+            ranker,
+            max_chars=int(passages.get("max_chars", MAX_ANSWER_CHARS)),
+            chunks=int(passages.get("chunks", PASSAGE_CHUNKS)),
+        )
 
     @classmethod
     def load(
@@ -148,7 +158,7 @@ class KnowledgeBase:
         Raises ``FileNotFoundError`` without an index and ``ValueError`` on a model or store mismatch.
         """
         manifest = read_manifest(index_dir)
-        if manifest.get("format") != 2:
+        if manifest.get("format") not in READABLE_FORMATS:
             raise ValueError(f"index {index_dir} has an old format; rebuild it (dvc repro build_index)")
         embed_model = embed_model or local_embed_model(_backend_for(manifest))
         if manifest.get("embedding_model") != embed_model_name(embed_model):
@@ -170,7 +180,7 @@ class KnowledgeBase:
         else:
             adapter = open_adapter(StoreConfig(), index_dir=Path(index_dir))
         retrieval = manifest.get("retrieval") or {}
-        return cls(
+        kb = cls(
             read_chunks(index_dir),
             adapter,
             manifest,
@@ -180,7 +190,10 @@ class KnowledgeBase:
             dense_weight=float(
                 dense_weight if dense_weight is not None else retrieval.get("dense_weight", 0.5)
             ),
+            ranker=load_ranker(index_dir),
         )
+        kb.extractive.load(index_dir)  # the passages' vectors, when build_index stored them
+        return kb
 
     # --- facts -----------------------------------------------------------------------------------
 
@@ -289,7 +302,7 @@ class KnowledgeBase:
         line = self.cut_off if cut_off is None else cut_off
         if not found.hits or found.confidence < line:
             return Answer(text=IDK_TEXT, confidence=found.confidence, mode="idk", features=found.features)
-        text, sources = self._extractive.answer(found.query_vector, found.hits)
+        text, sources = self.extractive.answer(found.query_vector, found.hits, found.question)
         return Answer(
             text=text,
             sources=sources,

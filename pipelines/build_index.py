@@ -6,8 +6,10 @@
 Parameters come from the ``build_index`` section of params.yaml (chunking, embedding back-end and batch
 size, vector store, hybrid fusion, answerability fit). Ingestion is incremental: embeddings are cached
 next to the index (``knowledge/.cache/``), so a rebuild embeds only new or changed chunks. With
-``--dev`` the answerability model is fitted on those questions (never on the gold set) and stored in
-the index, with its cross-validated AUC on them (stratified folds shuffled with ``base.seed``). The vector store is the embedded one unless ``SWITCHBOARD_VECTOR_STORE=pgvector`` (with
+``--dev`` the answerability model and the passage ranker (tier 0's choice of passage, :mod:`knowledge.rerank`)
+are fitted on those questions (never on the gold set) and stored in the index, with their cross-validated
+figures on them (folds shuffled with ``base.seed``); the ``passages`` params (longest quoted passage, chunks it
+may come from) travel with the index too. The vector store is the embedded one unless ``SWITCHBOARD_VECTOR_STORE=pgvector`` (with
 ``SWITCHBOARD_PGVECTOR_URL``) or the ``vector_store`` param says otherwise.
 
 The only output is the index folder (with its ``manifest.json``); params, build figures and the manifest
@@ -22,6 +24,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from app.offline import apply_offline_env
 from knowledge.calibration import finalizer
 from knowledge.documents import SourcesError, load_documents
@@ -32,6 +36,16 @@ from knowledge.stores import StoreConfig, StoreConfigError
 from pipelines._common import base_params, load_params, stage_run
 
 STAGE = "build_index"
+
+
+class PassageParams(BaseModel):
+    """``build_index.passages``: the extractive answer's passage (stored with the index) and its ranker's fit."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_chars: int = Field(700, ge=80, description="longest quoted passage, in characters")
+    chunks: int = Field(3, ge=1, description="the passage comes from one of this many best chunks")
+    ranker_c: float = Field(1.0, gt=0, description="inverse L2 strength of the passage ranker")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -55,6 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     tenant = base.tenant
     try:
         store = StoreConfig.resolve(params)
+        passages = _passage_params(params)
         dev = load_gold(args.dev, default_tenant=tenant) if args.dev else None
         loaded = load_documents(args.sources, default_tenant=tenant)
         for item in loaded.skipped:  # reported before the (long) build, by name
@@ -88,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     max_false_idk=float(params.get("max_false_idk", 0.05)),
                     seed=base.seed,
                     store=store,
+                    passages=passages.model_dump(),
                 ),
             )
             _log_to_mlflow(report)
@@ -96,6 +112,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print(_summary(report))
     return 0
+
+
+def _passage_params(params: dict) -> PassageParams:
+    try:
+        return PassageParams.model_validate(params.get("passages") or {})
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"])
+        raise IndexBuildError(f"params build_index.passages.{where}: {problem['msg']}") from None
 
 
 def _log_to_mlflow(report: BuildReport) -> None:
@@ -117,6 +142,10 @@ def _log_to_mlflow(report: BuildReport) -> None:
     for key in ("suggested_min_score", "dev_cv_auc"):
         if isinstance(answerability.get(key), int | float):
             metrics[f"answerability_{key}"] = float(answerability[key])
+    ranker = report.manifest.get("passage_ranker") or {}
+    for key in ("dev_cv_top1", "baseline_top1", "candidate_recall"):
+        if isinstance(ranker.get(key), int | float):
+            metrics[f"passage_ranker_{key}"] = float(ranker[key])
     mlflow.log_metrics(metrics)
     mlflow.log_dict(report.manifest, "manifest.json")
 
@@ -137,6 +166,13 @@ def _summary(report: BuildReport) -> str:
             f"{STAGE}: answerability fitted on {answerability['dev_questions']} dev questions "
             f"({answerability.get('cv_folds')}-fold cross-validated AUC {answerability.get('dev_cv_auc')}); "
             f"suggested cut-off {answerability['suggested_min_score']}"
+        )
+    ranker = report.manifest.get("passage_ranker") or {}
+    if ranker.get("dev_cv_top1") is not None:
+        lines.append(
+            f"{STAGE}: passage ranker fitted on {ranker['questions']} dev questions: right passage first in "
+            f"{ranker['dev_cv_top1']} ({ranker.get('cv_folds')}-fold cross-validated; best sentence alone: "
+            f"{ranker.get('baseline_top1')}; a right passage among the candidates: {ranker.get('candidate_recall')})"
         )
     lines += [f"{STAGE}: skipped {item.path}: {item.reason}" for item in report.skipped]
     return "\n".join(lines)

@@ -13,6 +13,9 @@ through the gateway, reads back the turn records and writes into ``--out``:
 - ``turns.csv``: one row per scored turn (the DVC confusion plot: expected against actual handler);
 - ``confusion.png``: the same as an image that opens offline; ``failing.md``: every conversation with a failed
   turn, its transcript and what failed;
+- ``gaps.md``: the knowledge gaps (:mod:`app.evaluation.gaps`): every answerable turn that failed, replayed
+  against the index (what was retrieved, with what confidence, where the expected article ranks, which article
+  states the missing facts), grouped by cause, the facts no article states first;
 - an MLflow run (stage ``evaluate_bot``) with the figures and these files.
 
 A malformed conversation file, an unknown intent or source, or a missing model/index: one line on stderr
@@ -28,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from app.offline import apply_offline_env
-from pipelines._common import load_params, stage_run, write_json
+from pipelines._common import load_params, serve_params, stage_run, write_json
 
 STAGE = "evaluate_bot"
 
@@ -127,14 +130,29 @@ def run(sets: dict[str, Any], args: argparse.Namespace, params: dict[str, Any]) 
     (out / "failing.md").write_text(
         report.failing_conversations(everything.conversations, result.played, result.results, header)
     )
+    write_gaps(out / "gaps.md", result.results, everything, args)
     write_json(out / "metrics.json", metrics)
     with stage_run(STAGE, {**params, "model": str(args.model), "llm": llm}) as _run:
         import mlflow
 
         mlflow.log_metrics(_flat(metrics))
-        for name in ("metrics.json", "turns.csv", "confusion.png", "failing.md"):
+        for name in ("metrics.json", "turns.csv", "confusion.png", "failing.md", "gaps.md"):
             mlflow.log_artifact(str(out / name))
     return metrics
+
+
+def write_gaps(path: Path, results: Sequence[Any], played: Any, args: argparse.Namespace) -> None:
+    """``gaps.md``: the failed answerable turns replayed against the served index (:mod:`app.evaluation.gaps`)."""
+    from app.evaluation.gaps import find_gaps, gaps_markdown
+    from knowledge.retrieval import KnowledgeBase
+
+    kb = KnowledgeBase.load(args.index)
+    try:
+        tenants = {conversation.id: conversation.tenant for conversation in played.conversations}
+        gaps = find_gaps(results, tenants, kb, top_k=serve_params(args.params).knowledge_top_k)
+    finally:
+        kb.close()
+    path.write_text(gaps_markdown(gaps, f"# Knowledge gaps ({STAGE})"))
 
 
 def answer_similarity() -> Any:

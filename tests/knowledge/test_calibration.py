@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from knowledge.calibration import Example, cross_validated_auc, finalizer, fit, suggest_cut_off
 from knowledge.confidence import AnswerabilityModel, DenseScoreModel, load_model
-from knowledge.gold import GoldQuestion
+from knowledge.gold import GoldQuestion, GoldSetError
 from knowledge.index import build_index, read_manifest
 from knowledge.metrics import roc_auc
+from knowledge.rerank import PassageRanker, SimilarityRanker
 from knowledge.retrieval import KnowledgeBase
 
 from .conftest import HashingEmbedding
@@ -111,6 +113,54 @@ def test_without_dev_questions_the_build_keeps_the_dense_score(
     )
     assert read_manifest(sources.parent / "index")["answerability"] == {"kind": "dense_score"}
     assert not (sources.parent / "index" / "answerability.json").exists()
+    assert read_manifest(sources.parent / "index")["passage_ranker"] == {"kind": "unit_similarity"}
+    kb = KnowledgeBase.load(sources.parent / "index", embed_model=embed_model)
+    assert isinstance(kb.extractive.ranker, SimilarityRanker)
+
+
+SECTIONS = {
+    "a1": ("Who can ask for a refund",),
+    "a2": ("How refunds are paid",),
+    "a3": ("Delivery times",),
+    "a4": ("Tracking a parcel",),
+}
+LABELLED = [replace(q, sections=SECTIONS.get(q.id, ())) for q in DEV]
+
+
+def test_the_build_fits_the_passage_ranker_on_labelled_dev_questions(
+    sources: Path, embed_model: HashingEmbedding
+) -> None:
+    index_dir = sources.parent / "index"
+    passages = {"max_chars": 300, "chunks": 2, "ranker_c": 0.5}
+    build_index(
+        sources, index_dir, 256, 32, embed_model, show_progress=False,
+        finalize=finalizer(LABELLED, embed_model, passages=passages),
+    )  # fmt: skip
+    manifest = read_manifest(index_dir)
+    assert manifest["passages"] == {"max_chars": 300, "chunks": 2}  # the answer's settings travel with it
+    ranker = manifest["passage_ranker"]
+    assert ranker["kind"] == "passage_logistic" and ranker["c"] == 0.5 and ranker["labelled_questions"] == 5
+    assert 0.0 <= ranker["baseline_top1"] <= 1.0 and 0.0 <= ranker["candidate_recall"] <= 1.0
+    assert (index_dir / "passage_ranker.json").is_file()
+    kb = KnowledgeBase.load(index_dir, embed_model=embed_model)
+    assert isinstance(kb.extractive.ranker, PassageRanker)
+    assert (kb.extractive.max_chars, kb.extractive.chunks) == (300, 2)
+    assert kb.extractive.load(index_dir) == len(kb.chunks)  # every chunk's passages embedded at build time
+
+
+@pytest.mark.parametrize(
+    ("label", "message"),
+    [({"sections": ("Nope",)}, "'Nope'"), ({"passages": ("not in the section",)}, "'not in the section'")],
+)
+def test_a_dev_label_its_article_does_not_have_stops_the_build(
+    sources: Path, embed_model: HashingEmbedding, label: dict, message: str
+) -> None:
+    dev = [replace(LABELLED[0], **label), *LABELLED[1:]]
+    with pytest.raises(GoldSetError, match=f"dev question 'a1' names unknown section or passage {message}"):
+        build_index(
+            sources, sources.parent / "index", 256, 32, embed_model, show_progress=False,
+            finalize=finalizer(dev, embed_model),
+        )  # fmt: skip
 
 
 def noise_rows(n: int, unanswerable: int, seed: int = 7) -> list[Example]:

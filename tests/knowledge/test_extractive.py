@@ -1,30 +1,15 @@
-"""The extractive answer: sentences of a chunk's Markdown, the best ones quoted with their source."""
+"""The extractive answer: the passage that answers, quoted so that it stands alone, with its source."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from knowledge.extractive import MAX_ANSWER_CHARS, ExtractiveAnswerer, split_sentences
+from knowledge.extractive import MAX_ANSWER_CHARS, ExtractiveAnswerer
+from knowledge.rerank import FEATURES, PassageRanker
 from knowledge.retrievers import Hit
 
-from .conftest import HashingEmbedding
-
-
-def test_split_sentences_handles_markdown_lists_tables_and_headings() -> None:
-    text = (
-        "### Steps\n1. Open **Billing**. Then click Refund.\n- Wait 5 days.\n"
-        "| Plan | Cost |\n|---|---|\n| Pay in 3 | Free. No interest. |\n```\ncode\n```"
-    )
-    assert split_sentences(text) == [
-        "Open Billing.",
-        "Then click Refund.",
-        "Wait 5 days.",
-        "Plan: Cost",
-        "Pay in 3: Free.",
-        "No interest.",
-        "code",
-    ]
-
+from .conftest import CountingEmbedding, HashingEmbedding
 
 REFUNDS = Hit(
     "acme-refunds",
@@ -37,6 +22,31 @@ REFUNDS = Hit(
 SHIPPING = Hit(
     "acme-shipping", "Shipping times", "", "Express delivery arrives the next business day.", 0.5, "c2"
 )
+PAYMENT = Hit(
+    "acme-payment",
+    "Payment methods",
+    "Online",
+    "You can pay for online orders with:\n- **Cards:** Visa and Mastercard.\n- **PayPal.**\n"
+    "- **Klarna:** pay in 30 days.\n\nYou can use up to 5 gift cards per order and pay the rest with one other "
+    "method.",
+    0.8,
+    chunk_id="c3",
+)
+TIMES = Hit(
+    "acme-refunds",
+    "Refund policy",
+    "When the money reaches you",
+    "Once the refund is issued, it depends on how you paid:\n\n| Payment method | Time |\n|---|---|\n"
+    "| Card | 3–5 business days |\n| PayPal | Within 24 hours |",
+    0.7,
+    chunk_id="c4",
+)
+
+
+def ask(answerer: ExtractiveAnswerer, question: str, hits: list[Hit]) -> str:
+    vector = np.asarray(HashingEmbedding().get_query_embedding(question))
+    text, _ = answerer.answer(vector, hits, question)
+    return text
 
 
 def test_the_best_sentence_is_quoted_with_its_source_and_every_source_is_listed() -> None:
@@ -51,9 +61,129 @@ def test_the_best_sentence_is_quoted_with_its_source_and_every_source_is_listed(
     assert [source["doc_id"] for source in sources] == ["acme-refunds", "acme-shipping"]
 
 
+def test_a_list_is_quoted_whole_after_its_lead_never_from_its_middle() -> None:
+    methods = Hit(PAYMENT.doc_id, PAYMENT.title, PAYMENT.section, PAYMENT.text.split("\n\n")[0], 0.8, "c8")
+    text = ask(ExtractiveAnswerer(HashingEmbedding()), "what can you pay for online orders with", [methods])
+    assert text == (
+        "You can pay for online orders with:\n- Cards: Visa and Mastercard.\n- PayPal.\n- Klarna: pay in 30 days."
+        "\n\nSource: Payment methods › Online"
+    )
+
+
+def test_a_table_is_quoted_row_by_row_never_glued_into_one_line() -> None:
+    text = ask(ExtractiveAnswerer(HashingEmbedding()), "how long does a refund take", [TIMES])
+    assert text.startswith(
+        "Once the refund is issued, it depends on how you paid:\n- Card: 3–5 business days\n"
+        "- PayPal: Within 24 hours\n\nSource:"
+    )
+
+
+def test_the_rows_the_question_names_are_quoted_with_the_lead_and_a_marker() -> None:
+    answerer = ExtractiveAnswerer(HashingEmbedding())
+    text = ask(answerer, "how long does a refund to paypal take", [TIMES])
+    assert text.startswith(
+        "Once the refund is issued, it depends on how you paid:\n- PayPal: Within 24 hours\n"
+        "…and 1 more in the article.\n\nSource:"
+    )
+    # named, but not the row most like the question: the whole table
+    whole = ask(answerer, "card business days for paypal", [TIMES])
+    assert "- Card: 3–5 business days\n- PayPal: Within 24 hours\n\nSource:" in whole
+
+
+def test_a_list_too_long_for_chat_is_cut_between_items_the_named_ones_first_with_a_marker() -> None:
+    items = "".join(
+        f"- **Status {i}:** the order is at stage {i} of a long and winding road.\n" for i in range(9)
+    )
+    statuses = Hit("acme-orders", "Orders", "Statuses", "Your order shows one of these:\n" + items, 0.9, "c5")
+    answerer = ExtractiveAnswerer(HashingEmbedding(), max_chars=200)
+    passage = ask(answerer, "what does status 7 mean", [statuses]).split("\n\nSource: ")[0]
+    lines = passage.splitlines()
+    assert len(passage) <= 200 and lines[0] == "Your order shows one of these:"
+    assert "- Status 7: the order is at stage 7 of a long and winding road." in lines  # the item it names
+    assert all(line.startswith("- Status ") and line.endswith("road.") for line in lines[1:-1])  # whole items
+    assert lines[-1] == f"…and {9 - len(lines[1:-1])} more in the article."
+
+
+def test_steps_too_long_for_chat_are_cut_only_at_the_end() -> None:
+    steps = "".join(f"{i}. Do the thing number {i} carefully and then wait a little.\n" for i in range(1, 9))
+    hit = Hit("acme-steps", "Returns", "How to return", steps, 0.9, "c6")
+    passage = ask(ExtractiveAnswerer(HashingEmbedding(), max_chars=150), "thing number 6", [hit])
+    lines = passage.split("\n\nSource: ")[0].splitlines()
+    assert lines[0].startswith("1. Do the thing number 1") and lines[1].startswith("2. ")
+    assert lines[-1].startswith("…and ") and lines[-1].endswith(" more in the article.")
+
+
+def test_a_long_paragraph_is_cut_to_its_best_sentences_with_what_they_refer_back_to() -> None:
+    filler = " ".join(f"Filler sentence number {i} talks about something else entirely." for i in range(12))
+    text = f"{filler} Gift cards are sold in our stores. They can be topped up at any till. Last words here."
+    hit = Hit("acme-gifts", "Gift cards", "Buying", text, 0.9, "c7")
+    passage = ask(
+        ExtractiveAnswerer(HashingEmbedding(), max_chars=300), "can they be topped up at any till", [hit]
+    )
+    assert passage.startswith("Gift cards are sold in our stores. They can be topped up at any till.")
+    assert "Filler" not in passage
+
+
+def test_the_ranker_chooses_the_block_and_its_chunk() -> None:
+    embed = HashingEmbedding()
+    question = "gift cards per order"
+    vector = np.asarray(embed.get_query_embedding(question))
+    answerer = ExtractiveAnswerer(embed)
+    candidates = answerer.candidates(vector, [PAYMENT, REFUNDS], question)
+    assert [(c.hit.chunk_id, c.block.kind) for c in candidates] == [
+        ("c3", "list"),
+        ("c3", "paragraph"),
+        ("c1", "paragraph"),
+    ]
+    assert set(candidates[0].features) == set(FEATURES)
+    assert [c.features["chunk_rank"] for c in candidates] == [0.0, 0.0, 1.0]
+    # a ranker that only trusts the chunk's rank picks the first block of the first chunk...
+    first = PassageRanker(
+        features=["chunk_rank", "block_position"], mean=[0, 0], scale=[1, 1], coef=[-5.0, -1.0], intercept=0.0
+    )
+    assert (
+        ExtractiveAnswerer(embed, first)
+        .answer(vector, [PAYMENT, REFUNDS], question)[0]
+        .startswith("You can pay for online orders with:")
+    )
+    # ...the default (no fitted ranker) picks the block with the most similar sentence
+    assert answerer.answer(vector, [PAYMENT, REFUNDS], question)[0].startswith(
+        "You can use up to 5 gift cards"
+    )
+
+
 def test_without_a_query_vector_the_best_chunk_is_quoted_from_its_start() -> None:
     long = Hit("acme-long", "Long", "", "word " * 400, 0.9, chunk_id="c3")
     text, sources = ExtractiveAnswerer(HashingEmbedding()).answer(None, [long])
     passage = text.split("\n\nSource: ")[0]
     assert passage.endswith(" …") and len(passage) <= MAX_ANSWER_CHARS + 2
     assert text.endswith("Source: Long") and sources == [long.source()]
+
+
+def test_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match="max_chars"):
+        ExtractiveAnswerer(HashingEmbedding(), max_chars=10)
+
+
+def test_prepared_passages_are_saved_and_reused_and_a_changed_chunk_is_embedded_again(tmp_path) -> None:
+    question = "can I pay with paypal or klarna"
+    vector = np.asarray(HashingEmbedding().get_query_embedding(question))
+    built = ExtractiveAnswerer(HashingEmbedding())
+    built.precompute([PAYMENT, REFUNDS, PAYMENT])
+    assert built.save(tmp_path).name == "passages.npz"
+    counting = CountingEmbedding()
+    counting.seen.clear()
+    served = ExtractiveAnswerer(counting)
+    assert served.load(tmp_path) == 2
+    assert served.answer(vector, [PAYMENT, REFUNDS], question) == built.answer(
+        vector, [PAYMENT, REFUNDS], question
+    )
+    assert counting.seen == []  # every quoted chunk came with its vectors
+    edited = Hit(PAYMENT.doc_id, PAYMENT.title, PAYMENT.section, PAYMENT.text + "\n- **Cash.**", 0.8, "c3")
+    rebuilt = ExtractiveAnswerer(
+        counting
+    )  # a process that loads the stored vectors after the article changed
+    rebuilt.load(tmp_path)
+    rebuilt.answer(vector, [edited], question)  # the stored vectors no longer fit its lines: embedded now
+    assert "Cash." in counting.seen
+    assert ExtractiveAnswerer(HashingEmbedding()).load(tmp_path / "nothing") == 0

@@ -78,6 +78,18 @@ def test_load_gold_reads_questions_with_the_default_tenant(tmp_path: Path) -> No
         ("questions:\n  - {id: a, kind: direct, doc_ids: [x]}\n", "missing question"),
         ("questions:\n  - {id: a, question: q, kind: direct, doc_ids: x}\n", "list of document ids"),
         (
+            "questions:\n  - {id: a, question: q, kind: direct, doc_ids: [x], section: [1]}\n",
+            "section must be",
+        ),
+        (
+            "questions:\n  - {id: a, question: q, kind: unanswerable, section: S}\n",
+            "has no section or passage",
+        ),
+        (
+            "questions:\n  - {id: a, question: q, kind: direct, doc_ids: [x], passage: p}\n",
+            "needs the section",
+        ),
+        (
             "questions:\n  - {id: a, question: q, kind: direct, doc_ids: [x]}\n" * 1
             + "  - {id: a, question: r, kind: direct, doc_ids: [x]}\n",
             "duplicate question id 'a'",
@@ -89,6 +101,17 @@ def test_a_bad_gold_file_is_one_clear_error(tmp_path: Path, text: str | None, me
     with pytest.raises(GoldSetError, match=message) as error:
         load_gold(path)
     assert "\n" not in str(error.value)
+
+
+def test_a_question_may_name_the_sections_and_passages_that_answer_it(tmp_path: Path) -> None:
+    text = (
+        "questions:\n  - {id: a, question: q, kind: direct, doc_ids: [x], section: Who can ask}\n"
+        "  - {id: b, question: r, kind: direct, doc_ids: [x], section: [One, Two], passage: [within 30 days, p]}\n"
+    )
+    first, second = load_gold(write_gold(tmp_path, text))
+    assert first.sections == ("Who can ask",) and first.passages == ()
+    assert second.sections == ("One", "Two") and second.passages == ("within 30 days", "p")
+    assert load_gold(write_gold(tmp_path, GOLD))[0].sections == ()
 
 
 def test_gold_doc_ids_must_exist_in_the_index_for_that_tenant(built, tmp_path: Path) -> None:

@@ -254,3 +254,50 @@ def test_nothing_to_index_is_an_error_and_writes_nothing(
     with pytest.raises(IndexBuildError, match="no usable"):
         build_index(sources, tmp_path / "index", 256, 32, embed_model, show_progress=False)
     assert not (tmp_path / "index").exists()
+
+
+LONG_LIST = (
+    """\
+---
+id: acme-statuses
+title: Order statuses
+---
+# Order statuses
+## Statuses
+Your order shows one of these statuses:
+"""
+    + "".join(
+        f"- **Status {i}:** the order is in step number {i} of its long journey to your door, handled with care.\n"
+        for i in range(1, 25)
+    )
+    + """
+| Status | Meaning |
+|---|---|
+"""
+    + "".join(
+        f"| Code {i} | The parcel waits at depot number {i} for the next truck to leave. |\n"
+        for i in range(1, 25)
+    )
+)
+
+
+def test_chunks_hold_whole_blocks_and_cut_a_long_list_or_table_between_items(
+    tmp_path: Path, embed_model: HashingEmbedding
+) -> None:
+    sources = write_docs(tmp_path, {"acme/statuses.md": LONG_LIST})
+    build_index(sources, tmp_path / "index", 128, 16, embed_model, show_progress=False)
+    texts = [chunk.text for chunk in read_chunks(tmp_path / "index")]
+    assert len(texts) > 4
+    for i in range(1, 25):  # every item and row whole, in exactly one chunk
+        item = f"- **Status {i}:** the order is in step number {i} of its long journey to your door, handled with care."
+        row = f"| Code {i} | The parcel waits at depot number {i} for the next truck to leave. |"
+        assert sum(item in text.splitlines() for text in texts) == 1
+        assert sum(row in text.splitlines() for text in texts) == 1
+    for text in texts:  # no chunk starts in the middle of a list or table: its lead or header comes first
+        first = text.splitlines()[0]
+        assert first.startswith(("Your order shows one of these statuses", "| Status | Meaning |")), first
+        if first.startswith("|"):
+            assert text.splitlines()[1] == "|---|---|"
+    assert texts[0].startswith("Your order shows one of these statuses:\n")
+    assert any(text.startswith("Your order shows one of these statuses (continued):\n") for text in texts)
+    assert not any(text.rstrip().endswith(":") for text in texts)  # a lead is never left at a chunk's end

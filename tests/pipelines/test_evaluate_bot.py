@@ -30,6 +30,8 @@ def test_the_pipeline_plays_the_slice_through_the_served_stack(pipeline_run):
     assert sum(r["handler"] == r["expected_handler"] for r in rows) / len(rows) == frozen["handler_accuracy"]
     assert (results / "confusion.png").stat().st_size > 0
     assert "no LLM endpoint" in (results / "failing.md").read_text()
+    gaps = (results / "gaps.md").read_text()  # the failed answerable turns, replayed against the index
+    assert gaps.startswith("# Knowledge gaps (evaluate_bot)") and "| not in the articles |" in gaps
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{pipeline_run.root / 'mlflow.db'}")
     (run,) = client.search_runs(
         [client.get_experiment_by_name("switchboard").experiment_id], "tags.stage = 'evaluate_bot'"
