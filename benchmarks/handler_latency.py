@@ -10,7 +10,8 @@ our own overhead per tier, not a real model's generation time). With ``--url`` i
 Handlers (one client, a new conversation per turn unless noted):
 
 - ``plain_rasa``: a greeting answered by a rule and a response: NLU + policies, no action server (baseline);
-- ``skill``: an order status: the ``order_status`` tool -> the CRM service over HTTP;
+- ``skill``: an order status: the ``order_status`` tool -> the CRM service over HTTP; asked by the demo
+  order's owner (``alice``: customers see only their own orders), so these turns share her conversation;
 - ``knowledge_t0``: a plain question answered extractively (retrieval + answerability, no LLM);
 - ``knowledge_t1``: a question with close candidates -> tier 1 (a different case number each turn, so the
   answer cache cannot serve it);
@@ -55,6 +56,7 @@ class Handler:
     message: Callable[[int], str]
     expect: Callable[[str], bool]
     note: str
+    sender: str | None = None  # one user's conversation; None: a new conversation per turn
 
 
 HANDLERS = (
@@ -64,6 +66,7 @@ HANDLERS = (
         lambda i: "Where is my order ORD-10042?",
         lambda t: "ORD-10042 has shipped" in t,
         "order_status tool -> CRM HTTP",
+        sender="alice",  # the demo order's owner: customers see only their own orders
     ),
     Handler(
         "knowledge_t0",
@@ -141,7 +144,7 @@ def measure(http: httpx.Client, turns: int, warmup: int, console: Console) -> li
         for row in rows:
             with console.status(f"{row.handler.name}…"):
                 for i in range(warmup + turns):
-                    sender = f"bench-{uuid.uuid4().hex[:12]}"  # a new conversation per turn
+                    sender = row.handler.sender or f"bench-{uuid.uuid4().hex[:12]}"
                     elapsed, text = say(http, sender, row.handler.message(i))
                     if i < warmup:
                         continue
