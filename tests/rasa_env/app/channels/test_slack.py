@@ -194,7 +194,8 @@ def test_with_a_channel_secret_only_the_gateway_gets_through(served, monkeypatch
     status, text, _ = send(served, event("hello"))
     assert (status, json.loads(text)["error"]) == (401, "invalid_channel_secret")
     assert send(served, event("hello"), **{"X-Channel-Secret": "gateway-secret-0123"})[0] == 200
-    served.vendors.wait_for("/slack/api/chat.postMessage", 1)  # handled in the background: not the next test's
+    # Handled in the background: wait, so that it is not the next test's.
+    served.vendors.wait_for("/slack/api/chat.postMessage", 1)
     assert served.agent.texts() == ["hello"]
 
 
