@@ -93,7 +93,8 @@ async def answer_knowledge(
         record.level = level.label
         with record.stage("route"):
             decision, found = await asyncio.to_thread(route, ctx.text)
-            if topic and (looks_like_followup(ctx.text) or decision.handler != KNOWLEDGE):
+            unsure = decision.rule.startswith("unsure_intent")  # the intent is unknown: the topic may tell
+            if topic and (looks_like_followup(ctx.text) or decision.handler != KNOWLEDGE or unsure):
                 # read with the conversation's topic: "and France?" after a delivery question
                 # the conversation says it is a question about the topic: the index's cut-off decides (rule 7)
                 resolved, in_context = await asyncio.to_thread(route, resolved_question(topic, ctx.text), "")

@@ -26,6 +26,7 @@ from app.llm.tiers import AnswerOutcome, AnswerRequest, TieredAnswerer
 from app.orchestration.handlers import FALLBACK, HANDOFF, IDK, KNOWLEDGE
 from app.orchestration.router import ORDER_ID_IN_TEXT, RouteDecision, RouterConfig, Turn, decide
 from app.reliability.degradation import DegradationLevel
+from nlu.context import looks_like_question
 
 
 @dataclass
@@ -74,6 +75,7 @@ def knowledge_turn(
         conversation_id=conversation_id,
         mentions_account=bool(ORDER_ID_IN_TEXT.search(text)),
         cut_off=cut_off,
+        question=looks_like_question(text),
     )
     return turn, found
 

@@ -19,8 +19,10 @@ Rules, in order (thresholds from the ``router`` section of params.yaml):
 4. ``max_failed_turns`` failed turns in a row -> ``handoff``;
 5. unsure intent (``nlu_fallback``: the served model's FallbackClassifier, whose threshold is chosen on
    validation data, was unsure; or confidence < ``nlu_threshold``): ``knowledge`` when retrieval is strong
-   (>= ``unsure_nlu_min_retrieval``), else ``fallback`` (the knowledge action then starts the two-stage
-   fallback: nlu/data/rules/fallback.yml sends ``nlu_fallback`` to it);
+   (>= ``unsure_nlu_min_retrieval``), or when the message asks a question (``Turn.question``) and retrieval
+   reaches the index's cut-off (the intent is unknown, but what is asked is in the articles); else
+   ``fallback`` (the knowledge action then starts the two-stage fallback: nlu/data/rules/fallback.yml sends
+   ``nlu_fallback`` to it);
 6. a skill intent -> ``skill``;
 7. anything else (knowledge intents, out of scope, unknown intents): ``knowledge`` when retrieval reaches
    the index's cut-off (``Turn.cut_off``, chosen by ``build_index`` on the dev questions), or when the
@@ -101,6 +103,7 @@ class Turn:
     conversation_id: str = ""
     mentions_account: bool = False  # names the user's own order/ticket (see Features)
     cut_off: float = 0.3  # the index's "I don't know" line (KnowledgeBase.cut_off): below it, nothing to say
+    question: bool = False  # the text asks something, by its form (nlu.context.looks_like_question)
 
     def __post_init__(self) -> None:
         if not 0 <= self.confidence <= 1:
@@ -185,19 +188,20 @@ def _decide(turn: Turn, c: RouterConfig, policy: TierPolicy) -> RouteDecision:
             HANDOFF, "too_many_failures", f"{turn.failed_turns} failed turns (>= {c.max_failed_turns})"
         )
     retrieval = turn.retrieval_confidence
-    if turn.intent == NLU_FALLBACK:  # the served model's FallbackClassifier was unsure: the articles first
+    unsure = turn.intent == NLU_FALLBACK or turn.confidence < c.nlu_threshold
+    if unsure:  # the articles first: strong retrieval, or a question they answer
+        why = ("the model was unsure (nlu_fallback)" if turn.intent == NLU_FALLBACK
+               else f"intent {turn.intent} unsure ({turn.confidence:.2f} < {c.nlu_threshold})")  # fmt: skip
         if retrieval is not None and retrieval >= c.unsure_nlu_min_retrieval:
             return _knowledge(turn, policy, "unsure_intent_strong_retrieval",
-                              f"the model was unsure (nlu_fallback) but retrieval is strong ({retrieval:.2f})")  # fmt: skip
-        return route(FALLBACK, "nlu_fallback",
-                     f"the served model was unsure ({turn.confidence:.2f}) and retrieval is not strong")  # fmt: skip
-    if turn.confidence < c.nlu_threshold:
-        if retrieval is not None and retrieval >= c.unsure_nlu_min_retrieval:
-            return _knowledge(turn, policy, "unsure_intent_strong_retrieval",
-                              f"intent unsure ({turn.confidence:.2f} < {c.nlu_threshold}) but retrieval "
-                              f"strong ({retrieval:.2f})")  # fmt: skip
-        return route(FALLBACK, "unsure_intent",
-                     f"intent {turn.intent} unsure ({turn.confidence:.2f} < {c.nlu_threshold})")  # fmt: skip
+                              f"{why} but retrieval is strong ({retrieval:.2f})")  # fmt: skip
+        if turn.question and retrieval is not None and retrieval >= turn.cut_off:
+            return _knowledge(turn, policy, "unsure_intent_question",
+                              f"{why}, but it asks a question the articles answer "
+                              f"({retrieval:.2f} >= {turn.cut_off:.2f})")  # fmt: skip
+        if turn.intent == NLU_FALLBACK:
+            return route(FALLBACK, "nlu_fallback", f"{why} and the articles do not answer it")
+        return route(FALLBACK, "unsure_intent", why)
     if turn.intent in c.skill_intents:
         return route(SKILL, "skill_intent", f"intent {turn.intent} ({turn.confidence:.2f}) has a skill")
     if turn.level is DegradationLevel.STATIC:  # retrieval is down: only the cache can answer
