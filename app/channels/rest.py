@@ -58,9 +58,7 @@ def parse_payload(
     """
     payload = check_turn(body, max_message_chars)
     sender, text = payload["sender"], payload["message"]
-    metadata = payload.get("metadata") or {}
-    if not isinstance(metadata, dict):
-        raise InvalidRequest(400, "invalid_metadata", "'metadata' must be a JSON object.")
+    metadata = payload.get("metadata") or {}  # an object or null (check_turn)
 
     lowered = {k.lower(): v for k, v in headers.items()}
     tenant = lowered.get("x-tenant-id") or default_tenant

@@ -63,6 +63,12 @@ def test_header_names_are_case_insensitive():
         ({"sender": "a", "message": ["hi"]}, {}, 400, "invalid_message"),
         ({"sender": "a", "message": "x" * 101}, {}, 413, "message_too_long"),
         ({"sender": "a", "message": "hi", "metadata": "x"}, {}, 400, "invalid_metadata"),
+        (
+            {"sender": "a", "message": "hi", "metadata": []},
+            {},
+            400,
+            "invalid_metadata",
+        ),  # described: object or null
         ({"sender": "a", "message": "hi"}, {"X-Tenant-Id": "Bad Tenant"}, 400, "invalid_tenant"),
     ],
 )
