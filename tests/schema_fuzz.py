@@ -16,28 +16,32 @@ every failure instead of stopping (and shrinking) at the first:
 - other failures: the checks ``status_code_conformance`` (a status the operation does not declare),
   ``content_type_conformance`` and ``response_schema_conformance`` (the body does not match its schema).
 
-Used by ``tests/e2e/test_fuzz.py`` (a seeded slice in ``make test``) and ``benchmarks/fuzz.py`` (the long run).
+Used by ``tests/e2e/test_fuzz.py`` (a seeded slice in ``make test``) and ``benchmarks/fuzz.py`` (the long run),
+which start the services the same way (:func:`fuzz_settings`, :func:`service_url`, :func:`gateway_headers`).
 """
 
 from __future__ import annotations
 
 import json
-import socket
+import secrets
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import hypothesis
 import requests
 import schemathesis
 import uvicorn
+import yaml
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from hypothesis import HealthCheck, Phase, Verbosity
+from pydantic import SecretStr
 from schemathesis import GenerationMode
 from schemathesis.core.failures import FailureGroup
 from schemathesis.generation.hypothesis.builder import HypothesisTestConfig, HypothesisTestMode, create_test
@@ -48,6 +52,10 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from app.gateway.auth import mint_token
+from app.settings import ROOT, Settings
+from app.stack import free_port
+
 SEED = 20261205
 CHECKS = (
     status_code_conformance,
@@ -57,7 +65,11 @@ CHECKS = (
 )
 MODES = (HypothesisTestMode.EXAMPLES, HypothesisTestMode.COVERAGE, HypothesisTestMode.FUZZING)
 EDGE_INTEGERS = (2**31, 2**63, 2**64, -(2**63) - 1, 10**30)
-SAMPLES_KEPT = 3  # example requests kept per (kind, operation) for the report
+SAMPLES_KEPT = 3
+#: The services fuzzed without a trained model ("rest", Rasa's REST channel, needs one).
+SERVICES = ("crm", "actions", "gateway", "recorder")
+FUZZ_PLAN = "fuzz"  # a gateway plan no fuzzing reaches the limit of (429s would hide what is behind them)
+FUZZ_TENANT = "acme"  # example requests kept per (kind, operation) for the report
 
 
 @dataclass
@@ -202,6 +214,64 @@ def fuzz(
     return report
 
 
+def fuzz_params(dest: Path) -> Path:
+    """A copy of params.yaml whose gateway has a plan and ceilings the fuzzing never reaches."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    gateway = params.setdefault("gateway", {})
+    gateway["plans"] = {**gateway.get("plans", {}), FUZZ_PLAN: "1000000/minute"}
+    gateway["tenant_limit"] = gateway["channel_limit"] = "1000000/minute"
+    gateway["storage_url"] = "memory://"
+    dest.write_text(yaml.safe_dump(params, sort_keys=False))
+    return dest
+
+
+def fuzz_settings(state: Path, gateway_upstream: str, **overrides: Any) -> Settings:
+    """Settings for the services under fuzzing: free loopback ports, stores in ``state``, the gateway in front
+    of ``gateway_upstream`` with a secret of this run."""
+    values: dict[str, Any] = {
+        name: free_port("127.0.0.1")
+        for name in (
+            "rasa_port",
+            "action_port",
+            "streamlit_port",
+            "crm_port",
+            "gateway_port",
+            "recorder_port",
+        )
+    }
+    values |= {
+        "host": "127.0.0.1",
+        "state_dir": state,
+        "params_file": fuzz_params(state / "params.yaml"),
+        "gateway_upstreams": gateway_upstream,
+        "jwt_secret": SecretStr(secrets.token_urlsafe(32)),
+    }
+    return Settings(**(values | overrides))
+
+
+def service_url(settings: Settings, service: str) -> str:
+    """The base URL of ``service`` (one of :data:`SERVICES` or ``rest``); its description is at
+    ``/openapi.json`` (``rest``: ``/webhooks/rest/openapi.json``)."""
+    return {
+        "crm": settings.crm_url,
+        "actions": f"http://{settings.host}:{settings.action_port}",
+        "gateway": settings.gateway_url,
+        "recorder": f"http://{settings.host}:{settings.recorder_port}",
+        "rest": settings.rasa_url,
+    }[service]
+
+
+def description_url(settings: Settings, service: str) -> str:
+    path = "/webhooks/rest/openapi.json" if service == "rest" else "/openapi.json"
+    return service_url(settings, service) + path
+
+
+def gateway_headers(settings: Settings) -> Callable[[Any], dict[str, str]]:
+    """``headers_for`` of the gateway: a token of :data:`FUZZ_PLAN` for the body's sender."""
+    secret = settings.jwt_secret.get_secret_value()
+    return signed_as_sender(lambda user: mint_token(secret, tenant=FUZZ_TENANT, user=user, plan=FUZZ_PLAN))
+
+
 def signed_as_sender(sign: Callable[[str], str]) -> Callable[[Any], dict[str, str]]:
     """``headers_for`` that sends ``Authorization: Bearer sign(sender)`` when the body has a string ``sender``
     (the gateway wants the token's subject to be the sender), else ``sign("fuzz")``."""
@@ -241,10 +311,7 @@ def rest_channel_stand_in() -> FastAPI:
 @contextmanager
 def serving(app: Any, port: int | None = None) -> Iterator[str]:
     """``app`` (ASGI) served by uvicorn in a thread on loopback until the block ends; yields its base URL."""
-    if port is None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
+    port = port or free_port("127.0.0.1")
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -12,18 +12,23 @@ auth, body checks, limits, relaying). The REST channel itself is fuzzed on the `
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 
 import pytest
-import yaml
-from pydantic import SecretStr
 
-from app.gateway.auth import mint_token
-from app.settings import Settings
 from app.stack import Stack
-from tests.conftest import ROOT, free_port, start_guarded
-from tests.schema_fuzz import SEED, FuzzReport, fuzz, rest_channel_stand_in, serving, signed_as_sender
+from tests.conftest import start_guarded
+from tests.schema_fuzz import (
+    SEED,
+    FuzzReport,
+    description_url,
+    fuzz,
+    fuzz_settings,
+    gateway_headers,
+    rest_channel_stand_in,
+    service_url,
+    serving,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -33,52 +38,21 @@ TIMEOUT_S = 10.0  # per request: no answer within it is a hang
 AT_LEAST = {"crm": 400, "actions": 200, "recorder": 10, "gateway": 150, "rest": 100}
 REST_EXAMPLES = 15  # the REST channel: each accepted case is a real turn of the bot
 REST_TIMEOUT_S = 60.0  # a knowledge turn may take seconds on a busy machine
-FUZZ_PLAN = "fuzz"  # a gateway plan no slice reaches the limit of (429s would hide what is behind them)
-
-
-def fuzz_params(dest) -> str:
-    """params.yaml with a gateway plan and tenant ceiling the fuzzing never reaches."""
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    gateway = params.setdefault("gateway", {})
-    gateway["plans"] = {**gateway.get("plans", {}), FUZZ_PLAN: "1000000/minute"}
-    gateway["tenant_limit"] = gateway["channel_limit"] = "1000000/minute"
-    dest.write_text(yaml.safe_dump(params, sort_keys=False))
-    return dest
 
 
 @pytest.fixture(scope="module")
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The CRM service, action server, gateway (in front of a REST channel stand-in) and turn recorder."""
-    state = tmp_path_factory.mktemp("fuzz")
     with serving(rest_channel_stand_in()) as upstream:
-        settings = Settings(
-            rasa_port=free_port(),
-            action_port=free_port(),
-            streamlit_port=free_port(),
-            crm_port=free_port(),
-            gateway_port=free_port(),
-            recorder_port=free_port(),
-            state_dir=state,
-            params_file=fuzz_params(state / "params.yaml"),
-            gateway_upstreams=upstream,
-            jwt_secret=SecretStr(secrets.token_urlsafe(32)),
+        stack = Stack(
+            fuzz_settings(tmp_path_factory.mktemp("fuzz"), upstream),
+            services=("crm", "actions", "gateway", "recorder"),
         )
-        stack = Stack(settings, services=("crm", "actions", "gateway", "recorder"))
         start_guarded(stack, timeout=120)
         try:
             yield stack
         finally:
             stack.stop()
-
-
-def base_url(stack: Stack, service: str) -> str:
-    s = stack.settings
-    return {
-        "crm": s.crm_url,
-        "actions": f"http://{s.host}:{s.action_port}",
-        "gateway": s.gateway_url,
-        "recorder": f"http://{s.host}:{s.recorder_port}",
-    }[service]
 
 
 def assert_clean(report: FuzzReport, at_least: int) -> None:
@@ -92,24 +66,29 @@ def assert_clean(report: FuzzReport, at_least: int) -> None:
 
 @pytest.mark.parametrize("service", ["crm", "actions", "recorder"])
 def test_a_service_answers_every_fuzzed_request_as_described(services, service):
-    url = base_url(services, service)
+    s = services.settings
     report = fuzz(
-        service, f"{url}/openapi.json", url, seed=SEED, max_examples=MAX_EXAMPLES, timeout_s=TIMEOUT_S
+        service,
+        description_url(s, service),
+        service_url(s, service),
+        seed=SEED,
+        max_examples=MAX_EXAMPLES,
+        timeout_s=TIMEOUT_S,
     )
     assert_clean(report, at_least=AT_LEAST[service])
 
 
 def test_the_gateway_answers_every_fuzzed_request_as_described(services):
-    url, secret = base_url(services, "gateway"), services.settings.jwt_secret.get_secret_value()
-    sign = signed_as_sender(lambda user: mint_token(secret, tenant="acme", user=user, plan=FUZZ_PLAN))
+    """Every case carries a token for its body's sender, so valid turns get through to the stand-in."""
+    s = services.settings
     report = fuzz(
         "gateway",
-        f"{url}/openapi.json",
-        url,
+        description_url(s, "gateway"),
+        service_url(s, "gateway"),
         seed=SEED,
         max_examples=MAX_EXAMPLES,
         timeout_s=TIMEOUT_S,
-        headers_for=sign,
+        headers_for=gateway_headers(s),
     )
     assert_clean(report, at_least=AT_LEAST["gateway"])
     assert report.statuses[200] > 0, (
@@ -120,11 +99,10 @@ def test_the_gateway_answers_every_fuzzed_request_as_described(services):
 def test_the_rest_channel_answers_every_fuzzed_request_as_described(bot):
     """Rasa's REST channel (the model the pipeline run trained; every accepted turn is a real turn through
     NLU, the action server and the test LLM, so this slice is smaller and waits longer)."""
-    url = bot.settings.rasa_url
     report = fuzz(
         "rest",
-        f"{url}/webhooks/rest/openapi.json",
-        url,
+        description_url(bot.settings, "rest"),
+        service_url(bot.settings, "rest"),
         seed=SEED,
         max_examples=REST_EXAMPLES,
         timeout_s=REST_TIMEOUT_S,
