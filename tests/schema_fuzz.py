@@ -228,6 +228,7 @@ def fuzz_params(dest: Path) -> Path:
 def fuzz_settings(state: Path, gateway_upstream: str, **overrides: Any) -> Settings:
     """Settings for the services under fuzzing: free loopback ports, stores in ``state``, the gateway in front
     of ``gateway_upstream`` with a secret of this run."""
+    state.mkdir(parents=True, exist_ok=True)
     values: dict[str, Any] = {
         name: free_port("127.0.0.1")
         for name in (
