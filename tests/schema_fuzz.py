@@ -2,19 +2,21 @@
 
 :func:`fuzz` loads the description (``schemathesis.openapi.from_url`` or ``from_dict``) and, for every
 operation, runs the cases ``schema.parametrize()`` would run: the description's examples, the coverage cases
-(boundaries and just-outside values: integers beyond 64 bits, empty and over-long strings, wrong types, missing
-fields) and ``max_examples`` generated cases in positive and negative mode, with a fixed Hypothesis seed; then
-edge integers (2**31, 2**63, 2**64, -2**63-1, 10**30) in each integer path or query parameter and top-level body
-field of a valid case, which random generation reaches only by luck (the CRM service's ids beyond 64 bits were
-500s: the coverage cases stop at the declared bounds, and no bound was declared). Every case is sent to the real service with a per-request timeout and classified, never raised, so one run counts
-every failure instead of stopping (and shrinking) at the first:
+(boundaries and just-outside values, empty and over-long strings, wrong types, missing fields) and
+``max_examples`` generated cases in positive and negative mode, with a fixed Hypothesis seed; then edge
+integers (2**31, 2**63, 2**64, -2**63-1, 10**30) in each integer path or query parameter and top-level body
+field of a valid case, which random generation reaches only by luck (the CRM service's ids beyond 64 bits
+were 500s: the coverage cases stop at the declared bounds, and no bound was declared). Every case is sent to
+the real service with a per-request timeout and classified, never raised, so one run counts every failure
+instead of stopping (and shrinking) at the first:
 
-- ``server_error``: any 5xx answer (a service never answers 5xx to bad input; ``allowed_5xx`` names the
-  statuses a service may declare for an unavailable dependency, counted apart as ``unavailable``);
+- ``server_error``: any 5xx answer (the services' dependencies are up while they are fuzzed, so a 5xx is
+  never a declared "unavailable", it is a fault);
 - ``hang``: no answer within ``timeout_s``;
 - ``connection``: the connection refused or dropped (the process died);
 - other failures: the checks ``status_code_conformance`` (a status the operation does not declare),
-  ``content_type_conformance`` and ``response_schema_conformance`` (the body does not match its schema).
+  ``content_type_conformance``, ``response_schema_conformance`` (the body does not match its schema) and
+  ``negative_data_rejection`` (input the description calls invalid accepted with a 2xx).
 
 Used by ``tests/e2e/test_fuzz.py`` (a seeded slice in ``make test``) and ``benchmarks/fuzz.py`` (the long run),
 which start the services the same way (:func:`fuzz_settings`, :func:`service_url`, :func:`gateway_headers`).
@@ -65,11 +67,11 @@ CHECKS = (
 )
 MODES = (HypothesisTestMode.EXAMPLES, HypothesisTestMode.COVERAGE, HypothesisTestMode.FUZZING)
 EDGE_INTEGERS = (2**31, 2**63, 2**64, -(2**63) - 1, 10**30)
-SAMPLES_KEPT = 3
+SAMPLES_KEPT = 3  # example requests kept per (kind, operation) for the report
 #: The services fuzzed without a trained model ("rest", Rasa's REST channel, needs one).
 SERVICES = ("crm", "actions", "gateway", "recorder")
 FUZZ_PLAN = "fuzz"  # a gateway plan no fuzzing reaches the limit of (429s would hide what is behind them)
-FUZZ_TENANT = "acme"  # example requests kept per (kind, operation) for the report
+FUZZ_TENANT = "acme"
 
 
 @dataclass
@@ -104,9 +106,7 @@ class FuzzReport:
 
     @property
     def other_failures(self) -> int:
-        return sum(
-            n for kind, n in self.counts.items() if kind not in ("server_error", "hang", "unavailable")
-        )
+        return sum(n for kind, n in self.counts.items() if kind not in ("server_error", "hang"))
 
     def record(self, kind: str, operation: str, status: int | None, detail: str) -> None:
         self.counts[kind] += 1
@@ -152,7 +152,6 @@ def fuzz(
     timeout_s: float = 10.0,
     headers: dict[str, str] | None = None,
     headers_for: Callable[[Any], dict[str, str]] | None = None,
-    allowed_5xx: Iterable[int] = (),
     include: Callable[[str], bool] | None = None,
     on_request: Callable[[], None] | None = None,
 ) -> FuzzReport:
@@ -164,7 +163,6 @@ def fuzz(
     """
     schema = load(description, base_url)
     report = FuzzReport(service)
-    allowed = set(allowed_5xx)
     session = requests.Session()
     settings = hypothesis.settings(
         max_examples=max_examples,
@@ -187,7 +185,7 @@ def fuzz(
         ):
             valid[label] = case
         sent = {**(headers or {}), **(headers_for(case) if headers_for is not None else {})}
-        _send(case, label, base_url, session, timeout_s, sent, allowed, report)
+        _send(case, label, base_url, session, timeout_s, sent, report)
         if on_request is not None:
             on_request()
 
@@ -359,7 +357,6 @@ def _send(
     session: requests.Session,
     timeout_s: float,
     headers: dict[str, str],
-    allowed_5xx: set[int],
     report: FuzzReport,
 ) -> None:
     try:
@@ -384,8 +381,7 @@ def _send(
     status = response.status_code
     report.statuses[status] += 1
     if status >= 500:
-        kind = "unavailable" if status in allowed_5xx else "server_error"
-        report.record(kind, label, status, f"{curl}\n  answered: {response.text[:300]}")
+        report.record("server_error", label, status, f"{curl}\n  answered: {response.text[:300]}")
         return
     try:
         case.validate_response(response, checks=list(CHECKS), headers=headers)
