@@ -70,6 +70,8 @@ def test_header_names_are_case_insensitive():
             "invalid_metadata",
         ),  # described: object or null
         ({"sender": "a", "message": "hi"}, {"X-Tenant-Id": "Bad Tenant"}, 400, "invalid_tenant"),
+        # found by tests/e2e/test_fuzz.py: an empty header was taken as the default tenant
+        ({"sender": "a", "message": "hi"}, {"X-Tenant-Id": ""}, 400, "invalid_tenant"),
     ],
 )
 def test_bad_requests_are_refused_with_a_status_and_a_message(body, headers, status, code):
