@@ -5,7 +5,7 @@ body not of the declared schema, invalid input accepted) and the time.
     python benchmarks/fuzz.py [--examples 1000] [--seed 20261205] [--timeout 10]
                               [--services crm actions gateway recorder rest]
                               [--baseline 67ba922:crm 1625c53:crm 1625c53:gateway] [--model PATH]
-                              [--json PATH]
+                              [--index PATH] [--json PATH]
 
 No running bot needed: the script starts the services with the launcher's own ``Stack`` on free loopback
 ports, in a state directory of its own (tests/schema_fuzz.py: the harness, the settings, the gateway's
@@ -91,6 +91,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--baseline", nargs="*", default=DEFAULT_BASELINES, metavar="REF:SERVICE", help="also fuzz these"
     )
     parser.add_argument("--model", type=Path, default=ROOT / "nlu" / "serving" / "model.tar.gz")
+    parser.add_argument(
+        "--index", type=Path, default=ROOT / "knowledge" / "index", help="for the REST channel's bot"
+    )
     parser.add_argument("--json", type=Path, help="also write the counts as JSON")
     args = parser.parse_args(argv)
     for item in args.baseline:
@@ -178,8 +181,10 @@ def main(argv: list[str] | None = None) -> int:
     with ExitStack() as stack_of, tempfile.TemporaryDirectory(prefix="switchboard-fuzz-") as tmp:
         work = Path(tmp)
         upstream = stack_of.enter_context(serving(rest_channel_stand_in()))
-        settings = fuzz_settings(work / "state", upstream, model_path=args.model)
-        names = list(wanted) + (["rasa"] if "rest" in args.services and args.model.exists() else [])
+        settings = fuzz_settings(work / "state", upstream, model_path=args.model, index_dir=args.index)
+        names = list(wanted)
+        if "rest" in args.services and args.model.exists():  # the bot: Rasa with its action server and CRM
+            names += [n for n in ("crm", "actions", "rasa") if n not in names]
         stack = Stack(settings, services=names)
         try:
             stack.start(timeout=300)
