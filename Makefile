@@ -24,7 +24,7 @@ find_python = $(firstword $(wildcard $(shell pyenv root 2>/dev/null)/versions/$(
 PY311 ?= $(call find_python,3.11)
 PY310 ?= $(call find_python,3.10)
 
-.PHONY: help setup run pipeline serve test test-main test-rasa lint bench bench-serving lock clean
+.PHONY: help setup run pipeline serve test test-main test-rasa lint bench bench-serving bench-fuzz lock clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -74,6 +74,9 @@ bench-serving: setup ## Benchmarks that start their own bot: latency by handler,
 	python benchmarks/scale_out.py
 	python benchmarks/load.py
 	$(RASA_VENV)/bin/python benchmarks/render.py
+
+bench-fuzz: setup ## Schema fuzzing of every HTTP service (seeded, 10,000+ requests; the fixes' baselines in the same run)
+	python benchmarks/fuzz.py --json benchmarks/results/fuzz.json
 
 lock: ## Re-resolve both lock files from requirements*.in (pip-tools)
 	$(VENV)/bin/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links --unsafe-package torch \

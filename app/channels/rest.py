@@ -58,12 +58,12 @@ def parse_payload(
     """
     payload = check_turn(body, max_message_chars)
     sender, text = payload["sender"], payload["message"]
-    metadata = payload.get("metadata") or {}
-    if not isinstance(metadata, dict):
-        raise InvalidRequest(400, "invalid_metadata", "'metadata' must be a JSON object.")
+    metadata = payload.get("metadata") or {}  # an object or null (check_turn)
 
     lowered = {k.lower(): v for k, v in headers.items()}
-    tenant = lowered.get("x-tenant-id") or default_tenant
+    tenant = lowered.get("x-tenant-id")
+    if tenant is None:  # absent: the default tenant; present, even empty, it must be a tenant id
+        tenant = default_tenant
     if not TENANT_PATTERN.match(tenant):
         raise InvalidRequest(400, "invalid_tenant", "X-Tenant-Id must be 1-64 of a-z, 0-9, '_' or '-'.")
     correlation_id = lowered.get("x-request-id") or uuid.uuid4().hex

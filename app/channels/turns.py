@@ -43,7 +43,8 @@ class InvalidRequest(Exception):
 
 def check_turn(body: bytes, max_message_chars: int) -> dict[str, Any]:
     """The turn's JSON object if its body, ``sender`` and ``message`` are acceptable; else ``InvalidRequest``
-    (400 malformed JSON, not an object, bad sender, empty message; 413 message too long)."""
+    (400 malformed JSON, not an object, bad sender, empty message, metadata neither an object nor null; 413
+    message too long). The REST channel and the gateway both check a turn with it: they refuse the same bodies."""
     try:
         payload = json.loads(body or b"")
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: nested too deep
@@ -64,6 +65,8 @@ def check_turn(body: bytes, max_message_chars: int) -> dict[str, Any]:
         raise InvalidRequest(
             413, "message_too_long", f"'message' is longer than {max_message_chars} characters."
         )
+    if payload.get("metadata") is not None and not isinstance(payload["metadata"], dict):
+        raise InvalidRequest(400, "invalid_metadata", "'metadata' must be a JSON object.")
     return payload
 
 

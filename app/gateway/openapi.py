@@ -29,7 +29,7 @@ class Turn(BaseModel):
         pattern=r"\S",
         description="non-blank, at most max_message_chars characters (413 beyond)",
     )
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] | None = Field(default_factory=dict)
 
 
 class BotMessage(BaseModel):

@@ -98,7 +98,7 @@ class TicketEvent(BaseModel):
     event: Literal["ticket.status_changed"]
     event_id: EventId
     tenant_id: TenantField
-    ticket_id: int = Field(ge=1, le=MAX_ROW_ID)
+    ticket_id: int = Field(ge=1, le=MAX_ROW_ID, strict=True)  # a JSON integer: not true, not "1"
     user_id: UserField
     conversation_id: ConversationId = ""
     old_status: StatusText = ""

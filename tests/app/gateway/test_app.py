@@ -112,6 +112,14 @@ def test_auth_failures_never_reach_the_upstream(gateway, upstream, headers, stat
         (json.dumps({"message": "hi"}).encode(), 400, "invalid_sender"),
         (json.dumps({"sender": "alice", "message": "  "}).encode(), 400, "invalid_message"),
         (json.dumps({"sender": "alice", "message": "x" * 101}).encode(), 413, "message_too_long"),
+        # found by tests/e2e/test_fuzz.py: relayed with the metadata dropped, where the channel says 400
+        (
+            json.dumps({"sender": "alice", "message": "hi", "metadata": [None]}).encode(),
+            400,
+            "invalid_metadata",
+        ),
+        (json.dumps({"sender": "alice", "message": "hi", "metadata": 5}).encode(), 400, "invalid_metadata"),
+        (json.dumps({"sender": "alice", "message": "hi", "metadata": []}).encode(), 400, "invalid_metadata"),
         (
             json.dumps({"sender": "alice", "message": "hi", "pad": "x" * 70_000}).encode(),
             413,

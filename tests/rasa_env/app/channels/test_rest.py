@@ -63,7 +63,15 @@ def test_header_names_are_case_insensitive():
         ({"sender": "a", "message": ["hi"]}, {}, 400, "invalid_message"),
         ({"sender": "a", "message": "x" * 101}, {}, 413, "message_too_long"),
         ({"sender": "a", "message": "hi", "metadata": "x"}, {}, 400, "invalid_metadata"),
+        (
+            {"sender": "a", "message": "hi", "metadata": []},
+            {},
+            400,
+            "invalid_metadata",
+        ),  # described: object or null
         ({"sender": "a", "message": "hi"}, {"X-Tenant-Id": "Bad Tenant"}, 400, "invalid_tenant"),
+        # found by tests/e2e/test_fuzz.py: an empty header was taken as the default tenant
+        ({"sender": "a", "message": "hi"}, {"X-Tenant-Id": ""}, 400, "invalid_tenant"),
     ],
 )
 def test_bad_requests_are_refused_with_a_status_and_a_message(body, headers, status, code):
