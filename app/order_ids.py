@@ -105,6 +105,27 @@ def find_order_ids(text: str, *, order_context: bool = False, known: Collection[
     return list(dict.fromkeys(ids))
 
 
+#: Words a message that only gives an order id may have around it ("and #20372?", "what about ORD-20001",
+#: "sorry, my order is ORD-20181", "it's #20061 actually").
+_AROUND_AN_ID = frozenset((
+    "a", "about", "actually", "again", "also", "and", "another", "but", "it", "it's", "its", "instead", "is",
+    "mine", "my", "number", "ok", "okay", "one", "order", "please", "ref", "reference", "same", "so", "sorry",
+    "the", "then", "this", "try", "what", "what's", "wait", "yes",
+))  # fmt: skip
+
+
+def only_an_order_id(text: str) -> str | None:
+    """The canonical id when ``text`` does nothing but give one explicit order id (a prefix, a hash or the word
+    *order*; see the module docstring), possibly with a few filler words around it; else None. A message that
+    also asks something ("is #20061 late?", "where is ORD-20001") is not only an id."""
+    found = [m for m in mentions(text) if m.explicit]
+    if len(found) != 1 or found[0].order_id is None:
+        return None
+    rest = (text or "").replace(found[0].typed, " ")
+    words = re.findall(r"[a-z']+", rest.lower())
+    return found[0].order_id if all(word in _AROUND_AN_ID for word in words) else None
+
+
 def malformed_order_ids(text: str) -> list[str]:
     """Mentions that try to be an order id but are not one (``ORD-12``, ``ORD-ABCDE``, ``#2006``), as typed."""
     return [m.typed.strip() for m in mentions(text) if m.explicit and m.order_id is None]

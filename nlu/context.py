@@ -22,6 +22,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from app.order_ids import only_an_order_id
+
 #: The slot the knowledge action keeps the conversation's topic in (the last question answered on its own).
 TOPIC_SLOT = "knowledge_topic"
 #: Intents a follow-up is often misread as; their usual replies (nlu/data/rules/general.yml) when the action finds
@@ -144,6 +146,10 @@ def context_action(events: Sequence[Mapping[str, Any]], slots: Mapping[str, Any]
         continued = next((a for a in reversed(actions) if a in CONTINUED_ACTIONS), None)
         if continued is not None:
             return continued
+    if (intent == "nlu_fallback" or intent in INTENT_REPLIES) and only_an_order_id(text):
+        # unsure, but the message only gives an order id ("#20061", "and ORD-20372?"): the order skill waiting
+        # for one takes it, as the rules do for the inform intent (the refund asked before, else the lookup)
+        return "action_request_refund" if slots.get("refund_requested") else "action_track_order"
     if intent == "out_of_scope" and looks_like_question(text):
         return "action_answer_knowledge"  # it may be in the articles under other words: the action checks
     return None

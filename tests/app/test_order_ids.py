@@ -14,6 +14,7 @@ from app.order_ids import (
     find_order_ids,
     malformed_order_ids,
     normalise_order_id,
+    only_an_order_id,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,3 +89,23 @@ def test_the_nlu_regex_file_holds_the_one_definition():
     for typed in ("ORD-20051", "ord20161", "#20061", "20051"):
         assert nlu.search(f"it is {typed} thanks"), typed
     assert not nlu.search("it was €20051.50") and not nlu.search("ORD-200011")
+
+
+@pytest.mark.parametrize(
+    ("text", "order_id"),
+    [
+        ("#20061", "ORD-20061"),
+        ("and #20372?", "ORD-20372"),
+        ("what about ORD-20001", "ORD-20001"),
+        ("sorry my order is ORD-20181", "ORD-20181"),
+        ("it's ord 20051 actually", "ORD-20051"),
+        ("is #20061 late?", None),  # asks something about it
+        ("where is ORD-20001", None),
+        ("my order ORD-20051 arrived damaged", None),
+        ("20061", None),  # a bare number is an id only in an order conversation: the NLU's inform decides
+        ("ORD-12", None),  # malformed: the skills ask again
+        ("#20061 and #20062", None),  # two ids: not one to act on
+    ],
+)
+def test_a_message_that_only_gives_an_order_id(text: str, order_id: str | None) -> None:
+    assert only_an_order_id(text) == order_id

@@ -109,3 +109,20 @@ def test_the_replies_kept_for_misread_follow_ups_are_the_rules_own():
     rules = yaml.safe_load((ROOT / "nlu" / "data" / "rules" / "general.yml").read_text())["rules"]
     by_intent = {r["steps"][0]["intent"]: r["steps"][1]["action"] for r in rules if "intent" in r["steps"][0]}
     assert {intent: by_intent[intent] for intent in INTENT_REPLIES} == INTENT_REPLIES
+
+
+def test_an_unsure_message_that_only_gives_an_order_id_goes_to_the_order_skill_waiting_for_it():
+    asked = turn("where is my parcel", "track_order", "action_track_order", "What's your order number?")
+    for intent in ("nlu_fallback", "out_of_scope", "chitchat"):
+        assert context_action([*asked, user("#20061", intent)], {}) == "action_track_order"
+    assert context_action([*asked, user("and ORD-20372?", "nlu_fallback")], {}) == "action_track_order"
+    refund = turn("I want a refund", "request_refund", "action_request_refund", "Which order?")
+    waiting = {"refund_requested": True}
+    assert context_action([*refund, user("sorry my order is ORD-20181", "nlu_fallback")], waiting) == (
+        "action_request_refund"
+    )
+    assert context_action([user("what about ORD-20001", "nlu_fallback")], {}) == "action_track_order"
+    # the rules handle a confident intent; a question about an order or a bare number is not an id alone
+    assert context_action([*asked, user("#20061", "inform")], {}) is None
+    assert context_action([*asked, user("is #20061 late?", "nlu_fallback")], {}) is None
+    assert context_action([*asked, user("20061", "nlu_fallback")], {}) is None
