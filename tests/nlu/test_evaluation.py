@@ -73,3 +73,14 @@ def test_reports_list_misclassified_examples_and_draw_the_matrix(tmp_path):
 def test_percentile_interpolates():
     assert evaluation.percentile([1, 2, 3, 4], 50) == 2.5
     assert evaluation.percentile([10.0], 95) == 10.0
+
+
+def test_accuracy_counts_a_prediction_outside_the_test_labels_as_wrong():
+    # scikit-learn's report has no "accuracy" row when a predicted label ("z") is not among the test's labels
+    rows = [
+        row("a", "x", [("x", 0.9)]),
+        row("b", "y", [("y", 0.8)]),
+        row("c", "y", [("z", 0.3)]),
+    ]
+    assert evaluation.intent_report(rows)["accuracy"] == pytest.approx(2 / 3)
+    assert evaluation.summarise(rows)["intent_accuracy"] == pytest.approx(0.6667)
