@@ -19,7 +19,7 @@ import pytest
 pytestmark = [pytest.mark.pipeline, pytest.mark.slow]
 
 BROKEN_RULE = """
-  - rule: Out of scope (a regression: sent to the order lookup)
+  - rule: Out of scope (a regression, sent to the order lookup)
     steps:
       - intent: out_of_scope
       - action: action_track_order
