@@ -57,8 +57,9 @@ def intent_report(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     report = classification_report(
         gold, predicted, labels=sorted(set(gold)), output_dict=True, zero_division=0
     )
-    # with a predicted label the test set lacks (``nlu_fallback`` on a set without out-of-scope examples),
-    # scikit-learn gives a "micro avg" row instead of "accuracy": the share of right predictions either way
+    # with a predicted label the test set lacks (an intent missing from the split, or "None" for an empty
+    # ranking: top_intent is read before FallbackClassifier), scikit-learn gives a "micro avg" row instead of
+    # "accuracy": the share of right predictions either way
     report["accuracy"] = (
         sum(g == p for g, p in zip(gold, predicted, strict=True)) / len(gold) if gold else 0.0
     )
