@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from llama_index.core.base.embeddings.base import BaseEmbedding
 
 from knowledge.confidence import AnswerabilityModel, DenseScoreModel, features, load_model
@@ -88,6 +89,20 @@ class Lookup:
     dense: list[tuple[str, float]] = field(default_factory=list)  # (doc id, cosine) of the dense top_k
     query_vector: Any = None
     refused: str | None = None  # unsupported_script, empty
+    focus: str = (
+        ""  # the words the quoted passage must answer, when not the whole question (a follow-up's own)
+    )
+
+    def focused_on(self, own: Lookup) -> Lookup:
+        """This lookup of a follow-up read with its topic, quoting by the follow-up's own words as much as by the
+        topic's: the topic finds the articles, and the passage is chosen by the sum of both question vectors
+        ("how long does an SMS code work?" after a question about SMS codes quotes the code's lifetime, not the
+        topic's answer again). ``own`` is the lookup of the follow-up alone."""
+        if self.query_vector is None or own.query_vector is None:
+            return self
+        topic, words = (np.asarray(v, dtype=np.float32) for v in (self.query_vector, own.query_vector))
+        both = topic / (np.linalg.norm(topic) or 1.0) + words / (np.linalg.norm(words) or 1.0)
+        return replace(self, query_vector=both, focus=own.question)
 
     @property
     def dense_margin(self) -> float:
@@ -302,7 +317,7 @@ class KnowledgeBase:
         line = self.cut_off if cut_off is None else cut_off
         if not found.hits or found.confidence < line:
             return Answer(text=IDK_TEXT, confidence=found.confidence, mode="idk", features=found.features)
-        text, sources = self.extractive.answer(found.query_vector, found.hits, found.question)
+        text, sources = self.extractive.answer(found.query_vector, found.hits, found.focus or found.question)
         return Answer(
             text=text,
             sources=sources,

@@ -10,7 +10,9 @@ rules both environments apply (standard library only):
   offer of a person to the handoff;
 - in the knowledge action (app/actions/knowledge.py): :func:`looks_like_followup` decides whether to retrieve
   with the conversation's topic (the last question answered on its own, slot ``knowledge_topic``), and
-  :func:`shares_content` whether the follow-up really continues it.
+  :func:`shares_content` whether the follow-up really continues it; a question the articles seem not to
+  answer, asked with a confident intent that names a subject of the articles (:data:`TOPIC_INTENTS`), is
+  read once more with that intent's description ("forgot my pasword" as a password question).
 
 The action verifies what the policy could only guess: a follow-up whose words the knowledge base does not
 connect to the topic gets the reply its intent would have had (:data:`INTENT_REPLIES`).
@@ -34,6 +36,17 @@ INTENT_REPLIES: dict[str, str] = {
     "affirm": "utter_how_can_i_help",
     "deny": "utter_how_can_i_help",
 }
+#: Intents that name a subject of the help articles: their description (nlu/intent_descriptions.csv) is the
+#: context a question of theirs is read with when retrieval alone finds nothing. Not small talk, yes/no, order
+#: ids, complaints or asking for a person.
+TOPIC_INTENTS = frozenset(
+    {
+        "track_order", "cancel_order", "ask_delivery", "ask_returns", "request_refund", "ask_billing",
+        "ask_payment_methods", "ask_account", "reset_password", "ask_product", "ask_store_info", "ask_warranty",
+        "ask_privacy", "ask_promotions", "damaged_item", "wrong_item", "missing_item", "double_charge",
+        "change_address",
+    }
+)  # fmt: skip
 FOLLOWUP_INTENTS = frozenset(
     INTENT_REPLIES
 )  # nlu_fallback has its rule: it goes to the knowledge action anyway

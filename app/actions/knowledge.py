@@ -22,6 +22,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from app.actions import brain as brains
 from app.actions import services
 from app.actions.context import TurnContext
+from app.actions.fallback import intent_descriptions
 from app.actions.records import ActionRun, RecordedAction
 from app.llm.client import CallContext
 from app.observability import metrics
@@ -29,7 +30,14 @@ from app.orchestration.answering import STATIC_ONLY, KnowledgeReply, answer_ques
 from app.orchestration.handlers import FALLBACK, HANDOFF, IDK, KNOWLEDGE, handler_of_action
 from app.orchestration.router import NLU_FALLBACK
 from app.settings import get_settings
-from nlu.context import INTENT_REPLIES, TOPIC_SLOT, looks_like_followup, resolved_question, shares_content
+from nlu.context import (
+    INTENT_REPLIES,
+    TOPIC_INTENTS,
+    TOPIC_SLOT,
+    looks_like_followup,
+    resolved_question,
+    shares_content,
+)
 
 logger = structlog.get_logger(__name__)
 
@@ -86,7 +94,7 @@ async def answer_knowledge(
         )
 
     topic = tracker.get_slot(TOPIC_SLOT)
-    followup = False
+    followup = by_intent = False  # read with the conversation's topic / with the intent's description
     try:
         kb = await asyncio.to_thread(services.knowledge)
         level = brain.degradation.level(ctx.tenant_id)
@@ -101,7 +109,16 @@ async def answer_knowledge(
                 if resolved.handler == KNOWLEDGE and shares_content(
                     ctx.text, [h.text for h in in_context.hits]
                 ):
-                    decision, found, followup = resolved, in_context, True
+                    # the topic found the articles; the follow-up's own words choose the passage
+                    decision, found, followup = resolved, in_context.focused_on(found), True
+            if decision.rule.startswith("nothing_to_answer") and intent_name in TOPIC_INTENTS:
+                # a confident intent names the subject: "forgot my pasword" is read as a password question
+                described = intent_descriptions().get(intent_name, "")
+                resolved, in_context = await asyncio.to_thread(route, resolved_question(described, ctx.text))
+                if resolved.handler == KNOWLEDGE and shares_content(
+                    ctx.text, [h.text for h in in_context.hits]
+                ):
+                    decision, found, by_intent = resolved, in_context.focused_on(found), True
     except Exception as exc:  # degrade, never fail the turn: the user gets a clear message
         logger.error("knowledge.unavailable", reason=f"{type(exc).__name__}: {exc}", **ctx.log_fields())
         metrics.KNOWLEDGE_ANSWERS.labels(ctx.tenant_id, "unavailable").inc()
@@ -118,7 +135,9 @@ async def answer_knowledge(
     brain.degradation.record("knowledge", True)
     logger.info("router.decision", **decision.log_fields(), **ctx.log_fields())
     metrics.ROUTER_DECISIONS.labels(ctx.tenant_id, decision.handler, decision.rule).inc()
-    record.rule = f"followup:{decision.rule}"[:64] if followup else decision.rule
+    record.rule = decision.rule
+    if followup or by_intent:
+        record.rule = f"{'followup' if followup else 'intent_context'}:{decision.rule}"[:64]
     record.reason, record.level = decision.reason, decision.level
     if decision.handler == FALLBACK:  # unsure what was meant, and the articles say nothing: ask (two-stage)
         record.handler = FALLBACK
@@ -145,7 +164,7 @@ async def answer_knowledge(
         if tracker.get_slot("failed_turns"):  # "failed turns in a row": an answer ends the row
             events.append(SlotSet("failed_turns", 0.0))
         if not followup:  # a question answered on its own: the conversation's new topic
-            events.append(SlotSet(TOPIC_SLOT, ctx.text))
+            events.append(SlotSet(TOPIC_SLOT, found.question if by_intent else ctx.text))
     return events
 
 

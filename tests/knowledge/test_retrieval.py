@@ -207,3 +207,19 @@ def test_the_shipped_model_keeps_tenants_apart_and_handles_odd_input(minilm_kb: 
         assert answer.text in (IDK_TEXT, LANGUAGE_TEXT) or "Source: " in answer.text
     off_topic = minilm_kb.answer("What is the airspeed of an unladen swallow?", "acme", top_k=3, cut_off=0.35)
     assert not off_topic.answered
+
+
+def test_a_follow_up_read_with_its_topic_quotes_what_it_asks(kb: KnowledgeBase) -> None:
+    """The topic finds the article; the follow-up's own words choose the passage (not the topic's answer again)."""
+    from nlu.context import resolved_question
+
+    followup = "and back to which method"
+    in_context = kb.lookup(resolved_question(REFUND_QUESTION, followup), "acme", top_k=3)
+    assert kb.extract(in_context, cut_off=0.0).text.startswith("Any customer can ask")  # the topic's answer
+    focused = in_context.focused_on(kb.lookup(followup, "acme", top_k=3))
+    # the same articles, and the same question for the cache and the LLM tiers
+    assert focused.hits == in_context.hits and focused.question == in_context.question
+    assert focused.focus == followup
+    assert kb.extract(focused, cut_off=0.0).text.startswith("Refunds go back to the original payment method")
+    refused = kb.lookup("", "acme")
+    assert in_context.focused_on(refused) is in_context  # nothing of its own to focus on

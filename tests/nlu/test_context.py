@@ -8,6 +8,7 @@ import yaml
 from nlu.context import (
     INTENT_REPLIES,
     OFFER_OF_A_PERSON,
+    TOPIC_INTENTS,
     content_words,
     context_action,
     looks_like_followup,
@@ -126,3 +127,13 @@ def test_an_unsure_message_that_only_gives_an_order_id_goes_to_the_order_skill_w
     assert context_action([*asked, user("#20061", "inform")], {}) is None
     assert context_action([*asked, user("is #20061 late?", "nlu_fallback")], {}) is None
     assert context_action([*asked, user("20061", "nlu_fallback")], {}) is None
+
+
+def test_topic_intents_are_described_intents_of_the_domain_that_name_a_subject():
+    """Each topic intent is read with its description (nlu/intent_descriptions.csv), so it must have one; small
+    talk, yes/no, order ids and asking for a person name no subject of the articles."""
+    from app.actions.fallback import intent_descriptions
+
+    domain = yaml.safe_load((ROOT / "nlu" / "domain.yml").read_text())
+    assert set(domain["intents"]) & set(intent_descriptions()) >= TOPIC_INTENTS
+    assert not TOPIC_INTENTS & {*INTENT_REPLIES, "greet", "goodbye", "thanks", "inform", "human_handoff"}
