@@ -176,6 +176,19 @@ def test_params_yaml_reaches_the_pods_unchanged(parsed: dict[str, list[dict]]):
             assert mounted, f"{name} does not mount params.yaml"
 
 
+def test_rasa_gets_the_params_values_it_cannot_read_itself(parsed: dict[str, list[dict]]):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    wanted = {
+        "SWITCHBOARD_TENANT": str(params["base"]["tenant"]),
+        "SWITCHBOARD_MAX_MESSAGE_CHARS": str(params["serve"]["max_message_chars"]),
+    }
+    for docs in parsed.values():
+        for slot in ("blue", "green"):
+            rasa = pod_specs(docs)[f"switchboard-rasa-{slot}"]["containers"][0]
+            env = {e["name"]: e.get("value") for e in rasa["env"]}
+            assert {name: env.get(name) for name in wanted} == wanted
+
+
 def test_every_image_names_a_version(parsed: dict[str, list[dict]]):
     for docs in parsed.values():
         for spec in pod_specs(docs).values():
