@@ -71,7 +71,7 @@ test-rasa:
 
 lint: setup ## Lint with ruff
 	ruff check .
-	ruff format --check app nlu knowledge pipelines tests benchmarks
+	ruff format --check app nlu knowledge pipelines tests benchmarks deploy
 
 bench: setup ## REST latency of a running bot (start it with `make serve` in another terminal first)
 	python benchmarks/rest_latency.py

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import ipaddress
 import os
 import re
 import socket
@@ -44,6 +45,7 @@ from sqlalchemy.exc import ArgumentError
 from app.data.db import store_url
 from app.identity import TENANT_PATTERN
 from app.settings import ROOT, Settings, get_settings
+from app.supervisor import StackError
 
 ENDPOINTS_TEMPLATE = ROOT / "nlu" / "endpoints.yml"
 CREDENTIALS_TEMPLATE = ROOT / "nlu" / "credentials.yml"
@@ -566,11 +568,29 @@ def write_credentials(settings: Settings, path: Path | None = None) -> list[Chan
     return statuses
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or ``localhost``) is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve anywhere
+        return False
+
+
+def check_channel_exposure(settings: Settings) -> None:
+    """Rasa's REST channel trusts ``X-Tenant-Id``: beyond loopback it must require the gateway's secret
+    (``SWITCHBOARD_CHANNEL_SECRET``); ``StackError`` when Rasa would listen elsewhere without one."""
+    if not is_loopback(settings.host) and not settings.channel_secret.get_secret_value():
+        raise StackError(
+            f"Rasa would listen on {settings.host}, beyond loopback, where anyone could claim any tenant: "
+            "set SWITCHBOARD_CHANNEL_SECRET (the gateway sends it, the channel requires it)"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Write Rasa's endpoints and credentials files for the settings into the state dir; exit 2 with one line
     when the settings are refused (the checks ``python -m app.stack`` makes before starting Rasa)."""
-    from app.stack import StackError, check_channel_exposure  # app.stack imports this module
-
     argparse.ArgumentParser(prog="python -m app.scaleout", description=main.__doc__).parse_args(argv)
     settings = get_settings()
     try:
