@@ -16,6 +16,7 @@ import yaml
 
 from tests.conftest import ROOT
 from tests.deploy.conftest import OVERLAYS, documents, run_tool
+from tests.deploy.test_dockerfiles import instructions
 
 # The Kubernetes API versions the manifests are validated against (README "Deploying on Kubernetes"): the oldest
 # we support and the newest kubernetes-validate ships schemas for.
@@ -333,3 +334,32 @@ def test_readiness_probes_ask_what_the_images_healthchecks_ask(parsed: dict[str,
                 ports = {p["name"]: p["containerPort"] for p in container["ports"]}
                 probe = container["readinessProbe"]["httpGet"]
                 assert (ports[probe["port"]], probe["path"]) == healthchecks[role], d["metadata"]["name"]
+
+
+def test_rasa_reads_the_files_its_init_container_writes(parsed: dict[str, list[dict]]):
+    """The Rasa image's command reads endpoints and credentials from the state dir that ``python -m app.scaleout``
+    writes them to in the init container, on a volume both containers mount."""
+    cmd = next(
+        ins.args
+        for ins in instructions((ROOT / "deploy/docker/rasa.Dockerfile").read_text())
+        if ins.keyword == "CMD"
+    )
+    argv = json.loads(cmd)
+    read = {Path(argv[argv.index(flag) + 1]) for flag in ("--endpoints", "--credentials")}
+    for docs in parsed.values():
+        env = next(
+            d
+            for d in docs
+            if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("switchboard-env")
+        )
+        state_dir = Path(env["data"]["SWITCHBOARD_STATE_DIR"])
+        assert read == {state_dir / "endpoints.yml", state_dir / "credentials.yml"}
+        for slot in ("blue", "green"):
+            spec = pod_specs(docs)[f"switchboard-rasa-{slot}"]
+            (init,) = spec["initContainers"]
+            assert init["command"] == ["python", "-m", "app.scaleout"]
+            mounts = [
+                {m["name"] for m in c["volumeMounts"] if state_dir.is_relative_to(m["mountPath"])}
+                for c in (init, spec["containers"][0])
+            ]
+            assert mounts[0] & mounts[1], "no shared volume under the state dir"
