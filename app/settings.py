@@ -113,6 +113,13 @@ class Settings(BaseSettings):
     jwt_secret: SecretStr = SecretStr("")  # HS256 key of end-user tokens (>= 32 bytes); never in a file
     jwt_public_key_file: str = ""  # optional PEM public key: RS256 tokens are accepted too
 
+    # Where the other services reach one (deploy/k8s, README "Deploying on Kubernetes"). On one machine every
+    # service is at `host`; on Kubernetes each is behind its own Service name and `host` is only what a process
+    # binds to (0.0.0.0). Empty: http://{host}:{the service's port}.
+    crm_base_url: str = ""  # e.g. http://switchboard-crm:5010 (action server, chat and agent pages)
+    action_base_url: str = ""  # e.g. http://switchboard-actions:5055 (Rasa's action endpoint, gateway health)
+    gateway_base_url: str = ""  # e.g. http://switchboard-gateway:5006 (the chat page posts there)
+
     # --- security (issue 12; docs/gateway.md) -------------------------------------------------------------
     jwt_audience: str = ""  # when set, every token must carry this `aud` (your identity provider's audience)
     jwt_issuer: str = ""  # when set, every token must carry this `iss`
@@ -192,7 +199,7 @@ class Settings(BaseSettings):
 
     @property
     def gateway_url(self) -> str:
-        return f"http://{self.host}:{self.gateway_port}"
+        return self.gateway_base_url.rstrip("/") or f"http://{self.host}:{self.gateway_port}"
 
     @property
     def upstream_urls(self) -> list[str]:
@@ -213,8 +220,13 @@ class Settings(BaseSettings):
         return self.webhook_url
 
     @property
+    def action_server_url(self) -> str:
+        """The action server's base URL (``/webhook``, ``/health``, ``/metrics`` below it)."""
+        return self.action_base_url.rstrip("/") or f"http://{self.host}:{self.action_port}"
+
+    @property
     def action_url(self) -> str:
-        return f"http://{self.host}:{self.action_port}/webhook"
+        return f"{self.action_server_url}/webhook"
 
     @property
     def streamlit_url(self) -> str:
@@ -222,7 +234,7 @@ class Settings(BaseSettings):
 
     @property
     def crm_url(self) -> str:
-        return f"http://{self.host}:{self.crm_port}"
+        return self.crm_base_url.rstrip("/") or f"http://{self.host}:{self.crm_port}"
 
     @property
     def ticket_webhook(self) -> str:

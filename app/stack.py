@@ -16,7 +16,6 @@ canary. Running them (launch, health wait, kill, restart, stop, log tails) is :m
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 import secrets
 import signal
@@ -36,6 +35,7 @@ from app.offline import apply_offline_env
 from app.scaleout import (
     ChannelStatus,
     ScaleOutError,
+    check_channel_exposure,
     check_scale_out,
     credentials_path,
     endpoints_path,
@@ -377,26 +377,6 @@ class Stack:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (an address or ``localhost``) is reachable from this machine only."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a host name: it may resolve anywhere
-        return False
-
-
-def check_channel_exposure(settings: Settings) -> None:
-    """Rasa's REST channel trusts ``X-Tenant-Id``: beyond loopback it must require the gateway's secret
-    (``SWITCHBOARD_CHANNEL_SECRET``); ``StackError`` when Rasa would listen elsewhere without one."""
-    if not is_loopback(settings.host) and not settings.channel_secret.get_secret_value():
-        raise StackError(
-            f"Rasa would listen on {settings.host}, beyond loopback, where anyone could claim any tenant: "
-            "set SWITCHBOARD_CHANNEL_SECRET (the gateway sends it, the channel requires it)"
-        )
 
 
 def free_port(host: str) -> int:

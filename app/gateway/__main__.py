@@ -187,7 +187,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = create_app(
         config,
         supervisor_state=settings.state_dir / STATE_FILE,
-        actions_url=f"http://{settings.host}:{settings.action_port}",
+        actions_url=settings.action_server_url,
     )
     uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False, lifespan="on")
     return 0

@@ -4,7 +4,7 @@ import os
 from pathlib import Path
 
 import pytest
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from app.cache.cache import CacheSettings
 from app.channels.settings import DEFAULT_MAX_MESSAGE_CHARS, DEFAULT_TENANT
@@ -34,6 +34,28 @@ def test_environment_overrides(monkeypatch):
     settings = Settings()
     assert settings.rasa_url == "http://127.0.0.1:6000"
     assert settings.db_url == "postgresql+psycopg://u@127.0.0.1/db"
+
+
+def test_service_addresses_are_at_host_unless_a_base_url_names_another(tmp_path):
+    """One machine: every service at ``host``. Kubernetes: each behind its own Service name, ``host`` only binds."""
+    local = Settings(state_dir=tmp_path, host="127.0.0.1", crm_port=5010, action_port=5055, gateway_port=5006)
+    assert local.crm_url == "http://127.0.0.1:5010"
+    assert local.action_url == "http://127.0.0.1:5055/webhook"
+    assert local.chat_webhook_url.startswith("http://127.0.0.1:")
+    cluster = local.model_copy(
+        update={
+            "host": "0.0.0.0",
+            "crm_base_url": "http://switchboard-crm:5010/",
+            "action_base_url": "http://switchboard-actions:5055",
+            "gateway_base_url": "http://switchboard-gateway:5006",
+            "jwt_secret": SecretStr("x" * 32),
+        }
+    )
+    assert cluster.crm_url == "http://switchboard-crm:5010"
+    assert cluster.ticket_webhook == "http://switchboard-crm:5010/webhooks/tickets"
+    assert cluster.action_server_url == "http://switchboard-actions:5055"
+    assert cluster.action_url == "http://switchboard-actions:5055/webhook"
+    assert cluster.chat_webhook_url == "http://switchboard-gateway:5006/webhooks/rest/webhook"
 
 
 def test_serve_params_come_from_params_yaml():

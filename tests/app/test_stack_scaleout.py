@@ -249,6 +249,61 @@ def test_launcher_exits_2_with_one_line(tmp_path, args, env, says):
     assert "starting" not in done.stdout and not (tmp_path / "logs").exists()
 
 
+def run_scaleout(tmp_path, **env: str) -> subprocess.CompletedProcess:
+    """``python -m app.scaleout`` (the Kubernetes init container's command) with scale-out settings ``env``."""
+    extra = {
+        "SWITCHBOARD_STATE_DIR": str(tmp_path),
+        "SWITCHBOARD_TRACKER_STORE_URL": "",
+        "SWITCHBOARD_LOCK_STORE_URL": "",
+        "SWITCHBOARD_EVENT_BROKER_URL": "",
+        "SWITCHBOARD_RASA_REPLICAS": "1",
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "app.scaleout"],
+        cwd=ROOT,
+        env=guarded_env(extra),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_scaleout_command_writes_both_rasa_files_for_a_cluster(tmp_path):
+    done = run_scaleout(
+        tmp_path,
+        SWITCHBOARD_HOST="0.0.0.0",
+        SWITCHBOARD_CHANNEL_SECRET="s" * 24,
+        SWITCHBOARD_RASA_REPLICAS="2",
+        SWITCHBOARD_TRACKER_STORE_URL=PG,
+        SWITCHBOARD_LOCK_STORE_URL=REDIS,
+        SWITCHBOARD_ACTION_BASE_URL="http://switchboard-actions:5055",
+    )
+    assert done.returncode == 0, done.stderr
+    endpoints = yaml.safe_load((tmp_path / "endpoints.yml").read_text())
+    assert endpoints["action_endpoint"] == {"url": "http://switchboard-actions:5055/webhook"}
+    assert endpoints["tracker_store"]["dialect"] == "postgresql"
+    assert endpoints["lock_store"]["url"] == "127.0.0.1"
+    credentials = yaml.safe_load((tmp_path / "credentials.yml").read_text())
+    assert "app.channels.rest.SwitchboardRestInput" in credentials
+    assert "channel    rest" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"SWITCHBOARD_RASA_REPLICAS": "2"}, "need a shared tracker store"),
+        ({"SWITCHBOARD_HOST": "0.0.0.0", "SWITCHBOARD_CHANNEL_SECRET": ""}, "SWITCHBOARD_CHANNEL_SECRET"),
+    ],
+)
+def test_scaleout_command_refuses_in_one_line_and_writes_nothing(tmp_path, env, says):
+    done = run_scaleout(tmp_path, **env)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.startswith("error: ") and says in done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert not (tmp_path / "endpoints.yml").exists()
+
+
 # --- replicas in the Stack ----------------------------------------------------------------------------------
 
 

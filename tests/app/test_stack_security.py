@@ -9,8 +9,9 @@ import sys
 import pytest
 from pydantic import SecretStr
 
+from app.scaleout import check_channel_exposure, is_loopback
 from app.settings import Settings
-from app.stack import Stack, StackError, check_channel_exposure, is_loopback
+from app.stack import Stack, StackError
 from tests.conftest import ROOT, guarded_env
 
 CHANNEL_SECRET = "channel-secret-0123456789abcdef"

@@ -182,7 +182,8 @@ def main() -> None:
     settings = get_settings()
     init_state(settings.tenant)
     st.title("Chat with the bot")
-    notification_url = settings.crm_url if settings.crm_port else None  # 0: no service configured
+    configured = settings.crm_port or settings.crm_base_url  # neither: no service configured
+    notification_url = settings.crm_url if configured else None
 
     if prompt := st.chat_input("Ask about an order, a delivery, a return…"):
         queue_message(prompt, prompt)
