@@ -10,8 +10,9 @@ so that it stands alone, at most ``max_chars`` long (:data:`MAX_ANSWER_CHARS` un
   their key ("PayPal", "Spain") when its most similar line is one of them; when that is too long, cut between
   items, the named and the most similar first; every list or table cut short ends with a line saying how many
   more items the article has; a numbered list (a step sequence) is cut only at the end;
-- from a paragraph (after its heading and lead, if any), its sentence most similar to the question and those
-  within :data:`SENTENCE_MARGIN` of it (at most :data:`MAX_SENTENCES`, in reading order), each with the
+- a paragraph whole when it fits (the fact asked for often sits in the sentence beside the most similar one:
+  "... we refund the full express charge. Claim it within 14 days"); a longer one, after its heading and lead,
+  if any, as its sentence most similar to the question and those within :data:`SENTENCE_MARGIN` of it (at most :data:`MAX_SENTENCES`, in reading order), each with the
   sentence before it when it refers back to it ("This", "They", "Before that", ...): the sentences that answer,
   never one that leans on a sentence left out;
 
@@ -190,10 +191,13 @@ class ExtractiveAnswerer:
         return sorted(named) if int(np.argmax(candidate.line_scores)) in named else []
 
     def _sentences(self, block: Block, scores: np.ndarray) -> list[int]:
-        """A paragraph's best sentences (those within the margin of the best, at most ``MAX_SENTENCES``), each
-        with the sentence before it when it refers back to it, kept within :attr:`max_chars` when possible."""
+        """All of a paragraph's sentences when they fit in :attr:`max_chars`; else its best sentences (those within
+        the margin of the best, at most ``MAX_SENTENCES``), each with the sentence before it when it refers back to
+        it, kept within :attr:`max_chars` when possible."""
         if not len(scores):
             return []
+        if len(block.render()) <= self.max_chars:  # it fits: the whole paragraph, which stands alone
+            return list(range(len(block.lines)))
         ranked = [
             int(i) for i in np.argsort(-scores, kind="stable") if scores[i] >= scores.max() - SENTENCE_MARGIN
         ]

@@ -49,16 +49,25 @@ def ask(answerer: ExtractiveAnswerer, question: str, hits: list[Hit]) -> str:
     return text
 
 
-def test_the_best_sentence_is_quoted_with_its_source_and_every_source_is_listed() -> None:
+def test_a_paragraph_that_fits_is_quoted_whole_with_its_source_and_every_source_is_listed() -> None:
     embed = HashingEmbedding()
-    answerer = ExtractiveAnswerer(embed)
     vector = np.asarray(embed.get_query_embedding("ask for a refund within 30 days"))
-    text, sources = answerer.answer(vector, [REFUNDS, SHIPPING])
+    text, sources = ExtractiveAnswerer(embed).answer(vector, [REFUNDS, SHIPPING])
+    assert text == (
+        "Any customer can ask for a refund within 30 days of delivery. Opened software cannot be refunded.\n\n"
+        "Source: Refund policy › Who can ask for a refund"
+    )
+    assert [source["doc_id"] for source in sources] == ["acme-refunds", "acme-shipping"]
+
+
+def test_a_paragraph_longer_than_the_limit_is_quoted_by_its_best_sentence() -> None:
+    embed = HashingEmbedding()
+    vector = np.asarray(embed.get_query_embedding("ask for a refund within 30 days"))
+    text, _ = ExtractiveAnswerer(embed, max_chars=80).answer(vector, [REFUNDS, SHIPPING])
     assert text == (
         "Any customer can ask for a refund within 30 days of delivery.\n\n"
         "Source: Refund policy › Who can ask for a refund"
     )
-    assert [source["doc_id"] for source in sources] == ["acme-refunds", "acme-shipping"]
 
 
 def test_a_list_is_quoted_whole_after_its_lead_never_from_its_middle() -> None:
