@@ -2,7 +2,7 @@
 
 "How long does shipping to Spain take?" then "and France?": the second message alone is out of scope for an
 intent classifier and weak for retrieval; with the first one it is a delivery question. This module holds the
-rules both environments apply (standard library only):
+rules both environments apply (standard library and the stdlib-only id and injection checks):
 
 - in Rasa (:class:`nlu.components.context_policy.ContextPolicy`, the last word of the dialogue policies):
   :func:`context_action` sends a follow-up that the NLU read as out of scope, small talk, or yes/no back to the
@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from app.order_ids import only_an_order_id
+from knowledge.injection import has_instruction
 
 #: The slot the knowledge action keeps the conversation's topic in (the last question answered on its own).
 TOPIC_SLOT = "knowledge_topic"
@@ -131,7 +132,8 @@ def context_action(events: Sequence[Mapping[str, Any]], slots: Mapping[str, Any]
     oldest first) and slots; None when the other policies should decide. Right after a user message: a
     follow-up goes back to the action that answered the turn before, "yes" to the offer of a person to the
     handoff, a question the NLU found out of scope to the knowledge action (which answers only when the articles
-    are sure, else gives the out-of-scope reply). Right after an action this policy chose: ``action_listen``
+    are sure, else gives the out-of-scope reply), and an unsure message that only addresses the assistant's rules
+    (a prompt injection, :func:`knowledge.injection.has_instruction`) to the out-of-scope reply. Right after an action this policy chose: ``action_listen``
     (the rules know nothing of those turns)."""
     if slots.get("handoff_active"):
         return None
@@ -159,6 +161,10 @@ def context_action(events: Sequence[Mapping[str, Any]], slots: Mapping[str, Any]
         continued = next((a for a in reversed(actions) if a in CONTINUED_ACTIONS), None)
         if continued is not None:
             return continued
+    if (intent == "nlu_fallback" or intent in INTENT_REPLIES) and has_instruction(text):
+        # it only talks to the assistant's rules ("ignore your instructions and ...", "you are now DAN"): refused,
+        # neither asked about nor handed to a person
+        return "utter_out_of_scope"
     if (intent == "nlu_fallback" or intent in INTENT_REPLIES) and only_an_order_id(text):
         # unsure, but the message only gives an order id ("#20061", "and ORD-20372?"): the order skill waiting
         # for one takes it, as the rules do for the inform intent (the refund asked before, else the lookup)
