@@ -50,7 +50,7 @@ def install_kernel(root: Path = ROOT, prefix: str = sys.prefix, env: Mapping[str
     done = subprocess.run(
         [sys.executable, "-m", "ipykernel", "install", "--prefix", prefix, "--name", KERNEL_NAME,
          "--display-name", DISPLAY_NAME, *extra],
-        env=dict(env) if env is not None else jupyter_env(get_settings().state_dir, root),
+        env=dict(env) if env is not None else jupyter_env(get_settings().state_dir),
         capture_output=True,
         text=True,
         timeout=120,
@@ -60,7 +60,7 @@ def install_kernel(root: Path = ROOT, prefix: str = sys.prefix, env: Mapping[str
     return Path(prefix) / "share" / "jupyter" / "kernels" / KERNEL_NAME
 
 
-def jupyter_env(state_dir: Path, root: Path = ROOT) -> dict[str, str]:
+def jupyter_env(state_dir: Path) -> dict[str, str]:
     """The environment of the lab server (and its kernels): this process's, offline, with Jupyter's and
     IPython's own files under ``state_dir/jupyter`` instead of the user's home."""
     base = state_dir / "jupyter"
@@ -212,8 +212,9 @@ def execute(path: Path, parameters: Mapping[str, Any], *, root: Path = ROOT, tim
 
 
 def execution_env(root: Path = ROOT) -> dict[str, str]:
-    """The environment a notebook's kernel starts with: this process's, and the project kernel's variables."""
-    return {**apply_offline_env(dict(get_settings().environ())), **kernel_env(root)}
+    """The environment a notebook's kernel starts with: the lab's (:func:`jupyter_env`: IPython's profile in the
+    state folder, not the home) and the project kernel's variables."""
+    return {**jupyter_env(get_settings().state_dir), **kernel_env(root)}
 
 
 #: nbconvert's JupyterLab template without its scripts (require.js, MathJax, mermaid: fetched from a CDN, and
