@@ -217,6 +217,5 @@ def test_conversation_analytics_agree_with_the_evaluation(pipeline_run):
         results(root, "nlu", "results", "bot", "failing.md"),
     )
     assert got["figures"]["user_turns"] == sum(row["turns"] for row in got["funnel"]) == len(records)
-    assert got["figures"]["user_turns"] >= bot["all"]["turns"]  # every scored turn has its record
     assert got["tested"] == bot["all"]["conversations"] == int(failing.group(2))
     assert got["failing"] == int(failing.group(1))
