@@ -94,17 +94,19 @@ def test_the_stage_rendered_the_notebook_with_its_charts(path: Path, pipeline_ru
     assert path.stem in results(pipeline_run.root, "notebooks", "html", "timings.json")["seconds"]
 
 
-def notebook(name: str) -> Path:
-    return next(p for p in NOTEBOOKS if p.name.startswith(name))
+def ask(pipeline_run, number: str, questions: dict[str, str]) -> dict[str, Any]:
+    """:func:`run_and_ask` on the pipeline run's copy of the notebook whose name starts with ``number``."""
+    name = next(p.name for p in NOTEBOOKS if p.name.startswith(number))
+    return run_and_ask(pipeline_run.root / "notebooks" / name, pipeline_run.root, questions)
 
 
 @pytest.mark.pipeline
 @pytest.mark.slow
 def test_pipeline_results_agree_with_the_metrics_files(pipeline_run):
     root = pipeline_run.root
-    got = run_and_ask(
-        root / "notebooks" / notebook("01").name,
-        root,
+    got = ask(
+        pipeline_run,
+        "01",
         {
             "n": "len(predictions)",
             "accuracy": "classifier_accuracy",
@@ -132,9 +134,9 @@ def test_pipeline_results_agree_with_the_metrics_files(pipeline_run):
 @pytest.mark.slow
 def test_nlu_error_analysis_agrees_with_evaluate_nlu(pipeline_run):
     root = pipeline_run.root
-    got = run_and_ask(
-        root / "notebooks" / notebook("02").name,
-        root,
+    got = ask(
+        pipeline_run,
+        "02",
         {
             "metrics": "metrics",
             "wrong": "len(wrong)",
@@ -160,9 +162,9 @@ def test_nlu_error_analysis_agrees_with_evaluate_nlu(pipeline_run):
 @pytest.mark.slow
 def test_knowledge_failures_agree_with_evaluate_rag(pipeline_run):
     root = pipeline_run.root
-    got = run_and_ask(
-        root / "notebooks" / notebook("03").name,
-        root,
+    got = ask(
+        pipeline_run,
+        "03",
         {"outcomes": "outcomes.to_dict()", "articles": "articles.to_dict('records')"},
     )
     rag = results(root, "knowledge", "results", "metrics.json")
@@ -180,9 +182,9 @@ def test_knowledge_failures_agree_with_evaluate_rag(pipeline_run):
 @pytest.mark.slow
 def test_routing_what_if_is_built_on_the_turn_records(pipeline_run):
     root = pipeline_run.root
-    got = run_and_ask(
-        root / "notebooks" / notebook("04").name,
-        root,
+    got = ask(
+        pipeline_run,
+        "04",
         {"scored": "len(scored)", "share": "float(by_handler['share'].sum())", "policies": "len(table)",
          "free": "what_if[what_if['escalated'] == 0]['cost per 1000'].tolist()",
          "answers": "int(tiers['answers'].sum())", "knowledge": "int((turns['handler'] == 'knowledge').sum())"},
@@ -200,9 +202,9 @@ def test_routing_what_if_is_built_on_the_turn_records(pipeline_run):
 @pytest.mark.slow
 def test_conversation_analytics_agree_with_the_evaluation(pipeline_run):
     root = pipeline_run.root
-    got = run_and_ask(
-        root / "notebooks" / notebook("05").name,
-        root,
+    got = ask(
+        pipeline_run,
+        "05",
         {
             "figures": "asdict(figures)",
             "funnel": "funnel.to_dict('records')",

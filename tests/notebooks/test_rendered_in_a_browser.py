@@ -9,8 +9,6 @@ under ``CI=true``.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import numpy as np
 import pytest
 
 from app.lab import to_html
+from tests.conftest import required_command
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = "01_pipeline_results"
@@ -27,13 +26,7 @@ CHART_BLUE = np.array([31, 119, 180])  # matplotlib's C0 (#1f77b4), the bars of 
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    path = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
-    if path is None:
-        reason = "Chromium not found (apt-get install --no-install-recommends chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}: required under CI")
-        pytest.skip(reason)
-    return path
+    return required_command("chromium", "chromium-browser", "google-chrome", package="chromium")
 
 
 def screenshot(chromium: str, page: Path, out: Path, height: int = 7000) -> np.ndarray:
