@@ -61,17 +61,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     args.out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
-    for path in tqdm(args.notebooks, desc=STAGE, unit="notebook"):
-        started = time.perf_counter()
-        try:
-            executed = execute(path, parameters, timeout=args.timeout)
-        except CellExecutionError as exc:
-            error = f"{exc.ename}: {exc.evalue}" if getattr(exc, "ename", None) else str(exc).splitlines()[0]
-            print(f"{STAGE}: error: {path}: {error}", file=sys.stderr)
-            return 1
-        timings[path.stem] = round(time.perf_counter() - started, 2)
-        nbformat.write(executed, args.out / path.name)
-        (args.out / f"{path.stem}.html").write_text(to_html(executed), encoding="utf-8")
+    with tqdm(args.notebooks, desc=STAGE, unit="notebook") as bar:
+        for path in bar:
+            started = time.perf_counter()
+            try:
+                executed = execute(path, parameters, timeout=args.timeout)
+            except CellExecutionError as exc:
+                bar.close()  # the error is the last line
+                error = (
+                    f"{exc.ename}: {exc.evalue}" if getattr(exc, "ename", None) else str(exc).splitlines()[0]
+                )
+                print(f"{STAGE}: error: {path}: {error}", file=sys.stderr)
+                return 1
+            timings[path.stem] = round(time.perf_counter() - started, 2)
+            nbformat.write(executed, args.out / path.name)
+            (args.out / f"{path.stem}.html").write_text(to_html(executed), encoding="utf-8")
     write_json(
         args.out / "timings.json", {"seconds": timings, "total_seconds": round(sum(timings.values()), 2)}
     )
