@@ -77,13 +77,14 @@ def jupyter_env(state_dir: Path) -> dict[str, str]:
 
 
 def lab_command(root: Path, host: str, port: int, token: str) -> list[str]:
-    """JupyterLab in this interpreter, on ``host:port`` only, serving ``root``, no browser, no update checks;
+    """JupyterLab in this interpreter, on ``host:port`` only, serving ``root``, no browser, no update checks or
+    news feed (offline);
     Ctrl-C reaches it as SIGTERM from :func:`main` (no "shut down? y/n" prompt)."""
     return [
         sys.executable, "-m", "jupyterlab", "--no-browser",
         f"--ServerApp.ip={host}", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--LabApp.news_url=None",
         f"--MultiKernelManager.default_kernel_name={KERNEL_NAME}", "--LabApp.extension_manager=readonly",
         *(["--ServerApp.allow_root=True"] if os.geteuid() == 0 else []),  # containers and CI run as root
     ]  # fmt: skip
