@@ -25,7 +25,7 @@ find_python = $(firstword $(wildcard $(shell pyenv root 2>/dev/null)/versions/$(
 PY311 ?= $(call find_python,3.11)
 PY310 ?= $(call find_python,3.10)
 
-.PHONY: help setup run pipeline serve test test-main test-rasa lint bench bench-serving bench-fuzz lock clean
+.PHONY: help setup run pipeline serve lab test test-main test-rasa lint bench bench-serving bench-fuzz lock clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -60,6 +60,9 @@ serve: setup ## Start the CRM service, action server, Rasa, gateway and Streamli
 	python -m app.stack
 
 run: pipeline serve ## The main job: pipeline, then the served bot
+
+lab: setup ## JupyterLab on loopback with the project kernel (prints the URL; Ctrl-C stops it)
+	python -m app.lab
 
 test: setup lint test-main test-rasa ## Run the lint and the whole test suite (both environments)
 

@@ -75,6 +75,7 @@ class Settings(BaseSettings):
     rasa_port: int = 5005
     action_port: int = 5055
     streamlit_port: int = 8501
+    lab_port: int = 8888  # JupyterLab (`make lab`, app/lab.py)
     recorder_port: int = 5008  # the turn recorder service (app/analytics/recorder.py)
     crm_port: int = 0  # CRM/notification service (app/integrations/services); 0: a free port chosen at start
     crm_timeout_s: float = 5.0  # per HTTP call from the action server and the UI to the CRM service

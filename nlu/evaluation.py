@@ -249,3 +249,35 @@ def write_reports(
                 )
     plot_confusion(rows, out_dir / "intent_confusion_matrix.png", title)
     return [out_dir / name for name in REPORT_FILES]
+
+
+def margin(row: dict[str, Any]) -> float:
+    """Confidence of the classifier's best intent minus its runner-up's (1.0 with a single intent ranked)."""
+    ranking = row["ranking"]
+    if not ranking:
+        return 0.0
+    return round(float(ranking[0][1]) - (float(ranking[1][1]) if len(ranking) > 1 else 0.0), 4)
+
+
+def served_right(row: dict[str, Any], oos_intent: str = oos.OOS_INTENT) -> bool:
+    """Whether the served model answered the example right (an out-of-scope one: with a fallback)."""
+    served = served_intent(row)
+    return served == row["intent"] or (row["intent"] == oos_intent and oos.is_oos(served, oos_intent))
+
+
+def label_next(rows: Sequence[dict[str, Any]], top: int = 20) -> list[dict[str, Any]]:
+    """The held-out examples to write more training data like, most useful first: those the served model
+    got wrong (:func:`served_right`), then the right ones it was least sure of (smallest :func:`margin` between
+    its two best intents: margin sampling). Each with its ``actual``, ``served`` and ``runner_up`` intents."""
+    scored = [
+        {
+            "actual": r["intent"],
+            "served": served_intent(r),
+            "runner_up": r["ranking"][1][0] if len(r["ranking"]) > 1 else "",
+            "margin": margin(r),
+            "wrong": not served_right(r),
+            "text": r["text"],
+        }
+        for r in rows
+    ]
+    return sorted(scored, key=lambda r: (not r["wrong"], r["margin"], r["actual"], r["text"]))[:top]

@@ -11,6 +11,8 @@ through the gateway, reads back the turn records and writes into ``--out``:
 - ``metrics.json``: the figures of :mod:`app.evaluation.metrics` per conversation file and for all of them,
   and how the LLM tiers were served (``llm``: none, stand-in or configured, with the note the figures carry);
 - ``turns.csv``: one row per scored turn (the DVC confusion plot: expected against actual handler);
+- ``records.json``: the turn records of every user turn and the LLM calls they name (what the conversation
+  analytics notebook reads, as the Analytics page reads the live stores);
 - ``confusion.png``: the same as an image that opens offline; ``failing.md``: every conversation with a failed
   turn, its transcript and what failed;
 - ``gaps.md``: the knowledge gaps (:mod:`app.evaluation.gaps`): every answerable turn that failed, replayed
@@ -122,6 +124,7 @@ def run(sets: dict[str, Any], args: argparse.Namespace, params: dict[str, Any]) 
         )
     out = args.out
     report.write_turns(out / "turns.csv", result.results)
+    report.write_records(out / "records.json", result.records, result.calls)
     title = f"Expected vs actual handler ({everything.scored_turns} turns)" + (
         f"; {notes[0]}" if notes else ""
     )
@@ -136,7 +139,7 @@ def run(sets: dict[str, Any], args: argparse.Namespace, params: dict[str, Any]) 
         import mlflow
 
         mlflow.log_metrics(_flat(metrics))
-        for name in ("metrics.json", "turns.csv", "confusion.png", "failing.md", "gaps.md"):
+        for name in ("metrics.json", "turns.csv", "records.json", "confusion.png", "failing.md", "gaps.md"):
             mlflow.log_artifact(str(out / name))
     return metrics
 

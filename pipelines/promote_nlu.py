@@ -31,26 +31,44 @@ from pipelines.register_nlu import BOT_TAG, CHAMPION, NLU_TAG, download
 STAGE = "promote_nlu"
 
 
+def compare(
+    new: Mapping[str, float], old: Mapping[str, float] | None, rules: Mapping[str, Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """One row per rule ``{figure: {max_drop: x}}`` or ``{figure: {max_rise: fraction}}``: the ``figure``,
+    the ``challenger``'s and the ``champion``'s values, their ``diff``, the ``limit`` and ``ok`` (None when
+    there is no value to compare)."""
+    rows = []
+    for name, rule in rules.items():
+        value, before = new.get(name), (old or {}).get(name)
+        if "max_rise" in rule:
+            limit = f"at most +{float(rule['max_rise']):.0%}"
+            allowed = None if before is None else before * (1 + float(rule["max_rise"])) + 1e-9
+            ok = None if value is None or allowed is None else value <= allowed
+        else:
+            limit = f"drop at most {float(rule.get('max_drop', 0.0))}"
+            allowed = None if before is None else before - float(rule.get("max_drop", 0.0)) - 1e-9
+            ok = None if value is None or allowed is None else value >= allowed
+        diff = None if value is None or before is None else round(value - before, 6)
+        rows.append({"figure": name, "challenger": value, "champion": before, "diff": diff, "limit": limit,
+                     "ok": ok})  # fmt: skip
+    return rows
+
+
 def gate(
     new: Mapping[str, float], old: Mapping[str, float] | None, rules: Mapping[str, Mapping[str, Any]]
 ) -> tuple[bool, list[str]]:
-    """(promote?, reasons): every rule ``{figure: {max_drop: x}}`` or ``{figure: {max_rise: fraction}}``."""
+    """(promote?, reasons): every rule of :func:`compare` that could be compared holds."""
     if old is None:
         return True, ["no champion yet: the first model becomes champion"]
     promote, reasons = True, []
-    for name, rule in rules.items():
-        value, before = new.get(name), old.get(name)
-        if value is None or before is None:
+    for row in compare(new, old, rules):
+        name, value, before = row["figure"], row["challenger"], row["champion"]
+        if row["ok"] is None:
             reasons.append(f"{name}: not compared (challenger {value}, champion {before})")
             continue
-        if "max_rise" in rule:
-            allowed = before * (1 + float(rule["max_rise"])) + 1e-9
-            ok, limit = value <= allowed, f"at most +{float(rule['max_rise']):.0%}"
-        else:
-            allowed = before - float(rule.get("max_drop", 0.0)) - 1e-9
-            ok, limit = value >= allowed, f"drop at most {float(rule.get('max_drop', 0.0))}"
-        promote &= ok
-        reasons.append(f"{name}: {value:.4f} vs champion {before:.4f} ({'ok' if ok else 'refused'}: {limit})")
+        promote &= row["ok"]
+        verdict = "ok" if row["ok"] else "refused"
+        reasons.append(f"{name}: {value:.4f} vs champion {before:.4f} ({verdict}: {row['limit']})")
     return promote, reasons
 
 
@@ -96,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             champion = None
         old = None if champion is None else {**_tags(champion, NLU_TAG), **_tags(champion, BOT_TAG)}
         promote, reasons = gate(figures, old, rules)
+        comparison = compare(figures, old, rules)
         same = champion is not None and str(champion.version) == number
         if promote or not same:  # a refused re-evaluation of the champion must not lower its record
             for key, value in bot.items():
@@ -113,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             "champion_version": int(champion.version),
             "same_version": same,
             "reasons": reasons,
+            "comparison": comparison,
             "bot_set": bot_set,
             "llm": bot_all.get("llm"),
         }

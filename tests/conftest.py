@@ -36,6 +36,18 @@ def fresh_settings() -> Iterator[None]:
     get_settings.cache_clear()
 
 
+def required_command(*names: str, package: str) -> str:
+    """The path of the first of ``names`` on PATH (a tool from Debian's ``package``, which ``.ci/run`` installs);
+    skips the test without it, fails it under ``CI=true``."""
+    path = next(filter(None, map(shutil.which, names)), None)
+    if path is None:
+        reason = f"{names[0]} not found (apt-get install --no-install-recommends {package})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}: required under CI")
+        pytest.skip(reason)
+    return path
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

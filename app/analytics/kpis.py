@@ -269,6 +269,24 @@ def answers_by_tier(turns: pd.DataFrame) -> pd.DataFrame:
     )  # fmt: skip
 
 
+def handler_funnel(turns: pd.DataFrame) -> pd.DataFrame:
+    """Where user turns went, per handler (vocabulary order, then any other): ``turns``, ``share`` of all
+    turns, ``conversations`` that had at least one such turn and their ``conversation_share``."""
+    columns = ["handler", "turns", "share", "conversations", "conversation_share"]
+    if turns.empty:
+        return pd.DataFrame(columns=columns)
+    n_turns, n_convs = len(turns), turns["conversation"].nunique()
+    present = set(turns["handler"])
+    rows = []
+    for handler in [*HANDLER_ORDER, *sorted(present - set(HANDLER_ORDER))]:
+        mine = turns[turns["handler"].eq(handler)]
+        if len(mine):
+            convs = mine["conversation"].nunique()
+            rows.append({"handler": handler, "turns": len(mine), "share": len(mine) / n_turns,
+                         "conversations": convs, "conversation_share": convs / n_convs})  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)
+
+
 SEGMENT_COLUMNS = ("conversations", "contained", "escalated", "containment_rate", "escalation_rate")
 
 

@@ -46,8 +46,9 @@ class ResultPaths:
     policies: Path  # compare_policies
 
     @classmethod
-    def from_root(cls, root: Path) -> ResultPaths:
-        """Read ``vars.paths`` of ``root/dvc.yaml`` (defaults when it is missing or has none)."""
+    def from_root(cls, root: Path, overrides: Mapping[str, str] | None = None) -> ResultPaths:
+        """Read ``vars.paths`` of ``root/dvc.yaml`` (defaults when it is missing or has none); ``overrides``
+        (``{"nlu_results": "nlu/results", ...}``, relative to ``root``) win, as a stage's arguments do."""
         paths = dict(DEFAULT_PATHS)
         try:
             spec = yaml.safe_load((root / "dvc.yaml").read_text()) or {}
@@ -56,6 +57,11 @@ class ResultPaths:
         for entry in spec.get("vars") or []:
             if isinstance(entry, Mapping) and isinstance(entry.get("paths"), Mapping):
                 paths.update({k: str(v) for k, v in entry["paths"].items() if k in DEFAULT_PATHS})
+        if unknown := set(overrides or {}) - set(DEFAULT_PATHS):
+            raise ValueError(
+                f"unknown result paths {sorted(unknown)}: expected some of {sorted(DEFAULT_PATHS)}"
+            )
+        paths.update({k: str(v) for k, v in (overrides or {}).items()})
         return cls(
             root,
             root / paths["nlu_results"],

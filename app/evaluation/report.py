@@ -1,9 +1,11 @@
-"""Files people read after a bot-level evaluation: per-turn CSV, the handler confusion (CSV for DVC plots and
-a PNG that opens offline), and the failing conversations with their transcripts (Markdown)."""
+"""Files people read after a bot-level evaluation: per-turn CSV, the turn records with their LLM calls (JSON),
+the handler confusion (CSV for DVC plots and a PNG that opens offline), and the failing conversations with
+their transcripts (Markdown)."""
 
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,25 @@ def write_turns(path: Path, results: Sequence[TurnResult]) -> None:
                 "cache": record.get("cache", ""), "sources": " ".join(record.get("sources") or []),
                 "latency_ms": r.played.elapsed_ms, "reply": r.reply.replace("\n", " ")[:500],
             })  # fmt: skip
+
+
+def write_records(
+    path: Path, records: Sequence[Mapping[str, Any]], calls: Mapping[int, Mapping[str, Any]]
+) -> None:
+    """The run's turn records (every user turn, scored or not, as the Analytics page reads them) and the LLM
+    calls they name (:data:`app.analytics.kpis.CALL_COLUMNS`), as one JSON file: what the conversation
+    analytics notebook computes its figures from (:func:`read_records`)."""
+    from app.analytics.kpis import CALL_COLUMNS
+
+    kept = [{c: call.get(c) for c in CALL_COLUMNS if c != "tokens"} for _, call in sorted(calls.items())]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"records": list(records), "llm_calls": kept}, indent=1, default=str) + "\n")
+
+
+def read_records(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``(records, llm_calls)`` of a file :func:`write_records` wrote, for :mod:`app.analytics.kpis`."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return data["records"], data["llm_calls"]
 
 
 def plot_confusion(path: Path, confusion: Mapping[str, Mapping[str, int]], title: str) -> None:

@@ -84,3 +84,18 @@ def test_accuracy_counts_a_prediction_outside_the_test_labels_as_wrong():
     ]
     assert evaluation.intent_report(rows)["accuracy"] == pytest.approx(2 / 3)
     assert evaluation.summarise(rows)["intent_accuracy"] == pytest.approx(0.6667)
+
+
+def test_label_next_puts_the_wrong_first_then_the_least_sure():
+    rows = [
+        row("sure", "greet", [("greet", 0.9), ("goodbye", 0.05)], predicted="greet"),
+        row("close call", "greet", [("greet", 0.5), ("goodbye", 0.45)], predicted="greet"),
+        row("wrong", "greet", [("goodbye", 0.7), ("greet", 0.2)], predicted="goodbye"),
+        row("oos fallback", "out_of_scope", [("greet", 0.3), ("goodbye", 0.2)], predicted="nlu_fallback"),
+    ]
+    picked = evaluation.label_next(rows, top=3)
+    assert [r["text"] for r in picked] == ["wrong", "close call", "oos fallback"]
+    assert picked[0] == {"actual": "greet", "served": "goodbye", "runner_up": "greet", "margin": 0.5,
+                         "wrong": True, "text": "wrong"}  # fmt: skip
+    assert not picked[2]["wrong"]  # an out-of-scope message that fell back was served right
+    assert evaluation.margin(row("one", "greet", [("greet", 0.8)])) == 0.8

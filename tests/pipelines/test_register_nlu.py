@@ -114,3 +114,28 @@ def test_gate_promotes_only_models_that_are_no_worse(tmp_path):
     assert client.get_model_version(NAME, "2").tags["gate"] == "refused"
     assert float(client.get_model_version(NAME, "5").tags["bot.task_completion"]) == 0.89
     shutil.rmtree(tmp_path / "mlartifacts")
+
+
+def test_the_gate_compares_rule_by_rule():
+    from pipelines.promote_nlu import compare, gate
+
+    rules = {
+        "intent_macro_f1": {"max_drop": 0.01},
+        "cost_per_conversation": {"max_rise": 0.1},
+        "oos_recall": {},
+    }
+    new = {"intent_macro_f1": 0.90, "cost_per_conversation": 0.012}
+    old = {"intent_macro_f1": 0.905, "cost_per_conversation": 0.010, "oos_recall": 0.9}
+    rows = {row["figure"]: row for row in compare(new, old, rules)}
+    assert rows["intent_macro_f1"] == {"figure": "intent_macro_f1", "challenger": 0.90, "champion": 0.905,
+                                       "diff": -0.005, "limit": "drop at most 0.01", "ok": True}  # fmt: skip
+    assert (
+        rows["cost_per_conversation"]["ok"] is False
+        and rows["cost_per_conversation"]["limit"] == "at most +10%"
+    )
+    assert rows["oos_recall"]["ok"] is None and rows["oos_recall"]["diff"] is None  # no challenger figure
+    promote, reasons = gate(new, old, rules)
+    assert (
+        not promote and "cost_per_conversation: 0.0120 vs champion 0.0100 (refused: at most +10%)" in reasons
+    )
+    assert [row["champion"] for row in compare(new, None, rules)] == [None, None, None]

@@ -7,7 +7,6 @@ without it and fail under ``CI=true``.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -18,6 +17,7 @@ import yaml
 
 from app.gateway.config import load_params, parse_limit
 from app.observability import metrics
+from tests.conftest import required_command
 
 ROOT = Path(__file__).resolve().parents[3]
 OBSERVABILITY = ROOT / "app" / "observability"
@@ -34,13 +34,7 @@ def alerts() -> list[dict]:
 
 @pytest.fixture(scope="module")
 def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        reason = "promtool not found (apt-get install --no-install-recommends prometheus)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}: required under CI")
-        pytest.skip(reason)
-    return path
+    return required_command("promtool", package="prometheus")
 
 
 def run(promtool: str, *args: str | Path) -> subprocess.CompletedProcess:
