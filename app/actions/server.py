@@ -99,14 +99,24 @@ class TimedExecutor(ActionExecutor):
 
 
 def warm_up() -> None:
-    """Load the knowledge base (index and embedding model) now, so that the first knowledge turn this
-    process serves does not pay for it; a missing index is logged, the turn will say so."""
-    from app.actions import services
+    """What the first turns would otherwise build, built now: the knowledge base (index and embedding model),
+    the brain (LLM tier clients, cache, degradation controller) and every tool's breaker. So the first
+    knowledge turn a worker serves does not pay for loading, and every worker reports the same breakers
+    and degradation levels in ``/metrics`` from the start. A part that cannot be built is logged; the
+    turns that need it report it as they do without warm-up."""
+    from app.actions import brain, services
 
     try:
         services.knowledge()
     except services.KnowledgeUnavailable as exc:
         logger.warning("knowledge.unavailable", error=str(exc)[:300])
+    try:
+        brain.brain()
+        registry = services.tools()
+        for name in registry.names():
+            registry.breaker(registry.get(name))
+    except Exception as exc:  # an optimisation only: the turn that needs it raises it again, in context
+        logger.warning("actions.warm_up_incomplete", error=f"{type(exc).__name__}: {exc}"[:300])
 
 
 def build_app(app_name: str | None = None, multiprocess_dir: Path | None = None) -> Sanic:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import httpx
 import psutil
@@ -55,11 +56,18 @@ def test_n_workers_share_one_port_log_json_and_add_up_their_metrics(tmp_path):
         ) == float(calls)
 
 
-def test_one_worker_serves_in_its_own_process(tmp_path):
+def test_one_worker_serves_in_its_own_process_and_warms_up_before_any_turn(tmp_path):
     with action_server(tmp_path) as served:
         assert psutil.Process(served.proc.pid).children() == []
-        scrape = httpx.get(f"{served.url}/metrics", timeout=10).text
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # the warm-up runs in the background after the start
+            scrape = httpx.get(f"{served.url}/metrics", timeout=10).text
+            if metric(scrape, "switchboard_breaker_state", breaker="crm") is not None:
+                break
+            time.sleep(0.5)
         assert metric(scrape, "switchboard_worker_starts_total", service="actions") == 1.0
+        assert metric(scrape, "switchboard_breaker_state", breaker="crm") == 0.0  # no turn served yet
+        assert "switchboard_action_seconds_count" not in scrape
 
 
 def test_zero_workers_is_refused_in_one_line():
