@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import httpx
-import psutil
 import pytest
 
 from tests.app.actions.test_server import CALL, action_server
@@ -25,9 +27,28 @@ def metric(text: str, name: str, **labels: str) -> float | None:
     return float(found.group(1)) if found else None
 
 
+def started_workers(log: Path, expected: int, timeout_s: float = 60.0) -> list[int]:
+    """The pids of the ``actions.worker_started`` records in ``log``, once ``expected`` are there (the first
+    worker answers health checks before the others have started)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        lines = log.read_text().splitlines()
+        pids = [json.loads(line)["pid"] for line in lines if '"actions.worker_started"' in line]
+        if len(pids) >= expected or time.monotonic() > deadline:
+            return pids
+        time.sleep(0.3)
+
+
+def parent_pid(pid: int) -> int:
+    """The parent of a running process (Linux ``/proc/<pid>/stat``: ``pid (name) state ppid ...``)."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
 def test_n_workers_share_one_port_log_json_and_add_up_their_metrics(tmp_path):
     with action_server(tmp_path, "--workers", "2") as served:
-        workers = [c for c in psutil.Process(served.proc.pid).children() if c.pid != served.proc.pid]
+        pids = started_workers(served.log, 2)
+        assert len(pids) == 2 and len(set(pids)) == 2 and served.proc.pid not in pids
+        assert {parent_pid(pid) for pid in pids} == {served.proc.pid}  # both children of the one server
         calls = 4  # below the CRM breaker's fail_max: every call really tries the (absent) CRM
         for _ in range(calls):
             reply = httpx.post(f"{served.url}/webhook", json=CALL, timeout=30)
@@ -36,10 +57,6 @@ def test_n_workers_share_one_port_log_json_and_add_up_their_metrics(tmp_path):
         port = served.url.rsplit(":", 1)[1]
         files = {p.name for p in (tmp_path / "metrics" / f"actions-{port}").iterdir()}
         output = served.stop()
-    started = [json.loads(line) for line in output.splitlines() if '"actions.worker_started"' in line]
-    pids = {record["pid"] for record in started}
-    assert len(started) == 2 and len(pids) == 2 and served.proc.pid not in pids
-    assert pids <= {w.pid for w in workers}  # children of the one server process
     sanic = [
         json.loads(line) for line in output.splitlines() if line.startswith('{"event": "Starting worker')
     ]
@@ -58,7 +75,7 @@ def test_n_workers_share_one_port_log_json_and_add_up_their_metrics(tmp_path):
 
 def test_one_worker_serves_in_its_own_process_and_warms_up_before_any_turn(tmp_path):
     with action_server(tmp_path) as served:
-        assert psutil.Process(served.proc.pid).children() == []
+        assert started_workers(served.log, 1) == [served.proc.pid]  # the server process serves itself
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # the warm-up runs in the background after the start
             scrape = httpx.get(f"{served.url}/metrics", timeout=10).text
@@ -71,9 +88,6 @@ def test_one_worker_serves_in_its_own_process_and_warms_up_before_any_turn(tmp_p
 
 
 def test_zero_workers_is_refused_in_one_line():
-    import subprocess
-    import sys
-
     done = subprocess.run(
         [sys.executable, "-m", "app.actions.server", "--workers", "0"],
         cwd=ROOT,
