@@ -44,6 +44,8 @@ from sqlalchemy.exc import ArgumentError
 
 from app.data.db import store_url
 from app.identity import TENANT_PATTERN
+from app.reliability.breakers import check_storage_url, is_shared_url
+from app.reliability.degradation import DegradationSettings
 from app.settings import ROOT, Settings, get_settings
 from app.supervisor import StackError
 
@@ -170,6 +172,32 @@ def check_scale_out(settings: Settings) -> None:
         raise ScaleOutError(
             f"{settings.rasa_replicas} Rasa replicas need a shared lock store: set SWITCHBOARD_LOCK_STORE_URL "
             "to a redis:// URL (the in-memory lock store cannot serialise turns across processes)"
+        )
+
+
+def check_action_workers(settings: Settings) -> None:
+    """Refuse several action-server workers whose knowledge of failing dependencies would stay per process
+    (raise ``ScaleOutError``): circuit breakers and degradation windows must then live in Redis."""
+    workers = settings.action_workers
+    if workers < 1:
+        raise ScaleOutError(f"the number of action-server workers must be at least 1, got {workers}")
+    try:
+        check_storage_url(settings.breaker_storage_url)
+        degradation = DegradationSettings.from_settings(settings)
+    except ValueError as exc:  # ParamsError too: one line naming the setting
+        raise ScaleOutError(str(exc)) from exc
+    if workers == 1:
+        return
+    if not is_shared_url(settings.breaker_storage_url):
+        raise ScaleOutError(
+            f"{workers} action-server workers need shared circuit breakers: set SWITCHBOARD_BREAKER_STORAGE_URL "
+            "to a redis:// URL (each worker would otherwise keep calling a dependency another one found failing)"
+        )
+    if not degradation.shared:
+        raise ScaleOutError(
+            f"{workers} action-server workers need shared degradation windows: set "
+            "SWITCHBOARD_DEGRADATION_STORAGE_URL (or params.yaml router.degradation.storage_url) to a redis:// "
+            "URL (each worker would otherwise judge failure rates from its own share of the calls)"
         )
 
 

@@ -96,6 +96,12 @@ class Settings(BaseSettings):
     # and the turn recorder consumes it (turn records at once, no polling of the tracker store).
     event_broker_url: str = ""
     event_broker_queue: str = "switchboard_events"
+    # Several action-server processes (app/actions/server.py --workers; docs/scale-out.md): what one worker
+    # learns about a failing dependency, every worker must know, so both need a shared store (Redis).
+    action_workers: int = 1  # Sanic worker processes behind the one action-server port
+    breaker_storage_url: str = ""  # redis://host:6379/db: circuit-breaker state shared; empty: per process
+    breaker_key_prefix: str = "switchboard:breaker"  # keeps deployments sharing one Redis db apart
+    degradation_storage_url: str = ""  # overrides params.yaml router.degradation.storage_url (redis://...)
 
     rasa_python: Path = ROOT / ".venv-rasa" / "bin" / "python"
     model_path: Path = ROOT / "nlu" / "serving" / "model.tar.gz"  # the registry champion (register_nlu)

@@ -35,6 +35,7 @@ from app.offline import apply_offline_env
 from app.scaleout import (
     ChannelStatus,
     ScaleOutError,
+    check_action_workers,
     check_channel_exposure,
     check_scale_out,
     credentials_path,
@@ -156,6 +157,10 @@ class Stack:
                 "SWITCHBOARD_EVENT_BROKER_URL": s.event_broker_url if self.event_broker else "",
                 "SWITCHBOARD_EVENT_BROKER_QUEUE": s.event_broker_queue,
                 "SWITCHBOARD_TRACKER_STORE_URL": s.tracker_store_url,
+                # state every process needs to share (breakers; degradation windows over params.yaml's)
+                "SWITCHBOARD_BREAKER_STORAGE_URL": s.breaker_storage_url,
+                "SWITCHBOARD_BREAKER_KEY_PREFIX": s.breaker_key_prefix,
+                "SWITCHBOARD_DEGRADATION_STORAGE_URL": s.degradation_storage_url,
                 # the gateway balances over every Rasa replica this stack starts, unless told otherwise
                 "SWITCHBOARD_GATEWAY_UPSTREAMS": s.gateway_upstreams
                 or ",".join(self.rasa_urls or [s.rasa_url]),
@@ -195,7 +200,15 @@ class Stack:
             ),
             "actions": Service(
                 "actions",
-                [sys.executable, "-m", "app.actions.server", "--port", str(s.action_port)],
+                [
+                    sys.executable,
+                    "-m",
+                    "app.actions.server",
+                    "--port",
+                    str(s.action_port),
+                    "--workers",
+                    str(s.action_workers),
+                ],
                 f"http://{s.host}:{s.action_port}/health",
                 logs / "actions.log",
                 '"ok"',
@@ -308,6 +321,8 @@ class Stack:
 
     def prepare(self) -> None:
         """Migrate and seed our stores; check the trained model is there."""
+        if "actions" in self.names:
+            check_action_workers(self.settings)  # ScaleOutError: workers that would not share breakers
         if "rasa" in self.names and not self.settings.model_path.exists():
             raise StackError(f"no trained model at {self.settings.model_path}: run `dvc repro` first")
         if "rasa" in self.names:
@@ -363,7 +378,8 @@ class Stack:
             "rasa": ("\n" + " " * 13).join(
                 f"{url}/webhooks/rest/webhook (REST channel)" for url in self.rasa_urls
             ),
-            "actions": f"http://{s.host}:{s.action_port}/health",
+            "actions": f"http://{s.host}:{s.action_port}/health"
+            + (f" ({s.action_workers} worker processes)" if s.action_workers > 1 else ""),
             "gateway": f"{s.gateway_url}/webhooks/rest/webhook (REST channel with a Bearer token); "
             f"{s.gateway_url}/health (services, restarts, degradation level)"
             + (f"; canary: {self.canary_url} serves {s.challenger_model_path.name}" if self.canary else ""),
@@ -400,11 +416,22 @@ def main(argv: list[str] | None = None) -> int:
         help="Rasa servers to start (default: SWITCHBOARD_RASA_REPLICAS, 1); more than one needs "
         "SWITCHBOARD_TRACKER_STORE_URL (PostgreSQL) and SWITCHBOARD_LOCK_STORE_URL (Redis)",
     )
+    parser.add_argument(
+        "--action-workers",
+        type=int,
+        metavar="N",
+        help="action-server worker processes behind its one port (default: SWITCHBOARD_ACTION_WORKERS, 1); "
+        "more than one needs SWITCHBOARD_BREAKER_STORAGE_URL and SWITCHBOARD_DEGRADATION_STORAGE_URL (Redis)",
+    )
     args = parser.parse_args(argv)
     settings = get_settings()
     if args.rasa_replicas is not None:
         settings = settings.model_copy(update={"rasa_replicas": args.rasa_replicas})
+    if args.action_workers is not None:
+        settings = settings.model_copy(update={"action_workers": args.action_workers})
     try:
+        if "actions" in args.services:
+            check_action_workers(settings)
         if "rasa" in args.services:  # refused before anything starts: one line, exit 2
             check_scale_out(settings)
             check_channel_exposure(settings)

@@ -252,18 +252,37 @@ def check_stores(args: argparse.Namespace) -> str | None:
     for url in (args.postgres_url, args.redis_url):
         if not is_loopback_url("http://" + (urlsplit(url).hostname or "") + "/"):
             return f"refusing {url}: the benchmark only uses services on localhost or 127.0.0.0/8"
-    client = redis.Redis.from_url(args.redis_url, socket_connect_timeout=2, socket_timeout=5)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        return f"Redis not reachable at {args.redis_url}: {exc}"
-    finally:
-        client.close()
+    problem = redis_problem(args.redis_url)
+    if problem:
+        return problem
     try:  # last: only a run that goes ahead creates a database (dropped by clean_up)
         ensure_postgres_database(args.postgres_url)
     except sa.exc.SQLAlchemyError as exc:
         return f"PostgreSQL not usable at {args.postgres_url}: {str(exc).splitlines()[0]}"
     return None
+
+
+def redis_problem(url: str) -> str | None:
+    """None when Redis answers at ``url``, else the one-line reason."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        return f"Redis not reachable at {url}: {exc}"
+    finally:
+        client.close()
+    return None
+
+
+def delete_keys(url: str, prefix: str) -> None:
+    """Delete the run's Redis keys (``prefix:*``)."""
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=500))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
 
 
 def clean_up(args: argparse.Namespace, prefix: str) -> None:
@@ -278,13 +297,7 @@ def clean_up(args: argparse.Namespace, prefix: str) -> None:
         print(f"warning: could not drop {target.database}: {str(exc).splitlines()[0]}", file=sys.stderr)
     finally:
         admin.dispose()
-    client = redis.Redis.from_url(args.redis_url)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=500))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+    delete_keys(args.redis_url, prefix)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

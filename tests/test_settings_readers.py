@@ -22,6 +22,8 @@ ENV_READERS = {
     "app/channels/settings.py": "the Rasa environment's settings (pydantic 1 cannot import app/settings.py)",
     "app/offline.py": "the offline switch: sets HF_HUB_OFFLINE & co. before libraries read them",
     "app/stack.py": "the launcher builds its children's environments from its own",
+    "app/observability/metrics.py": "sets PROMETHEUS_MULTIPROC_DIR for worker processes (prometheus_client's "
+    "multiprocess protocol: the workers read it on import)",
 }
 
 # Modules that may parse params.yaml.

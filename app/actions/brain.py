@@ -46,9 +46,7 @@ def build_brain(settings: Settings | None = None) -> Brain:
     )
     cache_settings = CacheSettings.from_settings(settings)
     cache = build_cache(cache_settings, engine=engine) if cache_settings.enabled else None
-    degradation = DegradationController(
-        settings.section("router.degradation", DegradationSettings.from_params)
-    )
+    degradation = DegradationController(DegradationSettings.from_settings(settings))
     tenants = sorted({settings.tenant, *settings.section("flags", Flags.from_params).tenants})
     metrics.STATE.levels = lambda: {t: int(degradation.level(t)) for t in tenants}
     return Brain(settings.section("router", RouterConfig), policy, answerer, cache, degradation)

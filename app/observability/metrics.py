@@ -9,14 +9,29 @@ read from the supervisor's state file at scrape time: the launcher itself serves
 
 Labels stay low-cardinality: tenants (a handful per deployment), handlers, tiers, tools, models; never user
 or conversation ids (those are in the JSON logs, with the correlation id).
+
+A service with several worker processes (the action server with ``--workers N``) uses prometheus_client's
+multiprocess mode: :func:`use_multiprocess_dir` in the parent, before the workers start, makes each worker
+write its counters and histograms to files in one directory, and :func:`render` with that directory adds
+them up, whichever worker the scrape reaches. Breaker states and degradation levels are read at scrape time
+from the shared stores those workers then need (Redis), so every worker reports the same.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
+from functools import lru_cache
 from pathlib import Path
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -81,6 +96,14 @@ GATEWAY_SECONDS = Histogram(
     "Gateway turn latency (auth, limits, upstream)",
     ["variant"],
     buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+
+
+WORKER_STARTS = Counter(
+    "switchboard_worker_starts_total",
+    "Server processes started per service (the action server's workers: one each, restarts counted)",
+    ["service"],
     registry=REGISTRY,
 )
 
@@ -150,6 +173,31 @@ SUPERVISOR = _SupervisorCollector()
 REGISTRY.register(SUPERVISOR)
 
 
-def render() -> tuple[bytes, str]:
-    """The exposition text and its content type."""
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client reads it when a process imports it
+
+
+def use_multiprocess_dir(directory: Path) -> None:
+    """Make the worker processes started from now on write their metrics to ``directory`` (emptied now: the
+    files of an earlier run would be added up too). Call in the parent before it starts them: they inherit
+    the variable and read it on import; the parent's own metrics stay in its memory."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+    os.environ[MULTIPROC_ENV] = str(directory)
+
+
+@lru_cache(maxsize=2)
+def _multiprocess_registry(directory: str) -> CollectorRegistry:
+    """Every worker's files in ``directory`` added up, plus the collectors read at scrape time."""
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=directory)
+    registry.register(STATE)
+    registry.register(SUPERVISOR)
+    return registry
+
+
+def render(multiprocess_dir: Path | None = None) -> tuple[bytes, str]:
+    """The exposition text and its content type: this process's metrics, or with ``multiprocess_dir`` those
+    of every worker writing there."""
+    registry = REGISTRY if multiprocess_dir is None else _multiprocess_registry(str(multiprocess_dir))
+    return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -94,6 +94,20 @@ class DegradationSettings(BaseModel):
     )
 
     @classmethod
+    def from_settings(cls, settings: Any) -> DegradationSettings:
+        """``router.degradation`` of the settings' params.yaml, with ``SWITCHBOARD_DEGRADATION_STORAGE_URL``
+        (``settings.degradation_storage_url``) over its ``storage_url`` when set."""
+        result = settings.section("router.degradation", cls.from_params)
+        if settings.degradation_storage_url:
+            result = result.model_copy(update={"storage_url": settings.degradation_storage_url})
+        return result
+
+    @property
+    def shared(self) -> bool:
+        """Whether the windows live in a store every process shares (not ``memory://``)."""
+        return not self.storage_url.startswith("memory://")
+
+    @classmethod
     def from_params(cls, section: Mapping[str, Any] | None) -> DegradationSettings:
         try:
             settings = cls.model_validate(section or {})

@@ -14,6 +14,7 @@ import yaml
 
 from app.scaleout import (
     ScaleOutError,
+    check_action_workers,
     check_scale_out,
     endpoints_config,
     ensure_postgres_database,
@@ -42,6 +43,9 @@ def make_settings(tmp_path, **overrides) -> Settings:
         "lock_store_key_prefix": "",
         "rasa_replicas": 1,
         "action_port": 5055,
+        "action_workers": 1,
+        "breaker_storage_url": "",
+        "degradation_storage_url": "",
     }
     return Settings(**{**values, **overrides})
 
@@ -220,6 +224,9 @@ def run_launcher(tmp_path, *args: str, **env: str) -> subprocess.CompletedProces
         "SWITCHBOARD_TRACKER_STORE_URL": "",
         "SWITCHBOARD_LOCK_STORE_URL": "",
         "SWITCHBOARD_RASA_REPLICAS": "1",
+        "SWITCHBOARD_ACTION_WORKERS": "1",
+        "SWITCHBOARD_BREAKER_STORAGE_URL": "",
+        "SWITCHBOARD_DEGRADATION_STORAGE_URL": "",
         **env,
     }
     return subprocess.run(
@@ -239,6 +246,14 @@ def run_launcher(tmp_path, *args: str, **env: str) -> subprocess.CompletedProces
         (["--rasa-replicas", "2"], {"SWITCHBOARD_TRACKER_STORE_URL": PG}, "need a shared lock store"),
         ([], {"SWITCHBOARD_RASA_REPLICAS": "3"}, "3 Rasa replicas need a shared tracker store"),
         (["--rasa-replicas", "0"], {}, "at least 1"),
+        (["--action-workers", "2"], {}, "2 action-server workers need shared circuit breakers"),
+        (
+            ["--action-workers", "2"],
+            {"SWITCHBOARD_BREAKER_STORAGE_URL": REDIS},
+            "need shared degradation windows: set SWITCHBOARD_DEGRADATION_STORAGE_URL",
+        ),
+        ([], {"SWITCHBOARD_ACTION_WORKERS": "0"}, "at least 1"),
+        ([], {"SWITCHBOARD_BREAKER_STORAGE_URL": "http://x"}, "SWITCHBOARD_BREAKER_STORAGE_URL must be"),
     ],
 )
 def test_launcher_exits_2_with_one_line(tmp_path, args, env, says):
@@ -384,3 +399,51 @@ def test_replicas_skip_the_ports_of_the_other_services(tmp_path):
     )
     ports = Stack(settings, services=("actions", "rasa")).rasa_ports
     assert ports[0] == first and ports[1] not in {first + 1, first + 2}
+
+
+# --- action-server workers ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "says"),
+    [
+        ({"action_workers": 2}, "SWITCHBOARD_BREAKER_STORAGE_URL"),
+        ({"action_workers": 2, "breaker_storage_url": "memory://"}, "SWITCHBOARD_BREAKER_STORAGE_URL"),
+        ({"action_workers": 2, "breaker_storage_url": REDIS}, "SWITCHBOARD_DEGRADATION_STORAGE_URL"),
+        ({"action_workers": 2, "degradation_storage_url": REDIS}, "SWITCHBOARD_BREAKER_STORAGE_URL"),
+        ({"action_workers": 0}, "at least 1"),
+        ({"breaker_storage_url": "postgresql://h/d"}, "must be empty, memory:// or redis://"),
+    ],
+)
+def test_several_action_workers_need_shared_breakers_and_windows(tmp_path, overrides, says):
+    with pytest.raises(ScaleOutError, match=says):
+        check_action_workers(make_settings(tmp_path, **overrides))
+
+
+def test_action_workers_allowed_combinations(tmp_path):
+    check_action_workers(make_settings(tmp_path))  # one worker, per-process state: the default
+    check_action_workers(make_settings(tmp_path, breaker_storage_url=REDIS))  # one worker may share too
+    shared = {"breaker_storage_url": REDIS, "degradation_storage_url": REDIS}
+    check_action_workers(make_settings(tmp_path, action_workers=4, **shared))
+
+
+def test_stack_starts_the_action_server_with_its_workers_and_shared_state(tmp_path):
+    shared = {"breaker_storage_url": REDIS, "degradation_storage_url": "redis://127.0.0.1:6379/2"}
+    stack = Stack(make_settings(tmp_path, action_workers=3, **shared), services=("actions",))
+    (actions,) = stack._define()
+    assert actions.argv[actions.argv.index("--workers") + 1] == "3"
+    assert actions.health_url == "http://127.0.0.1:5055/health"
+    assert stack.urls()["actions"].endswith("(3 worker processes)")
+    env = stack.env()
+    assert env["SWITCHBOARD_BREAKER_STORAGE_URL"] == REDIS
+    assert env["SWITCHBOARD_DEGRADATION_STORAGE_URL"] == "redis://127.0.0.1:6379/2"
+    single = Stack(make_settings(tmp_path), services=("actions",))
+    assert single._define()[0].argv[-2:] == ["--workers", "1"]
+    assert single.urls()["actions"] == "http://127.0.0.1:5055/health"
+
+
+def test_stack_refuses_workers_without_shared_state_before_starting_anything(tmp_path):
+    stack = Stack(make_settings(tmp_path, action_workers=2, crm_port=0), services=("crm", "actions"))
+    with pytest.raises(ScaleOutError, match="SWITCHBOARD_BREAKER_STORAGE_URL"):
+        stack.start(timeout=5)
+    assert stack.services == []

@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -38,36 +39,64 @@ CALL = {
 }
 
 
+@dataclass
+class Served:
+    """A started action server: its base URL, process and log file (stdout and stderr)."""
+
+    url: str
+    proc: subprocess.Popen
+    log: Path
+
+    def stop(self) -> str:
+        """Stop it (SIGTERM) and return everything it logged."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+        return self.log.read_text()
+
+
 @contextmanager
-def action_server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen]]:
-    """``python -m app.actions.server`` on a free port (its URL and process), stopped when the block ends."""
+def action_server(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[Served]:
+    """``python -m app.actions.server [args]`` on a free port, healthy, stopped when the block ends. No CRM
+    answers (``SWITCHBOARD_CRM_PORT`` is a free port) and no knowledge index is loaded unless ``env`` says
+    otherwise."""
     port = free_port()
-    env = guarded_env({"SWITCHBOARD_STATE_DIR": str(tmp_path), "SWITCHBOARD_CRM_PORT": str(free_port())})
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app.actions.server", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    defaults = {
+        "SWITCHBOARD_STATE_DIR": str(tmp_path),
+        "SWITCHBOARD_CRM_PORT": str(free_port()),
+        "SWITCHBOARD_INDEX_DIR": str(tmp_path / "no-index"),
+    }
+    env = guarded_env({**defaults, **(env or {})})
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    log = tmp_path / f"actions-{port}.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "app.actions.server", "--port", str(port), *args],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    served = Served(f"http://127.0.0.1:{port}", proc, log)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and proc.poll() is None:
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                if httpx.get(f"{served.url}/health", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 time.sleep(0.3)
-        yield f"http://127.0.0.1:{port}", proc
+        else:
+            raise AssertionError(f"the action server did not become healthy:\n{log.read_text()[-3000:]}")
+        yield served
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            proc.communicate(timeout=30)
+        served.stop()
 
 
 def test_action_server_answers_and_logs_json_with_the_correlation_id(tmp_path):
-    with action_server(tmp_path) as (url, proc):
+    with action_server(tmp_path) as served:
+        url = served.url
         reply = httpx.post(f"{url}/webhook", json=CALL, timeout=30)
         assert reply.status_code == 200
         assert "can't reach our order system" in reply.json()["responses"][0]["text"]  # no CRM running
@@ -77,8 +106,7 @@ def test_action_server_answers_and_logs_json_with_the_correlation_id(tmp_path):
         assert 'switchboard_action_seconds_count{action="action_track_order",outcome="ok"} 1.0' in lines
         assert 'switchboard_tool_calls_total{outcome="unavailable",tool="order_status"} 1.0' in lines
         assert 'switchboard_breaker_state{breaker="crm"} 0.0' in lines
-        proc.terminate()
-        output = proc.communicate(timeout=30)[0]
+        output = served.stop()
     records = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     assert records and all("event" in r and "timestamp" in r for r in records)
     (crm,) = [r for r in records if r["event"] == "crm.unavailable"]
@@ -112,7 +140,8 @@ def test_hostile_calls_and_unknown_routes_get_declared_4xx_never_a_500(tmp_path)
     description = yaml.safe_load((ROOT / "app" / "actions" / "openapi.yaml").read_text())
     contract = Contract(description)
     assert contract.schema_errors() == []
-    with action_server(tmp_path) as (url, _):
+    with action_server(tmp_path) as served:
+        url = served.url
         assert httpx.get(f"{url}/openapi.json", timeout=10).json() == description
         for name, body in HOSTILE_CALLS.items():
             reply = httpx.post(
