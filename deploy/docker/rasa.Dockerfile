@@ -19,6 +19,7 @@ WORKDIR /srv/switchboard
 COPY app/ app/
 COPY nlu/*.py nlu/
 COPY nlu/components/ nlu/components/
+COPY knowledge/__init__.py knowledge/injection.py knowledge/
 COPY nlu/serving/model.tar.gz /srv/switchboard/model.tar.gz
 ENV PATH=/opt/venv/bin:$PATH PYTHONPATH=/srv/switchboard PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     PYTHONWARNINGS=ignore::DeprecationWarning HOME=/tmp RASA_TELEMETRY_ENABLED=false TF_CPP_MIN_LOG_LEVEL=3 \
