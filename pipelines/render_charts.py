@@ -5,7 +5,7 @@ browser or network (the charts of app/analytics/charts.py, the evaluation page's
         --bot-results nlu/results/bot --policy-results nlu/results/policies --out reports/charts
 
 A chart whose result file is absent is skipped (named on stderr); an unreadable result file exits 2 with one
-line.
+line. The images are logged to MLflow too (artifacts ``charts/``), so the UI shows them beside each run's figures.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 
 from app.analytics.charts import CHARTS, render_all
 from app.analytics.results import BENCHMARK_RESULTS, ResultPaths, ResultUnreadable
+from pipelines._common import log_metrics, stage_run
 
 STAGE = "render_charts"
 
@@ -44,6 +45,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ResultUnreadable as exc:
         print(f"{STAGE}: error: {exc}", file=sys.stderr)
         return 2
+    with stage_run(STAGE):  # the images beside the figures, per commit, in the MLflow UI
+        import mlflow
+
+        log_metrics(STAGE, {"charts": len(written)})
+        mlflow.log_artifacts(str(args.out), "charts")
     for source in CHARTS:
         if source.name not in written:
             print(f"{STAGE}: skipped {source.name}: {source.source(paths)} does not exist", file=sys.stderr)

@@ -19,6 +19,7 @@ STAGES = [
     "evaluate_bot",
     "promote_nlu",
     "compare_policies",
+    "render_charts",
 ]
 
 
