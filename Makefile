@@ -25,7 +25,8 @@ find_python = $(firstword $(wildcard $(shell pyenv root 2>/dev/null)/versions/$(
 PY311 ?= $(call find_python,3.11)
 PY310 ?= $(call find_python,3.10)
 
-.PHONY: help setup run pipeline serve lab test test-main test-rasa lint bench bench-serving bench-fuzz lock clean
+.PHONY: help setup run pipeline serve lab test test-main test-rasa lint bench bench-serving bench-fuzz lock clean \
+        mlflow plots
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -63,6 +64,17 @@ run: pipeline serve ## The main job: pipeline, then the served bot
 
 lab: setup ## JupyterLab on loopback with the project kernel (prints the URL; Ctrl-C stops it)
 	python -m app.lab
+
+# One worker and no server-side job runner (MLflow's GenAI jobs, unused here): a light UI that Ctrl-C stops.
+MLFLOW_PORT ?= 5000
+mlflow: setup ## MLflow UI on loopback over the pipeline's runs (the stages' tracking store; Ctrl-C stops it)
+	@uri=$$(python -c 'from pipelines._common import tracking_uri; print(tracking_uri())') && \
+	  echo "MLflow UI: http://127.0.0.1:$(MLFLOW_PORT) (store $$uri; Ctrl-C stops it)" && \
+	  MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false exec mlflow ui --host 127.0.0.1 --port $(MLFLOW_PORT) --workers 1 --backend-store-uri "$$uri"
+
+plots: setup ## Every DVC plot in one page that opens offline: dvc_plots/index.html (after `make pipeline`)
+	dvc repro plots_template
+	dvc plots show
 
 test: setup lint test-main test-rasa ## Run the lint and the whole test suite (both environments)
 

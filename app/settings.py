@@ -103,7 +103,11 @@ class Settings(BaseSettings):
     breaker_key_prefix: str = "switchboard:breaker"  # keeps deployments sharing one Redis db apart
     degradation_storage_url: str = ""  # overrides params.yaml router.degradation.storage_url (redis://...)
 
-    rasa_python: Path = ROOT / ".venv-rasa" / "bin" / "python"
+    # The checkout whose environments and neighbours (.venv-rasa, ../shared, the MLflow store) this process uses:
+    # DVC_ROOT, which `dvc repro` sets to the project and a queued `dvc exp run` to the project it was queued in
+    # (the experiment itself runs in a temporary copy under .dvc/tmp/exps that has neither), else this checkout.
+    project_root: Path = ROOT
+    rasa_python: Path = ROOT / ".venv-rasa" / "bin" / "python"  # default: project_root/.venv-rasa/bin/python
     model_path: Path = ROOT / "nlu" / "serving" / "model.tar.gz"  # the registry champion (register_nlu)
     index_dir: Path = ROOT / "knowledge" / "index"
     params_file: Path = ROOT / "params.yaml"
@@ -172,7 +176,7 @@ class Settings(BaseSettings):
     # Read by app/cache and nlu/datasets.py through the settings, so a .env file reaches them too.
     cache_backend: str = ""  # sql | redis: overrides params.yaml cache.backend (app/cache)
     cache_redis_url: str = ""  # overrides params.yaml cache.redis_url
-    # the public NLU benchmarks (nlu/datasets.py), read in place
+    # the public NLU benchmarks (nlu/datasets.py), read in place; default: project_root/../shared/datasets
     datasets: Path = ROOT.parent / "shared" / "datasets"
 
     _dotenv_files: tuple[Path, ...] = PrivateAttr(default=())
@@ -184,6 +188,18 @@ class Settings(BaseSettings):
             [] if env_file is None else [env_file] if isinstance(env_file, str | os.PathLike) else env_file
         )
         self._dotenv_files = tuple(Path(f).resolve() for f in files)
+
+    @model_validator(mode="after")
+    def _paths_from_project_root(self) -> Settings:
+        """``project_root`` from DVC_ROOT when not set (``SWITCHBOARD_PROJECT_ROOT``), and the paths that hang off it
+        from there unless set themselves: a queued experiment's temporary copy finds the project's environments."""
+        if "project_root" not in self.model_fields_set and os.environ.get("DVC_ROOT"):
+            self.project_root = Path(os.environ["DVC_ROOT"]).resolve()
+        if "rasa_python" not in self.model_fields_set:
+            self.rasa_python = self.project_root / ".venv-rasa" / "bin" / "python"
+        if "datasets" not in self.model_fields_set:
+            self.datasets = self.project_root.parent / "shared" / "datasets"
+        return self
 
     @model_validator(mode="after")
     def _tenant_from_params(self) -> Settings:

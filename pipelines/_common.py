@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -55,24 +57,73 @@ def git_commit() -> str:
         return "unknown"
 
 
+def project_dir() -> Path:
+    """The DVC project a stage belongs to: ``DVC_ROOT``, which DVC sets for every stage (a queued experiment,
+    which runs in a temporary copy under ``.dvc/tmp/exps``, gets the project it was queued in), else the working
+    directory."""
+    return Path(get_settings().environ().get("DVC_ROOT") or ".").resolve()
+
+
 def tracking_uri() -> str:
     """MLflow tracking store: ``MLFLOW_TRACKING_URI`` (environment or ``.env``) or SQLite ``mlflow.db`` in the
-    working directory."""
-    return get_settings().environ().get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path('mlflow.db').resolve()}"
+    project (:func:`project_dir`: the runs of queued experiments land in the project's store too)."""
+    return get_settings().environ().get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_dir() / 'mlflow.db'}"
+
+
+#: MLflow metric names: ``<stage>/<key path>``, the key path being the figure's place in the stage's metrics
+#: file with nested keys joined by dots (``evaluate_bot/frozen.task_completion``). The same figure has the same
+#: name in every run of its stage, whatever the commit, and the MLflow UI groups each stage's charts.
+METRIC_NAME = re.compile(r"^[a-z][a-z0-9_]*/[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+
+
+def metric_names(stage: str, metrics: Mapping[str, Any], skip: Collection[str] = ()) -> dict[str, float]:
+    """The numeric figures of ``metrics`` (nested mappings flattened, keys in ``skip`` left out at any depth)
+    under :data:`METRIC_NAME`'s scheme; text, booleans and undefined figures (None, NaN) are left out. A key
+    MLflow cannot take (``+``, spaces) is a ``ValueError``: rename it in the metrics the stage writes."""
+    named: dict[str, float] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, Mapping):
+            for key, inner in value.items():
+                if key not in skip:
+                    walk(f"{prefix}.{key}" if prefix else str(key), inner)
+        elif isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(value):
+            name = f"{stage}/{prefix}"
+            if not METRIC_NAME.match(name):
+                raise ValueError(f"MLflow metric name {name!r} does not follow <stage>/<key.path>")
+            named[name] = float(value)
+
+    walk("", metrics)
+    return named
+
+
+def log_metrics(
+    stage: str, metrics: Mapping[str, Any], step: int | None = None, skip: Collection[str] = ()
+) -> dict[str, float]:
+    """Log ``metrics`` to the active MLflow run under their scheme names (:func:`metric_names`); the names.
+    Every stage logs its figures through here (tests/pipelines/test_metric_names.py checks it)."""
+    import mlflow
+
+    named = metric_names(stage, metrics, skip)
+    mlflow.log_metrics(named, step=step)
+    return named
 
 
 @contextmanager
 def stage_run(stage: str, params: dict[str, Any] | None = None) -> Iterator[Any]:
     """Open an MLflow run for one pipeline stage, tagged with the stage name and git commit.
 
-    Artifacts go to ``mlartifacts/`` next to the tracking database (git-ignored).
+    Artifacts go to ``mlartifacts/`` in the project (:func:`project_dir`), next to the default tracking database
+    (git-ignored).
+    Metrics: :func:`log_metrics`, so every stage names them the same way.
     """
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri())
     experiment = base_params().mlflow_experiment
     if mlflow.get_experiment_by_name(experiment) is None:
-        mlflow.create_experiment(experiment, artifact_location=Path("mlartifacts").resolve().as_uri())
+        artifacts = project_dir() / "mlartifacts"
+        mlflow.create_experiment(experiment, artifact_location=artifacts.as_uri())
     mlflow.set_experiment(experiment)
     with mlflow.start_run(run_name=stage) as run:
         mlflow.set_tags({"stage": stage, "git_commit": git_commit()})

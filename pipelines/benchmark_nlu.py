@@ -27,7 +27,7 @@ from nlu import datasets, oos
 from nlu.evaluation import read_predictions, summarise, write_reports
 from nlu.rasa_runner import RasaError
 from nlu.training import nlu_job, render_config, split_data, train_and_predict
-from pipelines._common import base_params, load_params, stage_run, write_json
+from pipelines._common import base_params, load_params, log_metrics, stage_run, write_json
 
 DATASETS = ("bot", *datasets.PUBLIC, "custom")
 
@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.metrics:
             write_json(args.metrics, metrics)
         mlflow.set_tags({"dataset": dataset, "config": config})
-        mlflow.log_metrics({k: v for k, v in metrics.items() if isinstance(v, int | float)})
+        log_metrics("benchmark_nlu", metrics)
         mlflow.log_artifacts(str(args.out), "benchmark")
     print("benchmark_nlu: " + json.dumps(metrics))
     return 0

@@ -33,7 +33,7 @@ from knowledge.embeddings import embed_backend, embed_model_name, local_embed_mo
 from knowledge.gold import GoldSetError, load_gold
 from knowledge.index import BuildReport, IndexBuildError, build_index
 from knowledge.stores import StoreConfig, StoreConfigError
-from pipelines._common import base_params, load_params, stage_run
+from pipelines._common import base_params, load_params, log_metrics, stage_run
 
 STAGE = "build_index"
 
@@ -146,7 +146,7 @@ def _log_to_mlflow(report: BuildReport) -> None:
     for key in ("dev_cv_top1", "baseline_top1", "candidate_recall"):
         if isinstance(ranker.get(key), int | float):
             metrics[f"passage_ranker_{key}"] = float(ranker[key])
-    mlflow.log_metrics(metrics)
+    log_metrics(STAGE, metrics)
     mlflow.log_dict(report.manifest, "manifest.json")
 
 

@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 from app.offline import apply_offline_env
-from pipelines._common import load_params, stage_run, write_json
+from pipelines._common import load_params, log_metrics, stage_run, write_json
 
 STAGE = "compare_policies"
 POLICIES: dict[str, dict[str, Any]] = {
@@ -151,10 +151,8 @@ def run(
     with stage_run(STAGE, {**params, "llm": llm}):
         import mlflow
 
-        for row in rows:
-            name = row["policy"].replace("+", "_with_")  # MLflow metric names: no "+"
-            mlflow.log_metrics({f"{name}.{k}": float(v) for k, v in row.items()
-                                if isinstance(v, int | float) and not isinstance(v, bool)})  # fmt: skip
+        # per policy, named as in policies.csv ("+" is no character of an MLflow name: tiered+cache -> tiered_with_cache)
+        log_metrics(STAGE, {row["policy"].replace("+", "_with_"): row for row in rows})
         for name in ("policies.json", "policies.csv", "pareto.png"):
             mlflow.log_artifact(str(out / name))
     return table

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from app.offline import apply_offline_env
-from pipelines._common import load_params, serve_params, stage_run, write_json
+from pipelines._common import load_params, log_metrics, serve_params, stage_run, write_json
 
 STAGE = "evaluate_bot"
 
@@ -138,7 +138,7 @@ def run(sets: dict[str, Any], args: argparse.Namespace, params: dict[str, Any]) 
     with stage_run(STAGE, {**params, "model": str(args.model), "llm": llm}) as _run:
         import mlflow
 
-        mlflow.log_metrics(_flat(metrics))
+        log_metrics(STAGE, metrics, skip=("confusion",))
         for name in ("metrics.json", "turns.csv", "records.json", "confusion.png", "failing.md", "gaps.md"):
             mlflow.log_artifact(str(out / name))
     return metrics
@@ -171,22 +171,6 @@ def answer_similarity() -> Any:
         return {k: means[k] for k in ("string_similarity", "semantic_similarity", "rouge_l")}
 
     return similarity
-
-
-def _flat(metrics: dict[str, Any]) -> dict[str, float]:
-    """Numeric figures as MLflow metric names (``all.task_completion``, ``frozen.latency_ms.knowledge.p50``)."""
-    flat: dict[str, float] = {}
-
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, dict):
-            for key, inner in value.items():
-                if key != "confusion":
-                    walk(f"{prefix}.{key}" if prefix else str(key), inner)
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            flat[prefix] = float(value)
-
-    walk("", metrics)
-    return flat
 
 
 def summary(metrics: dict[str, Any]) -> str:

@@ -16,7 +16,7 @@ from nlu import oos
 from nlu.evaluation import prediction_rows, read_predictions, summarise, write_predictions_csv, write_reports
 from nlu.rasa_runner import RasaError
 from nlu.training import predict
-from pipelines._common import load_params, stage_run, write_json
+from pipelines._common import load_params, log_metrics, stage_run, write_json
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             mlflow.log_artifact(str(args.curve))
             mlflow.log_artifact(str(args.curve.with_suffix(".png")))
-        mlflow.log_metrics({k: v for k, v in metrics.items() if isinstance(v, int | float)})
+        log_metrics("evaluate_nlu", metrics)
         mlflow.log_artifacts(str(args.reports), "reports")
         mlflow.log_artifact(str(args.predictions))
     print("evaluate_nlu: " + ", ".join(f"{k} {v}" for k, v in metrics.items()))

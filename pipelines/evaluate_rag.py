@@ -36,7 +36,15 @@ from knowledge.gold import check_gold_against_index, load_gold
 from knowledge.index import read_manifest
 from knowledge.retrieval import KnowledgeBase
 from knowledge.retrievers import RETRIEVERS
-from pipelines._common import base_params, load_params, load_section, serve_params, stage_run, write_json
+from pipelines._common import (
+    base_params,
+    load_params,
+    load_section,
+    log_metrics,
+    serve_params,
+    stage_run,
+    write_json,
+)
 
 STAGE = "evaluate_rag"
 MAX_K = 10
@@ -287,23 +295,12 @@ def _plot_retrievers(path: Path, table: Sequence[dict[str, Any]]) -> Path:
 def _log_to_mlflow(result: EvaluationResult, paths: Sequence[Path]) -> None:
     import mlflow
 
-    mlflow.log_metrics(_numeric(result.metrics))
+    log_metrics(STAGE, result.metrics)
     for k_point in result.hit_curve:
         if k_point["hit_rate"] is not None:
-            mlflow.log_metric("hit_rate_curve", k_point["hit_rate"], step=int(k_point["k"]))
+            log_metrics(STAGE, {"hit_rate_curve": k_point["hit_rate"]}, step=int(k_point["k"]))
     for path in paths:
         mlflow.log_artifact(str(path))
-
-
-def _numeric(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
-    """Flatten nested metrics to MLflow names (``by_kind.direct.mrr``), dropping undefined ones."""
-    flat: dict[str, float] = {}
-    for key, value in metrics.items():
-        if isinstance(value, dict):
-            flat.update(_numeric(value, f"{prefix}{key}."))
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            flat[f"{prefix}{key}"] = float(value)
-    return flat
 
 
 def _summary(result: EvaluationResult, top_k: int) -> str:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from pipelines._common import load_params, stage_run, write_json
+from pipelines._common import load_params, log_metrics, stage_run, write_json
 
 SAMPLES = [
     "hello",
@@ -166,8 +166,6 @@ def main(argv: list[str] | None = None) -> int:
 
     model_dir = Path(get_model_path())
     with stage_run("export_encoder", params) as _run:
-        import mlflow
-
         args.out.mkdir(parents=True, exist_ok=True)
         work = args.out / "_work"
         work.mkdir(exist_ok=True)
@@ -220,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
             + "\n"
         )
         metrics["served"] = "int8" if chosen != fp32 else "fp32"
-        mlflow.log_metrics({k: v for k, v in metrics.items() if isinstance(v, int | float)})
+        log_metrics("export_encoder", metrics)
     write_json(args.metrics, metrics)
     print(f"export_encoder: {args.out / 'model.onnx'} ({metrics['served']}), {metrics}")
     return 0

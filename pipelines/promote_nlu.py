@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pipelines._common import load_params, stage_run, tracking_uri, write_json
+from pipelines._common import load_params, log_metrics, stage_run, tracking_uri, write_json
 from pipelines.register_nlu import BOT_TAG, CHAMPION, NLU_TAG, download
 
 STAGE = "promote_nlu"
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             "bot_set": bot_set,
             "llm": bot_all.get("llm"),
         }
-        mlflow.log_metrics({"promoted": int(promote), "champion_version": int(champion.version)})
+        log_metrics(STAGE, {"promoted": int(promote), "champion_version": int(champion.version)})
         mlflow.set_tag("gate", "; ".join(reasons))
     write_json(args.out, decision)
     verdict = "promoted to champion" if promote else "refused: the champion stays"

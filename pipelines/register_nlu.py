@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from pipelines._common import load_params, stage_run, tracking_uri, write_json
+from pipelines._common import load_params, log_metrics, stage_run, tracking_uri, write_json
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 NLU_TAG = "metric."  # model version tags of the NLU figures: metric.intent_macro_f1, ...
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         client.set_registered_model_alias(name, CHALLENGER, version.version)
         download(client, client.get_model_version(name, version.version), args.challenger)
-        mlflow.log_metrics({"version": int(version.version)})
+        log_metrics("register_nlu", {"version": int(version.version)})
     write_json(args.out, {"model_name": name, "version": int(version.version), "run_id": run_info["run_id"]})
     print(f"register_nlu: {name} v{version.version} registered as {CHALLENGER}")
     return 0

@@ -16,7 +16,7 @@ from nlu import oos
 from nlu.evaluation import read_predictions
 from nlu.rasa_runner import RasaError
 from nlu.training import render_config, train_nlu_and_predict
-from pipelines._common import load_params, stage_run, write_json
+from pipelines._common import load_params, log_metrics, stage_run, write_json
 
 
 def select(points: list[dict], params: dict, train_params: dict) -> dict:
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             args.curve.with_suffix(".png"),
             "Out-of-scope threshold (validation split)",
         )
-        mlflow.log_metrics({k: v for k, v in choice.items() if isinstance(v, int | float) and v is not None})
+        log_metrics("select_threshold_nlu", choice)
         mlflow.log_artifact(str(args.curve))
         mlflow.log_artifact(str(png))
     print(f"select_threshold_nlu: threshold {choice['threshold']} ({choice['how']})")

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pipelines._common import stage_run, write_json
+from pipelines._common import log_metrics, stage_run, write_json
 
 STAGE = "test_stories"
 REPORT = "story_report.json"
@@ -104,9 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with stage_run(STAGE, {"model": str(args.model), "conversations": [str(p) for p in args.conversations]}):
         import mlflow
 
-        numbers = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
-        stopped = {f"stopped.{reason}": float(n) for reason, n in metrics["stopped"].items()}
-        mlflow.log_metrics({**numbers, **stopped, "rasa_seconds": round(seconds, 2)})
+        log_metrics(STAGE, {**metrics, "rasa_seconds": round(seconds, 2)})
         mlflow.log_artifact(str(args.stories))
         mlflow.log_artifact(str(args.metrics))
         for name in ARTIFACTS:

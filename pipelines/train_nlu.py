@@ -10,7 +10,7 @@ from pathlib import Path
 
 from nlu.rasa_runner import RasaError
 from nlu.training import render_config, train
-from pipelines._common import load_params, stage_run, write_json
+from pipelines._common import load_params, log_metrics, stage_run, write_json
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
             "model_mb": round(model.stat().st_size / 2**20, 2),
             "served_threshold": threshold,
         }
-        mlflow.log_metrics(metrics)
+        log_metrics("train_nlu", metrics)
         mlflow.log_artifact(str(args.config_out), "config")
         mlflow.log_artifact(str(model), "rasa_model")
         # which run holds the model artifact: register_nlu registers that one

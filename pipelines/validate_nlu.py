@@ -14,7 +14,7 @@ from pathlib import Path
 
 from nlu.rasa_runner import RasaError
 from nlu.training import validate_data
-from pipelines._common import load_params, stage_run, write_json
+from pipelines._common import load_params, log_metrics, stage_run, write_json
 
 _RASA_LOCATION = re.compile(r'in "(?P<file>[^"]+)", line (?P<line>\d+)')
 
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         import mlflow
 
-        mlflow.log_metrics({"warnings": report["warnings"], "seconds": report["seconds"]})
+        log_metrics("validate_nlu", {"warnings": report["warnings"], "seconds": report["seconds"]})
     write_json(args.out, report)
     return 0
 

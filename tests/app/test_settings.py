@@ -261,3 +261,22 @@ def test_dotenv_reaches_the_modules_that_used_to_read_os_environ(
     assert datasets_root() == tmp_path / "datasets"
     assert rasa_env()["SWITCHBOARD_TENANT"] == "globex"  # Rasa subprocesses get the .env values too
     assert tracking_uri() == "sqlite:///from-dotenv.db"
+
+
+def test_a_queued_experiments_copy_finds_the_projects_environments(
+    tmp_path: Path, no_switchboard_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A queued ``dvc exp run`` runs in a temporary copy under .dvc/tmp/exps that has no .venv-rasa and no
+    ../shared; DVC_ROOT names the project it was queued in, and the settings' paths hang off that."""
+    project = tmp_path / "work" / "switchboard"
+    monkeypatch.setenv("DVC_ROOT", str(project))
+    settings = Settings(_env_file=None)
+    assert settings.project_root == project
+    assert settings.rasa_python == project / ".venv-rasa" / "bin" / "python"
+    assert settings.datasets == tmp_path / "work" / "shared" / "datasets"
+    monkeypatch.setenv("SWITCHBOARD_RASA_PYTHON", str(tmp_path / "python3.10"))  # a path set by hand wins
+    assert Settings(_env_file=None).rasa_python == tmp_path / "python3.10"
+    monkeypatch.delenv("DVC_ROOT")
+    monkeypatch.delenv("SWITCHBOARD_RASA_PYTHON")
+    here = Path(__file__).resolve().parents[2]  # outside DVC: this checkout, as before
+    assert Settings(_env_file=None).rasa_python == here / ".venv-rasa" / "bin" / "python"

@@ -130,11 +130,14 @@ def test_build_index_writes_the_index_and_tracks_the_run(
     assert run.data.tags["stage"] == "build_index"
     assert run.data.tags["kb_version"] == manifest["kb_version"]
     assert run.data.params["chunk_size"] == "256" and run.data.params["embedding_backend"] == "onnx"
-    assert run.data.metrics["chunks"] == 5 and run.data.metrics["documents"] == 3
-    assert run.data.metrics["skipped_files"] == 1 and run.data.metrics["chunks_per_second"] > 0
-    assert run.data.metrics["embedded_chunks"] == 5
-    assert 0 < run.data.metrics["answerability_suggested_min_score"] < 1
-    assert run.data.metrics["answerability_dev_cv_auc"] == manifest["answerability"]["dev_cv_auc"]
+    assert run.data.metrics["build_index/chunks"] == 5 and run.data.metrics["build_index/documents"] == 3
+    assert (
+        run.data.metrics["build_index/skipped_files"] == 1
+        and run.data.metrics["build_index/chunks_per_second"] > 0
+    )
+    assert run.data.metrics["build_index/embedded_chunks"] == 5
+    assert 0 < run.data.metrics["build_index/answerability_suggested_min_score"] < 1
+    assert run.data.metrics["build_index/answerability_dev_cv_auc"] == manifest["answerability"]["dev_cv_auc"]
     assert "manifest.json" in [artifact.path for artifact in client.list_artifacts(run.info.run_id)]
 
     # a second build with one article changed embeds only that article's chunks

@@ -40,3 +40,19 @@ def test_a_bad_base_section_names_itself(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ValueError, match="invalid `base` section .*seed"):
         base_params()
+
+
+def test_the_mlflow_store_is_the_projects_in_a_queued_experiment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_settings: None
+) -> None:
+    """A queued experiment's stages run in a temporary copy: their runs go to the store of the project the
+    experiment was queued in (DVC_ROOT), where `make mlflow` shows them; outside DVC, the working directory's."""
+    from pipelines._common import tracking_uri
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    copy = tmp_path / "project" / ".dvc" / "tmp" / "exps" / "tmpabc"
+    copy.mkdir(parents=True)
+    monkeypatch.chdir(copy)
+    assert tracking_uri() == f"sqlite:///{copy / 'mlflow.db'}"
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path / "project"))
+    assert tracking_uri() == f"sqlite:///{tmp_path / 'project' / 'mlflow.db'}"

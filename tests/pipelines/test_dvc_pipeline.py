@@ -19,6 +19,7 @@ STAGES = [
     "evaluate_bot",
     "promote_nlu",
     "compare_policies",
+    "render_charts",
 ]
 
 
@@ -59,7 +60,7 @@ def test_every_stage_is_tracked_in_mlflow(pipeline_run):
     assert len(commit) == 40
     assert all(run.data.tags["git_commit"] == commit for run in runs)
     assert by_stage["train_nlu"].data.params["fallback_threshold"] == "0.4"
-    assert "intent_accuracy" in by_stage["evaluate_nlu"].data.metrics
+    assert "evaluate_nlu/intent_accuracy" in by_stage["evaluate_nlu"].data.metrics
     artifacts = [a.path for a in client.list_artifacts(by_stage["train_nlu"].info.run_id, "rasa_model")]
     assert artifacts == ["rasa_model/switchboard.tar.gz"]
 

@@ -36,7 +36,7 @@ def test_the_pipeline_plays_the_slice_through_the_served_stack(pipeline_run):
     (run,) = client.search_runs(
         [client.get_experiment_by_name("switchboard").experiment_id], "tags.stage = 'evaluate_bot'"
     )
-    assert run.data.metrics["frozen.handler_accuracy"] == frozen["handler_accuracy"]
+    assert run.data.metrics["evaluate_bot/frozen.handler_accuracy"] == frozen["handler_accuracy"]
     promotion = json.loads(pipeline_run.root.joinpath("nlu", "results", "promotion.json").read_text())
     assert promotion["promoted"] and promotion["bot_set"] == "frozen"
 

@@ -127,10 +127,12 @@ def test_evaluate_rag_writes_metrics_rows_curves_and_ragas(
         and run.data.params["knowledge_retriever"] == "hybrid"
         and run.data.params["llm"] == "none"
     )
-    assert run.data.metrics["mrr"] == pytest.approx(metrics["mrr"])
-    assert run.data.metrics["retrievers.bm25.mrr"] == pytest.approx(metrics["retrievers"]["bm25"]["mrr"])
-    assert "ragas.semantic_similarity" in run.data.metrics
-    assert "by_kind.unanswerable.idk_recall" in run.data.metrics
+    assert run.data.metrics["evaluate_rag/mrr"] == pytest.approx(metrics["mrr"])
+    assert run.data.metrics["evaluate_rag/retrievers.bm25.mrr"] == pytest.approx(
+        metrics["retrievers"]["bm25"]["mrr"]
+    )
+    assert "evaluate_rag/ragas.semantic_similarity" in run.data.metrics
+    assert "evaluate_rag/by_kind.unanswerable.idk_recall" in run.data.metrics
     artifacts = {artifact.path for artifact in client.list_artifacts(run.info.run_id)}
     assert artifacts == {
         "metrics.json",

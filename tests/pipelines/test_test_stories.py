@@ -34,8 +34,8 @@ def test_the_pipeline_runs_the_conversation_set_as_rasa_test_stories(pipeline_ru
     (run,) = client.search_runs(
         [client.get_experiment_by_name("switchboard").experiment_id], "tags.stage = 'test_stories'"
     )
-    assert run.data.metrics["stories_passed"] == metrics["stories_passed"]
-    assert run.data.metrics["action_accuracy"] == pytest.approx(metrics["action_accuracy"])
+    assert run.data.metrics["test_stories/stories_passed"] == metrics["stories_passed"]
+    assert run.data.metrics["test_stories/action_accuracy"] == pytest.approx(metrics["action_accuracy"])
 
 
 def run_stage(tmp_path, conversations, model):

@@ -12,10 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
+from app.analytics import charts
 from app.analytics.formatting import format_figure
 from app.analytics.results import (
     ResultPaths,
@@ -23,7 +23,6 @@ from app.analytics.results import (
     benchmark_results,
     confusions,
     metrics_table,
-    per_intent_accuracy,
     read_csv,
     read_json,
 )
@@ -40,7 +39,7 @@ RAG_TILES = {
     "idk_precision": "IDK precision", "idk_recall": "IDK recall", "false_idk_rate": "False IDK rate",
     "retrieval_ms_p50": "Retrieval p50 (ms)",
 }  # fmt: skip
-CURVE_LINES = ["in_scope_accuracy", "oos_recall"]
+CURVE_LINES = charts.CURVE_LINES
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
@@ -63,23 +62,6 @@ def tiles(values: dict[str, Any], names: dict[str, str]) -> None:
     for start in range(0, len(present), 4):
         for column, (label, value) in zip(st.columns(4), present[start : start + 4], strict=False):
             column.metric(label, format_figure(value))
-
-
-def threshold_chart(curve: pd.DataFrame, threshold: float | None, title: str) -> alt.LayerChart | alt.Chart:
-    lines = [c for c in [*CURVE_LINES, "fallback_rate"] if c in curve.columns]
-    long = curve.melt(id_vars="threshold", value_vars=lines, var_name="metric", value_name="value")
-    chart = alt.Chart(long, title=title).mark_line().encode(
-        x=alt.X("threshold:Q", title="FallbackClassifier threshold"), y=alt.Y("value:Q", title=None),
-        color=alt.Color("metric:N", title=None), tooltip=["threshold:Q", "metric:N", "value:Q"],
-    )  # fmt: skip
-    if threshold is None:
-        return chart
-    rule = (
-        alt.Chart(pd.DataFrame({"threshold": [threshold]}))
-        .mark_rule(strokeDash=[4, 4])
-        .encode(x="threshold:Q")
-    )
-    return chart + rule
 
 
 def render_nlu(paths: ResultPaths) -> None:
@@ -113,20 +95,13 @@ def render_nlu(paths: ResultPaths) -> None:
             if curve is None:
                 missing(f"threshold curve ({name})", stage)
             else:
-                st.altair_chart(threshold_chart(curve, chosen, title), width="stretch")
+                st.altair_chart(charts.threshold_curve(curve, chosen, title), width="stretch")
     predictions = csv_file(paths.nlu / "predictions.csv", ("actual", "predicted"))
     if predictions is None:
         missing("NLU predictions (nlu/results/predictions.csv)", "evaluate_nlu")
         return
     left, right = st.columns(2)
-    accuracy = per_intent_accuracy(predictions)
-    left.altair_chart(
-        alt.Chart(accuracy, title="Accuracy per intent (served, after the threshold)").mark_bar().encode(
-            x=alt.X("accuracy:Q", scale=alt.Scale(domain=[0, 1])), y=alt.Y("actual:N", sort="x", title=None),
-            tooltip=["actual:N", alt.Tooltip("accuracy:Q", format=".1%"), "support:Q"],
-        ),
-        width="stretch",
-    )  # fmt: skip
+    left.altair_chart(charts.intent_accuracy(predictions), width="stretch")
     right.markdown("**Most frequent confusions**")
     right.dataframe(confusions(predictions), hide_index=True)
 
@@ -144,29 +119,13 @@ def render_rag(paths: ResultPaths) -> None:
     left, right = st.columns(2)
     hits = csv_file(paths.rag / "hit_at_k.csv", ("k", "hit_rate"))
     if hits is not None:
-        left.altair_chart(
-            alt.Chart(hits, title="Gold questions answered in the top k").mark_line(point=True).encode(
-                x=alt.X("k:O"), y=alt.Y("hit_rate:Q", scale=alt.Scale(domain=[0, 1]))
-            ),
-            width="stretch",
-        )  # fmt: skip
+        left.altair_chart(charts.hit_at_k(hits), width="stretch")
     idk = csv_file(paths.rag / "idk_curve.csv", ("precision", "recall"))
     if idk is not None:
-        right.altair_chart(
-            alt.Chart(idk, title="\"I don't know\": precision against recall").mark_line(point=True).encode(
-                x=alt.X("recall:Q"), y=alt.Y("precision:Q"), order="recall:Q"
-            ),
-            width="stretch",
-        )  # fmt: skip
+        right.altair_chart(charts.idk_curve(idk), width="stretch")
     retrievers = csv_file(paths.rag / "retrievers.csv", ("retriever", "metric", "value"))
     if retrievers is not None:
-        st.altair_chart(
-            alt.Chart(retrievers, title="Retrievers side by side").mark_bar().encode(
-                x=alt.X("metric:N", title=None), xOffset="retriever:N", y=alt.Y("value:Q"),
-                color="retriever:N", tooltip=["retriever:N", "metric:N", "value:Q"],
-            ),
-            width="stretch",
-        )  # fmt: skip
+        st.altair_chart(charts.retrievers(retrievers), width="stretch")
     ragas = metrics.get("ragas")
     if isinstance(ragas, dict):
         st.markdown(f"**ragas** (judge: {ragas.get('judge', 'none')})")
@@ -207,14 +166,10 @@ def render_bot(paths: ResultPaths) -> None:
         st.dataframe(table, hide_index=True)
     turns = csv_file(paths.bot / "turns.csv", ("expected_handler", "handler"))
     if turns is not None:
-        counts = turns.groupby(["expected_handler", "handler"]).size().rename("turns").reset_index()
-        st.altair_chart(
-            alt.Chart(counts, title="Expected vs actual handler").mark_rect().encode(
-                x=alt.X("handler:N", title="actual"), y=alt.Y("expected_handler:N", title="expected"),
-                color="turns:Q", tooltip=["expected_handler:N", "handler:N", "turns:Q"],
-            ),
-            width="stretch",
-        )  # fmt: skip
+        chart = charts.confusion(
+            turns, "handler", "expected_handler", "Expected vs actual handler", "actual", "expected"
+        )
+        st.altair_chart(chart, width="stretch")
     failing = paths.bot / "failing.md"
     if failing.is_file():
         with st.expander("Failing conversations, with their transcripts"):
@@ -232,13 +187,7 @@ def render_policies(paths: ResultPaths) -> None:
     rows = pd.DataFrame(table.get("rows") or [])
     if not rows.empty:
         st.dataframe(rows.drop(columns=["tiers_used"], errors="ignore"), hide_index=True)
-        st.altair_chart(
-            alt.Chart(rows, title="Cost against task completion").mark_point(filled=True, size=80).encode(
-                x=alt.X("cost_per_1000_conversations:Q", title="cost per 1000 conversations"),
-                y=alt.Y("task_completion:Q", title="task completion"), tooltip=list(rows.columns[:6]),
-            ),
-            width="stretch",
-        )  # fmt: skip
+        st.altair_chart(charts.policies(rows), width="stretch")
 
 
 def render_benchmarks(paths: ResultPaths) -> None:
