@@ -37,9 +37,15 @@ PARAMETERS_TAG = "parameters"
 INJECTED_TAG = "injected-parameters"
 
 
+#: Charts drawn inline in the notebook, whatever backend the launching process chose (importing streamlit sets
+#: ``MPLBACKEND=Agg`` in its environment, and a kernel inheriting it would draw no chart).
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
+
+
 def kernel_env(root: Path = ROOT) -> dict[str, str]:
-    """The variables the project kernel starts with: the offline ones and ``PYTHONPATH`` = the project root."""
-    return {**apply_offline_env({}), "PYTHONPATH": str(root)}
+    """The variables the project kernel starts with: the offline ones, ``PYTHONPATH`` = the project root and the
+    inline chart backend."""
+    return {**apply_offline_env({}), "PYTHONPATH": str(root), "MPLBACKEND": INLINE_BACKEND}
 
 
 def install_kernel(root: Path = ROOT, prefix: str = sys.prefix, env: Mapping[str, str] | None = None) -> Path:

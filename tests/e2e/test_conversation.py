@@ -56,14 +56,8 @@ def test_knowledge_answer_names_its_source(bot, user):
 def test_a_question_retrieval_misses_alone_is_read_with_its_intent(bot, user):
     # "pasword" is in no article: alone, retrieval is unsure; the confident intent (reset_password) names the subject
     reply = texts(say(bot, user, "forgot my pasword"))
-    assert "Source:" in reply and "password" in reply.lower()
-
-
-def test_a_follow_up_quotes_what_it_asks_not_the_topics_answer_again(bot, user):
-    first = texts(say(bot, user, "need to update my email address, got a new one"))
-    assert "Source:" in first
-    followup = texts(say(bot, user, "how long do I have to click that link"))
-    assert "24 hours" in followup and followup != first
+    # answered from the password article, whichever tier answers (the article is its source)
+    assert "Resetting your password" in reply
 
 
 def test_order_lookup_of_the_users_own_order(bot, user):

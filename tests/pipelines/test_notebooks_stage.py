@@ -22,6 +22,8 @@ def write(path, *sources: str):
 
 def test_each_notebook_is_executed_with_the_parameters_and_rendered(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    # a launching process with a non-interactive backend (importing streamlit sets this) still gets the charts
+    monkeypatch.setenv("MPLBACKEND", "Agg")
     chart = "import matplotlib.pyplot as plt\nplt.bar([1, 2], [3, 4])\nplt.show()"
     notebook = write(tmp_path / "a.ipynb", "print(RESULTS['bot_results'], ROOT)", chart)
     assert main(["--notebooks", str(notebook), "--out", "html", *ARGS]) == 0
