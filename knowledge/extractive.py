@@ -12,9 +12,9 @@ so that it stands alone, at most ``max_chars`` long (:data:`MAX_ANSWER_CHARS` un
   more items the article has; a numbered list (a step sequence) is cut only at the end;
 - a paragraph whole when it fits (the fact asked for often sits in the sentence beside the most similar one:
   "... we refund the full express charge. Claim it within 14 days"); a longer one, after its heading and lead,
-  if any, as its sentence most similar to the question and those within :data:`SENTENCE_MARGIN` of it (at most :data:`MAX_SENTENCES`, in reading order), each with the
-  sentence before it when it refers back to it ("This", "They", "Before that", ...): the sentences that answer,
-  never one that leans on a sentence left out;
+  if any, as its sentence most similar to the question and those within :data:`SENTENCE_MARGIN` of it (at
+  most :data:`MAX_SENTENCES`, in reading order), each with the sentence before it when it refers back to it
+  ("This", "They", "Before that", ...): the sentences that answer, never one that leans on a sentence left out;
 
 followed by "Source: Title › Section". Each chunk's blocks, headings and lines are embedded once: ``build_index``
 embeds every chunk's and stores the vectors with the index (:data:`VECTORS_FILE`); a chunk without them is

@@ -89,9 +89,7 @@ class Lookup:
     dense: list[tuple[str, float]] = field(default_factory=list)  # (doc id, cosine) of the dense top_k
     query_vector: Any = None
     refused: str | None = None  # unsupported_script, empty
-    focus: str = (
-        ""  # the words the quoted passage must answer, when not the whole question (a follow-up's own)
-    )
+    focus: str = ""  # what the quoted passage must answer, when not the whole question (a follow-up's own)
 
     def focused_on(self, own: Lookup) -> Lookup:
         """This lookup of a follow-up read with its topic, quoting by the follow-up's own words as much as by the

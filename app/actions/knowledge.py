@@ -93,6 +93,14 @@ async def answer_knowledge(
             conversation_id=ctx.conversation_id,
         )
 
+    def read_with(context: str, found: Any, as_intent: str = router_intent) -> tuple[Any, Any] | None:
+        """The turn read once more after ``context``, when that routes it to the articles and they contain the
+        message's own words: the context finds the articles, the message's own words choose the passage."""
+        resolved, in_context = route(resolved_question(context, ctx.text), as_intent)
+        if resolved.handler == KNOWLEDGE and shares_content(ctx.text, [h.text for h in in_context.hits]):
+            return resolved, in_context.focused_on(found)
+        return None
+
     topic = tracker.get_slot(TOPIC_SLOT)
     followup = by_intent = False  # read with the conversation's topic / with the intent's description
     try:
@@ -102,23 +110,19 @@ async def answer_knowledge(
         with record.stage("route"):
             decision, found = await asyncio.to_thread(route, ctx.text)
             unsure = decision.rule.startswith("unsure_intent")  # the intent is unknown: the topic may tell
-            if topic and (looks_like_followup(ctx.text) or decision.handler != KNOWLEDGE or unsure):
-                # read with the conversation's topic: "and France?" after a delivery question
-                # the conversation says it is a question about the topic: the index's cut-off decides (rule 7)
-                resolved, in_context = await asyncio.to_thread(route, resolved_question(topic, ctx.text), "")
-                if resolved.handler == KNOWLEDGE and shares_content(
-                    ctx.text, [h.text for h in in_context.hits]
-                ):
-                    # the topic found the articles; the follow-up's own words choose the passage
-                    decision, found, followup = resolved, in_context.focused_on(found), True
-            if decision.rule.startswith("nothing_to_answer") and intent_name in TOPIC_INTENTS:
-                # a confident intent names the subject: "forgot my pasword" is read as a password question
-                described = intent_descriptions().get(intent_name, "")
-                resolved, in_context = await asyncio.to_thread(route, resolved_question(described, ctx.text))
-                if resolved.handler == KNOWLEDGE and shares_content(
-                    ctx.text, [h.text for h in in_context.hits]
-                ):
-                    decision, found, by_intent = resolved, in_context.focused_on(found), True
+            # read with the conversation's topic: "and France?" after a delivery question
+            # the conversation says it is a question about the topic: the index's cut-off decides (rule 7)
+            wants_topic = topic and (looks_like_followup(ctx.text) or decision.handler != KNOWLEDGE or unsure)
+            if wants_topic and (reread := await asyncio.to_thread(read_with, topic, found, "")):
+                (decision, found), followup = reread, True
+            # a confident intent names the subject: "forgot my pasword" is read as a password question
+            described = intent_descriptions().get(intent_name, "")
+            if (
+                decision.rule.startswith("nothing_to_answer")
+                and intent_name in TOPIC_INTENTS
+                and (reread := await asyncio.to_thread(read_with, described, found))
+            ):
+                (decision, found), by_intent = reread, True
     except Exception as exc:  # degrade, never fail the turn: the user gets a clear message
         logger.error("knowledge.unavailable", reason=f"{type(exc).__name__}: {exc}", **ctx.log_fields())
         metrics.KNOWLEDGE_ANSWERS.labels(ctx.tenant_id, "unavailable").inc()
