@@ -24,8 +24,13 @@ INSTRUCTION_MARKERS = re.compile(
     r"|\bsystem[ -]?prompt\b"
     r"|\byou are now\b"
     r"|\b(?:developer|jailbreak|god) mode\b"
-    r"|\b(?:print|reveal|repeat|output|leak)\b[^.!?\n]{0,30}?\b(?:your|the|these|above)\s+(?:instructions|prompt)\b",
-    re.IGNORECASE,
+    r"|\b(?:print|reveal|repeat|output|leak)\b[^.!?\n]{0,30}?\b(?:your|the|these|above)\s+(?:instructions|prompt)\b"
+    r"|\b(?:repeat|print|output|show)\b[^.!?\n]{0,20}?\b(?:everything|all|text)\s+above\b"
+    # a claimed role that would unlock what a customer may not see: "pretend you're the admin", "I'm an admin"
+    r"|\b(?:pretend|act as if|imagine)\b[^.!?\n]{0,20}?\b(?:admin|administrator|developer|staff|root)\b"
+    r"|\b(?:i'?m|i am|user is)\s+(?:an?\s+|the\s+)?(?:admin|administrator|verified staff|developer|root)\b(?!\s+of\b)"
+    r"|^\s*\[?(?:system|admin)\]?\s*:",
+    re.IGNORECASE | re.MULTILINE,
 )
 _SENTENCE = re.compile(r"[^.!?\n]*(?:[.!?]+|\n|$)")
 

@@ -77,13 +77,16 @@ async def answer_knowledge(
     # a question the NLU found out of scope (or small talk, yes/no) is answered only when the articles are sure,
     # as an unsure intent is
     router_intent = NLU_FALLBACK if intent_name in INTENT_REPLIES else intent_name
+    # a skill's action that asks the articles (a refund question, a problem stated without an order): its intent
+    # names the subject, so the turn routes as a knowledge question, with the intent's re-reading below
+    router = brain.router.asking_the_articles(intent_name)
 
     def route(text: str, as_intent: str = router_intent) -> Any:
         return route_question(
             kb,
             text,
             ctx.tenant_id,
-            brain.router,
+            router,
             brain.policy,
             intent=as_intent,
             confidence=float(intent.get("confidence") or 0.0),

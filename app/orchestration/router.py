@@ -79,6 +79,13 @@ class RouterConfig(BaseModel):
             raise ValueError(f"intents cannot be both skill and handoff intents: {sorted(overlap)}")
         return self
 
+    def asking_the_articles(self, intent: str) -> RouterConfig:
+        """This config for a turn whose skill's action asks the help articles instead (a question about
+        refunds, a problem stated without an order): ``intent`` routes as a knowledge question (rule 7)."""
+        if intent not in self.skill_intents:
+            return self
+        return self.model_copy(update={"skill_intents": tuple(i for i in self.skill_intents if i != intent)})
+
     @classmethod
     def from_params(cls, section: Mapping[str, Any] | None) -> RouterConfig:
         """From a ``router`` section given as a mapping; a clear ValueError when invalid."""

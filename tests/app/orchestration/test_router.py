@@ -195,3 +195,14 @@ def test_the_repository_params_load() -> None:
     config = Settings(params_file=ROOT / "params.yaml").section("router", RouterConfig)
     assert "human_handoff" in config.handoff_intents and "greet" in config.skill_intents
     assert decide(turn("greet"), config, log=False).handler == "skill"
+
+
+def test_a_skill_asking_the_articles_routes_its_turn_as_a_knowledge_question() -> None:
+    # action_report_problem asks the articles for "my kettle arrived broken": rule 7, not the skill again
+    served = RouterConfig(skill_intents=("track_order", "damaged_item"))
+    config = served.asking_the_articles("damaged_item")
+    assert config.skill_intents == ("track_order",) and served.asking_the_articles("ask_delivery") is served
+    below = turn("damaged_item", retrieval=0.1, cut_off=0.3)
+    assert decide(below, served, log=False).handler == "skill"
+    assert decide(below, config, log=False).rule == "nothing_to_answer"  # the intent's re-reading may follow
+    assert decide(turn("damaged_item", retrieval=0.8), config, log=False).rule == "knowledge_intent"
