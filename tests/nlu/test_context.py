@@ -21,7 +21,8 @@ from tests.conftest import ROOT
 @pytest.mark.parametrize(
     "text",
     ["and France?", "what about express?", "no wait, not spain, portugal sorry", "how long will it take?",
-     "is it free?", "and if they stop working in a month?", "what does it cost?", "Also, Apple Pay?"],
+     "is it free?", "and if they stop working in a month?", "what does it cost?", "Also, Apple Pay?",
+     "do you refund the delivery cost as well?", "does that work for gift cards too?"],
 )  # fmt: skip
 def test_follow_ups(text):
     assert looks_like_followup(text)
@@ -30,7 +31,8 @@ def test_follow_ups(text):
 @pytest.mark.parametrize(
     "text",
     ["How long does delivery to Spain take?", "what's the weather like", "tell me a joke", "hi", "",
-     "I want to return the blender I bought last week because it is broken and smells of smoke"],
+     "I want to return the blender I bought last week because it is broken and smells of smoke",
+     "me too"],
 )  # fmt: skip
 def test_not_follow_ups(text):
     assert not looks_like_followup(text)
