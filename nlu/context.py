@@ -125,6 +125,21 @@ def shares_content(text: str, passages: Iterable[str]) -> bool:
     return any(word in found or word.rstrip("s") in found for word in own)
 
 
+#: A button's payload sent as the message: "/ask_billing", '/inform{"order_id": "ORD-10042"}'.
+_PAYLOAD = re.compile(r"^/\w+(\{.*\})?$", re.DOTALL)
+
+
+def clarified_text(events: Sequence[Mapping[str, Any]], text: str) -> str:
+    """The user's own words for a message that is a clicked suggestion: when ``text`` is a button's payload
+    ("/ask_billing" after "Did you mean ...?"), the last message before it that is not one ("meter thing??",
+    which the click only gave an intent); any other ``text`` as it is. ``events`` are the tracker's, oldest
+    first, the message itself included."""
+    if not _PAYLOAD.match(text.strip()):
+        return text
+    said = [str(e.get("text") or "") for e in events if e.get("event") == "user"]
+    return next((t for t in reversed(said) if t.strip() and not _PAYLOAD.match(t.strip())), text)
+
+
 def resolved_question(topic: str, text: str) -> str:
     """The question retrieval reads for a follow-up: the topic, then the follow-up."""
     return f"{topic.strip()} {text.strip()}".strip()

@@ -8,6 +8,7 @@ from rasa_sdk import Tracker
 
 from app.identity import parse_conversation_id
 from app.tools import ToolContext
+from nlu.context import clarified_text
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,8 @@ class TurnContext:
             user_id=metadata.get("user_id") or user,
             conversation_id=conversation_id,
             correlation_id=metadata.get("correlation_id") or message.get("message_id") or "",
-            text=message.get("text") or "",
+            # a clicked suggestion ("/ask_billing") stands for the words it clarified
+            text=clarified_text(tracker.events or [], message.get("text") or ""),
         )
 
     def tool_context(self) -> ToolContext:

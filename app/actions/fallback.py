@@ -34,10 +34,17 @@ NOT_SUGGESTED = {"nlu_fallback", "out_of_scope", "affirm", "deny", "inform"}
 MAX_SUGGESTIONS = 3
 
 
-@lru_cache(maxsize=4)
-def intent_descriptions(path: Path = DESCRIPTIONS_FILE) -> dict[str, str]:
+@lru_cache(maxsize=16)
+def intent_descriptions(tenant: str = "", path: Path = DESCRIPTIONS_FILE) -> dict[str, str]:
+    """Intent -> what it means to a customer, in ``tenant``'s words where the file has a row for that tenant
+    (an energy supplier's ``ask_billing`` is about meter readings, a shop's about invoices), else the default
+    row's (empty ``tenant`` column)."""
     with path.open(newline="") as f:
-        return {row["intent"]: row["description"] for row in csv.DictReader(f)}
+        rows = list(csv.DictReader(f))
+    described = {row["intent"]: row["description"] for row in rows if not row.get("tenant")}
+    if tenant:
+        described |= {row["intent"]: row["description"] for row in rows if row.get("tenant") == tenant}
+    return described
 
 
 def suggestions(intent_ranking: list[dict[str, Any]], descriptions: dict[str, str]) -> list[dict[str, str]]:
@@ -67,7 +74,7 @@ class ActionAskAffirmation(RecordedAction):
     ) -> list[dict[str, Any]]:
         record.rule = "ask_affirmation"
         ranking = (tracker.latest_message or {}).get("intent_ranking") or []
-        buttons = suggestions(ranking, intent_descriptions())
+        buttons = suggestions(ranking, intent_descriptions(ctx.tenant_id))
         buttons.append({"title": "Something else", "payload": "/out_of_scope"})
         dispatcher.utter_message(text="Sorry, I'm not sure I understood. Did you mean:", buttons=buttons)
         return []

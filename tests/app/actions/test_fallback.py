@@ -26,6 +26,25 @@ def test_every_domain_intent_has_a_description(domain):
     assert set(domain["intents"]) <= set(intent_descriptions())
 
 
+def test_a_tenant_has_its_own_words_for_an_intent_where_the_file_gives_them():
+    shop, energy = intent_descriptions(), intent_descriptions("globex")
+    assert set(energy) == set(shop)  # every intent still described
+    assert "meter" in energy["ask_billing"] and "meter" not in shop["ask_billing"]
+    assert energy["greet"] == shop["greet"]  # no globex row: the default
+    assert intent_descriptions("acme") == shop  # a tenant without rows of its own
+
+
+async def test_the_buttons_speak_the_users_tenant(tracker_from, dispatcher, domain):
+    tracker = tracker_from(
+        "order_question", text="meter thing??", intent_ranking=RANKING,
+        metadata={"tenant_id": "globex", "user_id": "gus"},
+    )  # fmt: skip
+    await ActionAskAffirmation().run(dispatcher, tracker, domain)
+    titles = [b["title"] for b in dispatcher.messages[0]["buttons"]]
+    assert intent_descriptions("globex")["ask_billing"] not in titles  # 4th in the ranking: not offered
+    assert titles[0] == intent_descriptions("globex")["ask_returns"] != intent_descriptions()["ask_returns"]
+
+
 def test_suggestions_skip_fallback_and_out_of_scope_and_keep_order():
     descriptions = {
         "ask_returns": "Return an item",
