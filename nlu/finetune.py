@@ -41,7 +41,7 @@ class FinetuneParams:
     epochs: int = 3
     max_steps: int | None = None
     batch_size: int = 32
-    lr: float = 5e-5
+    lr: float = 1e-4
     head_lr: float = 2e-3
     warmup: float = 0.1
     weight_decay: float = 0.01

@@ -38,7 +38,7 @@ SAMPLES = [
 ]
 
 
-def torch_module(model_dir: Path):
+def _torch_module(model_dir: Path):
     """The Hugging Face transformer wrapped with mean pooling and L2 normalisation (sentence-transformers)."""
     import torch
     from transformers import AutoModel
@@ -115,7 +115,7 @@ def export(model_dir: Path, out_dir: Path, opset: int, max_length: int) -> Path:
     """Export the pooled encoder to ``out_dir/model.onnx`` with dynamic batch and sequence axes."""
     import torch
 
-    module = torch_module(model_dir)
+    module = _torch_module(model_dir)
     dummy = torch.ones((2, 8), dtype=torch.long)
     path = out_dir / "model.onnx"
     with torch.no_grad():
