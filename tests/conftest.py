@@ -110,13 +110,20 @@ TEST_SLICE = ["acme-out-of-scope-mix", "acme-idk-teacher-discount-weather", "acm
               "globex-estimated-reading-and-faulty-meter"]  # fmt: skip
 
 
+#: The fine-tuned encoder's fast setting for ``make test``'s pipeline run: a few steps (the figures are not
+#: the point there; that the stage trains, exports and is served is).
+TEST_FINETUNE = {"max_steps": 4}
+
+
 def use_test_slice(params_file: Path) -> None:
-    """Make a project copy's ``evaluate_bot`` play :data:`TEST_SLICE` only (``make test`` stays fast)."""
+    """Make a project copy's ``evaluate_bot`` play :data:`TEST_SLICE` only and fine-tune for
+    :data:`TEST_FINETUNE`'s few steps (``make test`` stays fast)."""
     import yaml
 
     params = yaml.safe_load(params_file.read_text())
     for stage in ("evaluate_bot", "compare_policies"):
         params[stage] = {**params[stage], "ids": TEST_SLICE, "tags": [], "limit": 0}
+    params["finetune_encoder"] = {**params["finetune_encoder"], **TEST_FINETUNE}
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))
 
 

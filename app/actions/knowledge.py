@@ -119,7 +119,7 @@ async def answer_knowledge(
             if wants_topic and (reread := await asyncio.to_thread(read_with, topic, found, "")):
                 (decision, found), followup = reread, True
             # a confident intent names the subject: "forgot my pasword" is read as a password question
-            described = intent_descriptions().get(intent_name, "")
+            described = intent_descriptions(ctx.tenant_id).get(intent_name, "")
             if (
                 decision.rule.startswith("nothing_to_answer")
                 and intent_name in TOPIC_INTENTS

