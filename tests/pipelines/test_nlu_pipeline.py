@@ -19,7 +19,8 @@ def results(pipeline_run, name):
 
 def test_threshold_is_chosen_on_validation_and_served(pipeline_run):
     choice = results(pipeline_run, "threshold.json")
-    assert 0.0 <= choice["threshold"] <= 1.0 and choice["rule"] == "balanced"
+    rule = yaml.safe_load((pipeline_run.root / "params.yaml").read_text())["oos"]["rule"]
+    assert 0.0 <= choice["threshold"] <= 1.0 and choice["rule"] == rule
     assert choice["validation_n_oos"] > 0  # the bot's data has out_of_scope examples in validation
     config = yaml.safe_load((pipeline_run.root / "nlu" / "build" / "config.yml").read_text())
     (fallback,) = [c for c in config["pipeline"] if c["name"] == "FallbackClassifier"]
