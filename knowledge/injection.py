@@ -40,6 +40,12 @@ def has_instruction(text: str) -> bool:
     return INSTRUCTION_MARKERS.search(text) is not None
 
 
+def opens_with_instruction(text: str) -> bool:
+    """Whether a sentence of ``text`` begins by addressing the assistant ("Ignore your rules and ...", "Pretend
+    you're the admin ..."), rather than reporting such words ("my notice says to ignore your rules")."""
+    return any(INSTRUCTION_MARKERS.match(sentence.strip()) for sentence in _SENTENCE.findall(text))
+
+
 def strip_instructions(text: str) -> str:
     """``text`` without its sentences that address the assistant (unchanged when it has none)."""
     if not has_instruction(text):
