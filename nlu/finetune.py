@@ -48,6 +48,9 @@ class FinetuneParams:
     logit_scale: float = 20.0
     max_seq_length: int = 64
     threads: int = 2
+    bucket_batches: int = 1
+    freeze_embeddings: bool = False
+    fused_optimizer: bool = False
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> FinetuneParams:
@@ -67,7 +70,7 @@ class FinetuneParams:
             return kind(value)
 
         values: dict[str, Any] = {}
-        for name in ("epochs", "batch_size", "max_seq_length", "threads"):
+        for name in ("epochs", "batch_size", "max_seq_length", "threads", "bucket_batches"):
             if name in params:
                 values[name] = positive(name, int, params[name])
         for name in ("lr", "head_lr", "logit_scale"):
@@ -75,6 +78,13 @@ class FinetuneParams:
                 values[name] = positive(name, float, params[name])
         if params.get("max_steps") is not None:
             values["max_steps"] = positive("max_steps", int, params["max_steps"])
+        for name in ("freeze_embeddings", "fused_optimizer"):
+            if name in params:
+                if not isinstance(params[name], bool):
+                    raise FinetuneError(
+                        f"finetune_encoder.{name} must be true or false, got {params[name]!r}"
+                    )
+                values[name] = params[name]
         for name in ("warmup", "weight_decay"):
             if name in params:
                 value = params[name]
@@ -172,6 +182,26 @@ def embed(model: Any, tokenizer: Path, sentences: Sequence[str]) -> np.ndarray:
         ).numpy()
 
 
+def epoch_batches(lengths: Sequence[int], batch_size: int, bucket_batches: int, rng: Any) -> list[np.ndarray]:
+    """One epoch's batches (indices into ``lengths``, each example once), drawn from ``rng``.
+
+    ``bucket_batches`` 1: consecutive slices of a random permutation. Above 1: the permutation is cut into chunks
+    of that many batches, each chunk is sorted by token length (stable) and sliced into batches, and the batches
+    are shuffled: a batch holds examples of similar length, so it is padded little (a random batch of short
+    messages pads to its longest one). Deterministic given ``rng``'s state."""
+    order = rng.permutation(len(lengths))
+    if bucket_batches <= 1:
+        return [order[begin : begin + batch_size] for begin in range(0, len(order), batch_size)]
+    lengths = np.asarray(lengths)
+    span = batch_size * bucket_batches
+    batches = []
+    for begin in range(0, len(order), span):
+        chunk = order[begin : begin + span]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches.extend(chunk[at : at + batch_size] for at in range(0, len(chunk), batch_size))
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
 def train(
     examples: Sequence[tuple[str, str]], model_dir: Path, params: FinetuneParams, seed: int, log=print
 ) -> tuple[Any, dict[str, Any]]:
@@ -186,7 +216,7 @@ def train(
     _seed_everything(seed, params.threads)
     tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
     tokenizer.enable_truncation(max_length=params.max_seq_length)
-    tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+    tokenizer.no_padding()  # the file pads to a fixed length; each batch is padded to its longest example below
     model = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager")
     head = torch.nn.Linear(model.config.hidden_size, len(intents))
     labels = np.array([intents.index(intent) for _, intent in examples])
@@ -195,12 +225,16 @@ def train(
     total = per_epoch * params.epochs
     if params.max_steps is not None:
         total = min(total, params.max_steps)
+    if params.freeze_embeddings:  # the word embeddings (half the weights) stay MiniLM's: less to update
+        model.get_input_embeddings().weight.requires_grad_(False)
+    trained = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
         [
-            {"params": model.parameters(), "lr": params.lr},
+            {"params": trained, "lr": params.lr},
             {"params": head.parameters(), "lr": params.head_lr},
         ],
         weight_decay=params.weight_decay,
+        **({"fused": True} if params.fused_optimizer else {}),
     )
     warmup = int(total * params.warmup)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -210,22 +244,26 @@ def train(
         ),
     )
     rng = np.random.default_rng(seed)
+    encoded = [(e.ids, e.attention_mask) for e in tokenizer.encode_batch(texts)]
+    lengths = [len(ids) for ids, _ in encoded]
     model.train()
-    start, step, losses = time.perf_counter(), 0, []
+    start, step, losses, padded = time.perf_counter(), 0, [], 0
     while step < total:
-        order = rng.permutation(len(texts))
-        for begin in range(0, len(order), params.batch_size):
+        for idx in epoch_batches(lengths, params.batch_size, params.bucket_batches, rng):
             if step >= total:
                 break
-            idx = order[begin : begin + params.batch_size]
-            batch = tokenizer.encode_batch([texts[i] for i in idx])
-            ids = torch.tensor([e.ids for e in batch], dtype=torch.long)
-            mask = torch.tensor([e.attention_mask for e in batch], dtype=torch.long)
+            width = max(lengths[i] for i in idx)
+            padded += width * len(idx)
+            ids = torch.zeros((len(idx), width), dtype=torch.long)
+            mask = torch.zeros((len(idx), width), dtype=torch.long)
+            for row, i in enumerate(idx):
+                ids[row, : lengths[i]] = torch.tensor(encoded[i][0], dtype=torch.long)
+                mask[row, : lengths[i]] = torch.tensor(encoded[i][1], dtype=torch.long)
             logits = head(_embed(model, ids, mask) * params.logit_scale)
             loss = torch.nn.functional.cross_entropy(logits, torch.as_tensor(labels[idx], dtype=torch.long))
             optimizer.zero_grad()
             loss.backward()
-            torch.nn.utils.clip_grad_norm_([*model.parameters(), *head.parameters()], 1.0)
+            torch.nn.utils.clip_grad_norm_([*trained, *head.parameters()], 1.0)
             optimizer.step()
             scheduler.step()
             losses.append(loss.item())
@@ -238,6 +276,8 @@ def train(
         "examples": len(texts),
         "intents": len(intents),
         "train_seconds": round(time.perf_counter() - start, 2),
+        "seconds_per_step": round((time.perf_counter() - start) / max(1, step), 3),
+        "padded_tokens_per_example": round(padded / max(1, step * params.batch_size), 1),
         "final_loss": round(float(np.mean(losses[-min(25, len(losses)) :])), 4),
     }
 

