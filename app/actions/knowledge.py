@@ -16,13 +16,13 @@ from typing import Any
 
 import structlog
 from rasa_sdk import Tracker
-from rasa_sdk.events import FollowupAction, SlotSet
+from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from app.actions import brain as brains
 from app.actions import services
 from app.actions.context import TurnContext
-from app.actions.fallback import intent_descriptions
+from app.actions.fallback import ask_what_was_meant, intent_descriptions
 from app.actions.records import ActionRun, RecordedAction
 from app.llm.client import CallContext
 from app.observability import metrics
@@ -148,7 +148,7 @@ async def answer_knowledge(
     record.reason, record.level = decision.reason, decision.level
     if decision.handler == FALLBACK:  # unsure what was meant, and the articles say nothing: ask (two-stage)
         record.handler = FALLBACK
-        return [FollowupAction("action_two_stage_fallback")]
+        return ask_what_was_meant(tracker)
 
     if decision.handler == HANDOFF:
         from app.actions.handoff import open_handoff_ticket
