@@ -199,5 +199,26 @@ def context_action(events: Sequence[Mapping[str, Any]], slots: Mapping[str, Any]
     return None
 
 
+#: The two-stage fallback's second stage: "Could you say that in other words?" (the response Rasa's loop utters).
+ASK_REPHRASE = "utter_ask_rephrase"
+
+
+def answers_rephrase_request(events: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether the latest user message is the answer to the two-stage fallback's "could you say that in other
+    words?" (``events``: the tracker's, oldest first; the request is the bot message of :data:`ASK_REPHRASE`).
+    Rasa's loop takes any intent but ``nlu_fallback`` as clarified and tells the message again at confidence
+    1.0 (same message id), so the intent says nothing about whether it was understood: every user event since
+    the request is this one message."""
+    asked = next(
+        (i for i in range(len(events) - 1, -1, -1) if events[i].get("event") == "bot"
+         and (events[i].get("metadata") or {}).get("utter_action") == ASK_REPHRASE),
+        None,
+    )  # fmt: skip
+    if asked is None:
+        return False
+    said = [e.get("message_id") for e in events[asked + 1 :] if e.get("event") == "user"]
+    return bool(said) and len(set(said)) == 1
+
+
 def _last_index(events: Sequence[Mapping[str, Any]], kind: str) -> int | None:
     return next((i for i in range(len(events) - 1, -1, -1) if events[i].get("event") == kind), None)

@@ -34,6 +34,7 @@ from nlu.context import (
     INTENT_REPLIES,
     TOPIC_INTENTS,
     TOPIC_SLOT,
+    answers_rephrase_request,
     looks_like_followup,
     resolved_question,
     shares_content,
@@ -80,6 +81,9 @@ async def answer_knowledge(
     # a skill's action that asks the articles (a refund question, a problem stated without an order): its intent
     # names the subject, so the turn routes as a knowledge question, with the intent's re-reading below
     router = brain.router.asking_the_articles(intent_name)
+    rephrased = answers_rephrase_request(
+        tracker.events
+    )  # its intent is Rasa's (confidence 1.0), not the model's
 
     def route(text: str, as_intent: str = router_intent) -> Any:
         return route_question(
@@ -94,6 +98,7 @@ async def answer_knowledge(
             failed_turns=int(tracker.get_slot("failed_turns") or 0),
             level=level,
             conversation_id=ctx.conversation_id,
+            rephrased=rephrased,
         )
 
     def read_with(context: str, found: Any, as_intent: str = router_intent) -> tuple[Any, Any] | None:

@@ -202,6 +202,19 @@ def test_an_unsure_intent_with_nothing_in_the_articles_is_asked_about_not_answer
     assert "don't know" in texts(say(bot, f"{user}-sure", "/ask_product@0.9"))
 
 
+def test_a_rephrasing_the_articles_cannot_answer_goes_to_a_person(bot, user):
+    # Rasa's loop takes any intent but nlu_fallback as the clarification and tells it again at confidence 1.0
+    for sender in (user, f"{user}-clear"):
+        assert "Did you mean" in texts(say(bot, sender, "/ask_product@0.5"))
+        assert "in other words" in texts(say(bot, sender, "/out_of_scope"))  # "Something else"
+    assert "ticket #" in texts(say(bot, user, "/ask_product@0.5"))  # still nothing the articles answer
+    tickets = TicketingClient(get_engine(bot.settings.db_url)).list_tickets("acme", user)
+    assert [t["subject"].split(":")[0] for t in tickets] == ["Chat handoff (rephrased_nothing_to_answer)"]
+    assert "Source:" in texts(
+        say(bot, f"{user}-clear", "How long does delivery to Germany take?")
+    )  # answered
+
+
 def test_choosing_a_suggestion_continues_with_that_intent(bot, user):
     first = say(bot, user, unsure_message(bot))
     suggestion = first[0]["buttons"][0]["payload"]
