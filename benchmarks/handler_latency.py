@@ -16,7 +16,7 @@ Handlers (one client, a new conversation per turn unless noted):
 - ``knowledge_t1``: a question with close candidates -> tier 1 (a different case number each turn, so the
   answer cache cannot serve it);
 - ``cache_hit``: the same tier-1 question again: served from the answer cache;
-- ``fallback``: gibberish -> the two-stage fallback's "did you mean ...?";
+- ``fallback``: a vague message -> the two-stage fallback's "did you mean ...?";
 - ``handoff``: "talk to a human" -> a ticket is opened and the bot goes quiet.
 
 Each reply is checked against the handler's signature; a reply from another handler counts as ``misrouted``
@@ -83,7 +83,9 @@ HANDLERS = (
     Handler("cache_hit", lambda i: HARD, lambda t: "Sources:" in t, "answer cache"),
     Handler(
         "fallback",
-        lambda i: "blorp zibble quantum marmalade",
+        # a vague message the served model reads as an intent it is unsure of, with nothing in the articles
+        # (gibberish like "blorp zibble" is confidently out of scope for today's model: a plain reply, no buttons)
+        lambda i: "hmm so about the money thing",
         lambda t: "Did you mean" in t or "rephrase" in t,
         "two-stage fallback",
     ),

@@ -64,7 +64,9 @@ class _Chunk:
     line_vectors: list[np.ndarray]
     block_terms: list[frozenset[str]]
     heading_terms: list[frozenset[str]]
-    key_terms: list[list[frozenset[str]]]
+    key_terms: list[
+        list[tuple[frozenset[str], ...]]
+    ]  # per block, per item key: its alternatives' naming words
 
 
 @dataclass
@@ -141,14 +143,14 @@ class ExtractiveAnswerer:
             for position, block in enumerate(chunk.blocks):
                 lines = _cosine(chunk.line_vectors[position], query_vector)
                 keys = chunk.key_terms[position]
-                named = [i for i, key in enumerate(keys) if key & terms]
+                named = [i for i, key in enumerate(keys) if _names(terms, key)]
                 features = {
                     "passage_sim": float(passage[position]),
                     "unit_sim": float(lines.max()) if len(lines) else 0.0,
                     "heading_sim": float(heading[position]),
                     "term_overlap": _share(terms, chunk.block_terms[position]),
                     "heading_overlap": _share(terms, chunk.heading_terms[position]),
-                    "key_match": float(0 < len(named) < sum(bool(key) for key in keys)),
+                    "key_match": float(0 < len(named) < sum(any(key) for key in keys)),
                     "chunk_score": float(hit.score),
                     "chunk_rank": float(rank),
                     "block_position": float(position),
@@ -287,14 +289,18 @@ class ExtractiveAnswerer:
         for block in blocks:
             line_vectors.append(vectors[start : start + len(block.lines)])
             start += len(block.lines)
-        keys = [key for block in blocks for key in block.keys]
-        terms = [
-            frozenset(t) for t in tokenize([b.render() for b in blocks] + headings + keys, self._stemmer)
-        ]
-        key_terms, start = [], 2 * n
+        alternatives = [_alternatives(key) for block in blocks for key in block.keys]
+        flat = [alt for alts in alternatives for alt in alts]
+        tokens = tokenize([b.render() for b in blocks] + headings + flat, self._stemmer)
+        terms = [frozenset(t) for t in tokens]
+        key_terms, start, keys_seen = [], 2 * n, 0
         for block in blocks:
-            key_terms.append(terms[start : start + len(block.keys)])
-            start += len(block.keys)
+            per_key = []
+            for alts in alternatives[keys_seen : keys_seen + len(block.keys)]:
+                per_key.append(tuple(_naming_words(t) for t in tokens[start : start + len(alts)]))
+                start += len(alts)
+            key_terms.append(per_key)
+            keys_seen += len(block.keys)
         return _Chunk(
             blocks=blocks,
             block_vectors=vectors[:n],
@@ -323,6 +329,27 @@ def _vectors(prepared: _Chunk) -> np.ndarray:
     parts = [prepared.block_vectors, prepared.heading_vectors, *prepared.line_vectors]
     parts = [part for part in parts if len(part)]
     return np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
+
+
+#: What separates the alternatives of one item key: "Visa, Mastercard, Apple Pay", "iDEAL or Bancontact".
+_ALTERNATIVES = re.compile(r"\s*(?:,|/|;|\band\b|\bor\b)\s*", re.IGNORECASE)
+
+
+def _alternatives(key: str) -> list[str]:
+    """An item key's alternatives, each named on its own ("Apple Pay" in "Visa, Mastercard, Apple Pay")."""
+    return [part for part in _ALTERNATIVES.split(key) if part.strip()] if key.strip() else []
+
+
+def _naming_words(words: Sequence[str]) -> frozenset[str]:
+    """The words of one key alternative that name it: its one word ("PayPal", "Spain"), else the words before its
+    last, the head noun a compound shares with its neighbours ("express" in "Express delivery", "gift" in
+    "Northwind gift card", "apple" in "Apple Pay"; not "delivery", "card" or "pay")."""
+    return frozenset(words[:-1] if len(words) > 1 else words)
+
+
+def _names(terms: frozenset[str], key: tuple[frozenset[str], ...]) -> bool:
+    """Whether the question's ``terms`` name an item by one of its key's alternatives (:func:`_naming_words`)."""
+    return any(alt & terms for alt in key)
 
 
 def _share(terms: frozenset[str], found: frozenset[str]) -> float:

@@ -167,13 +167,7 @@ def context_action(events: Sequence[Mapping[str, Any]], slots: Mapping[str, Any]
     user = events[user_index]
     intent = ((user.get("parse_data") or {}).get("intent") or {}).get("name")
     text = str(user.get("text") or "")
-    previous_user = _last_index(events[:user_index], "user")
-    start = previous_user + 1 if previous_user is not None else 0  # the turn before (none: the first turn)
-    previous = [e for e in events[start:user_index] if e.get("event") in ("action", "bot")]
-    actions = (
-        [e.get("name") for e in previous if e.get("event") == "action"] if previous_user is not None else []
-    )
-    bots = [str(e.get("text") or "") for e in previous if e.get("event") == "bot"]
+    actions, bots = _turn_before(events, user_index)
     if intent == "affirm" and bots and bots[-1].rstrip().endswith(OFFER_OF_A_PERSON):
         return "action_handoff"  # "yes" to the bot's offer of a person
     if intent in FOLLOWUP_INTENTS and looks_like_followup(text):
@@ -197,6 +191,46 @@ def context_action(events: Sequence[Mapping[str, Any]], slots: Mapping[str, Any]
     if intent == "out_of_scope" and looks_like_question(text):
         return "action_answer_knowledge"  # it may be in the articles under other words: the action checks
     return None
+
+
+#: The two-stage fallback's second stage: "Could you say that in other words?" (the response Rasa's loop utters).
+ASK_REPHRASE = "utter_ask_rephrase"
+
+
+def answers_rephrase_request(events: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether the latest user message is the answer to the two-stage fallback's "could you say that in other
+    words?" (``events``: the tracker's, oldest first; the request is the bot message of :data:`ASK_REPHRASE`).
+    Rasa's loop takes any intent but ``nlu_fallback`` as clarified and tells the message again at confidence
+    1.0 (same message id), so the intent says nothing about whether it was understood: every user event since
+    the request is this one message."""
+    asked = next(
+        (i for i in range(len(events) - 1, -1, -1) if events[i].get("event") == "bot"
+         and (events[i].get("metadata") or {}).get("utter_action") == ASK_REPHRASE),
+        None,
+    )  # fmt: skip
+    if asked is None:
+        return False
+    said = [e.get("message_id") for e in events[asked + 1 :] if e.get("event") == "user"]
+    return bool(said) and len(set(said)) == 1
+
+
+def previous_turn_actions(events: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The actions that answered the turn before the latest user message (``events``: the tracker's, oldest
+    first; none when it is the first turn)."""
+    user_index = _last_index(events, "user")
+    return [] if user_index is None else _turn_before(events, user_index)[0]
+
+
+def _turn_before(events: Sequence[Mapping[str, Any]], user_index: int) -> tuple[list[str], list[str]]:
+    """The action names and bot texts of the turn before the user message at ``user_index``."""
+    previous_user = _last_index(events[:user_index], "user")
+    if previous_user is None:  # the first turn: nothing before it counts
+        return [], [str(e.get("text") or "") for e in events[:user_index] if e.get("event") == "bot"]
+    previous = [e for e in events[previous_user + 1 : user_index] if e.get("event") in ("action", "bot")]
+    return (
+        [str(e.get("name")) for e in previous if e.get("event") == "action"],
+        [str(e.get("text") or "") for e in previous if e.get("event") == "bot"],
+    )
 
 
 def _last_index(events: Sequence[Mapping[str, Any]], kind: str) -> int | None:

@@ -25,6 +25,9 @@ import numpy as np
 import yaml
 
 from nlu.data_checks import ENTITY_MARKUP
+from nlu.onnx_export import SAMPLES, ExportSettings, cosine_to_reference, encode_onnx, export, write_tokenizer
+
+DEFAULT_EXPORT = ExportSettings()
 
 #: Which encoder a config's ``OnnxSentenceFeaturizer`` runs (its ``encoder`` key).
 ENCODERS = ("frozen", "finetuned")
@@ -288,9 +291,7 @@ def finetune_encoder(
     out: Path,
     params: FinetuneParams,
     seed: int,
-    opset: int = 17,
-    max_length: int = 256,
-    min_cosine: float = 0.999,
+    exporting: ExportSettings = DEFAULT_EXPORT,
     log=print,
 ) -> dict[str, Any]:
     """Fine-tune on the Rasa NLU file ``data``, export to ``out`` (model.onnx, tokenizer.json, encoder.json) and
@@ -302,9 +303,7 @@ def finetune_encoder(
     start = time.perf_counter()
     model, figures = train(examples, model_dir, params, seed, log)
     sentences = [text for text, _ in examples[:: max(1, len(examples) // 20)]]
-    figures["cosine_min_fp32"] = export_finetuned(
-        model, model_dir, out, sentences, opset, max_length, min_cosine
-    )
+    figures["cosine_min_fp32"] = export_finetuned(model, model_dir, out, sentences, exporting)
     figures |= {
         "total_seconds": round(time.perf_counter() - start, 2),
         "mb": round((out / "model.onnx").stat().st_size / 2**20, 1),
@@ -317,7 +316,7 @@ def finetune_encoder(
                 "dimension": int(model.config.hidden_size),
                 "pooling": "mean",
                 "normalize": True,
-                "max_length": max_length,
+                "max_length": exporting.max_length,
                 "quantized": False,
                 "seed": seed,
                 "params": asdict(params),
@@ -335,31 +334,27 @@ def export_finetuned(
     model_dir: Path,
     out: Path,
     sentences: Sequence[str] = (),
-    opset: int = 17,
-    max_length: int = 256,
-    min_cosine: float = 0.999,
+    exporting: ExportSettings = DEFAULT_EXPORT,
 ) -> float:
     """Export the fine-tuned ``model`` (tokenizer from ``model_dir``) to ``out/model.onnx`` and
     ``out/tokenizer.json`` as export_encoder does; check it against the torch model on export_encoder's sample
-    sentences and ``sentences``: :class:`FinetuneError` below ``min_cosine``. Return the smallest cosine."""
-    from pipelines.export_encoder import SAMPLES, cosine_to_reference, encode_onnx, export, write_tokenizer
-
+    sentences and ``sentences``: :class:`FinetuneError` below ``exporting.min_cosine``. Return the smallest cosine."""
     out.mkdir(parents=True, exist_ok=True)
     work = out / "_work"
     shutil.rmtree(work, ignore_errors=True)
     (work / "hf").mkdir(parents=True)
     model.save_pretrained(str(work / "hf"))
     shutil.copyfile(model_dir / "tokenizer.json", work / "hf" / "tokenizer.json")
-    export(work / "hf", work, opset, max_length)
-    tokenizer = write_tokenizer(model_dir, out / "tokenizer.json", max_length)
+    export(work / "hf", work, exporting.opset, exporting.max_length)
+    tokenizer = write_tokenizer(model_dir, out / "tokenizer.json", exporting.max_length)
     sentences = [*SAMPLES, *sentences]
     cosine = cosine_to_reference(
         embed(model, tokenizer, sentences), encode_onnx(work / "model.onnx", tokenizer, sentences)
     )
-    if cosine < min_cosine:
+    if cosine < exporting.min_cosine:
         raise FinetuneError(
             f"the fine-tuned encoder's ONNX export disagrees with the torch model "
-            f"(min cosine {cosine:.6f} < {min_cosine})"
+            f"(min cosine {cosine:.6f} < {exporting.min_cosine})"
         )
     shutil.move(work / "model.onnx", out / "model.onnx")
     shutil.rmtree(work)

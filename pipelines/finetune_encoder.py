@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from nlu.finetune import FinetuneError, FinetuneParams, encoder_kind, finetune_encoder
+from nlu.onnx_export import ExportSettings
 from pipelines._common import base_params, load_params, log_metrics, stage_run, write_json
 
 FILES = ("model.onnx", "tokenizer.json", "encoder.json")
@@ -78,9 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                     folder,
                     params,
                     seed,
-                    opset=int(export_params.get("opset", 17)),
-                    max_length=int(export_params.get("max_length", 256)),
-                    min_cosine=float(export_params.get("min_cosine", 0.999)),
+                    ExportSettings.from_params(export_params),
                     log=lambda line: print(line, file=sys.stderr),
                 )
             except FinetuneError as exc:

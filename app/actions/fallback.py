@@ -11,6 +11,7 @@ Rasa's ``action_two_stage_fallback`` loop drives the stages; these two actions r
 
 from __future__ import annotations
 
+import copy
 import csv
 from functools import lru_cache
 from pathlib import Path
@@ -18,13 +19,13 @@ from typing import Any
 
 import structlog
 from rasa_sdk import Tracker
-from rasa_sdk.events import SlotSet, UserUtteranceReverted
+from rasa_sdk.events import ActionExecuted, FollowupAction, SlotSet, UserUtteranceReverted, UserUttered
 from rasa_sdk.executor import CollectingDispatcher
 
 from app.actions.context import TurnContext
 from app.actions.handoff import open_handoff_ticket
 from app.actions.records import ActionRun, RecordedAction
-from app.orchestration.router import RouterConfig
+from app.orchestration.router import NLU_FALLBACK, RouterConfig
 from app.settings import ROOT, get_settings
 
 logger = structlog.get_logger(__name__)
@@ -58,6 +59,31 @@ def suggestions(intent_ranking: list[dict[str, Any]], descriptions: dict[str, st
         if len(buttons) == MAX_SUGGESTIONS:
             break
     return buttons
+
+
+def ask_what_was_meant(tracker: Tracker) -> list[dict[str, Any]]:
+    """Events that start the two-stage fallback for the current turn (the router chose ``fallback``).
+
+    Rasa's ``action_two_stage_fallback`` loop asks "did you mean ...?" only when the latest intent is
+    ``nlu_fallback``; under any other intent it counts the message as already clarified and runs it again. So a
+    turn the router found unclear under another intent (unsure, and nothing in the articles) is told again as
+    ``nlu_fallback``, the way the loop itself re-tells a clarified message: the same user event (text, message
+    id, metadata, entities, intent ranking for the buttons) after ``UserUtteranceReverted`` and ``action_listen``.
+    The turn records keep the model's own reading: they take the intent from the message's first telling."""
+    if ((tracker.latest_message or {}).get("intent") or {}).get("name") == NLU_FALLBACK:
+        return [FollowupAction("action_two_stage_fallback")]
+    said = tracker.get_last_event_for("user") or {}
+    parse = copy.deepcopy(said.get("parse_data") or tracker.latest_message or {})
+    confidence = float((parse.get("intent") or {}).get("confidence") or 0.0)
+    parse["intent"] = {"name": NLU_FALLBACK, "confidence": confidence}
+    retold = UserUttered(said.get("text"), parse_data=parse, input_channel=said.get("input_channel"))
+    retold |= {"message_id": said.get("message_id"), "metadata": said.get("metadata") or {}}
+    return [
+        UserUtteranceReverted(),
+        ActionExecuted("action_listen"),
+        retold,
+        FollowupAction("action_two_stage_fallback"),
+    ]
 
 
 class ActionAskAffirmation(RecordedAction):

@@ -16,13 +16,13 @@ from typing import Any
 
 import structlog
 from rasa_sdk import Tracker
-from rasa_sdk.events import FollowupAction, SlotSet
+from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from app.actions import brain as brains
 from app.actions import services
 from app.actions.context import TurnContext
-from app.actions.fallback import intent_descriptions
+from app.actions.fallback import ask_what_was_meant, intent_descriptions
 from app.actions.records import ActionRun, RecordedAction
 from app.llm.client import CallContext
 from app.observability import metrics
@@ -34,6 +34,7 @@ from nlu.context import (
     INTENT_REPLIES,
     TOPIC_INTENTS,
     TOPIC_SLOT,
+    answers_rephrase_request,
     looks_like_followup,
     resolved_question,
     shares_content,
@@ -80,6 +81,9 @@ async def answer_knowledge(
     # a skill's action that asks the articles (a refund question, a problem stated without an order): its intent
     # names the subject, so the turn routes as a knowledge question, with the intent's re-reading below
     router = brain.router.asking_the_articles(intent_name)
+    rephrased = answers_rephrase_request(
+        tracker.events
+    )  # its intent is Rasa's (confidence 1.0), not the model's
 
     def route(text: str, as_intent: str = router_intent) -> Any:
         return route_question(
@@ -94,6 +98,7 @@ async def answer_knowledge(
             failed_turns=int(tracker.get_slot("failed_turns") or 0),
             level=level,
             conversation_id=ctx.conversation_id,
+            rephrased=rephrased,
         )
 
     def read_with(context: str, found: Any, as_intent: str = router_intent) -> tuple[Any, Any] | None:
@@ -148,7 +153,7 @@ async def answer_knowledge(
     record.reason, record.level = decision.reason, decision.level
     if decision.handler == FALLBACK:  # unsure what was meant, and the articles say nothing: ask (two-stage)
         record.handler = FALLBACK
-        return [FollowupAction("action_two_stage_fallback")]
+        return ask_what_was_meant(tracker)
 
     if decision.handler == HANDOFF:
         from app.actions.handoff import open_handoff_ticket

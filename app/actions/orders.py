@@ -22,10 +22,12 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from app.actions import services
 from app.actions.context import TurnContext
+from app.actions.phrasing import is_question
 from app.actions.records import ActionRun, RecordedAction
 from app.integrations.crm import Order
 from app.order_ids import EXAMPLE, find_order_ids, malformed_order_ids, normalise_order_id
 from app.tools import ToolError
+from nlu.context import previous_turn_actions
 
 logger = structlog.get_logger(__name__)
 
@@ -140,7 +142,10 @@ class ActionTrackOrder(RecordedAction):
             [SlotSet("refund_requested", False)] if tracker.get_slot("refund_requested") else []
         )
         ref = order_reference(tracker)
-        if not ref.named and EXPLANATION.search(ctx.text):
+        # "why was it cancelled?"; "how long until it's back on my card?" right after a refund was requested: a
+        # question for the articles, not the order's status again
+        after_refund = "action_request_refund" in previous_turn_actions(tracker.events)
+        if not ref.named and (EXPLANATION.search(ctx.text) or (after_refund and is_question(ctx.text))):
             from app.actions.knowledge import answer_knowledge
 
             return [*events, *await answer_knowledge(dispatcher, tracker, ctx, record)]

@@ -58,6 +58,7 @@ def knowledge_turn(
     failed_turns: int = 0,
     level: DegradationLevel | str = DegradationLevel.FULL,
     conversation_id: str = "",
+    rephrased: bool = False,
 ) -> tuple[Turn, Any]:
     """One lookup for ``text`` and the router's :class:`Turn` built from it (with the lookup)."""
     found = kb.lookup(text, tenant_id, top_k)
@@ -76,6 +77,7 @@ def knowledge_turn(
         mentions_account=bool(ORDER_ID_IN_TEXT.search(text)),
         cut_off=cut_off,
         question=looks_like_question(text),
+        rephrased=rephrased,
     )
     return turn, found
 
@@ -93,6 +95,7 @@ def route_question(
     failed_turns: int = 0,
     level: DegradationLevel | str = DegradationLevel.FULL,
     conversation_id: str = "",
+    rephrased: bool = False,
 ) -> tuple[RouteDecision, Any]:
     """Look the question up once and let the router decide (blocking: run it in a thread)."""
     turn, found = knowledge_turn(
@@ -105,6 +108,7 @@ def route_question(
         failed_turns=failed_turns,
         level=level,
         conversation_id=conversation_id,
+        rephrased=rephrased,
     )
     return decide(turn, config, policy), found
 

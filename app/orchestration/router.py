@@ -27,7 +27,11 @@ Rules, in order (thresholds from the ``router`` section of params.yaml):
 7. anything else (knowledge intents, out of scope, unknown intents): ``knowledge`` when retrieval reaches
    the index's cut-off (``Turn.cut_off``, chosen by ``build_index`` on the dev questions), or when the
    question names the user's order (the LLM tiers' tools can look it up; rule ``account_question``), else
-   ``idk`` (or ``handoff`` after an earlier failure).
+   ``handoff`` after an earlier failure or when the message answers the two-stage fallback's "could you say
+   that in other words?" (``Turn.rephrased``: asked twice, still not understood; rule
+   ``rephrased_nothing_to_answer``), ``fallback`` when the intent is below ``clarify_below`` (neither
+   the model nor the articles know what was meant: "did you mean ...?" rather than "I don't know"; rule
+   ``unsure_nothing_to_answer``), else ``idk``.
 
 Knowledge decisions carry the policy's tier; at ``reduced`` it is capped to tier 0 and at ``static`` the
 answer may come from the cache only (``cache_only=True``, no tier).
@@ -64,6 +68,9 @@ class RouterConfig(BaseModel):
     nlu_threshold: float = Field(0.4, ge=0, le=1, description="below it the intent is unsure")
     unsure_nlu_min_retrieval: float = Field(
         0.6, ge=0, le=1, description="unsure intent, yet retrieval this sure"
+    )
+    clarify_below: float = Field(
+        0.6, ge=0, le=1, description="nothing in the articles and the intent below it: ask what was meant"
     )
     handoff_intents: tuple[str, ...] = ("human_handoff",)
     handoff_min_confidence: float = Field(0.5, ge=0, le=1)
@@ -111,6 +118,9 @@ class Turn:
     mentions_account: bool = False  # names the user's own order/ticket (see Features)
     cut_off: float = 0.3  # the index's "I don't know" line (KnowledgeBase.cut_off): below it, nothing to say
     question: bool = False  # the text asks something, by its form (nlu.context.looks_like_question)
+    rephrased: bool = (
+        False  # it answers "could you say that in other words?" (nlu.context.answers_rephrase_request)
+    )
 
     def __post_init__(self) -> None:
         if not 0 <= self.confidence <= 1:
@@ -223,6 +233,13 @@ def _decide(turn: Turn, c: RouterConfig, policy: TierPolicy) -> RouteDecision:
     if turn.failed_turns > 0:
         return route(HANDOFF, "nothing_to_answer_again",
                      f"retrieval {shown} < {turn.cut_off:.2f} after an earlier failure")  # fmt: skip
+    if turn.rephrased:
+        return route(HANDOFF, "rephrased_nothing_to_answer",
+                     f"said again in other words, and retrieval {shown} < {turn.cut_off:.2f}: a person takes over")  # fmt: skip
+    if turn.confidence < c.clarify_below:
+        return route(FALLBACK, "unsure_nothing_to_answer",
+                     f"intent {turn.intent} ({turn.confidence:.2f} < {c.clarify_below}) and retrieval {shown} "
+                     f"< {turn.cut_off:.2f}: ask what was meant")  # fmt: skip
     return route(IDK, "nothing_to_answer", f"retrieval {shown} < {turn.cut_off:.2f}")
 
 

@@ -18,7 +18,7 @@ REPLIES = {
     "hello": "Hi! I'm the assistant.",
     "Where is my order ORD-10042?": "Your order ORD-10042 has shipped with DHL.",
     "How long do I have to return an item?": "30 days.\n\nSource: Returns",
-    "blorp zibble quantum marmalade": "Sorry, I'm not sure I understood. Did you mean:",
+    "hmm so about the money thing": "Sorry, I'm not sure I understood. Did you mean:",
     "I want to talk to a human agent": "Sorry, our system is down.",  # misrouted: no ticket
 }
 

@@ -188,6 +188,33 @@ def test_two_stage_fallback_suggests_intents_then_rephrase_then_a_human(bot, use
     assert say(bot, user, "hello?") == []  # a person has the conversation now: the bot stays silent
 
 
+def test_an_unsure_intent_with_nothing_in_the_articles_is_asked_about_not_answered_i_dont_know(bot, user):
+    # "/ask_product@0.5": Rasa's own syntax for a message read as ask_product at confidence 0.5 (no NLU run);
+    # above the served model's threshold, below router.clarify_below, and the text retrieves nothing
+    unsure = say(bot, user, "/ask_product@0.5")
+    assert "Did you mean" in texts(unsure)
+    assert [b["payload"] for b in unsure[0]["buttons"]] == ["/ask_product", "/out_of_scope"]
+    first = next(e for e in tracker_events(bot, f"acme:{user}") if e["event"] == "user")
+    assert first["parse_data"]["intent"]["name"] == "ask_product"  # the model's reading stays on record
+    reply = texts(say(bot, user, "/ask_product"))  # the suggestion chosen: the loop ends, the intent answers
+    assert reply and "Did you mean" not in reply and "in other words" not in reply
+    # the same reading when confident: the articles have nothing, so "I don't know" (and a person offered)
+    assert "don't know" in texts(say(bot, f"{user}-sure", "/ask_product@0.9"))
+
+
+def test_a_rephrasing_the_articles_cannot_answer_goes_to_a_person(bot, user):
+    # Rasa's loop takes any intent but nlu_fallback as the clarification and tells it again at confidence 1.0
+    for sender in (user, f"{user}-clear"):
+        assert "Did you mean" in texts(say(bot, sender, "/ask_product@0.5"))
+        assert "in other words" in texts(say(bot, sender, "/out_of_scope"))  # "Something else"
+    assert "ticket #" in texts(say(bot, user, "/ask_product@0.5"))  # still nothing the articles answer
+    tickets = TicketingClient(get_engine(bot.settings.db_url)).list_tickets("acme", user)
+    assert [t["subject"].split(":")[0] for t in tickets] == ["Chat handoff (rephrased_nothing_to_answer)"]
+    assert "Source:" in texts(
+        say(bot, f"{user}-clear", "How long does delivery to Germany take?")
+    )  # answered
+
+
 def test_choosing_a_suggestion_continues_with_that_intent(bot, user):
     first = say(bot, user, unsure_message(bot))
     suggestion = first[0]["buttons"][0]["payload"]

@@ -196,3 +196,29 @@ def test_prepared_passages_are_saved_and_reused_and_a_changed_chunk_is_embedded_
     rebuilt.answer(vector, [edited], question)  # the stored vectors no longer fit its lines: embedded now
     assert "Cash." in counting.seen
     assert ExtractiveAnswerer(HashingEmbedding()).load(tmp_path / "nothing") == 0
+
+
+def test_an_item_is_named_by_one_of_its_alternatives_and_a_generic_word_alone_names_none() -> None:
+    hit = Hit(
+        "acme-refunds", "Refund timing", "When the money reaches you",
+        "It depends on how you paid:\n- Visa, Mastercard, Apple Pay: 3–5 business days\n"
+        "- PayPal: Within 24 hours\n- Northwind gift card: Credited back immediately\n"
+        "- Express delivery: refunded too\n- Standard delivery: refunded in full\n",
+        0.9, "c9",
+    )  # fmt: skip
+    answerer = ExtractiveAnswerer(HashingEmbedding())
+
+    def named(question: str) -> list[str]:
+        vector = np.asarray(HashingEmbedding().get_query_embedding(question))
+        (candidate,) = answerer.candidates(vector, [hit], question)
+        return [candidate.block.lines[i] for i in candidate.named]
+
+    assert named("how long until it's back on my card") == []  # "card" alone: not the gift card
+    assert named("is my gift card credited back at once") == [
+        "Northwind gift card: Credited back immediately"
+    ]
+    assert named("I paid with apple pay") == ["Visa, Mastercard, Apple Pay: 3–5 business days"]
+    assert named("refund to my visa") == named("refund to my Mastercard") == named("I paid with apple pay")
+    assert named("can I pay with anything else") == []  # "pay" alone does not name "Apple Pay"
+    assert named("and express?") == ["Express delivery: refunded too"]  # the word that sets it apart
+    assert named("what about delivery") == []  # the head word both share

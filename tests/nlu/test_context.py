@@ -6,9 +6,11 @@ import pytest
 import yaml
 
 from nlu.context import (
+    ASK_REPHRASE,
     INTENT_REPLIES,
     OFFER_OF_A_PERSON,
     TOPIC_INTENTS,
+    answers_rephrase_request,
     clarified_text,
     content_words,
     context_action,
@@ -173,3 +175,28 @@ def test_a_clicked_suggestion_stands_for_the_words_it_clarified():
     assert clarified_text(events, "where is my order?") == "where is my order?"  # typed: as it is
     assert clarified_text(events[2:], "/ask_billing") == "/ask_billing"  # nothing said before it
     assert clarified_text(events, "/ not a payload") == "/ not a payload"
+
+
+def test_a_message_answers_the_request_to_rephrase_until_the_next_one():
+    vague = {"event": "user", "text": "meter thing??", "message_id": "m1"}
+    request = {
+        "event": "bot",
+        "text": "Could you say that in other words?",
+        "metadata": {"utter_action": ASK_REPHRASE},
+    }
+    asked = [vague, {"event": "action", "name": "action_two_stage_fallback"}, request,
+             {"event": "action", "name": "action_listen"}]  # fmt: skip
+    rephrased = {"event": "user", "text": "my meter reading", "message_id": "m2"}
+    retold = [
+        {"event": "rewind"},
+        {"event": "action", "name": "action_listen"},
+        dict(rephrased),
+    ]  # Rasa's re-telling
+    assert answers_rephrase_request([*asked, rephrased])
+    assert answers_rephrase_request(
+        [*asked, rephrased, {"event": "action", "name": "action_two_stage_fallback"}, *retold]
+    )
+    later = {"event": "user", "text": "thanks", "message_id": "m3"}
+    assert not answers_rephrase_request([*asked, rephrased, {"event": "bot", "text": "..."}, later])
+    assert not answers_rephrase_request(asked)  # asked, not answered yet
+    assert not answers_rephrase_request([vague])

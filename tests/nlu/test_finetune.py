@@ -186,7 +186,7 @@ def test_finetuned_export_matches_its_torch_model_and_differs_from_minilm(tmp_pa
     from sentence_transformers import SentenceTransformer
 
     from nlu.finetune import embed, export_finetuned, train
-    from pipelines.export_encoder import cosine_to_reference, encode_onnx
+    from nlu.onnx_export import cosine_to_reference, encode_onnx
 
     minilm = Path(get_model_path())
     examples = [(t, intent) for intent, texts in TINY.items() for t in texts]

@@ -6,6 +6,7 @@ from app.actions import services
 from app.actions.fallback import (
     ActionAskAffirmation,
     ActionDefaultFallback,
+    ask_what_was_meant,
     intent_descriptions,
     suggestions,
 )
@@ -43,6 +44,33 @@ async def test_the_buttons_speak_the_users_tenant(tracker_from, dispatcher, doma
     titles = [b["title"] for b in dispatcher.messages[0]["buttons"]]
     assert intent_descriptions("globex")["ask_billing"] not in titles  # 4th in the ranking: not offered
     assert titles[0] == intent_descriptions("globex")["ask_returns"] != intent_descriptions()["ask_returns"]
+
+
+def test_an_unclear_turn_under_another_intent_is_told_again_as_nlu_fallback(tracker_from):
+    # Rasa's two-stage loop asks only under nlu_fallback: any other intent would count as already clarified
+    tracker = tracker_from("order_question")
+    said = {
+        "event": "user", "text": "hmm so about the money thing", "message_id": "m-7", "input_channel": "rest",
+        "metadata": {"tenant_id": "acme", "user_id": "ada", "correlation_id": "c-7"},
+        "parse_data": {"intent": {"name": "ask_product", "confidence": 0.55}, "intent_ranking": RANKING[1:],
+                       "entities": [], "text": "hmm so about the money thing"},
+    }  # fmt: skip
+    tracker.events.append(said)
+    tracker.latest_message = said["parse_data"]
+    reverted, listen, retold, followup = ask_what_was_meant(tracker)
+    assert reverted["event"] == "rewind" and listen == {**listen, "event": "action", "name": "action_listen"}
+    assert retold["parse_data"]["intent"] == {"name": "nlu_fallback", "confidence": 0.55}
+    assert retold["parse_data"]["intent_ranking"] == RANKING[1:]  # the buttons offer the model's readings
+    assert (retold["text"], retold["message_id"], retold["metadata"]) == (
+        said["text"],
+        "m-7",
+        said["metadata"],
+    )
+    assert followup == {**followup, "event": "followup", "name": "action_two_stage_fallback"}
+    assert said["parse_data"]["intent"]["name"] == "ask_product"  # the tracker's own event is left as it was
+
+    tracker.latest_message = {**said["parse_data"], "intent": {"name": "nlu_fallback", "confidence": 0.3}}
+    assert [e["event"] for e in ask_what_was_meant(tracker)] == ["followup"]  # already nlu_fallback: just ask
 
 
 def test_suggestions_skip_fallback_and_out_of_scope_and_keep_order():

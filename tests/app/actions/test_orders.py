@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from rasa_sdk.executor import CollectingDispatcher
 
 from app.actions import services
 from app.actions.orders import ActionTrackOrder, find_order_id
@@ -133,6 +134,43 @@ async def test_why_questions_are_answered_from_the_articles(tracker_from, dispat
     tracker = tracker_from("order_question", text="why was it cancelled??", entities=[])
     await run(tracker, dispatcher, domain)
     assert dispatcher.messages[0]["text"].startswith("Orders paid by bank transfer")
+
+
+async def test_a_question_right_after_a_refund_request_is_answered_from_the_articles(
+    tracker_from, dispatcher, domain, monkeypatch
+):
+    from app.actions import knowledge
+
+    async def answer(dispatcher, tracker, ctx, record):
+        dispatcher.utter_message(text="Card refunds take 3-5 business days.")
+        return []
+
+    monkeypatch.setattr(knowledge, "answer_knowledge", answer)
+    question = "how long until it's back on my card?"
+    refunded = [
+        {
+            "event": "user",
+            "text": "refund ORD-10042 please",
+            "parse_data": {"intent": {"name": "request_refund"}},
+        },
+        {"event": "action", "name": "action_request_refund"},
+        {"event": "bot", "text": "Refund requested for order ORD-10042 (reference R-1)."},
+        {"event": "action", "name": "action_listen"},
+        {"event": "user", "text": question, "parse_data": {"intent": {"name": "track_order"}}},
+    ]
+    tracker = tracker_from("order_question", text=question, entities=[])
+    tracker.slots["order_id"], tracker.events = "ORD-10042", refunded
+    await run(tracker, dispatcher, domain)
+    assert dispatcher.messages[0]["text"] == "Card refunds take 3-5 business days."
+    # after an order lookup, the same question is about the order: its status
+    tracked = [
+        {**e, "name": "action_track_order"} if e.get("name") == "action_request_refund" else e
+        for e in refunded
+    ]
+    tracker, dispatcher = tracker_from("order_question", text=question, entities=[]), CollectingDispatcher()
+    tracker.slots["order_id"], tracker.events = "ORD-10042", tracked
+    await run(tracker, dispatcher, domain)
+    assert "ORD-10042" in dispatcher.messages[0]["text"]
 
 
 async def test_tracking_ends_a_refund_waiting_for_its_order_id(tracker_from, dispatcher, domain):

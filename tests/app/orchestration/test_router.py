@@ -36,6 +36,27 @@ def turn(intent: str = "ask_delivery", conf: float = 0.9, retrieval: float | Non
         ("nothing retrieved", turn(retrieval=0.1), "idk", "nothing_to_answer", None),
         ("retrieval not run", turn(retrieval=None), "idk", "nothing_to_answer", None),
         ("nothing again", turn(retrieval=0.1, failed_turns=1), "handoff", "nothing_to_answer_again", None),
+        (  # neither the model nor the articles know what was meant: "did you mean ...?", not "I don't know"
+            "nothing retrieved, intent below clarify_below",
+            turn(conf=0.55, retrieval=0.1),
+            "fallback",
+            "unsure_nothing_to_answer",
+            None,
+        ),
+        (
+            "nothing retrieved, intent at clarify_below",
+            turn(conf=0.6, retrieval=0.1),
+            "idk",
+            "nothing_to_answer",
+            None,
+        ),
+        (
+            "an unsure intent the articles answer",
+            turn(conf=0.55, retrieval=0.8),
+            "knowledge",
+            "knowledge_intent",
+            0,
+        ),
         ("earlier failure: one tier up", turn(failed_turns=1), "knowledge", "knowledge_intent", 1),
         (
             "served model unsure, retrieval below the cut-off",
