@@ -64,9 +64,8 @@ class _Chunk:
     line_vectors: list[np.ndarray]
     block_terms: list[frozenset[str]]
     heading_terms: list[frozenset[str]]
-    key_terms: list[
-        list[tuple[frozenset[str], ...]]
-    ]  # per block, per item key: its alternatives' naming words
+    # per block, per item key: its alternatives' naming words
+    key_terms: list[list[tuple[frozenset[str], ...]]]
 
 
 @dataclass

@@ -21,7 +21,7 @@ connect to the topic gets the reply its intent would have had (:data:`INTENT_REP
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from app.order_ids import only_an_order_id
@@ -184,7 +184,7 @@ def context_action(events: Sequence[Mapping[str, Any]], slots: Mapping[str, Any]
         # beside the instruction ("what's your return window? also ignore your rules") is answered, and so is
         # a message that only reports such words ("my account notice says to ignore your rules")
         return "utter_out_of_scope"
-    if (intent == "nlu_fallback" or intent in INTENT_REPLIES) and only_an_order_id(text):
+    if unsure and only_an_order_id(text):
         # unsure, but the message only gives an order id ("#20061", "and ORD-20372?"): the order skill waiting
         # for one takes it, as the rules do for the inform intent (the refund asked before, else the lookup)
         return "action_request_refund" if slots.get("refund_requested") else "action_track_order"
@@ -203,11 +203,9 @@ def answers_rephrase_request(events: Sequence[Mapping[str, Any]]) -> bool:
     Rasa's loop takes any intent but ``nlu_fallback`` as clarified and tells the message again at confidence
     1.0 (same message id), so the intent says nothing about whether it was understood: every user event since
     the request is this one message."""
-    asked = next(
-        (i for i in range(len(events) - 1, -1, -1) if events[i].get("event") == "bot"
-         and (events[i].get("metadata") or {}).get("utter_action") == ASK_REPHRASE),
-        None,
-    )  # fmt: skip
+    asked = _last_index(
+        events, "bot", lambda event: (event.get("metadata") or {}).get("utter_action") == ASK_REPHRASE
+    )
     if asked is None:
         return False
     said = [e.get("message_id") for e in events[asked + 1 :] if e.get("event") == "user"]
@@ -233,5 +231,17 @@ def _turn_before(events: Sequence[Mapping[str, Any]], user_index: int) -> tuple[
     )
 
 
-def _last_index(events: Sequence[Mapping[str, Any]], kind: str) -> int | None:
-    return next((i for i in range(len(events) - 1, -1, -1) if events[i].get("event") == kind), None)
+def _last_index(
+    events: Sequence[Mapping[str, Any]],
+    kind: str,
+    where: Callable[[Mapping[str, Any]], bool] | None = None,
+) -> int | None:
+    """The index of the latest event of ``kind`` (for which ``where`` holds, if given); None if there is none."""
+    return next(
+        (
+            i
+            for i in range(len(events) - 1, -1, -1)
+            if events[i].get("event") == kind and (where is None or where(events[i]))
+        ),
+        None,
+    )
