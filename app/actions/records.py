@@ -22,6 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 import structlog
 from rasa_sdk import Action, Tracker
+from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from app.actions.context import TurnContext
@@ -29,8 +30,9 @@ from app.data import retention
 from app.data.db import get_engine
 from app.data.schema import action_runs
 from app.observability.pii import mask_pii
-from app.orchestration.handlers import check, handler_of_action
+from app.orchestration.handlers import SKILL, check, handler_of_action
 from app.settings import get_settings
+from nlu.context import TOPIC_INTENTS, TOPIC_SLOT
 
 logger = structlog.get_logger(__name__)
 
@@ -110,7 +112,18 @@ class RecordedAction(Action, ABC):
         record = ActionRun(self.name(), handler_of_action(self.name()) or "error")
         started = time.perf_counter()
         try:
-            return await self.act(dispatcher, tracker, domain, ctx, record)
+            events = await self.act(dispatcher, tracker, domain, ctx, record)
+            intent = ((tracker.latest_message or {}).get("intent") or {}).get("name")
+            if record.handler == SKILL and intent in TOPIC_INTENTS:
+                from app.actions.fallback import intent_descriptions  # (fallback's actions are recorded ones)
+
+                # a skill's turn sets the conversation's topic as an answered question does, in the words of its
+                # intent's description (the message's order id would make a follow-up an account question):
+                # "how long will it take?" after a refund request is read as "Get my money back or check on a
+                # refund how long will it take?" by the knowledge action
+                if described := intent_descriptions(ctx.tenant_id).get(intent, ""):
+                    events = [*events, SlotSet(TOPIC_SLOT, described)]
+            return events
         except Exception:
             record.handler, record.outcome = "error", "error"
             raise

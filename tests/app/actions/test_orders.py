@@ -33,6 +33,10 @@ def crm_service(stores, monkeypatch) -> Iterator[None]:
     reset_breakers("crm")
 
 
+#: The conversation's topic a track_order turn sets (app.actions.records: its intent's description).
+TOPIC = {"event": "slot", "timestamp": None, "name": "knowledge_topic", "value": "Check where my order is"}
+
+
 async def run(tracker, dispatcher, domain):
     return await ActionTrackOrder().run(dispatcher, tracker, domain)
 
@@ -41,7 +45,7 @@ async def test_known_order_is_described(tracker_from, dispatcher, domain):
     events = await run(tracker_from("order_question"), dispatcher, domain)
     text = dispatcher.messages[0]["text"]
     assert "ORD-10042 has shipped with DHL" in text and "JD014600006201" in text
-    assert events == [{"event": "slot", "timestamp": None, "name": "order_id", "value": "ORD-10042"}]
+    assert events == [{"event": "slot", "timestamp": None, "name": "order_id", "value": "ORD-10042"}, TOPIC]
 
 
 async def test_unknown_order_clears_the_slot(tracker_from, dispatcher, domain):
@@ -55,7 +59,7 @@ async def test_no_order_id_asks_for_it(tracker_from, dispatcher, domain):
     events = await run(
         tracker_from("order_question", text="where is my parcel", entities=[]), dispatcher, domain
     )
-    assert "What's your order number?" in dispatcher.messages[0]["text"] and events == []
+    assert "What's your order number?" in dispatcher.messages[0]["text"] and events == [TOPIC]
 
 
 async def test_orders_of_another_tenant_are_not_found(tracker_from, dispatcher, domain):
@@ -112,7 +116,7 @@ async def test_a_malformed_id_asks_for_a_valid_number_and_looks_nothing_up(track
     events = await run(tracker, dispatcher, domain)
     text = dispatcher.messages[0]["text"]
     assert "ORD-12 doesn't look like an order number" in text and "five digits" in text
-    assert "shipped" not in text and events == []
+    assert "shipped" not in text and events == [TOPIC]
 
 
 async def test_two_orders_in_one_message_are_both_described(tracker_from, dispatcher, domain):
@@ -120,7 +124,7 @@ async def test_two_orders_in_one_message_are_both_described(tracker_from, dispat
     events = await run(tracker, dispatcher, domain)
     texts = [m["text"] for m in dispatcher.messages]
     assert "ORD-10042 has shipped" in texts[0] and "ORD-10043 was delivered" in texts[1]
-    assert events[-1]["value"] == "ORD-10042"
+    assert events[-2]["name"] == "order_id" and events[-2]["value"] == "ORD-10042"
 
 
 async def test_why_questions_are_answered_from_the_articles(tracker_from, dispatcher, domain, monkeypatch):

@@ -6,12 +6,13 @@ from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
+from rasa_sdk.events import SlotSet
 
 from app.actions.context import TurnContext
 from app.actions.fallback import ActionAskAffirmation
 from app.actions.handoff import ActionHandoff
 from app.actions.knowledge import ActionAnswerKnowledge
-from app.actions.records import ActionRun, write
+from app.actions.records import ActionRun, RecordedAction, write
 from app.data.db import get_engine
 from app.data.schema import action_runs
 from app.orchestration.answering import cited_doc_ids
@@ -99,3 +100,39 @@ def test_a_stored_reason_keeps_no_personal_data():
     ctx = TurnContext("acme", "alice", "acme:alice", "c-1", "hi")
     run = ActionRun("action_answer_knowledge", "knowledge", reason="user wrote bob@example.org, 030 12345678")
     assert run.row(ctx)["reason"] == "user wrote [email], [phone]"
+
+
+class _Skill(RecordedAction):
+    """A skill action that only replies: what the recording adds to its events is under test."""
+
+    handler = "skill"
+
+    def name(self) -> str:
+        return "action_test_skill"
+
+    async def act(self, dispatcher, tracker, domain, ctx, record):
+        record.handler = self.handler
+        dispatcher.utter_message(text="done")
+        return [SlotSet("order_id", "ORD-10042")]
+
+
+@pytest.mark.parametrize(
+    ("intent", "handler", "topic"),
+    [
+        ("request_refund", "skill", "Get my money back or check on a refund"),  # its intent's description
+        ("track_order", "skill", "Check where my order is"),
+        ("inform", "skill", None),  # an order id alone names no subject
+        ("request_refund", "knowledge", None),  # the knowledge action sets the topic itself
+    ],
+)
+async def test_a_skill_turn_sets_the_conversation_topic(
+    tracker_from, dispatcher, domain, intent, handler, topic
+):
+    tracker = tracker_from("order_question", text="refund ORD-10042 please")
+    tracker.latest_message["intent"] = {"name": intent, "confidence": 0.9}
+    action = _Skill()
+    action.handler = handler
+    events = await action.run(dispatcher, tracker, domain)
+    slots = {e["name"]: e["value"] for e in events if e["event"] == "slot"}
+    assert slots.get("order_id") == "ORD-10042"  # the action's own events are kept
+    assert slots.get("knowledge_topic") == topic
