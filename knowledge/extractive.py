@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 from llama_index.core.base.embeddings.base import BaseEmbedding
 
+from knowledge.grounding import stopwords
 from knowledge.passages import LIST, PARAGRAPH, TABLE, Block, parse_blocks
 from knowledge.rerank import Ranker, SimilarityRanker
 from knowledge.retrievers import Hit, english_stemmer, tokenize
@@ -131,7 +132,7 @@ class ExtractiveAnswerer:
         self, query_vector: np.ndarray, hits: Sequence[Hit], question: str = ""
     ) -> list[Candidate]:
         """Every block of the first :attr:`chunks` hits, with its ranking features (:mod:`knowledge.rerank`)."""
-        terms = frozenset(tokenize([question], self._stemmer)[0]) if question.strip() else frozenset()
+        terms = frozenset(self._terms([question])[0]) if question.strip() else frozenset()
         found: list[Candidate] = []
         for rank, hit in enumerate(hits[: self.chunks]):
             chunk = self._chunk(hit)
@@ -280,6 +281,11 @@ class ExtractiveAnswerer:
             self._prepared[hit.chunk_id] = prepared
         return prepared
 
+    def _terms(self, texts: list[str]) -> list[list[str]]:
+        """The stemmed content words of each text: the term features compare what the question is about, so
+        function words ("what", "can", "do", "you": kept by BM25's short list) are dropped (grounding's list)."""
+        return tokenize(texts, self._stemmer, sorted(stopwords()))
+
     def _assemble(self, blocks: list[Block], headings: list[str], vectors: np.ndarray) -> _Chunk:
         """A :class:`_Chunk` from its blocks and the vectors of :func:`_layout`'s texts (blocks, headings,
         lines)."""
@@ -290,7 +296,7 @@ class ExtractiveAnswerer:
             start += len(block.lines)
         alternatives = [_alternatives(key) for block in blocks for key in block.keys]
         flat = [alt for alts in alternatives for alt in alts]
-        tokens = tokenize([b.render() for b in blocks] + headings + flat, self._stemmer)
+        tokens = self._terms([b.render() for b in blocks] + headings + flat)
         terms = [frozenset(t) for t in tokens]
         key_terms, start, keys_seen = [], 2 * n, 0
         for block in blocks:

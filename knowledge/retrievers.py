@@ -91,11 +91,14 @@ def ranked_doc_ids(hits: Iterable[Hit]) -> list[str]:
     return list(dict.fromkeys(hit.doc_id for hit in hits))
 
 
-def tokenize(texts: Sequence[str], stemmer: object) -> list[list[str]]:
-    """Lower-cased, stop-word-free, stemmed word tokens (BM25's analysis), one list per text."""
+def tokenize(texts: Sequence[str], stemmer: object, stopwords: str | Sequence[str] = "en") -> list[list[str]]:
+    """Lower-cased, stop-word-free, stemmed word tokens, one list per text. BM25's analysis by default (bm25s'
+    short English list, which keeps words such as "what", "can" and "do"); ``stopwords`` another list."""
     import bm25s
 
-    return bm25s.tokenize(list(texts), stopwords="en", stemmer=stemmer, return_ids=False, show_progress=False)
+    return bm25s.tokenize(
+        list(texts), stopwords=stopwords, stemmer=stemmer, return_ids=False, show_progress=False
+    )
 
 
 def english_stemmer() -> object:

@@ -222,3 +222,21 @@ def test_an_item_is_named_by_one_of_its_alternatives_and_a_generic_word_alone_na
     assert named("can I pay with anything else") == []  # "pay" alone does not name "Apple Pay"
     assert named("and express?") == ["Express delivery: refunded too"]  # the word that sets it apart
     assert named("what about delivery") == []  # the head word both share
+
+
+def test_term_features_count_only_the_words_that_name_something() -> None:
+    # "what can you do" shares only function words with the heading and the block: no overlap (BM25's short
+    # stop-word list keeps them, and the heading "What you can do in our stores" outranked the payment methods)
+    stores = Hit(
+        "acme-stores", "Stores", "What you can do in our stores",
+        "- **Returns:** you can return online orders.\n- **Knife sharpening:** free.", 0.8, "c10",
+    )  # fmt: skip
+    answerer = ExtractiveAnswerer(HashingEmbedding())
+    question = "what can you do with amex"
+    vector = np.asarray(HashingEmbedding().get_query_embedding(question))
+    for candidate in answerer.candidates(vector, [stores], question):
+        assert candidate.features["heading_overlap"] == 0.0 and candidate.features["term_overlap"] == 0.0
+    listed = answerer.candidates(vector, [PAYMENT], "do you take amex or paypal")[
+        0
+    ]  # its list, then a paragraph
+    assert listed.features["term_overlap"] == pytest.approx(1 / 3)  # "paypal" of take, amex, paypal
