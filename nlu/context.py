@@ -125,8 +125,14 @@ def shares_content(text: str, passages: Iterable[str]) -> bool:
     return any(word in found or word.rstrip("s") in found for word in own)
 
 
-#: A button's payload sent as the message: "/ask_billing", '/inform{"order_id": "ORD-10042"}'.
-_PAYLOAD = re.compile(r"^/\w+(\{.*\})?$", re.DOTALL)
+#: A button's payload sent as the message: "/ask_billing", '/inform{"order_id": "ORD-10042"}', and Rasa's syntax
+#: with a confidence, "/ask_product@0.9".
+_PAYLOAD = re.compile(r"^/\w+(@[0-9.]+)?(\{.*\})?$", re.DOTALL)
+
+
+def is_payload(text: str) -> bool:
+    """Whether the message is an intent payload (a clicked button, Rasa's "/intent" syntax), not a user's words."""
+    return bool(_PAYLOAD.match((text or "").strip()))
 
 
 def clarified_text(events: Sequence[Mapping[str, Any]], text: str) -> str:
@@ -134,10 +140,10 @@ def clarified_text(events: Sequence[Mapping[str, Any]], text: str) -> str:
     ("/ask_billing" after "Did you mean ...?"), the last message before it that is not one ("meter thing??",
     which the click only gave an intent); any other ``text`` as it is. ``events`` are the tracker's, oldest
     first, the message itself included."""
-    if not _PAYLOAD.match(text.strip()):
+    if not is_payload(text):
         return text
     said = [str(e.get("text") or "") for e in events if e.get("event") == "user"]
-    return next((t for t in reversed(said) if t.strip() and not _PAYLOAD.match(t.strip())), text)
+    return next((t for t in reversed(said) if t.strip() and not is_payload(t)), text)
 
 
 def resolved_question(topic: str, text: str) -> str:

@@ -35,6 +35,7 @@ from nlu.context import (
     TOPIC_INTENTS,
     TOPIC_SLOT,
     answers_rephrase_request,
+    is_payload,
     looks_like_followup,
     resolved_question,
     shares_content,
@@ -128,6 +129,7 @@ async def answer_knowledge(
             if (
                 decision.rule.startswith("nothing_to_answer")
                 and intent_name in TOPIC_INTENTS
+                and not is_payload(ctx.text)  # a payload alone has no words of the user's to read with it
                 and (reread := await asyncio.to_thread(read_with, described, found))
             ):
                 (decision, found), by_intent = reread, True

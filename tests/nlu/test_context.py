@@ -14,6 +14,7 @@ from nlu.context import (
     clarified_text,
     content_words,
     context_action,
+    is_payload,
     looks_like_followup,
     resolved_question,
     shares_content,
@@ -180,6 +181,8 @@ def test_a_clicked_suggestion_stands_for_the_words_it_clarified():
     assert clarified_text(events, "where is my order?") == "where is my order?"  # typed: as it is
     assert clarified_text(events[2:], "/ask_billing") == "/ask_billing"  # nothing said before it
     assert clarified_text(events, "/ not a payload") == "/ not a payload"
+    assert clarified_text(events, "/ask_billing@0.9") == "meter thing??"  # Rasa's syntax with a confidence
+    assert is_payload('/inform@0.5{"order_id": "ORD-10042"}') and not is_payload("/ask_billing now please")
 
 
 def test_a_message_answers_the_request_to_rephrase_until_the_next_one():
