@@ -12,9 +12,6 @@ Rasa's ``action_two_stage_fallback`` loop drives the stages; these two actions r
 from __future__ import annotations
 
 import copy
-import csv
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import structlog
@@ -23,29 +20,16 @@ from rasa_sdk.events import ActionExecuted, FollowupAction, SlotSet, UserUtteran
 from rasa_sdk.executor import CollectingDispatcher
 
 from app.actions.context import TurnContext
+from app.actions.descriptions import intent_descriptions
 from app.actions.handoff import open_handoff_ticket
 from app.actions.records import ActionRun, RecordedAction
 from app.orchestration.router import NLU_FALLBACK, RouterConfig
-from app.settings import ROOT, get_settings
+from app.settings import get_settings
 
 logger = structlog.get_logger(__name__)
 
-DESCRIPTIONS_FILE = ROOT / "nlu" / "intent_descriptions.csv"
 NOT_SUGGESTED = {"nlu_fallback", "out_of_scope", "affirm", "deny", "inform"}
 MAX_SUGGESTIONS = 3
-
-
-@lru_cache(maxsize=16)
-def intent_descriptions(tenant: str = "", path: Path = DESCRIPTIONS_FILE) -> dict[str, str]:
-    """Intent -> what it means to a customer, in ``tenant``'s words where the file has a row for that tenant
-    (an energy supplier's ``ask_billing`` is about meter readings, a shop's about invoices), else the default
-    row's (empty ``tenant`` column)."""
-    with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    described = {row["intent"]: row["description"] for row in rows if not row.get("tenant")}
-    if tenant:
-        described |= {row["intent"]: row["description"] for row in rows if row.get("tenant") == tenant}
-    return described
 
 
 def suggestions(intent_ranking: list[dict[str, Any]], descriptions: dict[str, str]) -> list[dict[str, str]]:

@@ -22,7 +22,8 @@ from rasa_sdk.executor import CollectingDispatcher
 from app.actions import brain as brains
 from app.actions import services
 from app.actions.context import TurnContext
-from app.actions.fallback import ask_what_was_meant, intent_descriptions
+from app.actions.descriptions import intent_descriptions
+from app.actions.fallback import ask_what_was_meant
 from app.actions.records import ActionRun, RecordedAction
 from app.llm.client import CallContext
 from app.observability import metrics

@@ -26,6 +26,7 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from app.actions.context import TurnContext
+from app.actions.descriptions import intent_descriptions
 from app.data import retention
 from app.data.db import get_engine
 from app.data.schema import action_runs
@@ -114,15 +115,13 @@ class RecordedAction(Action, ABC):
         try:
             events = await self.act(dispatcher, tracker, domain, ctx, record)
             intent = ((tracker.latest_message or {}).get("intent") or {}).get("name")
-            if record.handler == SKILL and intent in TOPIC_INTENTS:
-                from app.actions.fallback import intent_descriptions  # (fallback's actions are recorded ones)
-
-                # a skill's turn sets the conversation's topic as an answered question does, in the words of its
-                # intent's description (the message's order id would make a follow-up an account question):
-                # "how long will it take?" after a refund request is read as "Get my money back or check on a
-                # refund how long will it take?" by the knowledge action
-                if described := intent_descriptions(ctx.tenant_id).get(intent, ""):
-                    events = [*events, SlotSet(TOPIC_SLOT, described)]
+            # a skill's turn sets the conversation's topic as an answered question does, in the words of its
+            # intent's description (the message's order id would make a follow-up an account question): "how
+            # long will it take?" after a refund request is read as "Get my money back or check on a refund how
+            # long will it take?" by the knowledge action
+            described = intent_descriptions(ctx.tenant_id).get(intent, "") if intent in TOPIC_INTENTS else ""
+            if record.handler == SKILL and described:
+                events = [*events, SlotSet(TOPIC_SLOT, described)]
             return events
         except Exception:
             record.handler, record.outcome = "error", "error"
