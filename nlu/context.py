@@ -155,8 +155,8 @@ def context_action(events: Sequence[Mapping[str, Any]], slots: Mapping[str, Any]
     """The action a message goes to given the conversation, from the tracker's events (Rasa's event dicts,
     oldest first) and slots; None when the other policies should decide. Right after a user message: a
     follow-up goes back to the action that answered the turn before, "yes" to the offer of a person to the
-    handoff, a question the NLU found out of scope (any out-of-scope message once the conversation has a topic) to
-    the knowledge action (which answers only when the articles are sure, else gives the out-of-scope reply), and a message that only addresses the assistant's rules (a
+    handoff, a question the NLU found out of scope to the knowledge action (which answers only when the articles
+    are sure, else gives the out-of-scope reply), and a message that only addresses the assistant's rules (a
     prompt injection, :func:`knowledge.injection.has_instruction`: in an unsure message, or one that opens with
     it and asks nothing besides, whatever its intent) to the out-of-scope reply. Right after an action this policy chose: ``action_listen`` (the
     rules know nothing of those turns)."""
@@ -194,10 +194,8 @@ def context_action(events: Sequence[Mapping[str, Any]], slots: Mapping[str, Any]
         # unsure, but the message only gives an order id ("#20061", "and ORD-20372?"): the order skill waiting
         # for one takes it, as the rules do for the inform intent (the refund asked before, else the lookup)
         return "action_request_refund" if slots.get("refund_requested") else "action_track_order"
-    if intent == "out_of_scope" and (looks_like_question(text) or slots.get(TOPIC_SLOT)):
-        # it may be in the articles under other words, or continue the conversation's topic ("I won't be home,
-        # what happens then" after an order lookup): the action checks, and else gives the out-of-scope reply
-        return "action_answer_knowledge"
+    if intent == "out_of_scope" and looks_like_question(text):
+        return "action_answer_knowledge"  # it may be in the articles under other words: the action checks
     return None
 
 

@@ -87,11 +87,6 @@ def test_where_the_dialogue_sends_a_follow_up():
     assert context_action(first, {}) == "action_answer_knowledge"  # a first question is checked too
     assert context_action([*delivery, user("ok", "affirm")], {}) is None  # an acknowledgment, not a follow-up
     assert context_action([*delivery, user("ok thanks", "chitchat")], {}) is None
-    # once the conversation has a topic, any message the NLU found out of scope: the articles are checked
-    not_home = user("I won't be home, what happens then", "out_of_scope")
-    assert context_action([*order, not_home], {}) is None  # no topic: the out-of-scope rule
-    topic = {"knowledge_topic": "Check where my order is"}
-    assert context_action([*order, not_home], topic) == "action_answer_knowledge"
 
 
 def test_after_an_action_it_chose_the_policy_lets_the_user_speak():
