@@ -27,6 +27,7 @@ import argparse
 import copy
 import ipaddress
 import os
+import random
 import re
 import socket
 import sys
@@ -315,11 +316,11 @@ def replica_ports(host: str, first: int, count: int, avoid: Collection[int] = ()
     taken port makes that replica fail its start with a clear log."""
     if count < 1:
         return []
-    ports = [first or _bind_free(host)]
+    ports = [first or free_port(host)]
     candidate = ports[0] + 1
     while len(ports) < count:
         if candidate > 65535:
-            ports.append(_bind_free(host))
+            ports.append(free_port(host))
             continue
         if candidate not in ports and candidate not in avoid and _is_free(host, candidate):
             ports.append(candidate)
@@ -340,6 +341,36 @@ def _bind_free(host: str) -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+# Below the OS's ephemeral range: the port the OS picks for bind(0) is one of those it hands to outgoing
+# connections, so between choosing it and a slow server binding it (Rasa loads its model for ~10 s) a
+# connection to PostgreSQL or Redis could take it ("address already in use" in a CI pipeline run).
+# The lower bound keeps clear of the well-known service ports (5432, 6379, 8080...).
+_PORT_FLOOR = 20000
+_EPHEMERAL_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def _ephemeral_start() -> int:
+    """First port of the OS's ephemeral range (Linux reads it; elsewhere the lower of Linux's and the IANA
+    defaults, 32768 and 49152)."""
+    try:
+        return int(_EPHEMERAL_FILE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_port(host: str, attempts: int = 200) -> int:
+    """A port nothing listens on now, outside the OS's ephemeral range (see ``_PORT_FLOOR``); the OS's own
+    choice if that range is too narrow here or every try is taken."""
+    top = _ephemeral_start()
+    if top - _PORT_FLOOR >= 1000:
+        rng = random.SystemRandom()
+        for _ in range(attempts):
+            port = rng.randrange(_PORT_FLOOR, top)
+            if _is_free(host, port):
+                return port
+    return _bind_free(host)
 
 
 # --- channels: the run's credentials file ------------------------------------------------------------------

@@ -19,7 +19,6 @@ import argparse
 import os
 import secrets
 import signal
-import socket
 import sys
 import time
 from collections.abc import Iterable
@@ -42,6 +41,7 @@ from app.scaleout import (
     endpoints_path,
     ensure_postgres_database,
     event_broker_endpoint,
+    free_port,
     is_postgres_url,
     replica_ports,
     write_credentials,
@@ -393,13 +393,6 @@ class Stack:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def free_port(host: str) -> int:
-    """A port nothing listens on now (the OS picks it)."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 def _interrupt(*_: object) -> None:

@@ -52,8 +52,9 @@ from rich.progress import MofNCompleteColumn, Progress, SpinnerColumn, TextColum
 from rich.table import Table  # noqa: E402
 
 from app.offline import apply_offline_env  # noqa: E402
+from app.scaleout import free_port  # noqa: E402
 from app.settings import ROOT, Settings  # noqa: E402
-from app.stack import Stack, StackError, free_port  # noqa: E402
+from app.stack import Stack, StackError  # noqa: E402
 from tests.schema_fuzz import (  # noqa: E402 - one harness for the test slice and this run
     SEED,
     SERVICES,

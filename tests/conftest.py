@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -49,9 +48,10 @@ def required_command(*names: str, package: str) -> str:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback port for a server a test starts (the app's one definition: outside the ephemeral range)."""
+    from app.scaleout import free_port as _free_port
+
+    return _free_port("127.0.0.1")
 
 
 def guarded_env(extra: dict[str, str] | None = None) -> dict[str, str]:

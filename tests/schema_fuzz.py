@@ -55,8 +55,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from app.gateway.auth import mint_token
+from app.scaleout import free_port
 from app.settings import ROOT, Settings
-from app.stack import free_port
 
 SEED = 20261205
 CHECKS = (

@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
+from app import scaleout
 from app.scaleout import (
     ScaleOutError,
     check_action_workers,
@@ -333,6 +334,23 @@ def test_replica_ports_are_consecutive_and_skip_taken_ones():
     assert ports[1:] == sorted(ports[1:]) and ports[1] > port
     assert replica_ports("127.0.0.1", 5005, 1) == [5005]
     assert replica_ports("127.0.0.1", 5005, 0) == []
+
+
+def test_free_port_is_below_the_ephemeral_range_and_bindable(tmp_path, monkeypatch):
+    # The OS hands ephemeral ports to outgoing connections: a server that binds seconds after its port was
+    # chosen (Rasa) could find it taken by a connection to PostgreSQL, as happened in a CI pipeline run.
+    ranges = tmp_path / "ip_local_port_range"
+    ranges.write_text("32768\t60999\n")
+    monkeypatch.setattr(scaleout, "_EPHEMERAL_FILE", ranges)
+    ports = {scaleout.free_port("127.0.0.1") for _ in range(20)}
+    assert all(scaleout._PORT_FLOOR <= p < 32768 for p in ports) and len(ports) > 1
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", ports.pop()))
+    # An ephemeral range starting too low to leave room below it: the OS's own choice.
+    ranges.write_text("20500 60999\n")
+    assert not scaleout._PORT_FLOOR <= scaleout.free_port("127.0.0.1") < 20500
+    ranges.unlink()  # no such file (not Linux): Linux's default start
+    assert scaleout._PORT_FLOOR <= scaleout.free_port("127.0.0.1") < 32768
 
 
 def test_stack_defines_one_rasa_service_per_replica(tmp_path):

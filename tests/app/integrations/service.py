@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -13,12 +12,9 @@ import uvicorn
 
 from app.integrations.services.crm_service import create_app
 from app.settings import Settings
+from tests.conftest import free_port
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+__all__ = ["free_port", "get", "post", "running_service", "service_settings", "wait_for"]
 
 
 def service_settings(db_url: str, **overrides: object) -> Settings:
