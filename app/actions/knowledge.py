@@ -36,6 +36,7 @@ from nlu.context import (
     TOPIC_INTENTS,
     TOPIC_SLOT,
     answers_rephrase_request,
+    content_words,
     is_payload,
     looks_like_followup,
     resolved_question,
@@ -103,13 +104,23 @@ async def answer_knowledge(
             rephrased=rephrased,
         )
 
-    def read_with(context: str, found: Any, as_intent: str = router_intent) -> tuple[Any, Any] | None:
+    def read_with(
+        context: str, found: Any, as_intent: str = router_intent, own_words: bool = True
+    ) -> tuple[Any, Any] | None:
         """The turn read once more after ``context``, when that routes it to the articles and they contain the
-        message's own words: the context finds the articles, the message's own words choose the passage."""
+        message's own words: the context finds the articles, the message's own words choose the passage. Not
+        ``own_words``: the context alone is read (a clicked suggestion's description)."""
+        if not own_words:
+            resolved, in_context = route(context, as_intent)
+            return (resolved, in_context) if resolved.handler == KNOWLEDGE else None
         resolved, in_context = route(resolved_question(context, ctx.text), as_intent)
         if resolved.handler == KNOWLEDGE and shares_content(ctx.text, [h.text for h in in_context.hits]):
             return resolved, in_context.focused_on(found)
         return None
+
+    # a suggestion clicked after "Did you mean ...?" ("/request_refund"; ctx.text is the words it clarifies): the
+    # click says what was meant, so when those words find nothing its intent's description is read alone
+    clicked = is_payload(str((tracker.latest_message or {}).get("text") or "")) and not is_payload(ctx.text)
 
     topic = tracker.get_slot(TOPIC_SLOT)
     followup = by_intent = False  # read with the conversation's topic / with the intent's description
@@ -131,7 +142,9 @@ async def answer_knowledge(
                 decision.rule.startswith("nothing_to_answer")
                 and intent_name in TOPIC_INTENTS
                 and not is_payload(ctx.text)  # a payload alone has no words of the user's to read with it
-                and (reread := await asyncio.to_thread(read_with, described, found))
+                and (
+                    reread := await asyncio.to_thread(read_with, described, found, router_intent, not clicked)
+                )
             ):
                 (decision, found), by_intent = reread, True
     except Exception as exc:  # degrade, never fail the turn: the user gets a clear message
@@ -154,8 +167,15 @@ async def answer_knowledge(
     if followup or by_intent:
         record.rule = f"{'followup' if followup else 'intent_context'}:{decision.rule}"[:64]
     record.reason, record.level = decision.reason, decision.level
-    if decision.handler == FALLBACK:  # unsure what was meant, and the articles say nothing: ask (two-stage)
+    if decision.handler == FALLBACK or (
+        decision.handler == IDK and not (rephrased or clicked) and no_word_known(ctx.text, found)
+    ):
+        # unsure what was meant, and the articles say nothing: ask (two-stage); also when the articles know none
+        # of the message's words ("retrn or refnd??"): a misspelling is likelier than a question they cannot
+        # answer (asked once: a rephrasing or a click they still cannot read gets the router's reply)
         record.handler = FALLBACK
+        if decision.handler == IDK:
+            record.rule = "no_word_known"
         return ask_what_was_meant(tracker)
 
     if decision.handler == HANDOFF:
@@ -181,6 +201,12 @@ async def answer_knowledge(
         if not followup:  # a question answered on its own: the conversation's new topic
             events.append(SlotSet(TOPIC_SLOT, found.question if by_intent else ctx.text))
     return events
+
+
+def no_word_known(text: str, found: Any) -> bool:
+    """Whether none of the words of a message that has some occurs in any of the tenant's articles (the
+    answerability feature ``unknown`` is their idf-weighted share)."""
+    return bool(content_words(text)) and float((found.features or {}).get("unknown", 0.0)) >= 1.0
 
 
 def _note(

@@ -42,3 +42,17 @@ def test_sources_follow_the_citations_else_the_two_best_hits():
         "Sources: Returns › Window; Refunds › Timing"
     )
     assert with_sources("No hits.", []) == "No hits."
+
+
+def test_a_message_none_of_whose_words_the_articles_know_is_asked_about():
+    from types import SimpleNamespace
+
+    from app.actions.knowledge import no_word_known
+
+    def found(unknown: float | None) -> SimpleNamespace:
+        return SimpleNamespace(features={} if unknown is None else {"unknown": unknown})
+
+    assert no_word_known("retrn or refnd??", found(1.0))  # misspelt: ask "did you mean ...?"
+    assert not no_word_known("is there a discount for teachers?", found(0.7))  # "discount" is known: IDK
+    assert not no_word_known("how?", found(1.0))  # no words of its own to be unknown
+    assert not no_word_known("retrn or refnd??", found(None))  # not looked up (refused): no such signal
