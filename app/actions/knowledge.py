@@ -205,8 +205,11 @@ async def answer_knowledge(
 
 def no_word_known(text: str, found: Any) -> bool:
     """Whether none of the words of a message that has some occurs in any of the tenant's articles (the
-    answerability feature ``unknown`` is their idf-weighted share)."""
-    return bool(content_words(text)) and float((found.features or {}).get("unknown", 0.0)) >= 1.0
+    answerability feature ``unknown`` is their idf-weighted share). A payload ("/ask_product@0.9") has no words of
+    the user's: its intent decides, as before."""
+    if is_payload(text) or not content_words(text):
+        return False
+    return float((found.features or {}).get("unknown", 0.0)) >= 1.0
 
 
 def _note(

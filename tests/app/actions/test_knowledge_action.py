@@ -56,3 +56,4 @@ def test_a_message_none_of_whose_words_the_articles_know_is_asked_about():
     assert not no_word_known("is there a discount for teachers?", found(0.7))  # "discount" is known: IDK
     assert not no_word_known("how?", found(1.0))  # no words of its own to be unknown
     assert not no_word_known("retrn or refnd??", found(None))  # not looked up (refused): no such signal
+    assert not no_word_known("/ask_product@0.9", found(1.0))  # a payload: no words of the user's
