@@ -110,8 +110,10 @@ def test_a_tier_1_answer_calls_the_order_tool_and_such_personal_answers_are_neve
     assert (
         second["messages"][-1]["role"] == "tool" and '"carrier": "DHL"' in second["messages"][-1]["content"]
     )
-    calls = llm_calls(bot, user)  # the articles say little about it (weak retrieval): the large tier
-    assert [(c["tier"], c["outcome"]) for c in calls] == [(2, "ok"), (2, "ok")]
+    # retrieval reads the order id as "order" (knowledge.retrieval.search_text), so the warranty article is a
+    # fair match but not a sure one: tier 1, which has the tools
+    calls = llm_calls(bot, user)
+    assert [(c["tier"], c["outcome"]) for c in calls] == [(1, "ok"), (1, "ok")]
 
     # the same words from someone else: asked afresh, and the order is not theirs, so nothing of it shows
     again = texts(say(bot, f"{user}-2", question))
