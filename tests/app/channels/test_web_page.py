@@ -3,7 +3,6 @@ answer's source becomes a link to the tenant's help centre; quick replies stay c
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 
 import pytest
@@ -12,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 from app.settings import get_settings
 from app.ui.chat_client import BotMessage, Button, ChatClient
 from tests.app.ui.test_chat_page import CHAT_PAGE, TIMEOUT_S, transcript
+from tests.conftest import free_port
 
 ANSWER = "Delivery to Germany takes 2-4 business days.\n\nSource: Shipping & delivery › Delivery times"
 
@@ -19,9 +19,7 @@ ANSWER = "Delivery to Germany takes 2-4 business days.\n\nSource: Shipping & del
 @pytest.fixture
 def page(monkeypatch: pytest.MonkeyPatch) -> Iterator[AppTest]:
     """The chat page on tenant acme, its bot replaced by one knowledge answer with a button."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        monkeypatch.setenv("SWITCHBOARD_RASA_PORT", str(sock.getsockname()[1]))
+    monkeypatch.setenv("SWITCHBOARD_RASA_PORT", str(free_port()))  # nothing listens there
     monkeypatch.setenv("SWITCHBOARD_TENANT", "acme")
     reply = [BotMessage(text=ANSWER, buttons=(Button("Talk to a person", "/human_handoff"),))]
     monkeypatch.setattr(ChatClient, "send", lambda self, sender, text: reply)

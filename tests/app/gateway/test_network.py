@@ -20,12 +20,7 @@ from fastapi.testclient import TestClient
 
 from app.gateway.app import create_app
 from tests.app.gateway.conftest import auth, make_config, turn
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.conftest import free_port
 
 
 @contextmanager
@@ -44,7 +39,7 @@ def fake_rasa() -> Iterator[tuple[str, list[dict]]]:
     async def health() -> dict:
         return {"status": "ok"}
 
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", lifespan="off")
     )
@@ -79,7 +74,7 @@ def real_gateway(upstreams: list[str], **params) -> Iterator[TestClient]:
 
 
 def test_refused_connection_fails_over_to_a_live_upstream():
-    closed = f"http://127.0.0.1:{_free_port()}"
+    closed = f"http://127.0.0.1:{free_port()}"
     with fake_rasa() as (live, seen), real_gateway([closed, live]) as client:
         replies = [turn(client, headers={**auth(tenant="acme"), "X-Tenant-Id": "evil"}) for _ in range(4)]
         assert [r.status_code for r in replies] == [200] * 4
@@ -91,7 +86,7 @@ def test_refused_connection_fails_over_to_a_live_upstream():
 
 
 def test_all_refused_is_503():
-    with real_gateway([f"http://127.0.0.1:{_free_port()}", f"http://127.0.0.1:{_free_port()}"]) as client:
+    with real_gateway([f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"]) as client:
         reply = turn(client, headers=auth())
         assert (reply.status_code, reply.json()["error"]) == (503, "upstream_unavailable")
         assert client.get("/health").status_code == 503

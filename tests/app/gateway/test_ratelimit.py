@@ -7,7 +7,6 @@ key prefix of their own, deleted afterwards.
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 
 import pytest
@@ -16,6 +15,7 @@ import redis
 from app.gateway.config import GatewayParams
 from app.gateway.ratelimit import RateLimiter, async_storage_url
 from tests.app.gateway.conftest import auth, make_config, turn
+from tests.conftest import free_port
 
 
 def hits(limiter: RateLimiter, n: int, tenant: str = "acme", user: str = "alice", plan: str = "free"):
@@ -85,9 +85,7 @@ def test_two_gateways_on_redis_share_the_plan_limit(gateway, redis_url, redis_pr
 
 def test_unreachable_redis_fails_open():
     """Counters unavailable: the turn goes through (auth still applies) and the failure is logged."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     limiter = RateLimiter(
         GatewayParams(storage_url=f"redis://127.0.0.1:{port}/0", plans={"free": "1/minute"})
     )

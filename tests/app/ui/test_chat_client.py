@@ -18,14 +18,13 @@ from app.ui.chat_client import (
     ChatClient,
     is_up,
 )
+from tests.conftest import free_port
 
 
 @pytest.fixture
 def closed_port() -> int:
-    """A loopback port nothing listens on (bound then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback port nothing listens on."""
+    return free_port()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ port nothing listens on and clears the settings cache.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from app.settings import get_settings
 from app.ui.chat_client import BotMessage, Button, ChatClient
+from tests.conftest import free_port
 
 UI_DIR = Path(__file__).resolve().parents[3] / "app" / "ui"
 HOME_PAGE = UI_DIR / "Home.py"
@@ -25,9 +25,7 @@ TIMEOUT_S = 20  # generous: the first run imports Streamlit's and the app's modu
 @pytest.fixture
 def closed_port(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
     """Point the settings at a loopback port nothing listens on; yields the port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     monkeypatch.setenv("SWITCHBOARD_HOST", "127.0.0.1")
     monkeypatch.setenv("SWITCHBOARD_RASA_PORT", str(port))
     monkeypatch.setenv("SWITCHBOARD_TENANT", "acme")
