@@ -16,7 +16,13 @@ so that it stands alone, at most ``max_chars`` long (:data:`MAX_ANSWER_CHARS` un
   most :data:`MAX_SENTENCES`, in reading order), each with the sentence before it when it refers back to it
   ("This", "They", "Before that", ...): the sentences that answer, never one that leans on a sentence left out;
 
-followed by "Source: Title › Section". Each chunk's blocks, headings and lines are embedded once: ``build_index``
+With ``whole_section`` (``build_index.passages.whole_section``, on for the served index), a section that fits in
+``max_chars`` is quoted whole instead, its blocks in reading order: a section is written to be read as one ("The
+link is valid for 60 minutes" follows the reset steps, a price table follows "It is a one-off payment"), so the
+block the ranker chose comes with what the article says beside it. Not when the question names items of the
+chosen list or table ("PayPal"): those items alone answer it.
+
+The quote is followed by "Source: Title › Section". Each chunk's blocks, headings and lines are embedded once: ``build_index``
 embeds every chunk's and stores the vectors with the index (:data:`VECTORS_FILE`); a chunk without them is
 embedded the first time it is quoted and then reused.
 """
@@ -90,6 +96,7 @@ class ExtractiveAnswerer:
         *,
         max_chars: int = MAX_ANSWER_CHARS,
         chunks: int = PASSAGE_CHUNKS,
+        whole_section: bool = False,
     ):
         if max_chars < 80 or chunks < 1:
             raise ValueError(
@@ -99,6 +106,7 @@ class ExtractiveAnswerer:
         self.ranker = ranker or SimilarityRanker()
         self.max_chars = max_chars
         self.chunks = chunks
+        self.whole_section = whole_section
         self._stemmer = english_stemmer()
         self._prepared: dict[str, _Chunk] = {}
         self._stored: dict[str, np.ndarray] = {}  # chunk id -> vectors stored with the index (see load)
@@ -115,7 +123,7 @@ class ExtractiveAnswerer:
         if candidates:
             scores = self.ranker.scores([candidate.features for candidate in candidates])
             best = candidates[int(np.argmax(scores))]
-            passage, quoted = self.quote(best), best.hit
+            passage, quoted = self.section(best) or self.quote(best), best.hit
         else:
             blocks = self._chunk(hits[0]).blocks
             passage, quoted = (
@@ -159,6 +167,24 @@ class ExtractiveAnswerer:
                 }
                 found.append(Candidate(hit, block, features, lines, named))
         return found
+
+    def section(self, candidate: Candidate) -> str:
+        """The candidate's whole chunk (its section, or the part of a long section it holds), each block whole and
+        a heading shared by consecutive blocks written once, when :attr:`whole_section` is on, the chunk has more
+        than one block, it fits in :attr:`max_chars` and the question names none of the chosen block's items;
+        else ""."""
+        blocks = self._chunk(candidate.hit).blocks
+        if not self.whole_section or len(blocks) < 2 or self._named(candidate):
+            return ""
+        parts, heading = [], ""
+        for block in blocks:
+            text = block.render()
+            if block.heading and block.heading == heading:  # render() starts with the heading line
+                text = text.split("\n", 1)[1]
+            heading = block.heading
+            parts.append(text)
+        whole = "\n".join(parts)
+        return whole if len(whole) <= self.max_chars else ""
 
     def quote(self, candidate: Candidate) -> str:
         """The candidate's block as it is quoted: standing alone and at most :attr:`max_chars` long."""

@@ -160,6 +160,7 @@ class KnowledgeBase:
             ranker,
             max_chars=int(passages.get("max_chars", MAX_ANSWER_CHARS)),
             chunks=int(passages.get("chunks", PASSAGE_CHUNKS)),
+            whole_section=bool(passages.get("whole_section", False)),
         )
 
     @classmethod

@@ -45,6 +45,9 @@ class PassageParams(BaseModel):
 
     max_chars: int = Field(700, ge=80, description="longest quoted passage, in characters")
     chunks: int = Field(3, ge=1, description="the passage comes from one of this many best chunks")
+    whole_section: bool = Field(
+        True, description="a section that fits in max_chars is quoted whole (knowledge/extractive.py)"
+    )
     ranker_c: float = Field(1.0, gt=0, description="inverse L2 strength of the passage ranker")
 
 

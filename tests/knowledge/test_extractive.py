@@ -240,3 +240,57 @@ def test_term_features_count_only_the_words_that_name_something() -> None:
         0
     ]  # its list, then a paragraph
     assert listed.features["term_overlap"] == pytest.approx(1 / 3)  # "paypal" of take, amex, paypal
+
+
+PROTECT = Hit(
+    "acme-protect",
+    "Northwind Protect",
+    "Prices",
+    "Northwind Protect is a one-off payment. The price depends on the price of the item:\n\n"
+    "| Item price | Northwind Protect |\n|---|---|\n| €50 – €199.99 | €19 |\n| €200 and above | €39 |\n\n"
+    "You need one plan per item.",
+    0.9,
+    chunk_id="c9",
+)
+
+
+def test_a_section_that_fits_is_quoted_whole_in_reading_order_only_when_asked() -> None:
+    question = "is it a one-off payment"
+    whole = ask(ExtractiveAnswerer(HashingEmbedding(), whole_section=True), question, [PROTECT])
+    assert whole == (
+        "Northwind Protect is a one-off payment.\n"
+        "The price depends on the price of the item:\n- €50 – €199.99: €19\n- €200 and above: €39\n"
+        "You need one plan per item.\n\nSource: Northwind Protect › Prices"
+    )
+    # the default quotes the chosen block alone: the sentence without the prices it announces
+    assert ask(ExtractiveAnswerer(HashingEmbedding()), question, [PROTECT]).startswith(
+        "Northwind Protect is a one-off payment.\n\nSource:"
+    )
+
+
+def test_a_section_too_long_or_a_question_naming_items_gets_the_chosen_block_alone() -> None:
+    # too long for max_chars: the chosen block, as without whole_section
+    short = ExtractiveAnswerer(HashingEmbedding(), max_chars=120, whole_section=True)
+    assert ask(short, "is it a one-off payment", [PROTECT]).startswith(
+        "Northwind Protect is a one-off payment.\n\nSource:"
+    )
+    # the question names a row of the chosen table: that row answers it, not the whole section
+    named = ask(
+        ExtractiveAnswerer(HashingEmbedding(), whole_section=True), "how long does a refund to paypal take",
+        [Hit(TIMES.doc_id, TIMES.title, TIMES.section, "Refunds are issued by us.\n\n" + TIMES.text, 0.7, "c10")],
+    )
+    assert named.startswith(
+        "Once the refund is issued, it depends on how you paid:\n- PayPal: Within 24 hours\n"
+        "…and 1 more in the article.\n\nSource:"
+    )
+
+
+def test_a_heading_shared_by_the_blocks_of_a_whole_section_is_written_once() -> None:
+    hit = Hit(
+        "acme-pw", "Passwords", "Reset",
+        "### The reset link\n1. Click Forgot password.\n2. Open the email.\n\nThe link is valid for 60 minutes.",
+        0.9, chunk_id="c11",
+    )
+    text = ask(ExtractiveAnswerer(HashingEmbedding(), whole_section=True), "how do I reset it", [hit])
+    assert text.count("The reset link") == 1 and "60 minutes" in text
+    assert text.index("1. Click") < text.index("2. Open") < text.index("The link is valid")
