@@ -131,20 +131,21 @@ def test_the_build_fits_the_passage_ranker_on_labelled_dev_questions(
     sources: Path, embed_model: HashingEmbedding
 ) -> None:
     index_dir = sources.parent / "index"
-    passages = {"max_chars": 300, "chunks": 2, "ranker_c": 0.5}
+    passages = {"max_chars": 300, "chunks": 2, "whole_section": True, "ranker_c": 0.5}
     build_index(
         sources, index_dir, 256, 32, embed_model, show_progress=False,
         finalize=finalizer(LABELLED, embed_model, passages=passages),
     )  # fmt: skip
     manifest = read_manifest(index_dir)
-    assert manifest["passages"] == {"max_chars": 300, "chunks": 2}  # the answer's settings travel with it
+    # the answer's settings travel with it
+    assert manifest["passages"] == {"max_chars": 300, "chunks": 2, "whole_section": True}
     ranker = manifest["passage_ranker"]
     assert ranker["kind"] == "passage_logistic" and ranker["c"] == 0.5 and ranker["labelled_questions"] == 5
     assert 0.0 <= ranker["baseline_top1"] <= 1.0 and 0.0 <= ranker["candidate_recall"] <= 1.0
     assert (index_dir / "passage_ranker.json").is_file()
     kb = KnowledgeBase.load(index_dir, embed_model=embed_model)
     assert isinstance(kb.extractive.ranker, PassageRanker)
-    assert (kb.extractive.max_chars, kb.extractive.chunks) == (300, 2)
+    assert (kb.extractive.max_chars, kb.extractive.chunks, kb.extractive.whole_section) == (300, 2, True)
     assert kb.extractive.load(index_dir) == len(kb.chunks)  # every chunk's passages embedded at build time
 
 
