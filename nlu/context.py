@@ -70,7 +70,7 @@ _CUE = re.compile(
     re.IGNORECASE,
 )
 #: A message that ends by pointing back: "do you refund the delivery cost as well?", "does that apply to gift cards too?"
-_TRAILING_CUE = re.compile(r"\b(as well|too|either)\s*[?!.]*\s*$", re.IGNORECASE)
+_TRAILING_CUE = re.compile(r"\b(as well|too|either|then)\s*[?!.]*\s*$", re.IGNORECASE)
 _QUESTION_START = re.compile(
     r"^\s*(how|what|when|where|which|who|why|can|could|do|does|did|is|are|will|would|should|may|must)\b",
     re.IGNORECASE,
@@ -92,10 +92,11 @@ _FUNCTION_WORDS = frozenset(
 )  # fmt: skip
 
 
-def looks_like_followup(text: str, max_words: int = 8) -> bool:
+def looks_like_followup(text: str, max_words: int = 10) -> bool:
     """A message that leans on the previous turn: it starts like a continuation ("and France?", "what about
-    express?", "no wait, Portugal"), ends like one ("... as well?"), or is short and points back ("how long will
-    it take?", "is it free?"); and it asks something (a word that names something, or a question mark: "ok" and
+    express?", "no wait, Portugal"), ends like one ("... as well?", "do I get the money back then?"), or is short
+    (at most ``max_words``) and points back ("how long will it take?", "how long do I have to click that link");
+    and it asks something (a word that names something, or a question mark: "ok" and
     "ok thanks" are not follow-ups)."""
     words = _WORD.findall((text or "").lower())
     if not words or not (content_words(text) or text.rstrip().endswith("?")):

@@ -26,7 +26,9 @@ from tests.conftest import ROOT
     "text",
     ["and France?", "what about express?", "no wait, not spain, portugal sorry", "how long will it take?",
      "is it free?", "and if they stop working in a month?", "what does it cost?", "Also, Apple Pay?",
-     "do you refund the delivery cost as well?", "does that work for gift cards too?"],
+     "do you refund the delivery cost as well?", "does that work for gift cards too?",
+     "do I get the money back then?", "how long do I have to click that link",
+     "can I just bring it to the amsterdam shop instead?"],
 )  # fmt: skip
 def test_follow_ups(text):
     assert looks_like_followup(text)
@@ -36,7 +38,7 @@ def test_follow_ups(text):
     "text",
     ["How long does delivery to Spain take?", "what's the weather like", "tell me a joke", "hi", "",
      "I want to return the blender I bought last week because it is broken and smells of smoke",
-     "me too"],
+     "me too", "what then", "I bought a kettle in your Berlin store last month and now it leaks"],
 )  # fmt: skip
 def test_not_follow_ups(text):
     assert not looks_like_followup(text)
