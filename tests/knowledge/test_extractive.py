@@ -276,8 +276,18 @@ def test_a_section_too_long_or_a_question_naming_items_gets_the_chosen_block_alo
     )
     # the question names a row of the chosen table: that row answers it, not the whole section
     named = ask(
-        ExtractiveAnswerer(HashingEmbedding(), whole_section=True), "how long does a refund to paypal take",
-        [Hit(TIMES.doc_id, TIMES.title, TIMES.section, "Refunds are issued by us.\n\n" + TIMES.text, 0.7, "c10")],
+        ExtractiveAnswerer(HashingEmbedding(), whole_section=True),
+        "how long does a refund to paypal take",
+        [
+            Hit(
+                TIMES.doc_id,
+                TIMES.title,
+                TIMES.section,
+                "Refunds are issued by us.\n\n" + TIMES.text,
+                0.7,
+                "c10",
+            )
+        ],
     )
     assert named.startswith(
         "Once the refund is issued, it depends on how you paid:\n- PayPal: Within 24 hours\n"
@@ -287,9 +297,12 @@ def test_a_section_too_long_or_a_question_naming_items_gets_the_chosen_block_alo
 
 def test_a_heading_shared_by_the_blocks_of_a_whole_section_is_written_once() -> None:
     hit = Hit(
-        "acme-pw", "Passwords", "Reset",
+        "acme-pw",
+        "Passwords",
+        "Reset",
         "### The reset link\n1. Click Forgot password.\n2. Open the email.\n\nThe link is valid for 60 minutes.",
-        0.9, chunk_id="c11",
+        0.9,
+        chunk_id="c11",
     )
     text = ask(ExtractiveAnswerer(HashingEmbedding(), whole_section=True), "how do I reset it", [hit])
     assert text.count("The reset link") == 1 and "60 minutes" in text
