@@ -7,8 +7,9 @@ with signals that disagree in the right cases:
 - ``dense_top``: cosine similarity of the best chunk;
 - ``dense_margin``: how far the best chunk is ahead of the best chunk of another document;
 - ``coverage``: idf-weighted share of the question's terms found in one of the top chunks;
-- ``unknown``: idf-weighted share of the question's terms that no chunk of the tenant uses at all
-  (unanswerable questions tend to hinge on one such word: *parking*, *registry*, *refurbished*);
+- ``unknown``: idf-weighted share of the question's content terms (grounding's stop words left out) that no
+  chunk of the tenant uses at all (unanswerable questions tend to hinge on one such word: *parking*,
+  *registry*, *refurbished*; a small tenant's articles lack filler such as *now*, which says nothing);
 - ``bm25_top``: the best BM25 score divided by the question's total idf (scale-free);
 - ``agreement``: 1 when the dense and BM25 retrievers put the same document first.
 
@@ -20,6 +21,7 @@ in the index. Without a fitted model the confidence is the best dense similarity
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -61,8 +63,14 @@ def features(
         for position in candidates:
             found = bm25.chunk_terms(position)
             coverage = max(coverage, sum(w for term, w in weights.items() if term in found) / total)
+    # over the content words only: "now", "just", "again" in no article say nothing about the question's subject
+    stop = _stop_stems(bm25.stemmer)
+    content = {term: w for term, w in weights.items() if term not in stop} or weights
+    content_total = sum(content.values())
     unknown = (
-        sum(w for term, w in weights.items() if not bm25.known(term, tenant)) / total if total > 0 else 1.0
+        sum(w for term, w in content.items() if not bm25.known(term, tenant)) / content_total
+        if content_total > 0
+        else 1.0
     )
     bm25_top = lexical[0].score / total if lexical and total > 0 else 0.0
     agreement = float(
@@ -78,6 +86,14 @@ def features(
         "bm25_top": float(bm25_top),
         "agreement": agreement,
     }
+
+
+@functools.cache
+def _stop_stems(stemmer: Any) -> frozenset[str]:
+    """Grounding's English stop words (:func:`knowledge.grounding.stopwords`), stemmed as BM25's terms are."""
+    from knowledge.grounding import stopwords
+
+    return frozenset(stemmer.stemWords(sorted(stopwords())))
 
 
 class DenseScoreModel:

@@ -24,6 +24,11 @@ def test_features_describe_one_retrieval(built, sources: Path, embed_model: Hash
     )
     assert hidden["dense_top"] < known["dense_top"]
     assert kb.answerability_features("", "acme")["dense_top"] == 0.0
+    # "so", "now", "just" and "again" are in no article, but they are not what a question is about: only its
+    # content words count (grounding's stop words left out), so filler does not make a question look unanswerable
+    chatty = kb.answerability_features("so now just a refund within 30 days of delivery again?", "acme")
+    assert chatty["unknown"] == 0.0
+    assert kb.answerability_features("now a platypus subscription?", "acme")["unknown"] == 1.0
 
 
 def test_the_dense_score_model_and_a_logistic_model_predict_a_confidence(tmp_path: Path) -> None:
