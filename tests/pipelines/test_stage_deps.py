@@ -3,72 +3,53 @@
 A stage whose output depends on code it does not list is skipped by ``dvc repro`` after that code changes: the
 index keeps an answerability model fitted with the old stop words (``knowledge/grounding.py``), the bot-level
 figures describe an embedding or retrieval the served bot no longer runs. The check follows the stage's entry
-point (``python -m pipelines.X``) through every import of the project's packages (static: module-level and
-function-level ``import`` statements, relative ones resolved), and asks of each ``knowledge/`` module it reaches
+point (``python -m pipelines.X``) through the project's import graph (``tests/test_imports.py``: every import
+statement, function-level ones too), and asks of each ``knowledge/`` module it reaches
 that a dep names it or a folder holding it.
 """
 
 from __future__ import annotations
 
-import ast
+import functools
 import re
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.test_imports import import_graph, module_files
+
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("app", "knowledge", "nlu", "pipelines", "benchmarks")
 CHECKED = "knowledge/"
 
 
-def module_file(module: str) -> Path | None:
-    """The file of a project module (``knowledge.retrieval`` -> knowledge/retrieval.py), None for others."""
-    path = ROOT.joinpath(*module.split("."))
-    if path.with_suffix(".py").is_file():
-        return path.with_suffix(".py")
-    if (path / "__init__.py").is_file():
-        return path / "__init__.py"
-    return None
-
-
-def imported(path: Path) -> set[str]:
-    """The project modules ``path`` imports (``from a import b`` yields ``a`` and ``a.b``: b may be a module)."""
-    package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join([*parts, base] if base else parts)
-            found.add(base)
-            found.update(f"{base}.{alias.name}" for alias in node.names)
-    return {name for name in found if name.split(".")[0] in PACKAGES}
+@functools.cache
+def _graph() -> tuple[dict[str, set[str]], dict[str, Path]]:
+    return import_graph(ROOT, PACKAGES), module_files(ROOT, PACKAGES)
 
 
 def closure(module: str) -> set[str]:
-    """Paths (relative to the project) of every project module ``module`` runs, itself included."""
-    seen: set[Path] = set()
+    """Paths (relative to the project) of every project module ``module`` runs, itself included: the import
+    graph of ``tests/test_imports.py`` (every import statement, lazy ones too), followed from ``module``."""
+    graph, files = _graph()
+    seen: set[str] = set()
     todo = [module]
     while todo:
-        path = module_file(todo.pop())
-        if path is None or path in seen:
+        name = todo.pop()
+        if name in seen or name not in graph:
             continue
-        seen.add(path)
-        todo.extend(imported(path))
-    return {path.relative_to(ROOT).as_posix() for path in seen}
+        seen.add(name)
+        todo.extend(graph[name])
+    return {files[name].relative_to(ROOT).as_posix() for name in seen}
 
 
 def stages() -> dict[str, tuple[str, list[str]]]:
     """Each ``python -m`` stage of dvc.yaml: its entry module and its deps with ``${...}`` filled in (params.yaml
     and the file's ``vars``)."""
     pipeline = yaml.safe_load((ROOT / "dvc.yaml").read_text())
-    variables: dict[str, object] = dict(
-        yaml.safe_load((ROOT / "params.yaml").read_text())
-    )  # DVC's default vars
+    # DVC's default vars: params.yaml, then the file's own
+    variables: dict[str, object] = dict(yaml.safe_load((ROOT / "params.yaml").read_text()))
     for entry in pipeline.get("vars", []):
         if isinstance(entry, dict):
             variables.update(entry)
