@@ -20,8 +20,9 @@ import os
 import secrets
 import signal
 import sys
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import cached_property
 
 from pydantic import SecretStr
@@ -80,6 +81,9 @@ class Stack:
             cwd=ROOT, policy=restart_policy, state_file=self.settings.state_dir / STATE_FILE
         )
         self.channels: list[ChannelStatus] = []  # which channels Rasa serves, known once prepared
+        # the SIGTERM handler start() replaced, put back by stop()
+        self._sigterm_before: Callable[..., object] | int | None = None
+        self._sigterm_trapped = False
         # Replica i listens on rasa_ports[i]; the first is settings.rasa_port, as with one replica.
         # Replicas after the first skip every other *_port setting (e.g. the gateway's, not yet bound).
         others = {
@@ -346,9 +350,21 @@ class Stack:
         seed_demo_tenants(get_engine(self.settings.db_url), self.settings.tenant)
 
     def start(self, timeout: float = 180.0) -> None:
-        """Start every service and wait until all are healthy (or raise ``StackError`` and stop them)."""
+        """Start every service and wait until all are healthy (or raise ``StackError`` and stop them).
+
+        From here until :meth:`stop`, SIGTERM raises ``KeyboardInterrupt`` in the main thread, as Ctrl-C does, so
+        the code around a stack (a ``with`` block, the evaluation's) stops it: its services run in sessions of
+        their own and would outlive a parent killed by ``kill`` or a job's timeout, holding ports and memory.
+        Interrupted while waiting for the health checks, it stops what it launched."""
         self.prepare()
-        self.supervisor.start(self._define(), self.env(), timeout)
+        if not self._sigterm_trapped and threading.current_thread() is threading.main_thread():
+            self._sigterm_before = signal.signal(signal.SIGTERM, _interrupt)
+            self._sigterm_trapped = True
+        try:
+            self.supervisor.start(self._define(), self.env(), timeout)
+        except BaseException:
+            self.stop()
+            raise
 
     def supervise(self) -> None:
         """Restart crashed or hung services from now on (in a background thread), as ``make run`` does."""
@@ -368,8 +384,13 @@ class Stack:
         self.supervisor.restart(name, self.env(), timeout)
 
     def stop(self, grace: float = 15.0) -> None:
-        """Stop the processes this stack started (their whole process groups), newest first."""
+        """Stop the processes this stack started (their whole process groups), newest first; SIGTERM is handled
+        as before :meth:`start` again."""
         self.supervisor.stop(grace)
+        if self._sigterm_trapped and threading.current_thread() is threading.main_thread():
+            before = self._sigterm_before
+            signal.signal(signal.SIGTERM, before if before is not None else signal.SIG_DFL)
+            self._sigterm_trapped = False
 
     def urls(self) -> dict[str, str]:
         s = self.settings

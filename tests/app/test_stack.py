@@ -91,3 +91,44 @@ def test_a_killed_service_is_restarted_logged_and_counted_and_the_launcher_keeps
         "delay_s": 1.0,
     }
     assert any(line["event"] == "service.recovered" and line["service"] == "crm" for line in logged)
+
+
+HOLDS_A_STACK = """
+import time
+from app.stack import Stack
+with Stack(services=["crm"]) as stack:
+    print("up", stack.settings.crm_url, flush=True)
+    time.sleep(300)
+"""
+
+
+def test_sigterm_to_a_process_holding_a_stack_stops_the_services_it_started(tmp_path):
+    """Not only the launcher: any process with a started stack (the bot-level evaluation, a benchmark) stops its
+    services when killed with SIGTERM; they run in sessions of their own and would be left behind."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDS_A_STACK],
+        cwd=ROOT,
+        env=guarded_env({"SWITCHBOARD_STATE_DIR": str(tmp_path)}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        lines = []
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not (lines and lines[-1].startswith("up ")):
+            lines.append(proc.stdout.readline())
+        assert lines and lines[-1].startswith("up "), "".join(lines)
+        health = lines[-1].split()[1] + "/health"
+        assert httpx.get(health, timeout=5).status_code == 200
+        pid = crm_state(tmp_path)["pid"]
+
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+        with pytest.raises(httpx.ConnectError):  # the CRM service it started is gone too
+            httpx.get(health, timeout=5)
+        with pytest.raises(ProcessLookupError):
+            os.killpg(pid, 0)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
