@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
 
+from tests import dvc_yaml
 from tests.conftest import ROOT
 from tests.deploy.conftest import run_tool
 
@@ -76,13 +76,11 @@ def copied_sources(text: str) -> list[str]:
 
 def pipeline_outputs() -> set[str]:
     """The paths dvc.yaml's stages write (``outs``), its ``${paths.x}`` variables resolved."""
-    pipeline = yaml.safe_load((ROOT / "dvc.yaml").read_text())
-    paths = next(v["paths"] for v in pipeline["vars"] if isinstance(v, dict) and "paths" in v)
     outs = set()
-    for stage in pipeline["stages"].values():
+    for stage in dvc_yaml.spec(ROOT)["stages"].values():
         for out in stage.get("outs", []):
             name = next(iter(out)) if isinstance(out, dict) else out
-            outs.add(re.sub(r"\$\{paths\.(\w+)\}", lambda m: paths[m.group(1)], name).rstrip("/"))
+            outs.add(dvc_yaml.resolve(name, ROOT).rstrip("/"))
     return outs
 
 

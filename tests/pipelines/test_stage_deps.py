@@ -15,8 +15,8 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
 
+from tests import dvc_yaml
 from tests.test_imports import import_graph, module_files
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,29 +45,13 @@ def closure(module: str) -> set[str]:
 
 
 def stages() -> dict[str, tuple[str, list[str]]]:
-    """Each ``python -m`` stage of dvc.yaml: its entry module and its deps with ``${...}`` filled in (params.yaml
-    and the file's ``vars``)."""
-    pipeline = yaml.safe_load((ROOT / "dvc.yaml").read_text())
-    # DVC's default vars: params.yaml, then the file's own
-    variables: dict[str, object] = dict(yaml.safe_load((ROOT / "params.yaml").read_text()))
-    for entry in pipeline.get("vars", []):
-        if isinstance(entry, dict):
-            variables.update(entry)
-
-    def fill(text: str) -> str:
-        def value(match: re.Match[str]) -> str:
-            current: object = variables
-            for key in match.group(1).split("."):
-                current = current[key]  # type: ignore[index]
-            return str(current)
-
-        return re.sub(r"\$\{([\w.]+)\}", value, text)
-
+    """Each ``python -m`` stage of dvc.yaml: its entry module and its deps with ``${...}`` filled in."""
     found = {}
-    for name, stage in pipeline["stages"].items():
+    for name, stage in dvc_yaml.spec()["stages"].items():
         command = stage["cmd"] if isinstance(stage["cmd"], str) else " ".join(stage["cmd"])
         if entry := re.search(r"python -m ([\w.]+)", command):
-            found[name] = (entry.group(1), [fill(str(dep)).rstrip("/") for dep in stage.get("deps", [])])
+            deps = [dvc_yaml.resolve(str(dep)).rstrip("/") for dep in stage.get("deps", [])]
+            found[name] = (entry.group(1), deps)
     return found
 
 

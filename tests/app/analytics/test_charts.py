@@ -11,6 +11,7 @@ import pytest
 
 from app.analytics import charts
 from app.analytics.results import ResultPaths, ResultUnreadable
+from tests import dvc_yaml
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -52,16 +53,13 @@ def test_every_chart_is_written_as_svg_and_png(tmp_path: Path) -> None:
 
 def test_every_csv_plot_of_dvc_yaml_has_a_chart() -> None:
     """dvc.yaml's plots over CSV files, each drawn by one of CHARTS (the PNGs it lists are images already)."""
-    import yaml
-
-    spec = yaml.safe_load((Path(__file__).resolve().parents[3] / "dvc.yaml").read_text())
+    spec = dvc_yaml.spec()
     paths = ResultPaths.from_root(Path("."))
     drawn = {str(chart.source(paths)) for chart in charts.CHARTS}
     declared = [next(iter(p)) if isinstance(p, dict) else p for p in spec["plots"]]
     for stage in spec["stages"].values():
         declared += [next(iter(p)) for p in stage.get("plots") or []]
-    variables = spec["vars"][1]["paths"]
-    csvs = [re.sub(r"\$\{paths\.(\w+)\}", lambda m: variables[m.group(1)], p) for p in declared]
+    csvs = [dvc_yaml.resolve(p) for p in declared]
     assert [p for p in csvs if p.endswith(".csv") and p not in drawn] == []
 
 
