@@ -31,7 +31,7 @@ import random
 import re
 import socket
 import sys
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -360,17 +360,29 @@ def _ephemeral_start() -> int:
         return 32768
 
 
-def free_port(host: str, attempts: int = 200) -> int:
-    """A port nothing listens on now, outside the OS's ephemeral range (see ``_PORT_FLOOR``); the OS's own
-    choice if that range is too narrow here or every try is taken."""
+def free_port(host: str, attempts: int = 200, avoid: Collection[int] = ()) -> int:
+    """A port nothing listens on now, outside the OS's ephemeral range (see ``_PORT_FLOOR``) and not in
+    ``avoid`` (ports already handed to services that have not bound them yet: picked one by one, two
+    services of one stack could otherwise be given the same port); the OS's own choice if that range is too
+    narrow here or every try is taken."""
     top = _ephemeral_start()
     if top - _PORT_FLOOR >= 1000:
         rng = random.SystemRandom()
         for _ in range(attempts):
             port = rng.randrange(_PORT_FLOOR, top)
-            if _is_free(host, port):
+            if port not in avoid and _is_free(host, port):
                 return port
-    return _bind_free(host)
+    while (port := _bind_free(host)) in avoid:
+        pass
+    return port
+
+
+def free_ports(host: str, names: Iterable[str]) -> dict[str, int]:
+    """One free port per name (see :func:`free_port`), no two the same."""
+    ports: dict[str, int] = {}
+    for name in names:
+        ports[name] = free_port(host, avoid=set(ports.values()))
+    return ports
 
 
 # --- channels: the run's credentials file ------------------------------------------------------------------

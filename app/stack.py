@@ -69,7 +69,9 @@ class Stack:
     ) -> None:
         self.settings = settings or get_settings()
         if self.settings.crm_port == 0:  # "any free port": fixed now, passed to every service
-            self.settings = self.settings.model_copy(update={"crm_port": free_port(self.settings.host)})
+            taken = {v for k, v in self.settings.model_dump().items() if k.endswith("_port")}
+            port = free_port(self.settings.host, avoid=taken)
+            self.settings = self.settings.model_copy(update={"crm_port": port})
         self.names = [s for s in SERVICES if s in set(services)]
         if "gateway" in self.names and not self.settings.jwt_secret.get_secret_value():
             # Local demo: a random token secret for this run only, handed to the gateway and the chat page

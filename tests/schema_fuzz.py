@@ -55,7 +55,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from app.gateway.auth import mint_token
-from app.scaleout import free_port
+from app.scaleout import free_port, free_ports
 from app.settings import ROOT, Settings
 
 SEED = 20261205
@@ -227,17 +227,10 @@ def fuzz_settings(state: Path, gateway_upstream: str, **overrides: Any) -> Setti
     """Settings for the services under fuzzing: free loopback ports, stores in ``state``, the gateway in front
     of ``gateway_upstream`` with a secret of this run."""
     state.mkdir(parents=True, exist_ok=True)
-    values: dict[str, Any] = {
-        name: free_port("127.0.0.1")
-        for name in (
-            "rasa_port",
-            "action_port",
-            "streamlit_port",
-            "crm_port",
-            "gateway_port",
-            "recorder_port",
-        )
-    }
+    values: dict[str, Any] = free_ports(
+        "127.0.0.1",
+        ("rasa_port", "action_port", "streamlit_port", "crm_port", "gateway_port", "recorder_port"),
+    )
     values |= {
         "host": "127.0.0.1",
         "state_dir": state,

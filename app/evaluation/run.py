@@ -82,14 +82,12 @@ def llm_note(params_file: Path) -> tuple[str, list[str]]:
 
 def stack_settings(base: Settings, model: Path, index: Path, params_file: Path, state_dir: Path) -> Settings:
     """``base`` on free ports and a fresh state folder, serving ``model`` and ``index`` with ``params_file``."""
-    from app.scaleout import free_port
+    from app.scaleout import free_ports
 
-    ports = {name: free_port(base.host) for name in ("rasa_port", "action_port", "gateway_port",
-                                                      "recorder_port", "streamlit_port", "canary_port")}  # fmt: skip
+    names = ("rasa_port", "action_port", "gateway_port", "recorder_port", "streamlit_port", "canary_port")
     return base.model_copy(
         update={
-            **ports,
-            "crm_port": 0,
+            **free_ports(base.host, (*names, "crm_port")),
             "state_dir": state_dir,
             "database_url": "",
             "tracker_store_db": "",

@@ -13,12 +13,14 @@ import sqlalchemy as sa
 import yaml
 
 from app import scaleout
+from app.evaluation.run import stack_settings
 from app.scaleout import (
     ScaleOutError,
     check_action_workers,
     check_scale_out,
     endpoints_config,
     ensure_postgres_database,
+    free_ports,
     is_postgres_url,
     lock_store_endpoint,
     replica_ports,
@@ -351,6 +353,39 @@ def test_free_port_is_below_the_ephemeral_range_and_bindable(tmp_path, monkeypat
     assert not scaleout._PORT_FLOOR <= scaleout.free_port("127.0.0.1") < 20500
     ranges.unlink()  # no such file (not Linux): Linux's default start
     assert scaleout._PORT_FLOOR <= scaleout.free_port("127.0.0.1") < 32768
+
+
+def test_ports_handed_out_together_are_never_the_same(tmp_path, monkeypatch):
+    # Each port is free when chosen but bound only when its service starts: picked one by one, two services
+    # of one stack could be given the same port (a CI pipeline run: "actions exited with code 1 ... Address
+    # already in use"). A random source that repeats itself must not make two services share a port.
+    class Repeating:
+        def __init__(self):
+            self.calls = 0
+
+        def randrange(self, start, stop):
+            self.calls += 1
+            return 30000 + self.calls // 2  # 30000, 30001, 30001, 30002, 30002, ...
+
+    rng = Repeating()
+    monkeypatch.setattr(scaleout.random, "SystemRandom", lambda: rng)
+    ranges = tmp_path / "ip_local_port_range"
+    ranges.write_text("32768 60999\n")
+    monkeypatch.setattr(scaleout, "_EPHEMERAL_FILE", ranges)
+    ports = free_ports("127.0.0.1", ["a", "b", "c", "d"])
+    assert sorted(ports) == ["a", "b", "c", "d"] and len(set(ports.values())) == 4
+    assert scaleout.free_port("127.0.0.1", avoid={30003, 30004, 30005}) not in {30003, 30004, 30005}
+
+    base = make_settings(tmp_path, crm_port=0)
+    settings = stack_settings(
+        base, tmp_path / "m.tar.gz", tmp_path / "idx", tmp_path / "p.yaml", tmp_path / "s"
+    )
+    chosen = [v for k, v in settings.model_dump().items() if k.endswith("_port") and k != "lab_port"]
+    assert len(chosen) == 7 and len(set(chosen)) == 7
+    # The CRM port a stack picks for crm_port 0 is none of the ports its settings already give others.
+    taken = base.model_copy(update={"rasa_port": 30010, "action_port": 30011, "gateway_port": 30012})
+    rng.calls = 20  # the next picks: 30010, 30011, 30011, 30012, 30012, 30013
+    assert Stack(taken, services=("crm",)).settings.crm_port not in {30010, 30011, 30012}
 
 
 def test_stack_defines_one_rasa_service_per_replica(tmp_path):

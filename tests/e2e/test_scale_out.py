@@ -26,7 +26,7 @@ import yaml
 from app.data.db import get_engine
 from app.integrations.jobs import JobStore
 from tests.app.data.conftest import POSTGRES_SERVER
-from tests.conftest import PipelineRun, free_port, seed_order, start_guarded
+from tests.conftest import PipelineRun, seed_order, start_guarded
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -113,15 +113,13 @@ def scaled(
     lock_prefix: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Scaled]:
+    from app.scaleout import free_ports
     from app.settings import Settings
     from app.stack import Stack
 
     state = tmp_path_factory.mktemp("scaleout")
     settings = Settings(
-        rasa_port=free_port(),
-        action_port=free_port(),
-        streamlit_port=free_port(),
-        crm_port=free_port(),
+        **free_ports("127.0.0.1", ("rasa_port", "action_port", "streamlit_port", "crm_port")),
         state_dir=state,
         tracker_store_db="",
         model_path=pipeline_run.root / "nlu" / "serving" / "model.tar.gz",
