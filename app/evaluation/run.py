@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
+import structlog
 from pydantic import SecretStr
 
 from app.analytics.turn_records import load_records
@@ -31,6 +32,9 @@ from app.evaluation.player import PlayedTurn, Player
 from app.identity import conversation_id
 from app.llm.config import TiersConfig
 from app.settings import Settings, read_section
+from app.supervisor import StackError
+
+logger = structlog.get_logger(__name__)
 
 SERVICES = ("crm", "actions", "rasa", "gateway", "recorder")
 NO_LLM = "no LLM endpoint: LLM tiers not evaluated"
@@ -82,12 +86,8 @@ def llm_note(params_file: Path) -> tuple[str, list[str]]:
 
 def stack_settings(base: Settings, model: Path, index: Path, params_file: Path, state_dir: Path) -> Settings:
     """``base`` on free ports and a fresh state folder, serving ``model`` and ``index`` with ``params_file``."""
-    from app.scaleout import free_ports
-
-    names = ("rasa_port", "action_port", "gateway_port", "recorder_port", "streamlit_port", "canary_port")
-    return base.model_copy(
+    return on_free_ports(base).model_copy(
         update={
-            **free_ports(base.host, (*names, "crm_port")),
             "state_dir": state_dir,
             "database_url": "",
             "tracker_store_db": "",
@@ -104,6 +104,24 @@ def stack_settings(base: Settings, model: Path, index: Path, params_file: Path, 
     )
 
 
+PORTS = (
+    "rasa_port",
+    "action_port",
+    "gateway_port",
+    "recorder_port",
+    "streamlit_port",
+    "canary_port",
+    "crm_port",
+)
+
+
+def on_free_ports(settings: Settings) -> Settings:
+    """``settings`` with every service on a free port of its own (none the same)."""
+    from app.scaleout import free_ports
+
+    return settings.model_copy(update=free_ports(settings.host, PORTS))
+
+
 class EvaluationStack:
     """The served stack for evaluations: started once, seeded with fixtures, then any number of runs; the
     action server can be restarted with other params between runs (:meth:`serve_with`) and the conversations'
@@ -116,8 +134,22 @@ class EvaluationStack:
         self._start = start or (lambda s: s.start())
 
     def __enter__(self) -> EvaluationStack:
-        self._start(self.stack)
-        return self
+        # A port free when chosen can be taken by another process before its service binds it (seconds later,
+        # on a busy machine): the stack is then started again on other free ports, at most twice.
+        for attempt in range(3):
+            try:
+                self._start(self.stack)
+                return self
+            except StackError as error:
+                if "Address already in use" not in str(error) or attempt == 2:
+                    raise
+                logger.warning(
+                    "evaluation.ports_taken", error=str(error).splitlines()[0], attempt=attempt + 1
+                )
+                from app.stack import Stack
+
+                self.stack = Stack(on_free_ports(self.settings), services=SERVICES)
+        raise AssertionError("unreachable")
 
     def __exit__(self, *exc: object) -> None:
         self.stack.stop()
