@@ -6,8 +6,9 @@ rules both environments apply (standard library and the stdlib-only id and injec
 
 - in Rasa (:class:`nlu.components.context_policy.ContextPolicy`, the last word of the dialogue policies):
   :func:`context_action` sends a follow-up that the NLU read as out of scope, small talk, or yes/no back to the
-  action that answered the previous turn (the knowledge action, or the order lookup), and a "yes" to the bot's
-  offer of a person to the handoff;
+  action that answered the previous turn (the knowledge action, or the order lookup), a "yes" to the bot's
+  offer of a person and a request about one's personal data to the handoff, anger with a grievance to the
+  complaint action, and an insult alone to the out-of-scope reply;
 - in the knowledge action (app/actions/knowledge.py): :func:`looks_like_followup` decides whether to retrieve
   with the conversation's topic (the last question answered on its own, slot ``knowledge_topic``), and
   :func:`shares_content` whether the follow-up really continues it; a question the articles seem not to
@@ -92,6 +93,71 @@ _FUNCTION_WORDS = frozenset(
 )  # fmt: skip
 
 
+#: Words that insult (the assistant, the shop, its people): a message of such words alone, with no request and no
+#: grievance, gets the out-of-scope reply, not a person (nlu/conversations/frozen.yml: "you're useless" and "shut
+#: up stupid bot" are out of scope; "useless bot, where is ORD-20041" is a request, "useless, nobody ever answers
+#: the phone" a complaint).
+INSULTS = frozenset(
+    {
+        "useless", "stupid", "idiot", "idiots", "idiotic", "dumb", "junk", "rubbish", "garbage", "trash",
+        "pathetic", "worthless", "moron", "morons", "moronic", "clueless", "incompetent", "crap", "crappy",
+        "loser", "losers", "shit", "shitty", "sucks", "fuck", "fucking", "shut",
+    }
+)  # fmt: skip
+#: Words an insult is said with that name nothing to help with: who is insulted, intensifiers, contractions.
+_INSULT_COMPANY = frozenset(
+    {
+        "bot", "chatbot", "robot", "assistant", "machine", "computer", "program", "thing", "piece", "total",
+        "complete", "completely", "absolute", "absolutely", "utter", "utterly", "totally", "such", "very",
+        "honestly", "literally", "seriously", "omg", "god", "oh", "lol", "man", "re", "ll", "ve", "hell",
+        "damn", "bloody", "up", "off", "again", "always", "ever", "are", "am", "is", "be", "being", "been",
+        "most", "all", "whole", "lot", "bunch",
+    }
+)  # fmt: skip
+
+
+#: Verbs of a request about one's personal data ("please delete everything you have on me", "send me a copy of my
+#: data"): knowledge/docs/stores-and-contact/talk-to-a-human.md promises a person for those, not an article.
+_DATA_REQUEST = re.compile(
+    r"\b(delete|deleted|erase|erased|remove|removed|wipe|wiped|send|give|correct|corrected|change|update)\b",
+    re.IGNORECASE,
+)
+
+
+def is_personal_data_request(text: str, intent: str | None) -> bool:
+    """A request (not a question) about one's personal data: the privacy intent, a request's verb, and not asked
+    as a question ("how long does it take you to delete my data if I ask?" is the article's)."""
+    return (
+        intent == "ask_privacy" and bool(_DATA_REQUEST.search(text or "")) and not looks_like_question(text)
+    )
+
+
+#: Anger at the shop: every example of the NLU training data with one of these is a complaint, and none asks a
+#: question ("this is the third time my delivery is late, I'm absolutely fed up").
+_ANGER = re.compile(
+    r"\b(furious|fed up|ridiculous|unacceptable|disgusting|disgraceful|a disgrace|outrageous|appalling|livid|"
+    r"fuming|sick of|sick and tired|had enough|just wrong|rip ?off|a scam|not good enough|"
+    r"i'?m (so |really |very )?angry)\b",
+    re.IGNORECASE,
+)
+
+
+def is_angry_complaint(text: str) -> bool:
+    """Anger with a grievance, not a question ("third estimated bill in a row and it's way too high, I'm furious",
+    "my claim got rejected and that's just wrong"): a complaint, whatever intent the words of the grievance have.
+    A question asked crossly ("this is ridiculous, how long do refunds take?") is answered."""
+    return bool(_ANGER.search(text or "")) and not looks_like_question(text) and not is_bare_insult(text)
+
+
+def is_bare_insult(text: str) -> bool:
+    """A message that only insults: at least one of :data:`INSULTS`, and no word that asks or tells anything
+    else (every other word a function word or one of :data:`_INSULT_COMPANY`)."""
+    words = _WORD.findall((text or "").lower())
+    return any(w in INSULTS for w in words) and all(
+        w in INSULTS or w in _INSULT_COMPANY or w in _FUNCTION_WORDS or len(w) == 1 for w in words
+    )
+
+
 def looks_like_followup(text: str, max_words: int = 10) -> bool:
     """A message that leans on the previous turn: it starts like a continuation ("and France?", "what about
     express?", "no wait, Portugal"), ends like one ("... as well?", "do I get the money back then?"), or is short
@@ -159,24 +225,35 @@ def context_action(events: Sequence[Mapping[str, Any]], slots: Mapping[str, Any]
     handoff, a question the NLU found out of scope to the knowledge action (which answers only when the articles
     are sure, else gives the out-of-scope reply), and a message that only addresses the assistant's rules (a
     prompt injection, :func:`knowledge.injection.has_instruction`: in an unsure message, or one that opens with
-    it and asks nothing besides, whatever its intent) to the out-of-scope reply. Right after an action this policy chose: ``action_listen`` (the
-    rules know nothing of those turns)."""
-    if slots.get("handoff_active"):
-        return None
+    it and asks nothing besides, whatever its intent) and an insult alone (:func:`is_bare_insult`) to the
+    out-of-scope reply; a request about one's personal data (:func:`is_personal_data_request`) to the handoff and
+    anger with a grievance (:func:`is_angry_complaint`) to the complaint action, as the articles promise
+    (knowledge/docs/stores-and-contact/talk-to-a-human.md). Right after an action this policy chose:
+    ``action_listen`` (the rules know nothing of those turns; nor do they after a handoff it opened)."""
     user_index = _last_index(events, "user")
     if user_index is None:
         return None
     ran = [
         e for e in events[user_index + 1 :] if e.get("event") == "action" and e.get("name") not in _PLUMBING
     ]
-    if ran:  # this turn already ran an action: after the one this policy chose, the user speaks
+    if ran:  # this turn already ran an action: after the one this policy chose, the user speaks (also after
+        # the handoff it opened: otherwise Rasa's core fallback answers, and its revert undoes the handoff)
         return "action_listen" if ran[-1].get("policy") == POLICY_NAME else None
+    if slots.get("handoff_active"):
+        return None
     user = events[user_index]
     intent = ((user.get("parse_data") or {}).get("intent") or {}).get("name")
     text = str(user.get("text") or "")
     actions, bots = _turn_before(events, user_index)
     if intent == "affirm" and bots and bots[-1].rstrip().endswith(OFFER_OF_A_PERSON):
         return "action_handoff"  # "yes" to the bot's offer of a person
+    if is_bare_insult(text):
+        return "utter_out_of_scope"  # an insult alone, whatever its intent: not a complaint for a person
+    if is_personal_data_request(text, intent):
+        return "action_handoff"  # what the articles promise for a request about one's personal data
+    if intent != "complaint" and is_angry_complaint(text):
+        # anger with a grievance the NLU read as something else: the complaint intent's rule
+        return "action_complaint"
     if intent in FOLLOWUP_INTENTS and looks_like_followup(text):
         continued = next((a for a in reversed(actions) if a in CONTINUED_ACTIONS), None)
         if continued is not None:

@@ -72,3 +72,20 @@ def test_yes_to_the_offer_of_a_person_is_a_handoff_and_the_policy_persists(tmp_p
         ExecutionContext(None, "1"),
     )  # fmt: skip
     assert predicted(loaded, tracker(*offered, said("yes", "affirm"))) == "action_handoff"
+
+
+def test_after_the_handoff_it_opened_the_user_speaks(tmp_path):
+    # The handoff sets handoff_active; without action_listen here Rasa's core fallback answered "Sorry, I didn't
+    # quite get that", and its revert of the user's message undid the handoff (the ticket stayed open)
+    made = policy(tmp_path)
+    offered = [said("parking?", "ask_store_info"), ActionExecuted("action_answer_knowledge"),
+               BotUttered("I don't know. Would you like me to connect you with a human agent?"),
+               ActionExecuted("action_listen")]  # fmt: skip
+    opened = [said("yes", "affirm"), ActionExecuted("action_handoff", policy="ContextPolicy"),
+              BotUttered("I've opened ticket #1 for you."), SlotSet("handoff_active", True)]  # fmt: skip
+    assert predicted(made, tracker(*offered, *opened)) == "action_listen"
+    # the next message is the agent's rules' (the handoff rules forward it), not this policy's
+    assert (
+        predicted(made, tracker(*offered, *opened, ActionExecuted("action_listen"), said("thanks", "thanks")))
+        is None
+    )
