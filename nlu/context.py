@@ -25,6 +25,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from app.actions.phrasing import is_question, is_request
 from app.order_ids import only_an_order_id
 from knowledge.injection import has_instruction, opens_with_instruction, strip_instructions
 
@@ -125,11 +126,10 @@ _DATA_REQUEST = re.compile(
 
 
 def is_personal_data_request(text: str, intent: str | None) -> bool:
-    """A request (not a question) about one's personal data: the privacy intent, a request's verb, and not asked
-    as a question ("how long does it take you to delete my data if I ask?" is the article's)."""
-    return (
-        intent == "ask_privacy" and bool(_DATA_REQUEST.search(text or "")) and not looks_like_question(text)
-    )
+    """A request (:func:`app.actions.phrasing.is_request`, not a question) about one's personal data: the privacy
+    intent and a request's verb ("can you delete my data?" asks for it; "how long does it take you to delete my
+    data if I ask?" is the article's)."""
+    return intent == "ask_privacy" and bool(_DATA_REQUEST.search(text or "")) and is_request(text)
 
 
 #: Anger at the shop: every example of the NLU training data with one of these is a complaint, and none asks a
@@ -146,7 +146,7 @@ def is_angry_complaint(text: str) -> bool:
     """Anger with a grievance, not a question ("third estimated bill in a row and it's way too high, I'm furious",
     "my claim got rejected and that's just wrong"): a complaint, whatever intent the words of the grievance have.
     A question asked crossly ("this is ridiculous, how long do refunds take?") is answered."""
-    return bool(_ANGER.search(text or "")) and not looks_like_question(text) and not is_bare_insult(text)
+    return bool(_ANGER.search(text or "")) and not is_question(text) and not is_bare_insult(text)
 
 
 def is_bare_insult(text: str) -> bool:

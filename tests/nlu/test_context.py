@@ -198,7 +198,8 @@ def test_a_request_about_ones_personal_data_goes_to_a_person_a_question_about_it
     # knowledge/docs/stores-and-contact/talk-to-a-human.md: the assistant hands over "a request about your
     # personal data"; frozen.yml: "how long does it take you to delete my data if I ask?" is the article's
     for text in ("ok then please delete everything you have on me", "I want all my personal data erased",
-                 "erase everything linked to my email please", "send me a copy of all my data"):  # fmt: skip
+                 "erase everything linked to my email please", "send me a copy of all my data",
+                 "can you delete my data please?"):  # fmt: skip
         assert is_personal_data_request(text, "ask_privacy"), text
         assert context_action([user(text, "ask_privacy")], {}) == "action_handoff"
     for text in ("how long does it take you to delete my data if I ask?", "can I ask you to delete all my data",
