@@ -377,6 +377,12 @@ def free_port(host: str, attempts: int = 200, avoid: Collection[int] = ()) -> in
     return port
 
 
+def configured_ports(settings: BaseModel, but: str | None = None) -> set[int]:
+    """The ports ``settings`` gives its services (every ``*_port`` field), ``but`` the one named: what a port
+    picked now for another service (the CRM's "any free port", a Rasa replica) must stay clear of."""
+    return {v for k, v in settings.model_dump().items() if k.endswith("_port") and k != but}
+
+
 def free_ports(host: str, names: Iterable[str]) -> dict[str, int]:
     """One free port per name (see :func:`free_port`), no two the same."""
     ports: dict[str, int] = {}

@@ -38,6 +38,7 @@ from app.scaleout import (
     check_action_workers,
     check_channel_exposure,
     check_scale_out,
+    configured_ports,
     credentials_path,
     endpoints_path,
     ensure_postgres_database,
@@ -69,8 +70,7 @@ class Stack:
     ) -> None:
         self.settings = settings or get_settings()
         if self.settings.crm_port == 0:  # "any free port": fixed now, passed to every service
-            taken = {v for k, v in self.settings.model_dump().items() if k.endswith("_port")}
-            port = free_port(self.settings.host, avoid=taken)
+            port = free_port(self.settings.host, avoid=configured_ports(self.settings))
             self.settings = self.settings.model_copy(update={"crm_port": port})
         self.names = [s for s in SERVICES if s in set(services)]
         if "gateway" in self.names and not self.settings.jwt_secret.get_secret_value():
@@ -88,12 +88,12 @@ class Stack:
         self._sigterm_trapped = False
         # Replica i listens on rasa_ports[i]; the first is settings.rasa_port, as with one replica.
         # Replicas after the first skip every other *_port setting (e.g. the gateway's, not yet bound).
-        others = {
-            v for k, v in self.settings.model_dump().items() if k.endswith("_port") and k != "rasa_port"
-        }
         self.rasa_ports = (
             replica_ports(
-                self.settings.host, self.settings.rasa_port, self.settings.rasa_replicas, avoid=others
+                self.settings.host,
+                self.settings.rasa_port,
+                self.settings.rasa_replicas,
+                avoid=configured_ports(self.settings, but="rasa_port"),
             )
             if "rasa" in self.names
             else []

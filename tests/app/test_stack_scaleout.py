@@ -18,6 +18,7 @@ from app.scaleout import (
     ScaleOutError,
     check_action_workers,
     check_scale_out,
+    configured_ports,
     endpoints_config,
     ensure_postgres_database,
     free_ports,
@@ -386,6 +387,14 @@ def test_ports_handed_out_together_are_never_the_same(tmp_path, monkeypatch):
     taken = base.model_copy(update={"rasa_port": 30010, "action_port": 30011, "gateway_port": 30012})
     rng.calls = 20  # the next picks: 30010, 30011, 30011, 30012, 30012, 30013
     assert Stack(taken, services=("crm",)).settings.crm_port not in {30010, 30011, 30012}
+
+
+def test_configured_ports_are_every_port_setting_but_the_one_named(tmp_path):
+    settings = make_settings(tmp_path, rasa_port=30020, action_port=30021, gateway_port=30022)
+    ports = configured_ports(settings)
+    assert {30020, 30021, 30022} <= ports and settings.crm_port in ports
+    assert 30020 not in configured_ports(settings, but="rasa_port")
+    assert {30021, 30022} <= configured_ports(settings, but="rasa_port")
 
 
 def test_stack_defines_one_rasa_service_per_replica(tmp_path):

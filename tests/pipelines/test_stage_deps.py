@@ -1,11 +1,14 @@
-"""Every module of ``knowledge/`` a ``dvc.yaml`` stage runs is one of its deps, so changing it reruns the stage.
+"""Every module of ``knowledge/`` and ``nlu/`` a ``dvc.yaml`` stage runs is one of its deps, so changing it reruns
+the stage.
 
 A stage whose output depends on code it does not list is skipped by ``dvc repro`` after that code changes: the
 index keeps an answerability model fitted with the old stop words (``knowledge/grounding.py``), the bot-level
 figures describe an embedding or retrieval the served bot no longer runs. The check follows the stage's entry
-point (``python -m pipelines.X``) through the project's import graph (``tests/test_imports.py``: every import
-statement, function-level ones too), and asks of each ``knowledge/`` module it reaches
-that a dep names it or a folder holding it.
+point (``python -m pipelines.X``) and every project module it lists as a dep (Rasa loads ``nlu/context.py`` and
+``nlu/components`` by name from the config, so no import reaches them; what they import runs all the same) through
+the project's import graph (``tests/test_imports.py``: every import statement, function-level ones too), and asks
+of each ``knowledge/`` and ``nlu/`` module it reaches that a dep names it or a folder holding it. ``app/`` is not
+checked yet: its settings and logging modules reach almost every stage without changing what it writes.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from tests.test_imports import import_graph, module_files
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("app", "knowledge", "nlu", "pipelines", "benchmarks")
-CHECKED = "knowledge/"
+CHECKED = ("knowledge/", "nlu/")
 
 
 @functools.cache
@@ -29,12 +32,12 @@ def _graph() -> tuple[dict[str, set[str]], dict[str, Path]]:
     return import_graph(ROOT, PACKAGES), module_files(ROOT, PACKAGES)
 
 
-def closure(module: str) -> set[str]:
-    """Paths (relative to the project) of every project module ``module`` runs, itself included: the import
-    graph of ``tests/test_imports.py`` (every import statement, lazy ones too), followed from ``module``."""
+def closure(*modules: str) -> set[str]:
+    """Paths (relative to the project) of every project module ``modules`` run, themselves included: the import
+    graph of ``tests/test_imports.py`` (every import statement, lazy ones too), followed from each."""
     graph, files = _graph()
     seen: set[str] = set()
-    todo = [module]
+    todo = list(modules)
     while todo:
         name = todo.pop()
         if name in seen or name not in graph:
@@ -42,6 +45,16 @@ def closure(module: str) -> set[str]:
         seen.add(name)
         todo.extend(graph[name])
     return {files[name].relative_to(ROOT).as_posix() for name in seen}
+
+
+def listed_modules(deps: list[str]) -> list[str]:
+    """The project modules ``deps`` name, by file or by a folder holding them."""
+    _, files = _graph()
+    return [
+        name
+        for name, path in files.items()
+        if any((rel := path.relative_to(ROOT).as_posix()) == dep or rel.startswith(dep + "/") for dep in deps)
+    ]
 
 
 def stages() -> dict[str, tuple[str, list[str]]]:
@@ -66,12 +79,20 @@ def test_the_import_closure_reaches_what_build_index_runs():
     assert not any(path.startswith(("tests/", ".venv")) for path in reached)
 
 
+def test_the_closure_follows_the_modules_a_stage_lists():
+    # train_nlu runs nlu/context.py only through Rasa's config; what context.py imports runs with it
+    module, deps = STAGES["train_nlu"]
+    assert "nlu.context" in listed_modules(deps)
+    assert "knowledge/injection.py" not in closure(module)
+    assert "knowledge/injection.py" in closure(module, *listed_modules(deps))
+
+
 @pytest.mark.parametrize("stage", sorted(STAGES))
-def test_every_knowledge_module_a_stage_runs_is_a_dep(stage):
+def test_every_knowledge_and_nlu_module_a_stage_runs_is_a_dep(stage):
     module, deps = STAGES[stage]
     missing = sorted(
         path
-        for path in closure(module)
+        for path in closure(module, *listed_modules(deps))
         if path.startswith(CHECKED)
         and not path.endswith("__init__.py")
         and not any(path == dep or path.startswith(dep + "/") for dep in deps)
