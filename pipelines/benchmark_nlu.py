@@ -59,7 +59,10 @@ def prepare_data(dataset: str, params: dict[str, Any], work: Path, seed: int) ->
             "test": Path(test),
             "validation": Path(validation) if validation else None,
         }
-    bench = datasets.load(dataset)
+    if dataset == "clinc150":  # oos_class false: no oos_train, out of scope by the threshold alone
+        bench = datasets.load_clinc150(oos_in_train=bool(params.get("oos_class", True)))
+    else:
+        bench = datasets.load(dataset)
     folder = work / "data"
     paths = {
         "train": datasets.write_rasa_yaml(bench.train, folder / "train.yml"),
