@@ -132,6 +132,22 @@ def is_personal_data_request(text: str, intent: str | None) -> bool:
     return intent == "ask_privacy" and bool(_DATA_REQUEST.search(text or "")) and is_request(text)
 
 
+#: A yes/no question about the support team itself ("does your support team speak dutch?", "are your agents
+#: available on sundays?"): the articles answer it (knowledge/docs/stores-and-contact); asking to be put through
+#: is said of oneself ("can I speak to someone in German?") or asks the team to act ("can someone call me?").
+_ABOUT_THE_TEAM = re.compile(
+    r"^\s*(?:and\s+|so\s+|also\s+)?(?:does|do|is|are)\s+(?:your|the)\s+(?:[a-z]+\s+){0,2}?"
+    r"(?:team|teams|agents?|staff|advisers?|advisors?|representatives?|reps|colleagues|people)\b",
+    re.IGNORECASE,
+)
+
+
+def asks_about_the_team(text: str) -> bool:
+    """A question about what the support team does or is ("does your support team speak dutch?"), not a
+    request for one of them: the handoff intent's words, but the articles' question."""
+    return bool(_ABOUT_THE_TEAM.search(text or "")) and not is_request(text)
+
+
 #: Anger at the shop: every example of the NLU training data with one of these is a complaint, and none asks a
 #: question ("this is the third time my delivery is late, I'm absolutely fed up").
 _ANGER = re.compile(
@@ -226,8 +242,9 @@ def context_action(events: Sequence[Mapping[str, Any]], slots: Mapping[str, Any]
     are sure, else gives the out-of-scope reply), and a message that only addresses the assistant's rules (a
     prompt injection, :func:`knowledge.injection.has_instruction`: in an unsure message, or one that opens with
     it and asks nothing besides, whatever its intent) and an insult alone (:func:`is_bare_insult`) to the
-    out-of-scope reply; a request about one's personal data (:func:`is_personal_data_request`) to the handoff and
-    anger with a grievance (:func:`is_angry_complaint`) to the complaint action, as the articles promise
+    out-of-scope reply; a request about one's personal data (:func:`is_personal_data_request`) to the handoff, a
+    question about the support team read as a request for it (:func:`asks_about_the_team`) to the knowledge action
+    and anger with a grievance (:func:`is_angry_complaint`) to the complaint action, as the articles promise
     (knowledge/docs/stores-and-contact/talk-to-a-human.md). Right after an action this policy chose:
     ``action_listen`` (the rules know nothing of those turns; nor do they after a handoff it opened)."""
     user_index = _last_index(events, "user")
@@ -251,6 +268,8 @@ def context_action(events: Sequence[Mapping[str, Any]], slots: Mapping[str, Any]
         return "utter_out_of_scope"  # an insult alone, whatever its intent: not a complaint for a person
     if is_personal_data_request(text, intent):
         return "action_handoff"  # what the articles promise for a request about one's personal data
+    if intent == "human_handoff" and asks_about_the_team(text):
+        return "action_answer_knowledge"  # a question about the team, not a request for a person
     if intent != "complaint" and is_angry_complaint(text):
         # anger with a grievance the NLU read as something else: the complaint intent's rule
         return "action_complaint"

@@ -11,6 +11,7 @@ from nlu.context import (
     OFFER_OF_A_PERSON,
     TOPIC_INTENTS,
     answers_rephrase_request,
+    asks_about_the_team,
     clarified_text,
     content_words,
     context_action,
@@ -206,6 +207,32 @@ def test_a_request_about_ones_personal_data_goes_to_a_person_a_question_about_it
                  "what personal data do you store about me", "if I call you and it's recorded, how long is that kept"):  # fmt: skip
         assert not is_personal_data_request(text, "ask_privacy"), text
     assert not is_personal_data_request("delete my account", "ask_account")  # the account article's
+
+
+def test_a_question_about_the_support_team_is_the_articles_a_request_for_it_a_person():
+    for text in ("does your support team speak dutch?", "are your agents available on sundays?",
+                 "do the customer service people work at weekends", "and is your team based in Germany?"):  # fmt: skip
+        assert asks_about_the_team(text), text
+        assert context_action([user(text, "human_handoff")], {}) == "action_answer_knowledge"
+    for text in ("can I speak to someone in German?", "can someone from your team call me?",
+                 "can you put me through to your team please", "I want to talk to your support team",
+                 "is there a person I can chat with", "are you a bot?"):  # fmt: skip
+        assert not asks_about_the_team(text), text
+    assert context_action([user("can I speak to someone in German?", "human_handoff")], {}) is None
+    # the handoff intent's own words are the rules' (only its intent is checked: other intents keep theirs)
+    assert context_action([user("does your team speak dutch?", "ask_store_info")], {}) is None
+    assert (
+        context_action([user("does your team speak dutch?", "human_handoff")], {"handoff_active": True})
+        is None
+    )
+    # the training data agrees: no request for a person is phrased as a question about the team
+    for path in (ROOT / "nlu" / "data" / "nlu").glob("*.yml"):
+        for item in yaml.safe_load(path.read_text())["nlu"]:
+            examples = [
+                line[2:] for line in (item.get("examples") or "").splitlines() if line.startswith("- ")
+            ]
+            if item.get("intent") == "human_handoff":
+                assert not [e for e in examples if asks_about_the_team(e)]
 
 
 def test_anger_with_a_grievance_is_a_complaint_whatever_intent_its_words_have():
