@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import re
 
+#: A question mark at the end, or a question word or auxiliary first (the one reader of questions: the skills,
+#: the context policy and the router's turn facts all ask it).
 QUESTION = re.compile(
-    r"\?\s*$|^\s*(how|when|what|why|where|which|can|could|do|does|is|are|will|would)\b", re.IGNORECASE
+    r"\?\s*$|^\s*(how|what|when|where|which|who|why|can|could|do|does|did|is|are|will|would|should|may|must)\b",
+    re.IGNORECASE,
 )
 # "can you ...", "could you ...", "please ...": asking the bot to act, even in the form of a question
 POLITE_REQUEST = re.compile(

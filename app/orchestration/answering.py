@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from app.actions.phrasing import is_question
 from app.channels.rendering import split_sources
 from app.llm.client import CallContext
 from app.llm.policy import Decision, TierPolicy
@@ -26,7 +27,6 @@ from app.llm.tiers import AnswerOutcome, AnswerRequest, TieredAnswerer
 from app.orchestration.handlers import FALLBACK, HANDOFF, IDK, KNOWLEDGE
 from app.orchestration.router import ORDER_ID_IN_TEXT, RouteDecision, RouterConfig, Turn, decide
 from app.reliability.degradation import DegradationLevel
-from nlu.context import looks_like_question
 
 
 @dataclass
@@ -76,7 +76,7 @@ def knowledge_turn(
         conversation_id=conversation_id,
         mentions_account=bool(ORDER_ID_IN_TEXT.search(text)),
         cut_off=cut_off,
-        question=looks_like_question(text),
+        question=is_question(text),
         rephrased=rephrased,
     )
     return turn, found

@@ -117,7 +117,7 @@ class Turn:
     conversation_id: str = ""
     mentions_account: bool = False  # names the user's own order/ticket (see Features)
     cut_off: float = 0.3  # the index's "I don't know" line (KnowledgeBase.cut_off): below it, nothing to say
-    question: bool = False  # the text asks something, by its form (nlu.context.looks_like_question)
+    question: bool = False  # the text asks something, by its form (app.actions.phrasing.is_question)
     rephrased: bool = (
         False  # it answers "could you say that in other words?" (nlu.context.answers_rephrase_request)
     )
