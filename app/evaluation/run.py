@@ -32,6 +32,7 @@ from app.evaluation.player import PlayedTurn, Player
 from app.identity import conversation_id
 from app.llm.config import TiersConfig
 from app.settings import Settings, read_section
+from app.stack import Stack
 from app.supervisor import StackError
 
 logger = structlog.get_logger(__name__)
@@ -127,29 +128,27 @@ class EvaluationStack:
     action server can be restarted with other params between runs (:meth:`serve_with`) and the conversations'
     users erased from every store (:meth:`forget`), so each run starts from empty conversations and caches."""
 
-    def __init__(self, settings: Settings, start: Callable[[Any], None] | None = None) -> None:
-        from app.stack import Stack
+    #: How often the stack is started before a port taken by another process is reported.
+    STARTS = 3
 
+    def __init__(self, settings: Settings, start: Callable[[Any], None] | None = None) -> None:
         self.stack = Stack(settings, services=SERVICES)
         self._start = start or (lambda s: s.start())
 
     def __enter__(self) -> EvaluationStack:
         # A port free when chosen can be taken by another process before its service binds it (seconds later,
-        # on a busy machine): the stack is then started again on other free ports, at most twice.
-        for attempt in range(3):
+        # on a busy machine): the stack is then started again on other free ports, at most STARTS times in all.
+        attempt = 1
+        while True:
             try:
                 self._start(self.stack)
                 return self
             except StackError as error:
-                if "Address already in use" not in str(error) or attempt == 2:
+                if "Address already in use" not in str(error) or attempt == self.STARTS:
                     raise
-                logger.warning(
-                    "evaluation.ports_taken", error=str(error).splitlines()[0], attempt=attempt + 1
-                )
-                from app.stack import Stack
-
+                logger.warning("evaluation.ports_taken", error=str(error).splitlines()[0], attempt=attempt)
+                attempt += 1
                 self.stack = Stack(on_free_ports(self.settings), services=SERVICES)
-        raise AssertionError("unreachable")
 
     def __exit__(self, *exc: object) -> None:
         self.stack.stop()
