@@ -120,7 +120,11 @@ def choose(top_is_oos, correct, gold_oos, score) -> float:
 
     candidates = np.unique(np.quantile(score, np.linspace(0, 1, 1001)))
     points = [
-        {"threshold": float(t), **operating_point(top_is_oos, correct, gold_oos, score, t), "n_oos": 1}
+        {
+            "threshold": float(t),
+            **operating_point(top_is_oos, correct, gold_oos, score, t),
+            "n_oos": int(gold_oos.sum()),
+        }
         for t in candidates
     ]
     threshold, _ = choose_threshold(points, "min_recall", MIN_OOS_RECALL)
