@@ -102,6 +102,7 @@ async def answer_knowledge(
             level=level,
             conversation_id=ctx.conversation_id,
             rephrased=rephrased,
+            clarified=clicked,
         )
 
     def read_with(

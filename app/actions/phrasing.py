@@ -1,8 +1,11 @@
-"""Questions and requests: whether a message asks *about* something or asks the bot to *do* it.
+"""Questions and requests: whether a message asks *about* something or asks the bot to *do* it, or names only a
+subject.
 
 "How long do refunds take?" and "can I still cancel?" are questions the help articles answer; "refund
 ORD-20101", "cancel my order please" and "can you cancel ORD-20031?" are requests a skill or a person carries
-out. The skills that serve both (refunds, cancellations, complaints, problem reports) ask these two.
+out. The skills that serve both (refunds, cancellations, complaints, problem reports) ask these two. "help with
+payment??" and "I have a question about my bill" say neither: they name a subject, not what about it, and the
+router asks what was meant (:func:`is_vague`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,15 @@ POLITE_REQUEST = re.compile(
     re.IGNORECASE,
 )
 
+# "help with payment??", "I have a question about my bill", "problem with the app": help, a question or a problem
+# with a subject of at most three words, and nothing else
+VAGUE = re.compile(
+    r"^\W*(?:(?:hi|hello|hey)\W+)?(?:i\s+(?:need|want|would\s+like|have|got)\s+)?(?:some\s+|a\s+|an\s+)?"
+    r"(?:help|question|questions|issue|issues|problem|problems|query|trouble)\s+"
+    r"(?:with|about|regarding|re|on|concerning)\s+(?:my\s+|the\s+|a\s+|an\s+|your\s+)?\w+(?:\s+\w+){0,2}\W*$",
+    re.IGNORECASE,
+)
+
 
 def is_question(text: str) -> bool:
     """ "How long does a refund take?" asks about refunds; "I want my money back" asks for one."""
@@ -32,3 +44,8 @@ def is_request(text: str) -> bool:
     """The user asks the bot to do something: a statement ("cancel my order"), or a polite request in the
     form of a question ("can you cancel ORD-20031?"); "can I still cancel?" is a question."""
     return not is_question(text) or bool(POLITE_REQUEST.search(text or ""))
+
+
+def is_vague(text: str) -> bool:
+    """The message names a subject but not what about it: "help with payment??", "question about my order"."""
+    return bool(VAGUE.match(text or ""))

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from app.actions.phrasing import is_question
+from app.actions.phrasing import is_question, is_vague
 from app.channels.rendering import split_sources
 from app.llm.client import CallContext
 from app.llm.policy import Decision, TierPolicy
@@ -59,8 +59,10 @@ def knowledge_turn(
     level: DegradationLevel | str = DegradationLevel.FULL,
     conversation_id: str = "",
     rephrased: bool = False,
+    clarified: bool = False,
 ) -> tuple[Turn, Any]:
-    """One lookup for ``text`` and the router's :class:`Turn` built from it (with the lookup)."""
+    """One lookup for ``text`` and the router's :class:`Turn` built from it (with the lookup). ``clarified``: the
+    user clicked one of the "did you mean ...?" suggestions for ``text``, so it is vague no more."""
     found = kb.lookup(text, tenant_id, top_k)
     cut_off = kb.cut_off
     turn = Turn(
@@ -78,6 +80,7 @@ def knowledge_turn(
         cut_off=cut_off,
         question=is_question(text),
         rephrased=rephrased,
+        vague=is_vague(text) and not clarified,
     )
     return turn, found
 
@@ -96,6 +99,7 @@ def route_question(
     level: DegradationLevel | str = DegradationLevel.FULL,
     conversation_id: str = "",
     rephrased: bool = False,
+    clarified: bool = False,
 ) -> tuple[RouteDecision, Any]:
     """Look the question up once and let the router decide (blocking: run it in a thread)."""
     turn, found = knowledge_turn(
@@ -109,6 +113,7 @@ def route_question(
         level=level,
         conversation_id=conversation_id,
         rephrased=rephrased,
+        clarified=clarified,
     )
     return decide(turn, config, policy), found
 

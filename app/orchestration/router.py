@@ -17,6 +17,10 @@ Rules, in order (thresholds from the ``router`` section of params.yaml):
 3. the user asks for a person (a handoff intent): ``handoff`` when confident enough
    (>= ``handoff_min_confidence``), else ``fallback`` (ask first);
 4. ``max_failed_turns`` failed turns in a row -> ``handoff``;
+   a vague message, one that names a subject but not what about it ("help with payment??": ``Turn.vague``,
+   :func:`app.actions.phrasing.is_vague`), not already said again in other words -> ``fallback`` ("did you mean
+   ...?" with the intents it may mean: the articles would quote one passage of the subject at random; rule
+   ``vague``);
 5. unsure intent (``nlu_fallback``: the served model's FallbackClassifier, whose threshold is chosen on
    validation data, was unsure; or confidence < ``nlu_threshold``): ``knowledge`` when retrieval is strong
    (>= ``unsure_nlu_min_retrieval``), or when the message asks a question (``Turn.question``) and retrieval
@@ -121,6 +125,7 @@ class Turn:
     rephrased: bool = (
         False  # it answers "could you say that in other words?" (nlu.context.answers_rephrase_request)
     )
+    vague: bool = False  # it names a subject but not what about it (app.actions.phrasing.is_vague)
 
     def __post_init__(self) -> None:
         if not 0 <= self.confidence <= 1:
@@ -204,6 +209,8 @@ def _decide(turn: Turn, c: RouterConfig, policy: TierPolicy) -> RouteDecision:
         return route(
             HANDOFF, "too_many_failures", f"{turn.failed_turns} failed turns (>= {c.max_failed_turns})"
         )
+    if turn.vague and not turn.rephrased:
+        return route(FALLBACK, "vague", "it names a subject but not what about it: ask what was meant")
     retrieval = turn.retrieval_confidence
     unsure = turn.intent == NLU_FALLBACK or turn.confidence < c.nlu_threshold
     if unsure:  # the articles first: strong retrieval, or a question they answer

@@ -38,6 +38,31 @@ def test_the_turn_says_whether_the_message_asks_a_question(text: str, question: 
     assert turn.cut_off == 0.3 and turn.retrieval_confidence == 0.5
 
 
+@pytest.mark.parametrize(
+    ("text", "vague"),
+    [
+        ("help with payment??", True),
+        ("I have a question about my bill", True),
+        ("hi, problem with the app", True),
+        ("question about the thing i got", True),
+        ("help with payment: can I pay with PayPal?", False),  # says what about it
+        ("I have a question about the return window for shoes bought in store", False),  # more than a subject
+        ("how do I pay?", False),
+        ("payment", False),
+    ],
+)
+def test_the_turn_says_whether_the_message_names_only_a_subject(text: str, vague: bool) -> None:
+    from app.orchestration.router import decide
+
+    turn, _ = knowledge_turn(FakeKB(0.9), text, "acme", intent="ask_payment_methods", confidence=0.9, top_k=5)
+    assert turn.vague is vague
+    assert (decide(turn, log=False).rule == "vague") is vague
+    # a "did you mean ...?" suggestion clicked for these words: they are clarified, and answered
+    clicked, _ = knowledge_turn(FakeKB(0.9), text, "acme", intent="ask_payment_methods", confidence=1.0,
+                                top_k=5, clarified=True)  # fmt: skip
+    assert not clicked.vague and decide(clicked, log=False).handler == "knowledge"
+
+
 def test_an_unsure_question_the_articles_answer_is_a_knowledge_turn() -> None:
     from app.orchestration.router import decide
 

@@ -58,6 +58,20 @@ def turn(intent: str = "ask_delivery", conf: float = 0.9, retrieval: float | Non
             0,
         ),
         ("earlier failure: one tier up", turn(failed_turns=1), "knowledge", "knowledge_intent", 1),
+        (  # "help with payment??": the articles would quote one passage of the subject at random
+            "a vague message, however sure",
+            turn("ask_payment_methods", conf=0.95, retrieval=0.9, vague=True),
+            "fallback",
+            "vague",
+            None,
+        ),
+        (  # asked once already ("could you say that in other words?"): what it says is routed as usual
+            "a vague message said again",
+            turn("ask_payment_methods", conf=0.95, retrieval=0.9, vague=True, rephrased=True),
+            "knowledge",
+            "knowledge_intent",
+            0,
+        ),
         (
             "served model unsure, retrieval below the cut-off",
             turn("nlu_fallback", conf=0.45, retrieval=0.25, question=True),
