@@ -16,8 +16,10 @@ recall >= 0.7, ``nlu.oos.choose_threshold``), then read off the test set:
 - ``confidence+knn``: the mean of the two scores, each standardised on the validation set.
 A message is out of scope when the classifier ranks ``oos`` first OR its score is below the threshold, as served.
 
-Features are the bundled MiniLM (frozen; ``knowledge.embeddings``) unless ``--encoder`` names another model folder
-(an encoder fine-tuned on CLINC150's train split). This is a study of scores on one classifier fitted here, not
+Features are the bundled MiniLM (frozen; ``knowledge.embeddings``) unless ``--encoder`` names another encoder: an
+exported one (``model.onnx`` and ``tokenizer.json``, run by ``nlu.onnx_export.OnnxEncoder`` as the served Rasa
+component runs it), such as the one ``benchmarks/nlu.py`` fine-tunes on CLINC150's train split
+(``nlu/build/benchmark/<cell>/encoder/model``), or a Hugging Face model folder. This is a study of scores on one classifier fitted here, not
 the served Rasa model (``python benchmarks/nlu.py --datasets clinc150`` measures that one).
 
     python benchmarks/oos_detectors.py                 # about 3 minutes on 2 cores (embedding 23,700 messages)
@@ -60,8 +62,12 @@ def embed(texts: list[str], encoder: Path | None) -> np.ndarray:
         return np.load(cached)
 
     from knowledge.embeddings import OnnxEmbedding, local_embed_model
+    from nlu.onnx_export import MODEL_FILE, OnnxEncoder
 
-    model = OnnxEmbedding.from_model_dir(encoder) if encoder else local_embed_model("onnx")
+    if encoder and (encoder / MODEL_FILE).is_file():  # an exported encoder, as the Rasa component runs it
+        model: OnnxEncoder | OnnxEmbedding = OnnxEncoder.from_dir(encoder)
+    else:
+        model = OnnxEmbedding.from_model_dir(encoder) if encoder else local_embed_model("onnx")
     step = 256
     parts = [
         model.encode(texts[i : i + step])
@@ -152,7 +158,10 @@ def auroc(score: np.ndarray, gold_oos: np.ndarray) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--encoder", type=Path, help="a model folder (tokenizer.json, weights); default: MiniLM"
+        "--encoder",
+        type=Path,
+        help="an exported encoder (model.onnx, tokenizer.json: export_encoder's or a fine-tuned one's, e.g. "
+        "nlu/build/benchmark/<cell>/encoder/model) or a Hugging Face model folder; default: MiniLM",
     )
     parser.add_argument("--k", type=int, default=10, help="neighbours for the knn score")
     parser.add_argument("--seed", type=int, default=13)
@@ -163,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.encoder and not (args.encoder / "tokenizer.json").is_file():
         print(
-            f"error: {args.encoder} has no tokenizer.json (expected a Hugging Face model folder)",
+            f"error: {args.encoder} has no tokenizer.json (expected an exported encoder or a Hugging Face model folder)",
             file=sys.stderr,
         )
         return 2

@@ -4,11 +4,14 @@ One definition of the export, shared by the stage that exports the packaged Mini
 one that exports a fine-tuned copy (``nlu.finetune``): the transformer plus sentence-transformers' mean pooling
 and L2 normalisation in one graph (``input_ids``, ``attention_mask``, ``token_type_ids`` ->
 ``sentence_embedding``), a ``tokenizer.json`` that pads to the batch's longest sequence and truncates at
-``max_length``, and the checks (cosine to a reference, latency of one sentence).
+``max_length``, and the checks (cosine to a reference, latency of one sentence). :class:`OnnxEncoder` runs an
+exported folder in either environment: the served Rasa component (``nlu.components.onnx_featurizer``), the checks
+here and the benchmarks.
 """
 
 from __future__ import annotations
 
+import logging
 import statistics
 import time
 from dataclasses import dataclass
@@ -16,6 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+logger = logging.getLogger(__name__)
+
+#: The exported folder's files (what ``OnnxSentenceFeaturizer`` copies into the Rasa model).
+MODEL_FILE = "model.onnx"
+TOKENIZER_FILE = "tokenizer.json"
 
 
 @dataclass(frozen=True)
@@ -49,6 +58,64 @@ SAMPLES = [
     "Ich möchte meine Bestellung stornieren",
     "why was I charged a fee for a transfer from my account to a friend's account in another country",
 ]
+
+
+class OnnxEncoder:
+    """An ONNX sentence encoder and its tokenizer: text in, L2-normalised embeddings out."""
+
+    def __init__(self, model: bytes, tokenizer_json: str, batch_threads: int = 0, single_threads: int = 1):
+        from tokenizers import Tokenizer
+
+        self._model = model
+        self.tokenizer = Tokenizer.from_str(tokenizer_json)
+        self._threads = {"batch": batch_threads, "single": single_threads}
+        self._sessions: dict[str, Any] = {}
+
+    @classmethod
+    def from_dir(cls, folder: Path, **kwargs: Any) -> OnnxEncoder:
+        return cls((folder / MODEL_FILE).read_bytes(), (folder / TOKENIZER_FILE).read_text(), **kwargs)
+
+    def _session(self, kind: str) -> Any:
+        if kind not in self._sessions:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = self._threads[kind]
+            options.inter_op_num_threads = 1
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            self._sessions[kind] = ort.InferenceSession(
+                self._model, options, providers=["CPUExecutionProvider"]
+            )
+        return self._sessions[kind]
+
+    def _run(self, texts: list[str], kind: str) -> np.ndarray:
+        encodings = self.tokenizer.encode_batch(texts)
+        feeds = {
+            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+            "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
+        }
+        return self._session(kind).run(["sentence_embedding"], feeds)[0].astype(np.float32)
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """Embeddings of ``texts`` in input order; batches of similar length keep padding small."""
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        if len(texts) == 1:
+            return self._run(texts, "single")
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        out: np.ndarray | None = None
+        for start in range(0, len(texts), batch_size):
+            idx = order[start : start + batch_size]
+            vectors = self._run([texts[i] for i in idx], "batch")
+            if out is None:
+                out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
+            out[idx] = vectors
+            done = min(start + batch_size, len(texts))
+            if len(texts) > 2000 and (done // batch_size) % 50 == 0:
+                logger.info(f"OnnxEncoder: embedded {done}/{len(texts)} messages")
+        assert out is not None
+        return out
 
 
 def _torch_module(model_dir: Path):
@@ -86,40 +153,17 @@ def write_tokenizer(model_dir: Path, out: Path, max_length: int) -> Path:
 
 def encode_onnx(model: Path, tokenizer: Path, sentences: list[str]) -> np.ndarray:
     """Sentence embeddings from the exported files, exactly as the Rasa component computes them."""
-    import onnxruntime as ort
-    from tokenizers import Tokenizer
-
-    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    tok = Tokenizer.from_file(str(tokenizer))
-    batch = tok.encode_batch(sentences)
-    feeds = {
-        "input_ids": np.array([e.ids for e in batch], dtype=np.int64),
-        "attention_mask": np.array([e.attention_mask for e in batch], dtype=np.int64),
-        "token_type_ids": np.array([e.type_ids for e in batch], dtype=np.int64),
-    }
-    return session.run(["sentence_embedding"], feeds)[0]
+    return OnnxEncoder(model.read_bytes(), tokenizer.read_text()).encode(sentences)
 
 
 def single_latency_ms(model: Path, tokenizer: Path, sentences: list[str], repeats: int = 20) -> float:
-    """Median time to embed one sentence (batch of 1), in milliseconds."""
-    import onnxruntime as ort
-    from tokenizers import Tokenizer
-
-    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    tok = Tokenizer.from_file(str(tokenizer))
+    """Median time to embed one sentence (batch of 1, onnxruntime's default threads), in milliseconds."""
+    encoder = OnnxEncoder(model.read_bytes(), tokenizer.read_text(), single_threads=0)
     times = []
     for _ in range(repeats):
         for sentence in sentences:
             start = time.perf_counter()
-            enc = tok.encode(sentence)
-            session.run(
-                ["sentence_embedding"],
-                {
-                    "input_ids": np.array([enc.ids], dtype=np.int64),
-                    "attention_mask": np.array([enc.attention_mask], dtype=np.int64),
-                    "token_type_ids": np.array([enc.type_ids], dtype=np.int64),
-                },
-            )
+            encoder.encode([sentence])
             times.append((time.perf_counter() - start) * 1000)
     return statistics.median(times)
 

