@@ -177,15 +177,20 @@ def _export_fp32(model_dir: Path, target: Path) -> None:
 class OnnxEmbedding(BaseEmbedding):
     """all-MiniLM-L6-v2 on onnxruntime: word-piece tokens -> encoder -> mean pooling -> unit vector.
 
-    Batches are sorted by length inside :meth:`_get_text_embeddings`, so little time goes on padding.
+    Batches are sorted by length inside :meth:`_get_text_embeddings`, so little time goes on padding. One text
+    (a served question) runs on a session of ``single_threads`` intra-op threads, batches on ``threads``: for
+    one short sentence, splitting the work across cores costs more than it saves, and the served stack's other
+    processes want those cores too (``benchmarks/handler_latency.py`` measures the served knowledge turn).
     """
 
     model_dir: str = Field(description="Folder of the Hugging Face model (tokenizer.json, weights).")
     quantized: bool = Field(default=False, description="Use the int8 dynamically quantised graph.")
     onnx_path: str = Field(description="The exported ONNX file.")
     threads: int = Field(default=0, description="onnxruntime intra-op threads (0: one per core).")
+    single_threads: int = Field(default=1, description="intra-op threads for one text (0: one per core).")
 
     _session: Any = PrivateAttr(default=None)
+    _single: Any = PrivateAttr(default=None)
     _tokenizer: Any = PrivateAttr(default=None)
 
     @classmethod
@@ -204,10 +209,18 @@ class OnnxEmbedding(BaseEmbedding):
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self.threads or (os.cpu_count() or 1)
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self._session = ort.InferenceSession(self.onnx_path, options, providers=["CPUExecutionProvider"])
+        def session(threads: int) -> Any:
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = threads or (os.cpu_count() or 1)
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            return ort.InferenceSession(self.onnx_path, options, providers=["CPUExecutionProvider"])
+
+        self._session = session(self.threads)
+        self._single = (
+            self._session
+            if (self.single_threads or os.cpu_count()) == (self.threads or os.cpu_count())
+            else session(self.single_threads)
+        )
         tokenizer = Tokenizer.from_file(str(Path(self.model_dir) / "tokenizer.json"))
         tokenizer.enable_truncation(MAX_TOKENS)
         tokenizer.enable_padding()
@@ -224,12 +237,13 @@ class OnnxEmbedding(BaseEmbedding):
         order = np.argsort([len(text) for text in texts], kind="stable")
         out: np.ndarray | None = None
         step = max(1, self.embed_batch_size)
+        runner = self._single if len(texts) == 1 else self._session
         for start in range(0, len(texts), step):
             chosen = order[start : start + step]
             encodings = self._tokenizer.encode_batch([texts[i] for i in chosen])
             ids = np.asarray([e.ids for e in encodings], dtype=np.int64)
             mask = np.asarray([e.attention_mask for e in encodings], dtype=np.int64)
-            hidden = self._session.run(
+            hidden = runner.run(
                 None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
             )[0]
             pooled = (hidden * mask[..., None]).sum(axis=1) / np.maximum(mask.sum(axis=1, keepdims=True), 1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -60,3 +62,17 @@ def test_the_onnx_export_happens_once(tmp_path) -> None:
     assert [p.name for p in first.parent.iterdir()] == ["model.onnx"]  # no temporary files left
     model = OnnxEmbedding(model_name="m", model_dir=str(get_model_path()), onnx_path=str(first))
     assert model.encode([]).shape == (0, 384)
+
+
+def test_one_text_runs_on_its_own_single_thread_session_with_the_same_vectors() -> None:
+    """A served question (one text) runs on a one-thread session; batches on all cores; same embedding."""
+    model = local_embed_model("onnx")
+    assert model.single_threads == 1
+    assert (model._single is model._session) == ((os.cpu_count() or 1) == 1)  # all cores are one thread
+    batch = model.encode(TEXTS)
+    alone = np.vstack([model.encode([text]) for text in TEXTS])
+    assert np.allclose(alone, batch, atol=1e-5)
+    both = OnnxEmbedding(
+        model_name="m", model_dir=model.model_dir, onnx_path=model.onnx_path, threads=1, single_threads=1
+    )
+    assert both._single is both._session  # one session when the two thread counts agree
