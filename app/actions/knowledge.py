@@ -24,6 +24,7 @@ from app.actions import services
 from app.actions.context import TurnContext
 from app.actions.descriptions import intent_descriptions
 from app.actions.fallback import ask_what_was_meant
+from app.actions.phrasing import asks_whether_offered
 from app.actions.records import ActionRun, RecordedAction
 from app.llm.client import CallContext
 from app.observability import metrics
@@ -137,12 +138,15 @@ async def answer_knowledge(
             wants_topic = topic and (looks_like_followup(ctx.text) or decision.handler != KNOWLEDGE or unsure)
             if wants_topic and (reread := await asyncio.to_thread(read_with, topic, found, "")):
                 (decision, found), followup = reread, True
-            # a confident intent names the subject: "forgot my pasword" is read as a password question
+            # a confident intent names the subject: "forgot my pasword" is read as a password question; not a
+            # question whether something is offered at all ("is there a discount for teachers?"): the subject's
+            # article would answer another question (which discounts there are) where the articles have nothing
             described = intent_descriptions(ctx.tenant_id).get(intent_name, "")
             if (
                 decision.rule.startswith("nothing_to_answer")
                 and intent_name in TOPIC_INTENTS
                 and not is_payload(ctx.text)  # a payload alone has no words of the user's to read with it
+                and not asks_whether_offered(ctx.text)
                 and (
                     reread := await asyncio.to_thread(read_with, described, found, router_intent, not clicked)
                 )

@@ -5,7 +5,8 @@ subject.
 ORD-20101", "cancel my order please" and "can you cancel ORD-20031?" are requests a skill or a person carries
 out. The skills that serve both (refunds, cancellations, complaints, problem reports) ask these two. "help with
 payment??" and "I have a question about my bill" say neither: they name a subject, not what about it, and the
-router asks what was meant (:func:`is_vague`).
+router asks what was meant (:func:`is_vague`). "Is there a discount for teachers?" asks whether something is
+offered at all (:func:`asks_whether_offered`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,17 @@ VAGUE = re.compile(
     re.IGNORECASE,
 )
 
+# "is there a discount for teachers?", "do you have a social tariff for pensioners?", "ok, do you offer gift
+# wrapping?": whether the shop offers something at all (a few words of filler first)
+OFFERED = re.compile(
+    r"^\W*(?:(?:ok|okay|no|yes|hi|hello|hey|so|and|also|thanks)\W+){0,2}"
+    r"(?:is|are)\s+there\s+(?:a|an|any)\b"
+    r"|^\W*(?:(?:ok|okay|no|yes|hi|hello|hey|so|and|also|thanks)\W+){0,2}"
+    r"(?:do|does)\s+(?:you|u|you\s+guys|[a-z]+)\s+"
+    r"(?:(?:have|do)\s+(?:a|an|any(?!\s+idea))\b|(?:offer|sell|provide|run)\b)",
+    re.IGNORECASE,
+)
+
 
 def is_question(text: str) -> bool:
     """ "How long does a refund take?" asks about refunds; "I want my money back" asks for one."""
@@ -44,6 +56,13 @@ def is_request(text: str) -> bool:
     """The user asks the bot to do something: a statement ("cancel my order"), or a polite request in the
     form of a question ("can you cancel ORD-20031?"); "can I still cancel?" is a question."""
     return not is_question(text) or bool(POLITE_REQUEST.search(text or ""))
+
+
+def asks_whether_offered(text: str) -> bool:
+    """ "Is there a discount for teachers?", "do you have an Android app?": the question is whether a thing exists
+    (an offer, a service, a product), so an answer must name that thing; "is there a fee to return it?" is one
+    too, "how do I get a discount?" is not."""
+    return bool(OFFERED.search(text or ""))
 
 
 def is_vague(text: str) -> bool:

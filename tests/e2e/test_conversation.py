@@ -60,6 +60,13 @@ def test_a_question_retrieval_misses_alone_is_read_with_its_intent(bot, user):
     assert "Resetting your password" in reply
 
 
+def test_a_question_whether_something_is_offered_is_not_read_with_its_intent(bot, user):
+    # "teachers" is in no article; read with ask_promotions' description, the discount-code article was quoted
+    # (how a discount is spread over an order): an answer to another question
+    reply = texts(say(bot, user, "is there a discount for teachers?"))
+    assert "I don't know the answer" in reply and "Source:" not in reply
+
+
 def test_a_problem_stated_without_an_order_is_answered_from_its_article(bot, user):
     # damaged_item's action asks the articles: the turn routes as a question of its subject, not the skill's
     reply = texts(say(bot, user, "my new teapot arrived broken"))
