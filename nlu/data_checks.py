@@ -87,21 +87,39 @@ def _domain(domain: Path, problems: list[str]) -> tuple[dict[str, int], set[str]
     return intents, entities, domain
 
 
+def _match_entities(match: re.Match) -> list[str]:
+    """The entity names one ``[text](entity)`` / ``[text]{"entity": ...}`` / ``[text][{...}, ...]`` mark gives."""
+    if match.group("entity"):
+        return [match.group("entity").strip()]
+    raw = match.group("dict") or f"[{match.group('list')}]"
+    try:
+        parsed = json.loads(raw)
+    except json.JSONDecodeError:
+        return []
+    return [str(item["entity"]) for item in (parsed if isinstance(parsed, list) else [parsed])
+            if isinstance(item, dict) and item.get("entity")]  # fmt: skip
+
+
 def _example_entities(example: str) -> list[str]:
-    names = []
+    return [name for match in ENTITY_MARKUP.finditer(example) for name in _match_entities(match)]
+
+
+def marked_spans(example: str) -> tuple[str, list[tuple[int, int, str]]]:
+    """An example's plain text (marks removed, stripped) and its entities as (start, end, entity) character spans
+    of that text (the first entity of a mark that names several)."""
+    plain, spans, at = [], [], 0
     for match in ENTITY_MARKUP.finditer(example):
-        if match.group("entity"):
-            names.append(match.group("entity").strip())
-        else:
-            raw = match.group("dict") or f"[{match.group('list')}]"
-            try:
-                parsed = json.loads(raw)
-            except json.JSONDecodeError:
-                continue
-            for item in parsed if isinstance(parsed, list) else [parsed]:
-                if isinstance(item, dict) and item.get("entity"):
-                    names.append(str(item["entity"]))
-    return names
+        plain.append(example[at : match.start()])
+        start = sum(len(part) for part in plain)
+        plain.append(match.group("text"))
+        names = _match_entities(match)
+        if names:
+            spans.append((start, start + len(match.group("text")), names[0]))
+        at = match.end()
+    plain.append(example[at:])
+    text = "".join(plain)
+    lead = len(text) - len(text.lstrip())
+    return text.strip(), [(s - lead, e - lead, name) for s, e, name in spans]
 
 
 def check_nlu_data(domain: Path, data: Path) -> list[str]:

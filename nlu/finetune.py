@@ -24,8 +24,17 @@ from typing import Any
 import numpy as np
 import yaml
 
-from nlu.data_checks import ENTITY_MARKUP
-from nlu.onnx_export import SAMPLES, ExportSettings, cosine_to_reference, encode_onnx, export, write_tokenizer
+from nlu.bio import IGNORED, labels_for, piece_labels
+from nlu.data_checks import marked_spans
+from nlu.onnx_export import (
+    ENTITIES_FILE,
+    SAMPLES,
+    ExportSettings,
+    OnnxEncoder,
+    cosine_to_reference,
+    export,
+    write_tokenizer,
+)
 
 DEFAULT_EXPORT = ExportSettings()
 
@@ -54,6 +63,7 @@ class FinetuneParams:
     bucket_batches: int = 1
     freeze_embeddings: bool = False
     fused_optimizer: bool = False
+    entity_weight: float = 1.0
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> FinetuneParams:
@@ -76,7 +86,7 @@ class FinetuneParams:
         for name in ("epochs", "batch_size", "max_seq_length", "threads", "bucket_batches"):
             if name in params:
                 values[name] = positive(name, int, params[name])
-        for name in ("lr", "head_lr", "logit_scale"):
+        for name in ("lr", "head_lr", "logit_scale", "entity_weight"):
             if name in params:
                 values[name] = positive(name, float, params[name])
         if params.get("max_steps") is not None:
@@ -100,32 +110,49 @@ class FinetuneParams:
 def encoder_kind(config: Path) -> str | None:
     """``frozen`` or ``finetuned``: the ``encoder`` of a config's ``OnnxSentenceFeaturizer`` (default frozen);
     None when its pipeline has no such featurizer. :class:`FinetuneError` for any other value."""
+    featurizer = _featurizer(config)
+    if featurizer is None:
+        return None
+    kind = featurizer.get("encoder", "frozen")
+    if kind not in ENCODERS:
+        raise FinetuneError(
+            f"{config}: OnnxSentenceFeaturizer encoder {kind!r} is not one of {', '.join(ENCODERS)}"
+        )
+    return kind
+
+
+def _featurizer(config: Path) -> dict[str, Any] | None:
     try:
         pipeline = (yaml.safe_load(config.read_text()) or {}).get("pipeline") or []
     except (OSError, yaml.YAMLError) as exc:
         raise FinetuneError(f"{config}: cannot read the config ({type(exc).__name__})") from None
-    for component in pipeline:
-        if str(component.get("name", "")).endswith("OnnxSentenceFeaturizer"):
-            kind = component.get("encoder", "frozen")
-            if kind not in ENCODERS:
-                raise FinetuneError(
-                    f"{config}: OnnxSentenceFeaturizer encoder {kind!r} is not one of {', '.join(ENCODERS)}"
-                )
-            return kind
-    return None
+    return next((c for c in pipeline if str(c.get("name", "")).endswith("OnnxSentenceFeaturizer")), None)
 
 
-def _plain(example: str) -> str:
-    return ENTITY_MARKUP.sub(lambda m: m.group("text"), example).strip()
+def entity_head(config: Path) -> bool:
+    """Whether the encoder is fine-tuned with a token-classification head for entities: the config's featurizer
+    says ``entities: true`` (then ``BioEntityExtractor`` reads its tags, and the encoder must be fine-tuned)."""
+    featurizer = _featurizer(config)
+    if not featurizer or not featurizer.get("entities", False):
+        return False
+    if featurizer.get("encoder", "frozen") != "finetuned":
+        raise FinetuneError(f"{config}: OnnxSentenceFeaturizer entities: true needs encoder: finetuned")
+    return True
 
 
 def read_examples(path: Path) -> list[tuple[str, str]]:
     """(text, intent) of every example in a Rasa NLU file (YAML, or JSON), entity markup removed."""
+    return [(text, intent) for text, intent, _ in read_annotated(path)]
+
+
+def read_annotated(path: Path) -> list[tuple[str, str, list[tuple[int, int, str]]]]:
+    """(text, intent, entity spans) of every example in a Rasa NLU file (YAML, or JSON), entity markup removed;
+    spans are (start, end, entity) character offsets of the text."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise FinetuneError(f"{path}: cannot read the training data ({exc.strerror})") from None
-    out: list[tuple[str, str]] = []
+    out: list[tuple[str, str, list[tuple[int, int, str]]]] = []
     if path.suffix == ".json":
         try:
             data = json.loads(text)
@@ -133,7 +160,14 @@ def read_examples(path: Path) -> list[tuple[str, str]]:
             raise FinetuneError(f"{path}: not valid JSON (line {exc.lineno})") from None
         for item in (data.get("rasa_nlu_data") or {}).get("common_examples") or []:
             if item.get("text") and item.get("intent"):
-                out.append((str(item["text"]).strip(), str(item["intent"])))
+                raw = str(item["text"])
+                lead = len(raw) - len(raw.lstrip())
+                spans = [
+                    (int(e["start"]) - lead, int(e["end"]) - lead, str(e["entity"]))
+                    for e in item.get("entities") or []
+                    if isinstance(e, dict) and {"start", "end", "entity"} <= e.keys()
+                ]
+                out.append((raw.strip(), str(item["intent"]), spans))
         return out
     try:
         data = yaml.safe_load(text) or {}
@@ -147,7 +181,10 @@ def read_examples(path: Path) -> list[tuple[str, str]]:
             lines = [line.strip()[2:] for line in examples.splitlines() if line.strip().startswith("- ")]
         else:  # the long form: a list of {text: ..., metadata: ...}
             lines = [str(e.get("text", "")) if isinstance(e, dict) else str(e) for e in examples]
-        out.extend((_plain(line), str(block["intent"])) for line in lines if _plain(line))
+        for line in lines:
+            plain, spans = marked_spans(line)
+            if plain:
+                out.append((plain, str(block["intent"]), spans))
     return out
 
 
@@ -163,12 +200,17 @@ def _seed_everything(seed: int, threads: int) -> None:
 
 def _embed(model: Any, ids: Any, mask: Any) -> Any:
     """sentence-transformers' mean pooling and L2 normalisation of the encoder's output (as exported)."""
+    return _forward(model, ids, mask)[0]
+
+
+def _forward(model: Any, ids: Any, mask: Any) -> tuple[Any, Any]:
+    """The pooled, normalised sentence embedding and the encoder's last hidden states (the entity head's input)."""
     import torch
 
     hidden = model(input_ids=ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids)).last_hidden_state
     weights = mask.unsqueeze(-1).to(hidden.dtype)
     pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
-    return torch.nn.functional.normalize(pooled, p=2.0, dim=1)
+    return torch.nn.functional.normalize(pooled, p=2.0, dim=1), hidden
 
 
 def embed(model: Any, tokenizer: Path, sentences: Sequence[str]) -> np.ndarray:
@@ -205,25 +247,48 @@ def epoch_batches(lengths: Sequence[int], batch_size: int, bucket_batches: int, 
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
+@dataclass
+class EntityHead:
+    """The token-classification head trained with the encoder: a linear layer over its last hidden states, one
+    output per label of ``labels`` (:func:`nlu.bio.labels_for`)."""
+
+    module: Any
+    labels: list[str]
+
+
 def train(
-    examples: Sequence[tuple[str, str]], model_dir: Path, params: FinetuneParams, seed: int, log=print
-) -> tuple[Any, dict[str, Any]]:
-    """Fine-tune the Hugging Face encoder in ``model_dir`` on ``examples``; return it (eval mode) and figures."""
+    examples: Sequence[tuple],
+    model_dir: Path,
+    params: FinetuneParams,
+    seed: int,
+    log=print,
+    entities: bool = False,
+) -> tuple[Any, dict[str, Any], EntityHead | None]:
+    """Fine-tune the Hugging Face encoder in ``model_dir`` on ``examples`` ((text, intent) or (text, intent,
+    spans)); return it (eval mode), figures and, with ``entities``, the entity head trained beside the intent
+    head (loss: intent cross-entropy + ``entity_weight`` x per-piece BIO cross-entropy)."""
     import torch
     from tokenizers import Tokenizer
     from transformers import AutoModel
 
-    intents = sorted({intent for _, intent in examples})
+    intents = sorted({example[1] for example in examples})
     if len(intents) < 2:
         raise FinetuneError(f"fine-tuning needs examples of at least 2 intents, got {len(intents)}")
+    spans = [list(example[2]) if len(example) > 2 else [] for example in examples]
+    types = sorted({kind for found in spans for _, _, kind in found})
+    if entities and not types:
+        raise FinetuneError("an entity head needs training examples with entities, and there are none")
     _seed_everything(seed, params.threads)
     tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
     tokenizer.enable_truncation(max_length=params.max_seq_length)
     tokenizer.no_padding()  # the file pads to a fixed length; each batch is padded to its longest example below
     model = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager")
     head = torch.nn.Linear(model.config.hidden_size, len(intents))
-    labels = np.array([intents.index(intent) for _, intent in examples])
-    texts = [text for text, _ in examples]
+    tags = labels_for(types) if entities else []
+    tagger = torch.nn.Linear(model.config.hidden_size, len(tags)) if entities else None
+    heads = [head, *([tagger] if tagger is not None else [])]
+    labels = np.array([intents.index(example[1]) for example in examples])
+    texts = [example[0] for example in examples]
     per_epoch = -(-len(texts) // params.batch_size)
     total = per_epoch * params.epochs
     if params.max_steps is not None:
@@ -234,7 +299,7 @@ def train(
     optimizer = torch.optim.AdamW(
         [
             {"params": trained, "lr": params.lr},
-            {"params": head.parameters(), "lr": params.head_lr},
+            {"params": [p for h in heads for p in h.parameters()], "lr": params.head_lr},
         ],
         weight_decay=params.weight_decay,
         **({"fused": True} if params.fused_optimizer else {}),
@@ -247,8 +312,14 @@ def train(
         ),
     )
     rng = np.random.default_rng(seed)
-    encoded = [(e.ids, e.attention_mask) for e in tokenizer.encode_batch(texts)]
+    encodings = tokenizer.encode_batch(texts)
+    encoded = [(e.ids, e.attention_mask) for e in encodings]
     lengths = [len(ids) for ids, _ in encoded]
+    targets = (
+        [piece_labels(e.offsets, found, tags) for e, found in zip(encodings, spans, strict=True)]
+        if tags
+        else []
+    )
     model.train()
     start, step, losses, padded = time.perf_counter(), 0, [], 0
     while step < total:
@@ -262,11 +333,20 @@ def train(
             for row, i in enumerate(idx):
                 ids[row, : lengths[i]] = torch.tensor(encoded[i][0], dtype=torch.long)
                 mask[row, : lengths[i]] = torch.tensor(encoded[i][1], dtype=torch.long)
-            logits = head(_embed(model, ids, mask) * params.logit_scale)
+            pooled, hidden = _forward(model, ids, mask)
+            logits = head(pooled * params.logit_scale)
             loss = torch.nn.functional.cross_entropy(logits, torch.as_tensor(labels[idx], dtype=torch.long))
+            if tagger is not None:
+                gold = torch.full((len(idx), width), IGNORED, dtype=torch.long)
+                for row, i in enumerate(idx):
+                    gold[row, : lengths[i]] = torch.tensor(targets[i], dtype=torch.long)
+                token_logits = tagger(hidden)
+                loss = loss + params.entity_weight * torch.nn.functional.cross_entropy(
+                    token_logits.reshape(-1, len(tags)), gold.reshape(-1), ignore_index=IGNORED
+                )
             optimizer.zero_grad()
             loss.backward()
-            torch.nn.utils.clip_grad_norm_([*trained, *head.parameters()], 1.0)
+            torch.nn.utils.clip_grad_norm_([*trained, *(p for h in heads for p in h.parameters())], 1.0)
             optimizer.step()
             scheduler.step()
             losses.append(loss.item())
@@ -274,15 +354,24 @@ def train(
             if step % 25 == 0 or step == total:
                 log(f"finetune: step {step}/{total}, loss {np.mean(losses[-25:]):.4f}")
     model.eval()
-    return model, {
-        "steps": step,
-        "examples": len(texts),
-        "intents": len(intents),
-        "train_seconds": round(time.perf_counter() - start, 2),
-        "seconds_per_step": round((time.perf_counter() - start) / max(1, step), 3),
-        "padded_tokens_per_example": round(padded / max(1, step * params.batch_size), 1),
-        "final_loss": round(float(np.mean(losses[-min(25, len(losses)) :])), 4),
-    }
+    entity_head = None
+    if tagger is not None:
+        tagger.eval()
+        entity_head = EntityHead(tagger, tags)
+    return (
+        model,
+        {
+            "entity_labels": len(tags),
+            "steps": step,
+            "examples": len(texts),
+            "intents": len(intents),
+            "train_seconds": round(time.perf_counter() - start, 2),
+            "seconds_per_step": round((time.perf_counter() - start) / max(1, step), 3),
+            "padded_tokens_per_example": round(padded / max(1, step * params.batch_size), 1),
+            "final_loss": round(float(np.mean(losses[-min(25, len(losses)) :])), 4),
+        },
+        entity_head,
+    )
 
 
 def finetune_encoder(
@@ -293,17 +382,19 @@ def finetune_encoder(
     seed: int,
     exporting: ExportSettings = DEFAULT_EXPORT,
     log=print,
+    entities: bool = False,
 ) -> dict[str, Any]:
-    """Fine-tune on the Rasa NLU file ``data``, export to ``out`` (model.onnx, tokenizer.json, encoder.json) and
-    check the export against the torch model; return the figures (also in encoder.json)."""
+    """Fine-tune on the Rasa NLU file ``data``, export to ``out`` (model.onnx, tokenizer.json, encoder.json, and
+    with ``entities`` the entity head's labels in entities.json) and check the export against the torch model;
+    return the figures (also in encoder.json)."""
 
-    examples = read_examples(data)
+    examples = read_annotated(data)
     if not examples:
         raise FinetuneError(f"{data}: no intent examples to fine-tune on")
     start = time.perf_counter()
-    model, figures = train(examples, model_dir, params, seed, log)
-    sentences = [text for text, _ in examples[:: max(1, len(examples) // 20)]]
-    figures["cosine_min_fp32"] = export_finetuned(model, model_dir, out, sentences, exporting)
+    model, figures, head = train(examples, model_dir, params, seed, log, entities=entities)
+    sentences = [example[0] for example in examples[:: max(1, len(examples) // 20)]]
+    figures["cosine_min_fp32"] = export_finetuned(model, model_dir, out, sentences, exporting, head)
     figures |= {
         "total_seconds": round(time.perf_counter() - start, 2),
         "mb": round((out / "model.onnx").stat().st_size / 2**20, 1),
@@ -335,27 +426,54 @@ def export_finetuned(
     out: Path,
     sentences: Sequence[str] = (),
     exporting: ExportSettings = DEFAULT_EXPORT,
+    head: EntityHead | None = None,
 ) -> float:
     """Export the fine-tuned ``model`` (tokenizer from ``model_dir``) to ``out/model.onnx`` and
-    ``out/tokenizer.json`` as export_encoder does; check it against the torch model on export_encoder's sample
-    sentences and ``sentences``: :class:`FinetuneError` below ``exporting.min_cosine``. Return the smallest cosine."""
+    ``out/tokenizer.json`` as export_encoder does, with ``head``'s per-piece logits as a second output and its
+    labels in ``out/entities.json``; check it against the torch model on export_encoder's sample sentences and
+    ``sentences``: :class:`FinetuneError` below ``exporting.min_cosine``, or when a piece's label differs. Return the
+    smallest cosine."""
     out.mkdir(parents=True, exist_ok=True)
     work = out / "_work"
     shutil.rmtree(work, ignore_errors=True)
     (work / "hf").mkdir(parents=True)
     model.save_pretrained(str(work / "hf"))
     shutil.copyfile(model_dir / "tokenizer.json", work / "hf" / "tokenizer.json")
-    export(work / "hf", work, exporting.opset, exporting.max_length)
+    export(work / "hf", work, exporting.opset, exporting.max_length, head.module if head else None)
     tokenizer = write_tokenizer(model_dir, out / "tokenizer.json", exporting.max_length)
     sentences = [*SAMPLES, *sentences]
-    cosine = cosine_to_reference(
-        embed(model, tokenizer, sentences), encode_onnx(work / "model.onnx", tokenizer, sentences)
+    onnx = OnnxEncoder(
+        (work / "model.onnx").read_bytes(), tokenizer.read_text(), entity_labels=head and head.labels
     )
+    cosine = cosine_to_reference(embed(model, tokenizer, sentences), onnx.encode(sentences))
     if cosine < exporting.min_cosine:
         raise FinetuneError(
             f"the fine-tuned encoder's ONNX export disagrees with the torch model "
             f"(min cosine {cosine:.6f} < {exporting.min_cosine})"
         )
+    if head is not None:
+        for sentence in sentences:
+            expected = token_logits(model, head, tokenizer, sentence).argmax(axis=1)
+            if not np.array_equal(onnx.token_logits(sentence).argmax(axis=1), expected):
+                raise FinetuneError(f"the entity head's ONNX export tags {sentence!r} unlike the torch model")
+        (out / ENTITIES_FILE).write_text(json.dumps({"labels": head.labels}, indent=2) + "\n")
+    else:
+        (out / ENTITIES_FILE).unlink(missing_ok=True)
     shutil.move(work / "model.onnx", out / "model.onnx")
     shutil.rmtree(work)
     return round(cosine, 6)
+
+
+def token_logits(model: Any, head: EntityHead, tokenizer: Path, sentence: str) -> np.ndarray:
+    """The torch model's per-piece entity logits of one sentence (rows: pieces, as the served tokenizer cuts)."""
+    import torch
+    from tokenizers import Tokenizer
+
+    encoding = Tokenizer.from_file(str(tokenizer)).encode(sentence)
+    with torch.no_grad():
+        _, hidden = _forward(
+            model,
+            torch.tensor([encoding.ids], dtype=torch.long),
+            torch.tensor([encoding.attention_mask], dtype=torch.long),
+        )
+        return head.module(hidden)[0].numpy()

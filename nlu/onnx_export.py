@@ -4,13 +4,16 @@ One definition of the export, shared by the stage that exports the packaged Mini
 one that exports a fine-tuned copy (``nlu.finetune``): the transformer plus sentence-transformers' mean pooling
 and L2 normalisation in one graph (``input_ids``, ``attention_mask``, ``token_type_ids`` ->
 ``sentence_embedding``), a ``tokenizer.json`` that pads to the batch's longest sequence and truncates at
-``max_length``, and the checks (cosine to a reference, latency of one sentence). :class:`OnnxEncoder` runs an
-exported folder in either environment: the served Rasa component (``nlu.components.onnx_featurizer``), the checks
-here and the benchmarks.
+``max_length``, and the checks (cosine to a reference, latency of one sentence). A fine-tuned encoder with an
+entity head (``nlu.finetune``) has a second output, ``entity_logits`` (one row of label logits per word piece), and
+its labels in ``entities.json``: one run of the encoder gives both. :class:`OnnxEncoder` runs an exported folder
+in either environment: the served Rasa components (``nlu.components.onnx_featurizer``,
+``nlu.components.bio_entities``), the checks here and the benchmarks.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import statistics
 import time
@@ -25,6 +28,8 @@ logger = logging.getLogger(__name__)
 #: The exported folder's files (what ``OnnxSentenceFeaturizer`` copies into the Rasa model).
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
+#: The entity head's labels (only in a folder whose model has the ``entity_logits`` output).
+ENTITIES_FILE = "entities.json"
 
 
 @dataclass(frozen=True)
@@ -63,17 +68,34 @@ SAMPLES = [
 class OnnxEncoder:
     """An ONNX sentence encoder and its tokenizer: text in, L2-normalised embeddings out."""
 
-    def __init__(self, model: bytes, tokenizer_json: str, batch_threads: int = 0, single_threads: int = 1):
+    def __init__(
+        self,
+        model: bytes,
+        tokenizer_json: str,
+        batch_threads: int = 0,
+        single_threads: int = 1,
+        entity_labels: list[str] | None = None,
+    ):
         from tokenizers import Tokenizer
 
         self._model = model
         self.tokenizer = Tokenizer.from_str(tokenizer_json)
         self._threads = {"batch": batch_threads, "single": single_threads}
         self._sessions: dict[str, Any] = {}
+        self.entity_labels = (
+            list(entity_labels) if entity_labels else None
+        )  # the entity head's, if it has one
 
     @classmethod
     def from_dir(cls, folder: Path, **kwargs: Any) -> OnnxEncoder:
-        return cls((folder / MODEL_FILE).read_bytes(), (folder / TOKENIZER_FILE).read_text(), **kwargs)
+        entities = folder / ENTITIES_FILE
+        labels = json.loads(entities.read_text())["labels"] if entities.is_file() else None
+        return cls(
+            (folder / MODEL_FILE).read_bytes(),
+            (folder / TOKENIZER_FILE).read_text(),
+            entity_labels=labels,
+            **kwargs,
+        )
 
     def _session(self, kind: str) -> Any:
         if kind not in self._sessions:
@@ -89,13 +111,28 @@ class OnnxEncoder:
         return self._sessions[kind]
 
     def _run(self, texts: list[str], kind: str) -> np.ndarray:
+        return self._outputs(texts, kind, ["sentence_embedding"])[0][0].astype(np.float32)
+
+    def _outputs(self, texts: list[str], kind: str, names: list[str]) -> tuple[list[np.ndarray], list[Any]]:
         encodings = self.tokenizer.encode_batch(texts)
         feeds = {
             "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
             "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
             "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
         }
-        return self._session(kind).run(["sentence_embedding"], feeds)[0].astype(np.float32)
+        return self._session(kind).run(names, feeds), encodings
+
+    def token_logits(self, text: str) -> np.ndarray:
+        """The entity head's logits of one text: one row per word piece (``[CLS]`` and ``[SEP]`` included)."""
+        return self.encode_tagged(text)[1]
+
+    def encode_tagged(self, text: str) -> tuple[np.ndarray, np.ndarray, Any]:
+        """One text's embedding, its entity head's per-piece logits and its tokenizer encoding (offsets, word ids),
+        from one run of the encoder. ``ValueError`` for an encoder without an entity head."""
+        if not self.entity_labels:
+            raise ValueError("this encoder has no entity head (no entities.json beside its model)")
+        (vector, logits), encodings = self._outputs([text], "single", ["sentence_embedding", "entity_logits"])
+        return vector[0].astype(np.float32), logits[0].astype(np.float32), encodings[0]
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """Embeddings of ``texts`` in input order; batches of similar length keep padding small."""
@@ -118,8 +155,9 @@ class OnnxEncoder:
         return out
 
 
-def _torch_module(model_dir: Path):
-    """The Hugging Face transformer wrapped with mean pooling and L2 normalisation (sentence-transformers)."""
+def _torch_module(model_dir: Path, entity_head: Any = None):
+    """The Hugging Face transformer wrapped with mean pooling and L2 normalisation (sentence-transformers), and
+    ``entity_head`` (a linear layer over the last hidden states) as a second output when given."""
     import torch
     from transformers import AutoModel
 
@@ -127,6 +165,7 @@ def _torch_module(model_dir: Path):
         def __init__(self) -> None:
             super().__init__()
             self.bert = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager")
+            self.entity_head = entity_head
 
         def forward(self, input_ids, attention_mask, token_type_ids):
             hidden = self.bert(
@@ -135,7 +174,10 @@ def _torch_module(model_dir: Path):
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
             summed = (hidden * mask).sum(dim=1)
             pooled = summed / mask.sum(dim=1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(pooled, p=2.0, dim=1)
+            embedding = torch.nn.functional.normalize(pooled, p=2.0, dim=1)
+            if self.entity_head is None:
+                return embedding
+            return embedding, self.entity_head(hidden)
 
     return MeanPooledEncoder().eval()
 
@@ -168,11 +210,13 @@ def single_latency_ms(model: Path, tokenizer: Path, sentences: list[str], repeat
     return statistics.median(times)
 
 
-def export(model_dir: Path, out_dir: Path, opset: int, max_length: int) -> Path:
-    """Export the pooled encoder to ``out_dir/model.onnx`` with dynamic batch and sequence axes."""
+def export(model_dir: Path, out_dir: Path, opset: int, max_length: int, entity_head: Any = None) -> Path:
+    """Export the pooled encoder to ``out_dir/model.onnx`` with dynamic batch and sequence axes (and
+    ``entity_head``'s per-piece logits as the output ``entity_logits`` when given)."""
     import torch
 
-    module = _torch_module(model_dir)
+    module = _torch_module(model_dir, entity_head)
+    outputs = ["sentence_embedding", *(["entity_logits"] if entity_head is not None else [])]
     dummy = torch.ones((2, 8), dtype=torch.long)
     path = out_dir / "model.onnx"
     with torch.no_grad():
@@ -181,10 +225,10 @@ def export(model_dir: Path, out_dir: Path, opset: int, max_length: int) -> Path:
             (dummy, dummy, torch.zeros_like(dummy)),
             str(path),
             input_names=["input_ids", "attention_mask", "token_type_ids"],
-            output_names=["sentence_embedding"],
+            output_names=outputs,
             dynamic_axes={
                 name: {0: "batch", 1: "sequence"}
-                for name in ("input_ids", "attention_mask", "token_type_ids")
+                for name in ("input_ids", "attention_mask", "token_type_ids", *outputs[1:])
             }
             | {"sentence_embedding": {0: "batch"}},
             opset_version=opset,

@@ -75,9 +75,12 @@ def split_data(
 
 
 def encoder_fingerprint(folder: Path) -> str:
-    """SHA-256 over the encoder files (model.onnx, tokenizer.json): part of Rasa's cache key."""
+    """SHA-256 over the encoder files (model.onnx, tokenizer.json, and entities.json where the encoder has an
+    entity head): part of Rasa's cache key."""
     digest = hashlib.sha256()
-    for name in ("model.onnx", "tokenizer.json"):
+    for name in ("model.onnx", "tokenizer.json", "entities.json"):
+        if name == "entities.json" and not (folder / name).is_file():
+            continue
         with (folder / name).open("rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 digest.update(chunk)

@@ -38,8 +38,11 @@ OTHER_YAML = {
     ("nlu/training.py", "render_config"): "nlu/configs/*.yml, a Rasa pipeline config",
     ("nlu/training.py", "uses_encoder"): "a rendered Rasa pipeline config",
     ("nlu/data_checks.py", "_compose"): "Rasa training data files",
-    ("nlu/finetune.py", "encoder_kind"): "nlu/configs/*.yml, a Rasa config (the encoder kind)",
-    ("nlu/finetune.py", "read_examples"): "a Rasa NLU training data file (the fine-tuning examples)",
+    (
+        "nlu/finetune.py",
+        "_featurizer",
+    ): "nlu/configs/*.yml, a Rasa config (the encoder kind, the entity head)",
+    ("nlu/finetune.py", "read_annotated"): "a Rasa NLU training data file (the fine-tuning examples)",
     ("app/evaluation/conversations.py", "load"): "a bot-level conversation set (nlu/conversations/*.yml)",
     ("app/evaluation/conversations.py", "domain_intents"): "nlu/domain.yml, Rasa's domain",
     (

@@ -6,6 +6,10 @@ Training copies ``model.onnx`` and ``tokenizer.json`` from ``model_dir`` into th
 so the trained model tarball is self-contained and ``rasa run`` never looks at ``model_dir``.
 Training data is embedded in length-sorted batches with every core; a served message runs on one
 thread (for one short sentence that is faster than two on these machines: measured in export_encoder).
+
+With ``entities: true`` the encoder must be a fine-tuned one with an entity head (``entities.json`` beside the
+model): the same run of the encoder that embeds a parsed message gives its word pieces' entity logits, which the
+featurizer leaves on the message (:data:`PIECES_KEY`) for ``nlu.components.bio_entities.BioEntityExtractor``.
 """
 
 from __future__ import annotations
@@ -27,9 +31,12 @@ from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from nlu.onnx_export import MODEL_FILE, TOKENIZER_FILE, OnnxEncoder
+from nlu.onnx_export import ENTITIES_FILE, MODEL_FILE, TOKENIZER_FILE, OnnxEncoder
 
 logger = logging.getLogger(__name__)
+
+#: Where a parsed message carries its word pieces' entity logits, offsets and word ids (the extractor removes it).
+PIECES_KEY = "onnx_entity_pieces"
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=True)
@@ -51,6 +58,8 @@ class OnnxSentenceFeaturizer(DenseFeaturizer, GraphComponent):
             "batch_size": 64,
             "batch_threads": 0,  # 0: onnxruntime's default (all cores)
             "single_threads": 1,
+            # true: the fine-tuned encoder's entity head tags each parsed message (BioEntityExtractor reads it)
+            "entities": False,
         }
 
     @classmethod
@@ -67,6 +76,8 @@ class OnnxSentenceFeaturizer(DenseFeaturizer, GraphComponent):
             raise InvalidConfigException(
                 f"OnnxSentenceFeaturizer: encoder {config.get('encoder')!r} is not one of frozen, finetuned."
             )
+        if config.get("entities") and config.get("encoder", "frozen") != "finetuned":
+            raise InvalidConfigException("OnnxSentenceFeaturizer: entities: true needs encoder: finetuned.")
 
     def __init__(
         self,
@@ -102,8 +113,16 @@ class OnnxSentenceFeaturizer(DenseFeaturizer, GraphComponent):
                 f"OnnxSentenceFeaturizer: {', '.join(missing)} not found in {source.resolve()}: "
                 f"run the export_encoder stage (dvc repro export_encoder) first."
             )
+        files = [MODEL_FILE, TOKENIZER_FILE]
+        if self._config["entities"]:
+            if not (source / ENTITIES_FILE).is_file():
+                raise InvalidConfigException(
+                    f"OnnxSentenceFeaturizer: entities: true, but the encoder in {source.resolve()} has no entity "
+                    f"head ({ENTITIES_FILE}): fine-tune it with this config (nlu.finetune)."
+                )
+            files.append(ENTITIES_FILE)
         with self._model_storage.write_to(self._resource) as folder:
-            for name in (MODEL_FILE, TOKENIZER_FILE):
+            for name in files:
                 shutil.copyfile(source / name, folder / name)
         return self._resource
 
@@ -144,5 +163,21 @@ class OnnxSentenceFeaturizer(DenseFeaturizer, GraphComponent):
         return training_data
 
     def process(self, messages: list[Message]) -> list[Message]:
-        self._featurize(messages)
+        if not (self._config["entities"] and self._encoder is not None and self._encoder.entity_labels):
+            self._featurize(messages)
+            return messages
+        for message in messages:  # one run each gives the embedding and the entity logits
+            if not message.get(TEXT):
+                continue
+            vector, logits, encoding = self._encoder.encode_tagged(message.get(TEXT))
+            self.add_features_to_message(None, vector[np.newaxis, :], TEXT, message)
+            message.set(
+                PIECES_KEY,
+                {
+                    "labels": self._encoder.entity_labels,
+                    "logits": logits,
+                    "offsets": encoding.offsets,
+                    "word_ids": encoding.word_ids,
+                },
+            )
         return messages

