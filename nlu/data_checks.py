@@ -107,14 +107,15 @@ def _example_entities(example: str) -> list[str]:
 def marked_spans(example: str) -> tuple[str, list[tuple[int, int, str]]]:
     """An example's plain text (marks removed, stripped) and its entities as (start, end, entity) character spans
     of that text (the first entity of a mark that names several)."""
-    plain, spans, at = [], [], 0
+    plain, spans, at, start = [], [], 0, 0
     for match in ENTITY_MARKUP.finditer(example):
         plain.append(example[at : match.start()])
-        start = sum(len(part) for part in plain)
+        start += len(plain[-1])
         plain.append(match.group("text"))
         names = _match_entities(match)
         if names:
             spans.append((start, start + len(match.group("text")), names[0]))
+        start += len(match.group("text"))
         at = match.end()
     plain.append(example[at:])
     text = "".join(plain)

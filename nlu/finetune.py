@@ -286,7 +286,7 @@ def train(
     head = torch.nn.Linear(model.config.hidden_size, len(intents))
     tags = labels_for(types) if entities else []
     tagger = torch.nn.Linear(model.config.hidden_size, len(tags)) if entities else None
-    heads = [head, *([tagger] if tagger is not None else [])]
+    head_parameters = [p for h in (head, tagger) if h is not None for p in h.parameters()]
     labels = np.array([intents.index(example[1]) for example in examples])
     texts = [example[0] for example in examples]
     per_epoch = -(-len(texts) // params.batch_size)
@@ -299,7 +299,7 @@ def train(
     optimizer = torch.optim.AdamW(
         [
             {"params": trained, "lr": params.lr},
-            {"params": [p for h in heads for p in h.parameters()], "lr": params.head_lr},
+            {"params": head_parameters, "lr": params.head_lr},
         ],
         weight_decay=params.weight_decay,
         **({"fused": True} if params.fused_optimizer else {}),
@@ -340,13 +340,13 @@ def train(
                 gold = torch.full((len(idx), width), IGNORED, dtype=torch.long)
                 for row, i in enumerate(idx):
                     gold[row, : lengths[i]] = torch.tensor(targets[i], dtype=torch.long)
-                token_logits = tagger(hidden)
+                piece_logits = tagger(hidden)
                 loss = loss + params.entity_weight * torch.nn.functional.cross_entropy(
-                    token_logits.reshape(-1, len(tags)), gold.reshape(-1), ignore_index=IGNORED
+                    piece_logits.reshape(-1, len(tags)), gold.reshape(-1), ignore_index=IGNORED
                 )
             optimizer.zero_grad()
             loss.backward()
-            torch.nn.utils.clip_grad_norm_([*trained, *(p for h in heads for p in h.parameters())], 1.0)
+            torch.nn.utils.clip_grad_norm_([*trained, *head_parameters], 1.0)
             optimizer.step()
             scheduler.step()
             losses.append(loss.item())
@@ -452,9 +452,10 @@ def export_finetuned(
             f"(min cosine {cosine:.6f} < {exporting.min_cosine})"
         )
     if head is not None:
-        for sentence in sentences:
-            expected = token_logits(model, head, tokenizer, sentence).argmax(axis=1)
-            if not np.array_equal(onnx.token_logits(sentence).argmax(axis=1), expected):
+        for sentence, torch_logits in zip(
+            sentences, token_logits(model, head, tokenizer, sentences), strict=True
+        ):
+            if not np.array_equal(onnx.token_logits(sentence).argmax(axis=1), torch_logits.argmax(axis=1)):
                 raise FinetuneError(f"the entity head's ONNX export tags {sentence!r} unlike the torch model")
         (out / ENTITIES_FILE).write_text(json.dumps({"labels": head.labels}, indent=2) + "\n")
     else:
@@ -464,16 +465,20 @@ def export_finetuned(
     return round(cosine, 6)
 
 
-def token_logits(model: Any, head: EntityHead, tokenizer: Path, sentence: str) -> np.ndarray:
-    """The torch model's per-piece entity logits of one sentence (rows: pieces, as the served tokenizer cuts)."""
+def token_logits(model: Any, head: EntityHead, tokenizer: Path, sentences: Sequence[str]) -> list[np.ndarray]:
+    """The torch model's per-piece entity logits of each sentence, one at a time (rows: pieces, as the served
+    tokenizer cuts them)."""
     import torch
     from tokenizers import Tokenizer
 
-    encoding = Tokenizer.from_file(str(tokenizer)).encode(sentence)
+    cutter = Tokenizer.from_file(str(tokenizer))
+    out = []
     with torch.no_grad():
-        _, hidden = _forward(
-            model,
-            torch.tensor([encoding.ids], dtype=torch.long),
-            torch.tensor([encoding.attention_mask], dtype=torch.long),
-        )
-        return head.module(hidden)[0].numpy()
+        for encoding in (cutter.encode(sentence) for sentence in sentences):
+            _, hidden = _forward(
+                model,
+                torch.tensor([encoding.ids], dtype=torch.long),
+                torch.tensor([encoding.attention_mask], dtype=torch.long),
+            )
+            out.append(head.module(hidden)[0].numpy())
+    return out

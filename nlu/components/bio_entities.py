@@ -61,7 +61,6 @@ class BioEntityExtractor(GraphComponent, EntityExtractorMixin):
         self._model_storage = model_storage
         self._resource = resource
         self.patterns = [(p["name"], re.compile(p["pattern"], re.IGNORECASE)) for p in patterns or []]
-        self._raw_patterns = list(patterns or [])
         self._warned = False
 
     @classmethod

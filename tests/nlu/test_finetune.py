@@ -314,7 +314,9 @@ def test_the_entity_head_is_exported_beside_the_encoder_and_tags_like_torch(tmp_
     model, _, head = train(
         read_annotated(data), Path(get_model_path()), params, 7, lambda _: None, entities=True
     )
-    np.testing.assert_allclose(token_logits(model, head, out / "tokenizer.json", text), logits, atol=1e-3)
+    np.testing.assert_allclose(
+        token_logits(model, head, out / "tokenizer.json", [text])[0], logits, atol=1e-3
+    )
     spans = decode(
         encoding.offsets, encoding.word_ids, [softmax(row) for row in logits], encoder.entity_labels
     )
