@@ -58,7 +58,7 @@ class BaseParams(BaseModel):
 
 class ServeParams(BaseModel):
     """``serve`` in params.yaml: the running bot's tunables. An unknown key is an error (an option nothing
-    reads would be a lie): the "I don't know" cut-off travels with the index (``KnowledgeBase.cut_off``)."""
+    reads would be a lie): the "I don't know" cut-off travels with the index (``KnowledgeBase.cut_off_for``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -47,6 +47,9 @@ from knowledge.stores import StoreConfig
 
 #: Folds of the cross-validated dev AUC (fewer when a class has fewer dev questions).
 CV_FOLDS = 5
+#: Answerable dev questions a tenant needs for a cut-off of its own (:func:`tenant_cut_offs`): with fewer, one
+#: question's score would set it.
+MIN_TENANT_ANSWERABLE = 20
 
 
 @dataclass
@@ -57,6 +60,7 @@ class Example:
     values: dict[str, float]
     answerable: bool
     source: str = "dev"
+    tenant: str = ""
 
 
 def examples(kb: KnowledgeBase, questions: Sequence[Any], *, leave_out: bool = False) -> list[Example]:
@@ -64,7 +68,7 @@ def examples(kb: KnowledgeBase, questions: Sequence[Any], *, leave_out: bool = F
     rows = []
     for question in questions:
         values = kb.answerability_features(question.question, question.tenant)
-        rows.append(Example(question.id, values, question.answerable))
+        rows.append(Example(question.id, values, question.answerable, tenant=question.tenant))
         if leave_out and question.answerable:
             hidden = kb.answerability_features(
                 question.question, question.tenant, exclude_docs=question.doc_ids
@@ -84,7 +88,8 @@ def fit(
 
     ``suggested_min_score`` is the highest cut-off at which at most ``max_false_idk`` of the answerable
     dev questions would be refused, i.e. the one that catches the most unanswerable questions while
-    keeping "I don't know" rare for answerable ones.
+    keeping "I don't know" rare for answerable ones. ``tenant_min_scores`` holds the same promise per tenant
+    (:func:`tenant_cut_offs`).
     """
     if len({row.answerable for row in rows}) < 2:
         raise ValueError("fitting the answerability model needs answerable and unanswerable questions")
@@ -102,7 +107,34 @@ def fit(
         "max_false_idk": max_false_idk,
         "suggested_min_score": suggest_cut_off(scores, [row.answerable for row in dev], max_false_idk),
     }
+    model.info["tenant_min_scores"] = tenant_cut_offs(
+        dev, scores, max_false_idk, model.info["suggested_min_score"]
+    )
     return model
+
+
+def tenant_cut_offs(
+    dev: Sequence[Example], scores: Sequence[float], max_false_idk: float, overall: float
+) -> dict[str, float]:
+    """A lower cut-off for each tenant whose own answerable dev questions the overall one refuses too often.
+
+    The answerability model is one for all tenants, and its scores are not equally high everywhere: a small
+    tenant's articles share more words with each other (low ``dense_margin``) and use fewer words
+    (high ``unknown``), so its answerable questions score lower. A tenant with at least
+    :data:`MIN_TENANT_ANSWERABLE` answerable dev questions gets the cut-off that refuses at most
+    ``max_false_idk`` of them when that is lower than ``overall``; the others keep ``overall`` (a cut-off is
+    never raised: a tenant the overall line already serves is left as it is)."""
+    by_tenant: dict[str, list[tuple[float, bool]]] = {}
+    for row, score in zip(dev, scores, strict=True):
+        by_tenant.setdefault(row.tenant, []).append((score, row.answerable))
+    lowered = {}
+    for tenant, rows in sorted(by_tenant.items()):
+        if not tenant or sum(ok for _, ok in rows) < MIN_TENANT_ANSWERABLE:
+            continue
+        own = suggest_cut_off([s for s, _ in rows], [ok for _, ok in rows], max_false_idk)
+        if own < overall:
+            lowered[tenant] = own
+    return lowered
 
 
 def suggest_cut_off(scores: Sequence[float], answerable: Sequence[bool], max_false_idk: float) -> float:

@@ -141,6 +141,7 @@ def evaluate(
         "unanswerable": len(rows) - len(answerable),
         "top_k": top_k,
         "cut_off": kb.cut_off,
+        "tenant_cut_offs": kb.tenant_cut_offs,
         "retriever": retriever,
         "latency_ms_p50": round(statistics.median(row["latency_ms"] for row in rows), 2) if rows else None,
         "retrieval_ms_p50": round(statistics.median(retrieval_ms), 2) if retrieval_ms else None,

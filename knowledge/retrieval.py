@@ -4,14 +4,14 @@
 
     kb = KnowledgeBase.load("knowledge/index")
     found = kb.lookup("How long does delivery take?", "acme", top_k=3)  # -> Lookup: one retrieval
-    found.confidence, found.hits, kb.cut_off                          # answerability, chunks, "I don't know" line
+    found.confidence, found.hits, kb.cut_off_for("acme")              # answerability, chunks, "I don't know" line
     kb.extract(found)                                                 # -> Answer (extractive, or "I don't know")
     kb.answer("How long does delivery take?", "acme", top_k=3)        # the same two steps
 
 One :meth:`~KnowledgeBase.lookup` per question feeds everything the bot decides and answers with: the
 router's features (answerability, the dense scores), the extractive tier 0 and the passages the LLM tiers
-see. Below :attr:`~KnowledgeBase.cut_off` (chosen by ``build_index`` on the dev questions and stored with the
-index, as the NLU threshold travels with the model) the bot says it does not know and offers a human. The
+see. Below :meth:`~KnowledgeBase.cut_off_for` the tenant (chosen by ``build_index`` on the dev questions and stored
+with the index, as the NLU threshold travels with the model) the bot says it does not know and offers a human. The
 extractive answer (:mod:`knowledge.extractive`) quotes the passage of the best chunks that answers best (the
 index's passage ranker, :mod:`knowledge.rerank`: a whole list or table, or a paragraph's best sentences) with
 "Source: title › section"; generated answers are the LLM tiers' of :mod:`app.llm`. Questions without a single Latin letter
@@ -295,6 +295,18 @@ class KnowledgeBase:
         info = getattr(self.answerability, "info", None) or {}
         return float(info.get("suggested_min_score", DEFAULT_CUT_OFF))
 
+    @property
+    def tenant_cut_offs(self) -> dict[str, float]:
+        """The tenants with a lower line of their own (``knowledge.calibration.tenant_cut_offs``), stored with
+        the index."""
+        info = getattr(self.answerability, "info", None) or {}
+        return {tenant: float(line) for tenant, line in (info.get("tenant_min_scores") or {}).items()}
+
+    def cut_off_for(self, tenant: str) -> float:
+        """The tenant's "I don't know" line: lower than :attr:`cut_off` for a tenant whose answerable dev
+        questions score lower (:attr:`tenant_cut_offs`), :attr:`cut_off` otherwise."""
+        return self.tenant_cut_offs.get(tenant, self.cut_off)
+
     def lookup(self, question: str, tenant: str, top_k: int = 3) -> Lookup:
         """One retrieval for ``question`` (hybrid, both retrievers): the hits, answerability and router
         features every later step uses. Never raises for odd input (``refused`` says why it was not run)."""
@@ -320,11 +332,11 @@ class KnowledgeBase:
         )
 
     def extract(self, found: Lookup, cut_off: float | None = None) -> Answer:
-        """The extractive answer of a lookup, or "I don't know" under the cut-off (the index's by default;
+        """The extractive answer of a lookup, or "I don't know" under the cut-off (the tenant's by default;
         the evaluation moves it to draw the "I don't know" curve)."""
         if found.refused == "unsupported_script":
             return Answer(text=LANGUAGE_TEXT, mode="refused", fallback_reason="unsupported_script")
-        line = self.cut_off if cut_off is None else cut_off
+        line = self.cut_off_for(found.tenant) if cut_off is None else cut_off
         if not found.hits or found.confidence < line:
             return Answer(text=IDK_TEXT, confidence=found.confidence, mode="idk", features=found.features)
         text, sources = self.extractive.answer(found.query_vector, found.hits, found.focus or found.question)

@@ -169,6 +169,7 @@ def _summary(report: BuildReport) -> str:
             f"{STAGE}: answerability fitted on {answerability['dev_questions']} dev questions "
             f"({answerability.get('cv_folds')}-fold cross-validated AUC {answerability.get('dev_cv_auc')}); "
             f"suggested cut-off {answerability['suggested_min_score']}"
+            + "".join(f", {t} {line}" for t, line in (answerability.get("tenant_min_scores") or {}).items())
         )
     ranker = report.manifest.get("passage_ranker") or {}
     if ranker.get("dev_cv_top1") is not None:

@@ -35,6 +35,15 @@ VAGUE = re.compile(
     re.IGNORECASE,
 )
 
+# "meter thing??", "that thing with the contract from the letter": a subject named only as a "thing" (a word or two
+# before it, at most five words of "with/about/from ..." after it), nothing asked or said about it
+VAGUE_THING = re.compile(
+    r"^\W*(?:(?:hmm+|so|um+|uh+|ok|okay|and|also|about|re)\W+){0,3}(?:(?:the|that|this|my|your|a|an)\s+)?"
+    r"(?!sure\b|one\s+more\b)(?:[\w']+\s+){0,2}(?:thing|stuff)"
+    r"(?:[\s,]+(?:with|about|from|for|on|in|regarding)(?:\s+[\w']+){1,5})?\W*$",
+    re.IGNORECASE,
+)
+
 # "is there a discount for teachers?", "do you have a social tariff for pensioners?", "ok, do you offer gift
 # wrapping?": whether the shop offers something at all (a few words of filler first)
 OFFERED = re.compile(
@@ -66,5 +75,6 @@ def asks_whether_offered(text: str) -> bool:
 
 
 def is_vague(text: str) -> bool:
-    """The message names a subject but not what about it: "help with payment??", "question about my order"."""
-    return bool(VAGUE.match(text or ""))
+    """The message names a subject but not what about it: "help with payment??", "question about my order",
+    "meter thing??"."""
+    return bool(VAGUE.match(text or "") or VAGUE_THING.match(text or ""))

@@ -95,7 +95,7 @@ def find_gaps(
             expected=expected,
             cited=list((result.record or {}).get("sources") or []),
             confidence=None if found.refused else round(float(found.confidence), 3),
-            cut_off=round(float(kb.cut_off), 4),
+            cut_off=round(float(kb.cut_off_for(tenant)), 4),
             retrieved=retrieved,
             expected_rank=ranks[0] if ranks else None,
             facts=facts,

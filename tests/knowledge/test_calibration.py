@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from knowledge.calibration import Example, cross_validated_auc, finalizer, fit, suggest_cut_off
+from knowledge.calibration import (
+    MIN_TENANT_ANSWERABLE,
+    Example,
+    cross_validated_auc,
+    finalizer,
+    fit,
+    suggest_cut_off,
+    tenant_cut_offs,
+)
 from knowledge.confidence import AnswerabilityModel, DenseScoreModel, load_model
 from knowledge.gold import GoldQuestion, GoldSetError
 from knowledge.index import build_index, read_manifest
@@ -71,6 +79,26 @@ def test_the_suggested_cut_off_refuses_at_most_the_allowed_share() -> None:
     assert suggest_cut_off(scores, answerable, 0.25) == pytest.approx(0.15)  # refuse two
 
 
+def test_a_tenant_whose_answerable_questions_score_lower_gets_a_lower_cut_off() -> None:
+    n = MIN_TENANT_ANSWERABLE
+    rows = [Example(f"a{i}", {}, True, tenant="acme") for i in range(n)]
+    rows += [Example(f"g{i}", {}, True, tenant="globex") for i in range(n)]
+    rows += [Example(f"s{i}", {}, True, tenant="small") for i in range(n - 1)]
+    rows += [Example("u", {}, False, tenant="acme")]
+    scores = [0.5 + i / 100 for i in range(n)]  # acme: answerable questions score 0.5 and up
+    scores += [0.1 + i / 100 for i in range(n)]  # globex: 0.1 and up
+    scores += [0.6] * (n - 1) + [
+        0.05
+    ]  # a tenant with too few questions for a line of its own; the unanswerable
+    overall = suggest_cut_off(scores, [row.answerable for row in rows], 0.05)
+    lowered = tenant_cut_offs(rows, scores, 0.05, overall)
+    # globex's own line refuses at most 5 % of its answerable questions; acme's own line would be higher than
+    # the overall one, so acme keeps the overall line (never raised); "small" has too few questions
+    assert lowered == {"globex": suggest_cut_off(scores[n : 2 * n], [True] * n, 0.05)}
+    assert lowered["globex"] < 0.1 + 1 / 100 < overall
+    assert sum(s < lowered["globex"] for s in scores[n : 2 * n]) <= 0.05 * n
+
+
 def test_the_build_fits_the_model_on_dev_questions(sources: Path, embed_model: HashingEmbedding) -> None:
     index_dir = sources.parent / "index"
     build_index(
@@ -95,6 +123,10 @@ def test_the_build_fits_the_model_on_dev_questions(sources: Path, embed_model: H
     kb = KnowledgeBase.load(index_dir, embed_model=embed_model)
     assert kb.answerability.kind == "logistic" and kb.fusion == ("relative", 0.6)
     cut = manifest["answerability"]["suggested_min_score"]
+    # one globex question: too few for a line of its own, so every tenant has the overall one
+    assert (
+        manifest["answerability"]["tenant_min_scores"] == {} and kb.cut_off_for("globex") == cut == kb.cut_off
+    )
     assert kb.answer("Who can ask for a refund within 30 days?", "acme", top_k=3, cut_off=cut).answered
     assert not kb.answer("platypus aquarium subscription", "acme", top_k=3, cut_off=cut).answered
 

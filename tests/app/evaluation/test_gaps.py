@@ -48,6 +48,9 @@ class FakeKb:
     )
     asked: list[tuple[str, str, int]] = field(default_factory=list)
 
+    def cut_off_for(self, tenant: str) -> float:
+        return self.cut_off
+
     def lookup(self, text: str, tenant: str, top_k: int) -> Found:
         self.asked.append((text, tenant, top_k))
         return self.answers[text]
