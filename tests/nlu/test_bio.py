@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from nlu.bio import IGNORED, OUTSIDE, decode, labels_for, piece_labels, softmax
+from nlu.bio import IGNORED, OUTSIDE, best_path, decode, labels_for, piece_labels, softmax
 
 
 @pytest.fixture(scope="module")
@@ -52,19 +52,51 @@ def test_spans_round_trip_through_piece_labels(tokenizer, text, marked):
     assert [text[s.start : s.end] for s in decoded] == [value for value, _ in marked]
 
 
-def test_a_span_covers_whole_words_and_reads_i_without_b_as_a_start(tokenizer):
+def _rows(encoding, labels, per_token):
+    """Probability rows: ``per_token`` maps a token to {label: probability}; the rest of the mass is shared by the
+    other labels; tokens not named are O with 0.9."""
+    rows = []
+    for token in encoding.tokens:
+        named = per_token.get(token, {OUTSIDE: 0.9})
+        rest = (1.0 - sum(named.values())) / max(1, len(labels) - len(named))
+        rows.append([named.get(name, rest) for name in labels])
+    return rows
+
+
+def test_a_span_covers_whole_words_and_never_starts_with_i(tokenizer):
     text = "send it to Düsseldorf today"
     labels = labels_for(["city"])
     encoding = tokenizer.encode(text)
-    rows = []
-    for token in encoding.tokens:  # the word's first piece tagged I- (no B-), its continuations O
-        label = "I-city" if token == encoding.tokens[4] else OUTSIDE
-        rows.append([0.9 if name == label else 0.1 / (len(labels) - 1) for name in labels])
+    # the word's first piece: I-city most probable, but an I- cannot open a span: B-city is the best valid label;
+    # its continuation pieces are tagged O and still go with it
+    rows = _rows(encoding, labels, {encoding.tokens[4]: {"I-city": 0.6, "B-city": 0.3, OUTSIDE: 0.1}})
     (span,) = decode(encoding.offsets, encoding.word_ids, rows, labels)
     assert text[span.start : span.end] == "Düsseldorf" and span.entity == "city"
     assert span.as_entity(text) == {
-        "entity": "city", "start": 11, "end": 21, "value": "Düsseldorf", "confidence_entity": 0.9
+        "entity": "city", "start": 11, "end": 21, "value": "Düsseldorf", "confidence_entity": 0.3
     }  # fmt: skip
+
+
+def test_the_bio_rule_joins_a_name_a_greedy_reading_would_cut(tokenizer):
+    text = "fly to new york tonight"
+    labels = labels_for(["city", "time"])
+    encoding = tokenizer.encode(text)
+    assert encoding.tokens[3:5] == ["new", "york"]
+    rows = _rows(
+        encoding,
+        labels,
+        {
+            "new": {OUTSIDE: 0.5, "B-city": 0.45},  # alone, "new" would be O ...
+            "york": {"I-city": 0.9},  # ... and "york" a span of its own
+            "tonight": {"I-time": 0.6, "B-time": 0.3},  # an I-time cannot continue a city: it opens a time
+        },
+    )
+    spans = decode(encoding.offsets, encoding.word_ids, rows, labels)
+    assert [(text[s.start : s.end], s.entity) for s in spans] == [("new york", "city"), ("tonight", "time")]
+    # each word's own best label (the lenient reading) cuts the name and keeps the I-time
+    lenient = decode(encoding.offsets, encoding.word_ids, rows, labels, constrained=False)
+    assert [(text[s.start : s.end], s.entity) for s in lenient] == [("york", "city"), ("tonight", "time")]
+    assert best_path([], labels) == []
 
 
 def test_labels_and_probabilities():

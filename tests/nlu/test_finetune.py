@@ -4,6 +4,8 @@ seed gives the same weights; the ``ours_ft`` config is ``ours`` with the fine-tu
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import subprocess
 import sys
@@ -14,6 +16,7 @@ import pytest
 import yaml
 
 from nlu.finetune import FinetuneError, FinetuneParams, encoder_kind, epoch_batches, read_examples
+from tests.benchmarks import script_module
 from tests.conftest import ROOT, guarded_env
 
 TINY = {
@@ -324,6 +327,23 @@ def test_the_entity_head_is_exported_beside_the_encoder_and_tags_like_torch(tmp_
         ("ORD-55512", "order_id"),
         ("München", "city"),
     }
+
+    # benchmarks/bio_decoding.py reads a benchmark cell laid out as benchmarks/nlu.py leaves it
+    cell = tmp_path / "cell"
+    (cell / "encoder").mkdir(parents=True)
+    (cell / "encoder" / "model").symlink_to(out)
+    (cell / "results").mkdir()
+    gold = [span.as_entity(text) for span in spans]
+    row = {"text": text, "entities": gold, "predicted_entities": gold[:1]}
+    (cell / "results" / "predictions.jsonl").write_text(json.dumps(row) + "\n")
+    out_lines = io.StringIO()
+    with contextlib.contextmanager(script_module)("bio_decoding") as bench:
+        with contextlib.redirect_stdout(out_lines):
+            assert bench.main(["--cell", str(cell)]) == 0
+        assert bench.main(["--cell", str(tmp_path / "no-cell")]) == 2
+    table = out_lines.getvalue()
+    assert "| BIO-constrained Viterbi (served) | 100.00 | 100.00 | 100.00 |" in table
+    assert "| served, from the cell's predictions | 100.00 | 50.00 | 66.67 | - |" in table
 
 
 def test_an_entity_head_without_entities_in_the_data_fails_with_one_line(tmp_path):
