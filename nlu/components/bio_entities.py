@@ -28,7 +28,7 @@ from rasa.shared.nlu.constants import ENTITIES, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from nlu.bio import decode, softmax
+from nlu.bio import OPENING_INSIDE, decode, softmax
 from nlu.components.onnx_featurizer import PIECES_KEY
 
 logger = logging.getLogger(__name__)
@@ -46,6 +46,7 @@ class BioEntityExtractor(GraphComponent, EntityExtractorMixin):
     def get_default_config() -> dict[str, Any]:
         return {
             "min_confidence": 0.0,  # spans whose pieces' mean label probability is lower are dropped
+            "opening_inside": OPENING_INSIDE,  # what an I- label that opens a span costs (nlu.bio.best_path)
             "use_lookup_tables": True,  # lookup tables and regexes named like an entity type complete the spans
             "use_regexes": True,
         }
@@ -119,6 +120,7 @@ class BioEntityExtractor(GraphComponent, EntityExtractorMixin):
                 pieces["word_ids"],
                 [softmax(row) for row in pieces["logits"].tolist()],
                 pieces["labels"],
+                float(self.config["opening_inside"]),
             )
             found = [
                 span.as_entity(text)

@@ -6,7 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from nlu.bio import IGNORED, OUTSIDE, best_path, decode, labels_for, piece_labels, softmax
+from nlu.bio import (
+    IGNORED,
+    OPENING_INSIDE,
+    OUTSIDE,
+    best_path,
+    decode,
+    labels_for,
+    piece_labels,
+    softmax,
+)
 
 
 @pytest.fixture(scope="module")
@@ -94,9 +103,23 @@ def test_the_bio_rule_joins_a_name_a_greedy_reading_would_cut(tokenizer):
     spans = decode(encoding.offsets, encoding.word_ids, rows, labels)
     assert [(text[s.start : s.end], s.entity) for s in spans] == [("new york", "city"), ("tonight", "time")]
     # each word's own best label (the lenient reading) cuts the name and keeps the I-time
-    lenient = decode(encoding.offsets, encoding.word_ids, rows, labels, constrained=False)
+    lenient = decode(encoding.offsets, encoding.word_ids, rows, labels, opening_inside=1.0)
     assert [(text[s.start : s.end], s.entity) for s in lenient] == [("york", "city"), ("tonight", "time")]
     assert best_path([], labels) == []
+
+
+def test_an_inside_label_may_open_a_span_at_a_cost(tokenizer):
+    text = "my order number is 51736"
+    labels = labels_for(["amount", "order_id"])
+    encoding = tokenizer.encode(text)
+    first = encoding.tokens[5]  # "51": the head reads the digits as inside an id, as in "ORD-51736"
+    rows = _rows(encoding, labels, {first: {"I-order_id": 0.66, "B-order_id": 0.001, OUTSIDE: 0.15}})
+    (span,) = decode(
+        encoding.offsets, encoding.word_ids, rows, labels
+    )  # 0.66 x OPENING_INSIDE beats O's 0.15
+    assert (text[span.start : span.end], span.entity) == ("51736", "order_id")
+    assert decode(encoding.offsets, encoding.word_ids, rows, labels, opening_inside=0.0) == []  # strict BIO
+    assert 0.15 / 0.66 < OPENING_INSIDE < 1.0
 
 
 def test_labels_and_probabilities():

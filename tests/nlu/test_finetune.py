@@ -342,7 +342,7 @@ def test_the_entity_head_is_exported_beside_the_encoder_and_tags_like_torch(tmp_
             assert bench.main(["--cell", str(cell)]) == 0
         assert bench.main(["--cell", str(tmp_path / "no-cell")]) == 2
     table = out_lines.getvalue()
-    assert "| BIO-constrained Viterbi (served) | 100.00 | 100.00 | 100.00 |" in table
+    assert "| served (0.3) | 100.00 | 100.00 | 100.00 |" in table
     assert "| served, from the cell's predictions | 100.00 | 50.00 | 66.67 | - |" in table
 
 
