@@ -59,6 +59,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _cut_offs(metrics: dict) -> str:
+    """The served "I don't know" lines: the overall one, and the tenants' own lower ones."""
+    own = ", ".join(f"{tenant} {line:g}" for tenant, line in (metrics.get("tenant_cut_offs") or {}).items())
+    return f"{metrics['cut_off']:g}" + (f" ({own})" if own else "")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the evaluation; return the process exit code (0 ok, 2 bad input)."""
     apply_offline_env()
@@ -252,7 +258,7 @@ def _plot_idk_curve(path: Path, curve: Sequence[dict[str, Any]], metrics: dict[s
             "o",
             color="crimson",
             markersize=9,
-            label=f"served cut-off {metrics['cut_off']:g} (the index's)",
+            label=f"served cut-off {_cut_offs(metrics)} (the index's)",
         )
     axes.axhline(0.9, color="grey", linestyle=":", linewidth=1)
     axes.axvline(0.8, color="grey", linestyle=":", linewidth=1, label="goal (0.9 @ 0.8)")
@@ -315,7 +321,7 @@ def _summary(result: EvaluationResult, top_k: int) -> str:
         f"hit@{top_k} {show(metrics, f'hit_at_{top_k}')}, MRR {show(metrics, 'mrr')}, "
         f"nDCG@10 {show(metrics, 'ndcg_at_10')}, recall@{top_k} {show(metrics, f'recall_at_{top_k}')}, "
         f"IDK precision {show(metrics, 'idk_precision')} / recall {show(metrics, 'idk_recall')} "
-        f"at {metrics['cut_off']:g}, p50 retrieval {show(metrics, 'retrieval_ms_p50')} ms, "
+        f"at {_cut_offs(metrics)}, p50 retrieval {show(metrics, 'retrieval_ms_p50')} ms, "
         f"answer {show(metrics, 'latency_ms_p50')} ms"
     ]
     for name, values in metrics.get("retrievers", {}).items():
