@@ -67,10 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     encoder = OnnxEncoder.from_dir(encoder_dir)
     labels = encoder.entity_labels
     rows = read_predictions(predictions)
+    greedy, served = "each word's best label (1)", f"served ({OPENING_INSIDE})"
     readings = {
-        "each word's best label (1)": 1.0,
+        greedy: 1.0,
         "strict BIO (0)": 0.0,
-        f"served ({OPENING_INSIDE})": OPENING_INSIDE,
+        served: OPENING_INSIDE,
         **{f"opening_inside {value}": value for value in args.opening_inside},
     }
     decoded: dict[str, list[dict]] = {name: [] for name in readings}
@@ -79,14 +80,13 @@ def main(argv: list[str] | None = None) -> int:
     for row in track(rows, description="tagging the messages"):
         _, logits, encoding = encoder.encode_tagged(row["text"])
         probabilities = [softmax(r) for r in logits.tolist()]
-        found = []
         for name, opening in readings.items():
             start = time.perf_counter()
             spans = decode(encoding.offsets, encoding.word_ids, probabilities, labels, opening)
             seconds[name] += time.perf_counter() - start
-            found.append([span.as_entity(row["text"]) for span in spans])
-            decoded[name].append({"entities": row["entities"], "predicted_entities": found[-1]})
-        changed += found[0] != found[2]
+            found = [span.as_entity(row["text"]) for span in spans]
+            decoded[name].append({"entities": row["entities"], "predicted_entities": found})
+        changed += decoded[greedy][-1] != decoded[served][-1]
 
     print(
         f"{args.cell.name}, {predictions.name} ({args.encoder} encoder): {len(rows)} messages, {changed} decoded "
@@ -94,8 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("| decoding | precision | recall | F1 | decode time per message |")
     print("| --- | ---: | ---: | ---: | ---: |")
-    served = [] if args.predictions else [("served, from the cell's predictions", rows)]
-    for name, scored in [*decoded.items(), *served]:
+    cell_rows = [] if args.predictions else [("served, from the cell's predictions", rows)]
+    for name, scored in [*decoded.items(), *cell_rows]:
         micro = entity_report(scored)["micro avg"]
         took = f"{1e6 * seconds[name] / len(rows):.0f} µs" if name in seconds else "-"
         print(
