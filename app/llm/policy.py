@@ -13,7 +13,7 @@ only an evaluation with real LLM tiers and a judge can give, and none had ever b
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -70,13 +70,6 @@ class Features:
             nlu_confidence=nlu_confidence,
             failed_before=failed_before,
         )
-
-    def vector(self) -> list[float]:
-        """The features as numbers, in field order (the learned policy's input)."""
-        return [float(v) for v in asdict(self).values()]
-
-
-FEATURE_NAMES = tuple(f.name for f in fields(Features))
 
 
 @dataclass(frozen=True)
