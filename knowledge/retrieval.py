@@ -20,6 +20,7 @@ get a clear refusal (the articles and model are English).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -56,6 +57,24 @@ DEFAULT_CUT_OFF = 0.3
 
 _LATIN = re.compile(r"[A-Za-z]")
 _LETTER = re.compile(r"[^\W\d_]")
+
+
+def overall_scale(score: float, line: float, overall: float) -> float:
+    """An answerability ``score`` of a tenant whose "I don't know" line is ``line``, on the scale of the
+    ``overall`` line: [0, line] stretched onto [0, overall] and [line, 1] onto [overall, 1].
+
+    A tenant's own line (:func:`knowledge.calibration.tenant_cut_offs`) says its answerable questions score
+    lower; every other threshold on answerability (the router's "retrieval is strong", the tier policy's "sure
+    enough for tier 0 / tier 1") was set on the overall scale. Read there, a score just above the tenant's line
+    sits just above the overall one, so those thresholds ask of each tenant what they ask overall, and the
+    scores either side of the line keep their order and their side. ``score`` is clipped to [0, 1].
+    """
+    score = min(max(float(score), 0.0), 1.0)
+    if line == overall or not 0.0 < line < 1.0:
+        return score
+    if score < line:  # below the line stays below it, rounding included
+        return min(score * overall / line, math.nextafter(overall, 0.0))
+    return overall + (score - line) * (1.0 - overall) / (1.0 - line)
 
 
 @dataclass(frozen=True)
@@ -306,6 +325,12 @@ class KnowledgeBase:
         """The tenant's "I don't know" line: lower than :attr:`cut_off` for a tenant whose answerable dev
         questions score lower (:attr:`tenant_cut_offs`), :attr:`cut_off` otherwise."""
         return self.tenant_cut_offs.get(tenant, self.cut_off)
+
+    def on_overall_scale(self, score: float, tenant: str) -> float:
+        """The tenant's answerability ``score`` read on the scale of :attr:`cut_off` (:func:`overall_scale`), the
+        one the router's and the tier policy's thresholds are set on; unchanged for a tenant without a line of
+        its own."""
+        return overall_scale(score, self.cut_off_for(tenant), self.cut_off)
 
     def lookup(self, question: str, tenant: str, top_k: int = 3) -> Lookup:
         """One retrieval for ``question`` (hybrid, both retrievers): the hits, answerability and router

@@ -64,20 +64,21 @@ def knowledge_turn(
     """One lookup for ``text`` and the router's :class:`Turn` built from it (with the lookup). ``clarified``: the
     user clicked one of the "did you mean ...?" suggestions for ``text``, so it is vague no more."""
     found = kb.lookup(text, tenant_id, top_k)
-    cut_off = kb.cut_off_for(tenant_id)
     turn = Turn(
         intent=intent or "unknown",
         confidence=min(max(float(confidence or 0.0), 0.0), 1.0),
         text=text,
         failed_turns=failed_turns,
-        retrieval_confidence=None if found.refused else min(max(found.confidence, 0.0), 1.0),
+        # on the overall scale, where the router's and the tier policy's thresholds are set: the tenant's own
+        # "I don't know" line falls on the overall one (KnowledgeBase.on_overall_scale)
+        retrieval_confidence=None if found.refused else kb.on_overall_scale(found.confidence, tenant_id),
         retrieval_margin=found.dense_margin,
         supporting_docs=found.supporting_docs(kb.cut_off),  # dense similarities against the overall line
         level=level,
         tenant_id=tenant_id,
         conversation_id=conversation_id,
         mentions_account=bool(ORDER_ID_IN_TEXT.search(text)),
-        cut_off=cut_off,
+        cut_off=kb.cut_off,
         question=is_question(text),
         rephrased=rephrased,
         vague=is_vague(text) and not clarified,

@@ -29,7 +29,8 @@ Rules, in order (thresholds from the ``router`` section of params.yaml):
    ``nlu_fallback`` to it);
 6. a skill intent -> ``skill``;
 7. anything else (knowledge intents, out of scope, unknown intents): ``knowledge`` when retrieval reaches
-   the tenant's cut-off (``Turn.cut_off``, chosen by ``build_index`` on the dev questions), or when the
+   the cut-off (``Turn.cut_off``, chosen by ``build_index`` on the dev questions; a tenant with a line of its
+   own has its answerability read on the overall scale, where its line falls on this one), or when the
    question names the user's order (the LLM tiers' tools can look it up; rule ``account_question``), else
    ``handoff`` after an earlier failure or when the message answers the two-stage fallback's "could you say
    that in other words?" (``Turn.rephrased``: asked twice, still not understood; rule
@@ -113,14 +114,17 @@ class Turn:
     entities: Sequence[Mapping[str, Any]] = field(default_factory=tuple)
     handoff_active: bool = False
     failed_turns: int = 0
-    retrieval_confidence: float | None = None  # None: retrieval not run (or failed)
+    # answerability on the overall scale (KnowledgeBase.on_overall_scale); None: retrieval not run (or failed)
+    retrieval_confidence: float | None = None
     retrieval_margin: float = 0.0
     supporting_docs: int = 0
     level: DegradationLevel = DegradationLevel.FULL
     tenant_id: str = ""
     conversation_id: str = ""
     mentions_account: bool = False  # names the user's own order/ticket (see Features)
-    cut_off: float = 0.3  # the tenant's "I don't know" line (KnowledgeBase.cut_off_for): below it, say so
+    cut_off: float = (
+        0.3  # the "I don't know" line on the same scale (KnowledgeBase.cut_off): below it, say so
+    )
     question: bool = False  # the text asks something, by its form (app.actions.phrasing.is_question)
     rephrased: bool = (
         False  # it answers "could you say that in other words?" (nlu.context.answers_rephrase_request)

@@ -15,6 +15,7 @@ from knowledge.retrieval import (
     MAX_QUESTION_CHARS,
     KnowledgeBase,
     clean_question,
+    overall_scale,
     search_text,
     unsupported_script,
 )
@@ -239,3 +240,18 @@ def test_a_follow_up_read_with_its_topic_quotes_what_it_asks(kb: KnowledgeBase) 
     assert kb.extract(focused, cut_off=0.0).text.startswith("Refunds go back to the original payment method")
     refused = kb.lookup("", "acme")
     assert in_context.focused_on(refused) is in_context  # nothing of its own to focus on
+
+
+def test_a_tenants_score_on_the_overall_scale_puts_its_line_on_the_overall_one() -> None:
+    line, overall = 0.0285, 0.2941  # Globex's line and the overall one of the index built in the pipeline
+    assert overall_scale(line, line, overall) == overall
+    assert overall_scale(0.0, line, overall) == 0.0 and overall_scale(1.0, line, overall) == 1.0
+    grid = [i / 200 for i in range(201)]
+    mapped = [overall_scale(s, line, overall) for s in grid]
+    assert mapped == sorted(mapped) and len(set(mapped)) == len(mapped)  # order kept
+    assert all((m >= overall) == (s >= line) for s, m in zip(grid, mapped, strict=True))  # and the side
+    assert overall_scale(line - 1e-12, line, overall) < overall
+    assert overall_scale(0.45, line, overall) == pytest.approx(0.6, abs=0.01)  # tier 0 from 0.45, not 0.60
+    # a tenant on the overall line, and odd input, are left as they are (clipped to [0, 1])
+    assert overall_scale(0.37, overall, overall) == 0.37 and overall_scale(1.7, line, overall) == 1.0
+    assert overall_scale(-0.2, line, overall) == 0.0 and overall_scale(0.37, 0.0, overall) == 0.37

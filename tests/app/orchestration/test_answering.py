@@ -7,12 +7,14 @@ from types import SimpleNamespace
 import pytest
 
 from app.orchestration.answering import knowledge_turn
+from knowledge.retrieval import KnowledgeBase
 
 
 class FakeKB:
-    """A knowledge base whose lookup always finds one chunk at ``confidence``."""
+    """A knowledge base whose lookup always finds one chunk at ``confidence``; Globex has a line of its own."""
 
     cut_off = 0.3
+    on_overall_scale = KnowledgeBase.on_overall_scale
 
     def __init__(self, confidence: float) -> None:
         self.confidence = confidence
@@ -74,15 +76,27 @@ def test_the_turn_says_whether_the_message_names_only_a_subject(text: str, vague
     assert not clicked.vague and decide(clicked, log=False).handler == "knowledge"
 
 
-def test_the_turn_carries_its_tenants_cut_off() -> None:
+def test_a_tenant_with_its_own_line_is_read_on_the_overall_scale() -> None:
     from app.orchestration.router import decide
 
-    acme, _ = knowledge_turn(FakeKB(0.2), "how do I read my meter?", "acme", intent="ask_billing",
-                             confidence=0.9, top_k=5)  # fmt: skip
-    globex, _ = knowledge_turn(FakeKB(0.2), "how do I read my meter?", "globex", intent="ask_billing",
-                               confidence=0.9, top_k=5)  # fmt: skip
-    assert (acme.cut_off, globex.cut_off) == (0.3, 0.1)
-    assert decide(acme, log=False).handler != "knowledge" and decide(globex, log=False).handler == "knowledge"
+    def routed(score: float, tenant: str):
+        turn, _ = knowledge_turn(FakeKB(score), "how do I read my meter?", tenant, intent="ask_billing",
+                                 confidence=0.9, top_k=5)  # fmt: skip
+        return turn, decide(turn, log=False)
+
+    # 0.2 is below Acme's line (the overall 0.3) and above Globex's own (0.1): Globex's sits above the overall one
+    acme, acme_route = routed(0.2, "acme")
+    globex, globex_route = routed(0.2, "globex")
+    assert acme.cut_off == globex.cut_off == 0.3
+    assert acme.retrieval_confidence == 0.2 and globex.retrieval_confidence == pytest.approx(
+        0.3 + 0.1 * 0.7 / 0.9
+    )
+    assert acme_route.handler != "knowledge" and globex_route.handler == "knowledge"
+    # the tier policy's thresholds (tier 1 from 0.42, tier 0 from 0.60) ask the same of both tenants: 0.5 is
+    # fair for Acme (tier 1) and sure for Globex, whose 0.5 is far above its line (tier 0)
+    assert routed(0.5, "acme")[1].tier == 1
+    globex, globex_route = routed(0.5, "globex")
+    assert globex.retrieval_confidence == pytest.approx(0.3 + 0.4 * 0.7 / 0.9) and globex_route.tier == 0
 
 
 def test_an_unsure_question_the_articles_answer_is_a_knowledge_turn() -> None:
