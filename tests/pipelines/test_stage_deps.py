@@ -7,8 +7,10 @@ figures describe an embedding or retrieval the served bot no longer runs. The ch
 point (``python -m pipelines.X``) and every project module it lists as a dep (Rasa loads ``nlu/context.py`` and
 ``nlu/components`` by name from the config, so no import reaches them; what they import runs all the same) through
 the project's import graph (``tests/test_imports.py``: every import statement, function-level ones too), and asks
-of each ``knowledge/`` and ``nlu/`` module it reaches that a dep names it or a folder holding it. ``app/`` is not
-checked yet: its settings and logging modules reach almost every stage without changing what it writes.
+of each ``knowledge/``, ``nlu/`` and ``app/`` module it reaches that a dep names it or a folder holding it: the
+evaluation stages run the served code of ``app/`` (the router, the phrasing rules, the order-id parser), and a
+figure that code no longer reproduces is a defect. :data:`NOT_OUTPUT` lists the modules that reach almost every
+stage without changing what it writes; the check neither asks for them nor follows their imports.
 """
 
 from __future__ import annotations
@@ -24,7 +26,17 @@ from tests.test_imports import import_graph, module_files
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("app", "knowledge", "nlu", "pipelines", "benchmarks")
-CHECKED = ("knowledge/", "nlu/")
+CHECKED = ("knowledge/", "nlu/", "app/")
+#: Modules a module runs in the Rasa environment (``python -m``), which no import statement shows.
+RUNS = {"nlu.rasa_runner": ("nlu.rasa_cli",), "nlu.training": ("nlu.rasa_tools",)}
+#: Modules every stage reaches that do not change what it writes, and why (their imports are not followed).
+NOT_OUTPUT = {
+    "app.settings": "the settings reader: the values it reads are the stages' `params:`",
+    "app.offline": "environment flags that keep a process offline and quiet",
+    "app.observability.logging": "what a process logs",
+    "app.observability.metrics": "what a process counts for Prometheus",
+    "app.observability.pii": "what a log line masks",
+}
 
 
 @functools.cache
@@ -34,16 +46,18 @@ def _graph() -> tuple[dict[str, set[str]], dict[str, Path]]:
 
 def closure(*modules: str) -> set[str]:
     """Paths (relative to the project) of every project module ``modules`` run, themselves included: the import
-    graph of ``tests/test_imports.py`` (every import statement, lazy ones too), followed from each."""
+    graph of ``tests/test_imports.py`` (every import statement, lazy ones too) and the modules of :data:`RUNS`,
+    followed from each up to the modules of :data:`NOT_OUTPUT`."""
     graph, files = _graph()
     seen: set[str] = set()
     todo = list(modules)
     while todo:
         name = todo.pop()
-        if name in seen or name not in graph:
+        if name in seen or name not in graph or name in NOT_OUTPUT:
             continue
         seen.add(name)
         todo.extend(graph[name])
+        todo.extend(RUNS.get(name, ()))
     return {files[name].relative_to(ROOT).as_posix() for name in seen}
 
 
@@ -98,3 +112,12 @@ def test_every_knowledge_and_nlu_module_a_stage_runs_is_a_dep(stage):
         and not any(path == dep or path.startswith(dep + "/") for dep in deps)
     )
     assert not missing, f"dvc.yaml stage {stage} runs {missing} without listing them in its deps"
+
+
+def test_the_check_reaches_the_served_code_and_stops_at_the_settings_reader():
+    reached = closure("pipelines.evaluate_bot")
+    assert {"app/order_ids.py", "app/orchestration/router.py", "app/actions/phrasing.py"} <= reached
+    assert "app/settings.py" not in closure("pipelines.export_encoder")
+    assert not {"app/channels/turns.py", "app/identity.py"} & closure("pipelines.export_encoder")
+    # Rasa runs in its own environment: train_nlu's `rasa train` is nlu/rasa_cli.py, started as `python -m`
+    assert "nlu/rasa_cli.py" in closure("pipelines.train_nlu")
