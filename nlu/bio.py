@@ -77,14 +77,14 @@ def decode(
     word_ids: Sequence[int | None],
     probabilities: Sequence[Sequence[float]],
     labels: Sequence[str],
-    opening_inside: float | None = None,
+    opening_inside: float = OPENING_INSIDE,
 ) -> list[Span]:
     """Character spans from per-piece label probabilities (rows in piece order, columns in ``labels`` order).
 
     Each word is read at its first piece; its continuation pieces ("##ing") go with it, whatever their own label:
     a span always covers whole words as the tokenizer cut them. The words' labels are the most probable sequence
     under BIO's rule (:func:`best_path`: Viterbi; ``I-type`` continues a span of its type, and opening one costs
-    the factor ``opening_inside``, :data:`OPENING_INSIDE` by default): "New"=O 0.5 / B-city 0.45 before
+    the factor ``opening_inside``): "New"=O 0.5 / B-city 0.45 before
     "York"=I-city 0.9 reads as one city, while a bare order number whose first piece the head calls I-order_id
     0.42 (B-order_id 0.001: in "ORD-40983" the digits are always inside) is still an order id.
     ``opening_inside=1`` is each word's most probable label (``benchmarks/bio_decoding.py`` compares them).
@@ -99,8 +99,7 @@ def decode(
             continue
         words.append([start, end, row])
         last_word = word
-    opening = OPENING_INSIDE if opening_inside is None else opening_inside
-    path = best_path([row for _, _, row in words], labels, opening)
+    path = best_path([row for _, _, row in words], labels, opening_inside)
     spans: list[Span] = []
     current: list = []  # [start, end, type, [probabilities]]
     for (start, end, row), best in zip(words, path, strict=True):
@@ -119,7 +118,7 @@ def decode(
 
 
 def best_path(
-    rows: Sequence[Sequence[float]], labels: Sequence[str], opening_inside: float = 0.0
+    rows: Sequence[Sequence[float]], labels: Sequence[str], opening_inside: float = OPENING_INSIDE
 ) -> list[int]:
     """The label indices of the most probable BIO sequence in which ``I-type`` follows ``B-type``/``I-type`` of
     the same type; an ``I-type`` that does not (it opens a span, read as ``B-type``) costs a factor
