@@ -33,6 +33,7 @@ from nlu.onnx_export import (
     OnnxEncoder,
     cosine_to_reference,
     export,
+    featurizer_of,
     write_tokenizer,
 )
 
@@ -126,7 +127,7 @@ def _featurizer(config: Path) -> dict[str, Any] | None:
         pipeline = (yaml.safe_load(config.read_text()) or {}).get("pipeline") or []
     except (OSError, yaml.YAMLError) as exc:
         raise FinetuneError(f"{config}: cannot read the config ({type(exc).__name__})") from None
-    return next((c for c in pipeline if str(c.get("name", "")).endswith("OnnxSentenceFeaturizer")), None)
+    return featurizer_of(pipeline)
 
 
 def entity_head(config: Path) -> bool:

@@ -32,6 +32,16 @@ TOKENIZER_FILE = "tokenizer.json"
 ENTITIES_FILE = "entities.json"
 
 
+#: The Rasa component that runs this encoder (``nlu.components.onnx_featurizer``).
+FEATURIZER = "OnnxSentenceFeaturizer"
+
+
+def featurizer_of(pipeline: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """A Rasa config pipeline's :data:`FEATURIZER` component (named by class, or by a module path ending in it),
+    or None."""
+    return next((c for c in pipeline if str(c.get("name", "")).endswith(FEATURIZER)), None)
+
+
 @dataclass(frozen=True)
 class ExportSettings:
     """params.yaml ``export_encoder``: the ONNX opset, the tokenizer's truncation length and the smallest cosine

@@ -11,10 +11,10 @@ from typing import Any
 
 import yaml
 
+from nlu.onnx_export import featurizer_of
 from nlu.rasa_runner import RasaError, run_in_rasa_env, run_rasa
 
 MODEL_NAME = "switchboard"
-FEATURIZER = "OnnxSentenceFeaturizer"
 
 
 def run_rasa_tool(args: Sequence[str], quiet: bool = False) -> str:
@@ -108,20 +108,18 @@ def render_config(
         threshold=round(float(fallback_threshold), 4),
         ambiguity_threshold=round(float(ambiguity_threshold), 4),
     )
-    for component in pipeline:
-        if str(component.get("name", "")).endswith(FEATURIZER):
-            if component.get("encoder") == "finetuned" and encoder_dir is None:
-                raise ValueError(
-                    f"{template}: the featurizer's encoder is `finetuned`: render it with the fine-tuned "
-                    f"encoder's folder (finetune_encoder stage, nlu.finetune)"
-                )
-            folder = Path(encoder_dir or component.get("model_dir") or "nlu/build/encoder")
-            if not (folder / "model.onnx").exists():
-                raise FileNotFoundError(
-                    f"{template}: encoder {folder}/model.onnx is missing: "
-                    f"run `dvc repro export_encoder` first"
-                )
-            component.update(model_dir=str(folder), encoder_sha256=encoder_fingerprint(folder))
+    if (component := featurizer_of(pipeline)) is not None:
+        if component.get("encoder") == "finetuned" and encoder_dir is None:
+            raise ValueError(
+                f"{template}: the featurizer's encoder is `finetuned`: render it with the fine-tuned "
+                f"encoder's folder (finetune_encoder stage, nlu.finetune)"
+            )
+        folder = Path(encoder_dir or component.get("model_dir") or "nlu/build/encoder")
+        if not (folder / "model.onnx").exists():
+            raise FileNotFoundError(
+                f"{template}: encoder {folder}/model.onnx is missing: run `dvc repro export_encoder` first"
+            )
+        component.update(model_dir=str(folder), encoder_sha256=encoder_fingerprint(folder))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
         f"# Generated from {template} by the NLU pipeline: do not edit.\n"
@@ -132,8 +130,7 @@ def render_config(
 
 def uses_encoder(config: Path) -> bool:
     """Whether a config's pipeline runs our ONNX featurizer (so needs the exported encoder)."""
-    pipeline = (yaml.safe_load(config.read_text()) or {}).get("pipeline", [])
-    return any(str(c.get("name", "")).endswith(FEATURIZER) for c in pipeline)
+    return featurizer_of((yaml.safe_load(config.read_text()) or {}).get("pipeline", [])) is not None
 
 
 def train(config: Path, domain: Path, data: list[Path], out_dir: Path) -> tuple[Path, float]:
