@@ -28,7 +28,9 @@ from nlu.bio import IGNORED, labels_for, piece_labels
 from nlu.data_checks import marked_spans
 from nlu.onnx_export import (
     ENTITIES_FILE,
+    MODEL_FILE,
     SAMPLES,
+    TOKENIZER_FILE,
     ExportSettings,
     OnnxEncoder,
     cosine_to_reference,
@@ -398,7 +400,7 @@ def finetune_encoder(
     figures["cosine_min_fp32"] = export_finetuned(model, model_dir, out, sentences, exporting, head)
     figures |= {
         "total_seconds": round(time.perf_counter() - start, 2),
-        "mb": round((out / "model.onnx").stat().st_size / 2**20, 1),
+        "mb": round((out / MODEL_FILE).stat().st_size / 2**20, 1),
     }
     (out / "encoder.json").write_text(
         json.dumps(
@@ -441,10 +443,10 @@ def export_finetuned(
     model.save_pretrained(str(work / "hf"))
     shutil.copyfile(model_dir / "tokenizer.json", work / "hf" / "tokenizer.json")
     export(work / "hf", work, exporting.opset, exporting.max_length, head.module if head else None)
-    tokenizer = write_tokenizer(model_dir, out / "tokenizer.json", exporting.max_length)
+    tokenizer = write_tokenizer(model_dir, out / TOKENIZER_FILE, exporting.max_length)
     sentences = [*SAMPLES, *sentences]
     onnx = OnnxEncoder(
-        (work / "model.onnx").read_bytes(), tokenizer.read_text(), entity_labels=head and head.labels
+        (work / MODEL_FILE).read_bytes(), tokenizer.read_text(), entity_labels=head and head.labels
     )
     cosine = cosine_to_reference(embed(model, tokenizer, sentences), onnx.encode(sentences))
     if cosine < exporting.min_cosine:
@@ -461,7 +463,7 @@ def export_finetuned(
         (out / ENTITIES_FILE).write_text(json.dumps({"labels": head.labels}, indent=2) + "\n")
     else:
         (out / ENTITIES_FILE).unlink(missing_ok=True)
-    shutil.move(work / "model.onnx", out / "model.onnx")
+    shutil.move(work / MODEL_FILE, out / MODEL_FILE)
     shutil.rmtree(work)
     return round(cosine, 6)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from nlu.onnx_export import featurizer_of
+from nlu.onnx_export import ENTITIES_FILE, MODEL_FILE, TOKENIZER_FILE, featurizer_of
 from nlu.rasa_runner import RasaError, run_in_rasa_env, run_rasa
 
 MODEL_NAME = "switchboard"
@@ -75,11 +75,11 @@ def split_data(
 
 
 def encoder_fingerprint(folder: Path) -> str:
-    """SHA-256 over the encoder files (model.onnx, tokenizer.json, and entities.json where the encoder has an
-    entity head): part of Rasa's cache key."""
+    """SHA-256 over the encoder files (model, tokenizer, and the entity labels where the encoder has an entity
+    head): part of Rasa's cache key."""
     digest = hashlib.sha256()
-    for name in ("model.onnx", "tokenizer.json", "entities.json"):
-        if name == "entities.json" and not (folder / name).is_file():
+    for name in (MODEL_FILE, TOKENIZER_FILE, ENTITIES_FILE):
+        if name == ENTITIES_FILE and not (folder / name).is_file():
             continue
         with (folder / name).open("rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -115,9 +115,9 @@ def render_config(
                 f"encoder's folder (finetune_encoder stage, nlu.finetune)"
             )
         folder = Path(encoder_dir or component.get("model_dir") or "nlu/build/encoder")
-        if not (folder / "model.onnx").exists():
+        if not (folder / MODEL_FILE).exists():
             raise FileNotFoundError(
-                f"{template}: encoder {folder}/model.onnx is missing: run `dvc repro export_encoder` first"
+                f"{template}: encoder {folder}/{MODEL_FILE} is missing: run `dvc repro export_encoder` first"
             )
         component.update(model_dir=str(folder), encoder_sha256=encoder_fingerprint(folder))
     out.parent.mkdir(parents=True, exist_ok=True)
