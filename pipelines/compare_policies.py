@@ -10,8 +10,9 @@ policy (per-user erasure, :mod:`app.data.retention`), so each policy starts from
 empty answer cache. Policies (``compare_policies.policies``): the served one (tiered), tier 0 only, always
 tier 1, always tier 2; each with and without the answer cache.
 
-Writes ``policies.json`` (the figures per policy), ``policies.csv`` and ``pareto.png`` (cost per 1000
-conversations against task completion). A policy that asks for a tier with no endpoint is served by the next
+Writes ``policies.json`` (the figures per policy, with each tenant's task completion, cost and tier shares
+under ``by_tenant``), ``policies.csv`` and ``pareto.png`` (cost per 1000 conversations against task
+completion). A policy that asks for a tier with no endpoint is served by the next
 available one (tier 0 when no LLM is configured): the table says so, and so does a stand-in model (LLM answer
 quality is then not measured; cost, routing and tier-0 quality still are).
 """
@@ -95,6 +96,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             for r in table["rows"]
         )
     )
+    for row in table["rows"][:1]:  # the served policy, tenant by tenant
+        print(
+            f"{STAGE}: {row['policy']} by tenant: "
+            + "; ".join(
+                f"{tenant} {t['task_completion']} / {t['cost_per_1000_conversations']}, tiers {t['tiers_used']}"
+                for tenant, t in row["by_tenant"].items()
+            )
+        )
     return 0
 
 
@@ -135,6 +144,7 @@ def run(
                     "tokens_per_conversation": figures["tokens_per_conversation"],
                     "llm_calls": figures["llm_calls"],
                     "tiers_used": result.tiers_used(),
+                    "by_tenant": result.by_tenant(),
                     "p50_ms": result.latency_p50(),
                     **{f"answer_{k}": v for k, v in (figures["answer_similarity"] or {}).items()},
                 })  # fmt: skip
@@ -143,7 +153,7 @@ def run(
     write_json(out / "policies.json", table)
     with (out / "policies.csv").open("w", newline="") as f:
         writer = csv.DictWriter(
-            f, fieldnames=[k for k in rows[0] if k != "tiers_used"], extrasaction="ignore"
+            f, fieldnames=[k for k in rows[0] if k not in ("tiers_used", "by_tenant")], extrasaction="ignore"
         )
         writer.writeheader()
         writer.writerows(rows)

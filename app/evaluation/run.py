@@ -53,14 +53,32 @@ class Evaluation:
     metrics: dict[str, Any]
     calls: dict[int, dict[str, Any]] = field(default_factory=dict)  # the LLM calls the records reference
 
-    def tiers_used(self) -> dict[str, float]:
-        """Share of the knowledge answers by the tier that gave them (``cache`` for cache hits)."""
+    def tiers_used(self, results: Sequence[TurnResult] | None = None) -> dict[str, float]:
+        """Share of the knowledge answers (of ``results``, all by default) by the tier that gave them
+        (``cache`` for cache hits)."""
         used = [
             "cache" if r.record.get("cache") else f"tier{r.record.get('tier_used')}"
-            for r in self.results
+            for r in (self.results if results is None else results)
             if r.record is not None and r.record.get("handler") == "knowledge"
         ]
         return {k: round(used.count(k) / len(used), 4) for k in sorted(set(used))} if used else {}
+
+    def by_tenant(self) -> dict[str, dict[str, Any]]:
+        """Per tenant of the conversations: their task completion, cost per 1000 conversations and tier shares
+        (one tenant's questions may go to dearer tiers than another's: its answerability runs lower)."""
+        out = {}
+        for tenant in sorted({c.tenant for c in self.conversations.conversations}):
+            conversations = [c for c in self.conversations.conversations if c.tenant == tenant]
+            ids = {c.id for c in conversations}
+            results = [r for r in self.results if r.conversation in ids]
+            figures = compute(conversations, results, self.calls)
+            out[tenant] = {
+                "conversations": len(conversations),
+                "task_completion": figures["task_completion"],
+                "cost_per_1000_conversations": figures["cost_per_1000_conversations"],
+                "tiers_used": self.tiers_used(results),
+            }
+        return out
 
     def latency_p50(self) -> float | None:
         """Median end-to-end time of a turn through the gateway, milliseconds."""

@@ -108,3 +108,39 @@ def test_the_figures_follow_their_definitions():
     assert figures["latency_ms"]["knowledge"]["turns"] == 2
     assert seen == [("a#2", "3-5 days.", "3-5 days")]  # answerable turns with a reference
     assert figures["answer_similarity"] == {"rouge_l": 1.0}
+
+
+def test_the_figures_per_tenant():
+    from app.evaluation.run import Evaluation
+
+    conversations = ConversationSet.model_validate({
+        "version": 1,
+        "conversations": [
+            {"id": "a", "tenant": "acme", "user": "u1", "turns": [
+                {"user": "spain?", "expect": {"handler": "knowledge", "intent": "ask_delivery"}}]},
+            {"id": "g1", "tenant": "globex", "user": "u2", "turns": [
+                {"user": "meter?", "expect": {"handler": "knowledge", "intent": "ask_billing"}}]},
+            {"id": "g2", "tenant": "globex", "user": "u3", "turns": [
+                {"user": "tariff?", "expect": {"handler": "knowledge", "intent": "ask_billing"}}]},
+        ],
+    })  # fmt: skip
+    plays = {cid: [played("It is so. Source: X", rid=cid)] for cid in ("a", "g1", "g2")}
+    for cid, (step,) in plays.items():
+        step.conversation, step.number = cid, 1
+    records = [
+        {**record("knowledge", intent="ask_delivery", tier_used=0), "correlation_id": "a"},
+        {**record("knowledge", intent="ask_billing", tier_used=2, llm_call_ids=[7]), "correlation_id": "g1"},
+        {**record("idk", intent="ask_billing"), "correlation_id": "g2"},  # a false "I don't know"
+    ]
+    results = score(conversations.conversations, plays, records)
+    calls = {7: {"cost": 0.004, "prompt_tokens": 900, "completion_tokens": 100, "outcome": "ok"}}
+    run = Evaluation(
+        conversations, plays, records, results, compute(conversations.conversations, results, calls), calls
+    )
+    assert run.tiers_used() == {"tier0": 0.5, "tier2": 0.5}
+    assert run.by_tenant() == {
+        "acme": {"conversations": 1, "task_completion": 1.0, "cost_per_1000_conversations": 0.0,
+                 "tiers_used": {"tier0": 1.0}},
+        "globex": {"conversations": 2, "task_completion": 0.5, "cost_per_1000_conversations": 2.0,
+                   "tiers_used": {"tier2": 1.0}},
+    }  # fmt: skip
