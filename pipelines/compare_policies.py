@@ -96,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for r in table["rows"]
         )
     )
-    for row in table["rows"][:1]:  # the served policy, tenant by tenant
+    for row in (r for r in table["rows"] if r["policy"] == "tiered"):  # the served policy, tenant by tenant
         print(
             f"{STAGE}: {row['policy']} by tenant: "
             + "; ".join(

@@ -122,9 +122,8 @@ class Turn:
     tenant_id: str = ""
     conversation_id: str = ""
     mentions_account: bool = False  # names the user's own order/ticket (see Features)
-    cut_off: float = (
-        0.3  # the "I don't know" line on the same scale (KnowledgeBase.cut_off): below it, say so
-    )
+    # the "I don't know" line, on the same scale (KnowledgeBase.cut_off): below it, say so
+    cut_off: float = 0.3
     question: bool = False  # the text asks something, by its form (app.actions.phrasing.is_question)
     rephrased: bool = (
         False  # it answers "could you say that in other words?" (nlu.context.answers_rephrase_request)

@@ -15,6 +15,7 @@ stage without changing what it writes; the check neither asks for them nor follo
 
 from __future__ import annotations
 
+import ast
 import functools
 import re
 from pathlib import Path
@@ -27,8 +28,6 @@ from tests.test_imports import import_graph, module_files
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("app", "knowledge", "nlu", "pipelines", "benchmarks")
 CHECKED = ("knowledge/", "nlu/", "app/")
-#: Modules a module runs in the Rasa environment (``python -m``), which no import statement shows.
-RUNS = {"nlu.rasa_runner": ("nlu.rasa_cli",), "nlu.training": ("nlu.rasa_tools",)}
 #: Modules every stage reaches that do not change what it writes, and why (their imports are not followed).
 NOT_OUTPUT = {
     "app.settings": "the settings reader: the values it reads are the stages' `params:`",
@@ -44,10 +43,42 @@ def _graph() -> tuple[dict[str, set[str]], dict[str, Path]]:
     return import_graph(ROOT, PACKAGES), module_files(ROOT, PACKAGES)
 
 
+@functools.cache
+def started() -> dict[str, set[str]]:
+    """Module -> the project modules it starts as processes, which no import statement shows: a string right after
+    ``"-m"`` in a list or tuple (``[python, "-m", "nlu.rasa_cli", ...]``; a package's ``__main__``), or the first
+    argument of ``run_in_rasa_env`` (the Rasa environment's ``python -m``)."""
+    _, files = _graph()
+    found: dict[str, set[str]] = {}
+    for name, path in files.items():
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.List | ast.Tuple):
+                values = [e.value if isinstance(e, ast.Constant) else None for e in node.elts]
+                names |= {
+                    b for a, b in zip(values, values[1:], strict=False) if a == "-m" and isinstance(b, str)
+                }
+            elif _calls(node, "run_in_rasa_env") and isinstance(first := node.args[0], ast.Constant):
+                names.add(str(first.value))
+        modules = {m for n in names for m in (n, f"{n}.__main__") if m in files}
+        if modules:
+            found[name] = modules
+    return found
+
+
+def _calls(node: ast.AST, function: str) -> bool:
+    """Whether ``node`` is a call of ``function`` (by name or attribute) with a positional argument."""
+    return (
+        isinstance(node, ast.Call)
+        and getattr(node.func, "id", getattr(node.func, "attr", "")) == function
+        and bool(node.args)
+    )
+
+
 def closure(*modules: str) -> set[str]:
     """Paths (relative to the project) of every project module ``modules`` run, themselves included: the import
-    graph of ``tests/test_imports.py`` (every import statement, lazy ones too) and the modules of :data:`RUNS`,
-    followed from each up to the modules of :data:`NOT_OUTPUT`."""
+    graph of ``tests/test_imports.py`` (every import statement, lazy ones too) and the modules each starts as a
+    process (:func:`started`), followed from each up to the modules of :data:`NOT_OUTPUT`."""
     graph, files = _graph()
     seen: set[str] = set()
     todo = list(modules)
@@ -57,7 +88,7 @@ def closure(*modules: str) -> set[str]:
             continue
         seen.add(name)
         todo.extend(graph[name])
-        todo.extend(RUNS.get(name, ()))
+        todo.extend(started().get(name, ()))
     return {files[name].relative_to(ROOT).as_posix() for name in seen}
 
 
@@ -102,7 +133,7 @@ def test_the_closure_follows_the_modules_a_stage_lists():
 
 
 @pytest.mark.parametrize("stage", sorted(STAGES))
-def test_every_knowledge_and_nlu_module_a_stage_runs_is_a_dep(stage):
+def test_every_project_module_a_stage_runs_is_a_dep(stage):
     module, deps = STAGES[stage]
     missing = sorted(
         path
@@ -121,3 +152,6 @@ def test_the_check_reaches_the_served_code_and_stops_at_the_settings_reader():
     assert not {"app/channels/turns.py", "app/identity.py"} & closure("pipelines.export_encoder")
     # Rasa runs in its own environment: train_nlu's `rasa train` is nlu/rasa_cli.py, started as `python -m`
     assert "nlu/rasa_cli.py" in closure("pipelines.train_nlu")
+    # the stack starts its services as processes: the action server runs the actions
+    assert {"nlu.rasa_cli"} <= started()["nlu.rasa_runner"] and "app.actions.server" in started()["app.stack"]
+    assert "app/actions/server.py" in closure("app.stack")
