@@ -137,6 +137,13 @@ def tenant_cut_offs(
     return lowered
 
 
+def describe_cut_offs(overall: float, tenants: dict[str, float] | None) -> str:
+    """The served "I don't know" lines in one line of text: the overall one, then the tenants' own lower ones
+    (``0.2941 (globex 0.0285)``), as ``build_index`` and ``evaluate_rag`` print them."""
+    own = ", ".join(f"{tenant} {float(line):g}" for tenant, line in (tenants or {}).items())
+    return f"{float(overall):g}" + (f" ({own})" if own else "")
+
+
 def suggest_cut_off(scores: Sequence[float], answerable: Sequence[bool], max_false_idk: float) -> float:
     """The highest cut-off that refuses at most ``max_false_idk`` of the answerable questions."""
     positives = sorted(score for score, ok in zip(scores, answerable, strict=True) if ok)

@@ -27,7 +27,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.offline import apply_offline_env
-from knowledge.calibration import finalizer
+from knowledge.calibration import describe_cut_offs, finalizer
 from knowledge.documents import SourcesError, load_documents
 from knowledge.embeddings import embed_backend, embed_model_name, local_embed_model
 from knowledge.gold import GoldSetError, load_gold
@@ -168,8 +168,8 @@ def _summary(report: BuildReport) -> str:
         lines.append(
             f"{STAGE}: answerability fitted on {answerability['dev_questions']} dev questions "
             f"({answerability.get('cv_folds')}-fold cross-validated AUC {answerability.get('dev_cv_auc')}); "
-            f"suggested cut-off {answerability['suggested_min_score']}"
-            + "".join(f", {t} {line}" for t, line in (answerability.get("tenant_min_scores") or {}).items())
+            "suggested cut-off "
+            + describe_cut_offs(answerability["suggested_min_score"], answerability.get("tenant_min_scores"))
         )
     ranker = report.manifest.get("passage_ranker") or {}
     if ranker.get("dev_cv_top1") is not None:

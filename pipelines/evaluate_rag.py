@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from app.offline import apply_offline_env
+from knowledge.calibration import describe_cut_offs
 from knowledge.evaluation import EvaluationResult, evaluate
 from knowledge.gold import check_gold_against_index, load_gold
 from knowledge.index import read_manifest
@@ -61,8 +62,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def _cut_offs(metrics: dict) -> str:
     """The served "I don't know" lines: the overall one, and the tenants' own lower ones."""
-    own = ", ".join(f"{tenant} {line:g}" for tenant, line in (metrics.get("tenant_cut_offs") or {}).items())
-    return f"{metrics['cut_off']:g}" + (f" ({own})" if own else "")
+    return describe_cut_offs(metrics["cut_off"], metrics.get("tenant_cut_offs"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

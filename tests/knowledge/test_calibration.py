@@ -12,6 +12,7 @@ from knowledge.calibration import (
     MIN_TENANT_ANSWERABLE,
     Example,
     cross_validated_auc,
+    describe_cut_offs,
     finalizer,
     fit,
     suggest_cut_off,
@@ -227,3 +228,23 @@ def test_the_cross_validated_auc_scores_rows_the_model_was_not_fitted_on() -> No
 def test_the_folds_shrink_to_the_smaller_class_and_need_two() -> None:
     assert cross_validated_auc(noise_rows(12, 3), seed=0)[1] == 3
     assert cross_validated_auc(noise_rows(12, 1), seed=0) == (None, 0)
+
+
+def test_the_served_cut_offs_name_the_tenants_own_lines_the_same_way_in_both_stages() -> None:
+    from knowledge.index import BuildReport
+    from pipelines.build_index import _summary
+    from pipelines.evaluate_rag import _cut_offs
+
+    assert describe_cut_offs(0.2941, {"globex": 0.0285}) == "0.2941 (globex 0.0285)"
+    assert describe_cut_offs(0.3, {}) == describe_cut_offs(0.3, None) == "0.3"
+    assert _cut_offs({"cut_off": 0.2941, "tenant_cut_offs": {"globex": 0.0285}}) == "0.2941 (globex 0.0285)"
+    answerability = {
+        "kind": "logistic",
+        "dev_questions": 120,
+        "cv_folds": 5,
+        "dev_cv_auc": 0.9,
+        "suggested_min_score": 0.2941,
+        "tenant_min_scores": {"globex": 0.0285},
+    }
+    report = BuildReport(Path("idx"), "v1", 2, 10, 1.0, {"answerability": answerability})
+    assert "suggested cut-off 0.2941 (globex 0.0285)" in _summary(report)

@@ -199,10 +199,3 @@ def test_the_command_line_prints_no_traceback(project: Path) -> None:
     )
     assert done.returncode == 2
     assert done.stderr.strip() == "evaluate_rag: error: gold file not found: nope.yml"
-
-
-def test_the_served_cut_offs_name_the_tenants_own_lines() -> None:
-    from pipelines.evaluate_rag import _cut_offs
-
-    assert _cut_offs({"cut_off": 0.2941, "tenant_cut_offs": {"globex": 0.0285}}) == "0.2941 (globex 0.0285)"
-    assert _cut_offs({"cut_off": 0.3, "tenant_cut_offs": {}}) == "0.3"
