@@ -25,6 +25,7 @@ import numpy as np
 import yaml
 
 from nlu.bio import IGNORED, labels_for, piece_labels
+from nlu.calibration import calibration_holdout, holdout_of
 from nlu.data_checks import marked_spans
 from nlu.onnx_export import (
     ENTITIES_FILE,
@@ -124,12 +125,30 @@ def encoder_kind(config: Path) -> str | None:
     return kind
 
 
-def _featurizer(config: Path) -> dict[str, Any] | None:
+def _pipeline(config: Path) -> list[Any]:
     try:
-        pipeline = (yaml.safe_load(config.read_text()) or {}).get("pipeline") or []
+        return (yaml.safe_load(config.read_text()) or {}).get("pipeline") or []
     except (OSError, yaml.YAMLError) as exc:
         raise FinetuneError(f"{config}: cannot read the config ({type(exc).__name__})") from None
-    return featurizer_of(pipeline)
+
+
+def _featurizer(config: Path) -> dict[str, Any] | None:
+    return featurizer_of(_pipeline(config))
+
+
+def calibration_share(config: Path) -> tuple[float, int]:
+    """The intent classifier's calibration share in ``config`` (``calibration_holdout``, ``random_state``):
+    :func:`finetune_encoder` leaves those examples out, so the temperature is fitted on text the encoder has
+    not learnt (:mod:`nlu.calibration`)."""
+    try:
+        fraction, seed = holdout_of(_pipeline(config))
+    except (TypeError, ValueError) as exc:
+        raise FinetuneError(f"{config}: SentenceIntentClassifier calibration settings: {exc}") from None
+    if not 0.0 <= fraction < 1.0:
+        raise FinetuneError(
+            f"{config}: SentenceIntentClassifier calibration_holdout must be in [0, 1), not {fraction}"
+        )
+    return fraction, seed
 
 
 def entity_head(config: Path) -> bool:
@@ -386,19 +405,24 @@ def finetune_encoder(
     exporting: ExportSettings = DEFAULT_EXPORT,
     log=print,
     entities: bool = False,
+    calibration: tuple[float, int] = (0.0, 0),
 ) -> dict[str, Any]:
     """Fine-tune on the Rasa NLU file ``data``, export to ``out`` (model.onnx, tokenizer.json, encoder.json, and
     with ``entities`` the entity head's labels in entities.json) and check the export against the torch model;
-    return the figures (also in encoder.json)."""
+    return the figures (also in encoder.json). ``calibration``: the intent classifier's share and seed
+    (:func:`calibration_share`); those examples are left out of the fine-tuning."""
 
     examples = read_annotated(data)
     if not examples:
         raise FinetuneError(f"{data}: no intent examples to fine-tune on")
+    held = calibration_holdout([(text, intent) for text, intent, _ in examples], *calibration)
+    examples = [example for example, out_of_it in zip(examples, held, strict=True) if not out_of_it]
     start = time.perf_counter()
     model, figures, head = train(examples, model_dir, params, seed, log, entities=entities)
     sentences = [example[0] for example in examples[:: max(1, len(examples) // 20)]]
     figures["cosine_min_fp32"] = export_finetuned(model, model_dir, out, sentences, exporting, head)
     figures |= {
+        "calibration_held_out": int(held.sum()),
         "total_seconds": round(time.perf_counter() - start, 2),
         "mb": round((out / MODEL_FILE).stat().st_size / 2**20, 1),
     }

@@ -26,7 +26,14 @@ from typing import Any
 
 from nlu import datasets, oos
 from nlu.evaluation import read_predictions, summarise, write_reports
-from nlu.finetune import FinetuneError, FinetuneParams, encoder_kind, entity_head, finetune_encoder
+from nlu.finetune import (
+    FinetuneError,
+    FinetuneParams,
+    calibration_share,
+    encoder_kind,
+    entity_head,
+    finetune_encoder,
+)
 from nlu.onnx_export import ExportSettings
 from nlu.rasa_runner import RasaError
 from nlu.training import nlu_job, render_config, split_data, train_and_predict
@@ -166,6 +173,7 @@ def run_benchmark(
                 exporting,
                 log=lambda line: print(line, file=sys.stderr),
                 entities=entity_head(template),
+                calibration=calibration_share(template),
             )
             finetune_seconds[name] = time.perf_counter() - tuned
     config, inner_config = work / "config.yml", work / "config_inner.yml"

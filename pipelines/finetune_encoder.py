@@ -17,7 +17,14 @@ import sys
 import time
 from pathlib import Path
 
-from nlu.finetune import FinetuneError, FinetuneParams, encoder_kind, entity_head, finetune_encoder
+from nlu.finetune import (
+    FinetuneError,
+    FinetuneParams,
+    calibration_share,
+    encoder_kind,
+    entity_head,
+    finetune_encoder,
+)
 from nlu.onnx_export import ExportSettings
 from pipelines._common import base_params, load_params, log_metrics, stage_run, write_json
 
@@ -52,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         params = FinetuneParams.from_params(raw)
         kind = encoder_kind(args.config) or "frozen"
         entities = entity_head(args.config)
+        calibration = calibration_share(args.config)
         data = _named(args.data)
         for path in data.values():
             if not path.is_file():
@@ -83,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
                     ExportSettings.from_params(export_params),
                     log=lambda line: print(line, file=sys.stderr),
                     entities=entities,
+                    calibration=calibration,
                 )
             except FinetuneError as exc:
                 print(f"finetune_encoder: {exc}", file=sys.stderr)

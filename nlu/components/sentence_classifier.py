@@ -4,7 +4,8 @@ Dense sentence features come from the featurizers before it (``OnnxSentenceFeatu
 n-grams are computed here from the raw text, vectorised over the whole training set at once (Rasa's
 ``CountVectorsFeaturizer`` builds one sparse matrix per message and token, far slower on 15k examples).
 Confidences are the model's softmax with one temperature fitted on a stratified hold-out of the training
-data (minimum negative log-likelihood), then the model is refitted on everything. The ranking holds
+data (minimum negative log-likelihood; :mod:`nlu.calibration` chooses it, and a fine-tuned encoder is not
+trained on it), then the model is refitted on everything. The ranking holds
 ``ranking_length`` intents with those calibrated confidences; FallbackClassifier thresholds the top one.
 
 Everything is persisted as plain arrays and JSON (no pickle): vocabularies, IDF weights, coefficients
@@ -35,6 +36,8 @@ from rasa.shared.nlu.constants import (
 )
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from nlu.calibration import DEFAULT_FRACTION, DEFAULT_SEED, calibration_holdout
 
 logger = logging.getLogger(__name__)
 
@@ -123,19 +126,6 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(minimize_scalar(nll, bounds=(0.05, 20.0), method="bounded").x)
 
 
-def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (rest, held-out): ``fraction`` of each class with at least 3 examples is held out."""
-    rng = np.random.default_rng(seed)
-    held = []
-    for label in np.unique(labels):
-        idx = np.flatnonzero(labels == label)
-        if len(idx) >= 3:
-            held.extend(rng.choice(idx, size=max(1, round(len(idx) * fraction)), replace=False))
-    mask = np.zeros(len(labels), dtype=bool)
-    mask[held] = True
-    return np.flatnonzero(~mask), np.flatnonzero(mask)
-
-
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True)
 class SentenceIntentClassifier(IntentClassifier, GraphComponent):
     """Calibrated logistic regression over dense sentence features and TF-IDF n-grams of the text."""
@@ -158,9 +148,11 @@ class SentenceIntentClassifier(IntentClassifier, GraphComponent):
             "word_ngrams": [1, 2],  # [] turns the word block off
             "char_ngrams": [2, 5],  # char_wb n-grams; [] turns the block off
             "char_min_df": 2,
-            "calibration_holdout": 0.1,  # share held out to fit the temperature; 0: no calibration (T = 1)
+            # share held out to fit the temperature (nlu.calibration: by text, and left out of a fine-tuned
+            # encoder's training too); 0: no calibration (T = 1)
+            "calibration_holdout": DEFAULT_FRACTION,
             "ranking_length": 10,
-            "random_state": 42,
+            "random_state": DEFAULT_SEED,
         }
 
     def __init__(
@@ -257,7 +249,10 @@ class SentenceIntentClassifier(IntentClassifier, GraphComponent):
         temperature = 1.0
         holdout = float(self.config["calibration_holdout"])
         if holdout > 0:
-            rest, held = stratified_holdout(labels, holdout, int(self.config["random_state"]))
+            mask = calibration_holdout(
+                [(m.get(TEXT), m.get(INTENT)) for m in examples], holdout, int(self.config["random_state"])
+            )
+            rest, held = np.flatnonzero(~mask), np.flatnonzero(mask)
             if len(held) and len(np.unique(labels[rest])) == len(intents):
                 blocks = self._blocks()
                 coef, intercept = self._fit(

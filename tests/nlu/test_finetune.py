@@ -189,6 +189,7 @@ def run_stage(tmp_path: Path, config: Path, finetune: dict) -> subprocess.Comple
     [
         ("steps", "finetune_encoder: finetune_encoder.max_steps must be a positive number, got 0"),
         ("encoder", "OnnxSentenceFeaturizer encoder 'finetune' is not one of frozen, finetuned"),
+        ("calibration", "SentenceIntentClassifier calibration_holdout must be in [0, 1), not 1.5"),
     ],
 )
 def test_stage_with_a_bad_config_fails_with_one_line(tmp_path, case, expected):
@@ -198,11 +199,32 @@ def test_stage_with_a_bad_config_fails_with_one_line(tmp_path, case, expected):
         config.write_text(
             (ROOT / "nlu" / "configs" / "ours_ft.yml").read_text().replace("finetuned", "finetune")
         )
+    if case == "calibration":
+        config = tmp_path / "bad.yml"
+        text = (ROOT / "nlu" / "configs" / "ours_ft.yml").read_text()
+        assert "calibration_holdout: 0.1" in text
+        config.write_text(text.replace("calibration_holdout: 0.1", "calibration_holdout: 1.5"))
     result = run_stage(tmp_path, config, {"max_steps": 0 if case == "steps" else 2})
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().count("\n") == 0 and expected in result.stderr, result.stderr
     assert not (tmp_path / "out").exists() and not (tmp_path / "finetune.json").exists()
+
+
+@pytest.mark.slow
+def test_the_classifiers_calibration_share_is_left_out_of_the_fine_tuning(tmp_path):
+    from nlu.calibration import calibration_holdout
+    from nlu.finetune import calibration_share
+
+    config = ROOT / "nlu" / "configs" / "ours_ft.yml"
+    assert calibration_share(config) == (0.1, 42)
+    result = run_stage(tmp_path, config, {"max_steps": 2})
+    assert result.returncode == 0, result.stderr
+    figures = json.loads((tmp_path / "finetune.json").read_text())["train"]
+    # one of each intent's four examples is the classifier's: the encoder trains on the other nine
+    assert figures["calibration_held_out"] == 3 and figures["examples"] == 9
+    pairs = [(t, intent) for intent, texts in TINY.items() for t in texts]
+    assert calibration_holdout(pairs, 0.1, 42).sum() == 3
 
 
 @pytest.mark.slow

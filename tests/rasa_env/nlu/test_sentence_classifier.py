@@ -116,3 +116,44 @@ def test_fallback_classifier_agrees_with_nlu_oos_decide(threshold, ambiguity):
         msg.set(INTENT_RANKING_KEY, [{"name": n, "confidence": c} for n, c in ranking])
         (out,) = fallback.process([msg])
         assert out.get(INTENT)["name"] == oos.decide(ranking, threshold, ambiguity)
+
+
+def test_the_classifier_holds_out_what_finetune_leaves_out(storage, monkeypatch):
+    """The bot's NLU data read by Rasa's loader (the classifier's side) and by nlu/finetune.py's reader (the
+    encoder's side): the same examples are the calibration share, so a fine-tuned encoder never learns them."""
+    from pathlib import Path
+
+    from rasa.shared.nlu.training_data.loading import load_data
+
+    import nlu.components.sentence_classifier as module
+    from nlu.calibration import calibration_holdout
+    from nlu.finetune import calibration_share, read_annotated
+
+    root = Path(__file__).resolve().parents[3]
+    loaded = load_data(str(root / "nlu" / "data" / "nlu"))
+    chosen = []
+
+    def recording(examples, fraction, seed):
+        mask = calibration_holdout(examples, fraction, seed)
+        chosen.append({text for (text, _), held in zip(examples, mask, strict=True) if held})
+        return mask
+
+    monkeypatch.setattr(module, "calibration_holdout", recording)
+    examples = [m for m in loaded.intent_examples if m.get(TEXT) and m.get(INTENT)]
+    train_data = TrainingData([message(m.get(TEXT), m.get(INTENT)) for m in examples])
+    resource, context = Resource("clf"), ExecutionContext(node_name="clf", graph_schema=None)
+    SentenceIntentClassifier.create(
+        SentenceIntentClassifier.get_default_config(), storage, resource, context
+    ).train(train_data)
+
+    pairs = [
+        (text, intent)
+        for path in sorted((root / "nlu" / "data" / "nlu").glob("*.yml"))
+        for text, intent, _ in read_annotated(path)
+    ]
+    share = calibration_share(root / "nlu" / "configs" / "ours_ft_bio.yml")
+    finetune_side = {
+        text for (text, _), held in zip(pairs, calibration_holdout(pairs, *share), strict=True) if held
+    }
+    assert len(chosen) == 1 and len(chosen[0]) > 100
+    assert chosen[0] == finetune_side
