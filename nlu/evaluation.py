@@ -9,6 +9,7 @@ at a time, timed); everything else is computed here from those JSON lines:
 - out-of-scope: in-scope accuracy and OOS recall of what the served model answered (FallbackClassifier
   included), and the whole threshold curve (:mod:`nlu.oos`);
 - entities: span-level precision/recall/F1, exact span and type (as the published SNIPS numbers);
+- calibration (:func:`calibration_report`): log-likelihood of the true intent, expected calibration error;
 - parse latency p50/p95.
 """
 
@@ -140,6 +141,47 @@ def summarise(rows: Sequence[dict[str, Any]], oos_intent: str = oos.OOS_INTENT) 
             "oos_recall_no_threshold": round(sum(top_intent(r) == oos_intent for r in out) / len(out), 4),
         }
     return metrics
+
+
+#: A true intent the ranking does not hold (beyond ``ranking_length``) counts as this probability.
+UNRANKED_PROBABILITY = 1e-6
+
+
+def calibration_report(rows: Sequence[dict[str, Any]], bins: int = 10) -> dict[str, Any]:
+    """How far the classifier's confidences are from its accuracy (before any fallback threshold): the mean
+    negative log-likelihood of the true intent, the expected calibration error (the top confidence against
+    top-1 accuracy in ``bins`` equal-width bins, weighted by their size; Guo et al., 2017), the mean top
+    confidence and the top-1 accuracy, and the bins themselves (for a reliability diagram)."""
+    import math
+
+    if not rows:
+        raise ValueError("no predictions to measure calibration on")
+    nll, edges = 0.0, [i / bins for i in range(bins + 1)]
+    filled: list[list[tuple[float, bool]]] = [[] for _ in range(bins)]
+    for row in rows:
+        ranking = dict((name, float(p)) for name, p in row["ranking"])
+        nll -= math.log(max(ranking.get(row["intent"], 0.0), UNRANKED_PROBABILITY))
+        top = float(row["ranking"][0][1]) if row["ranking"] else 0.0
+        filled[min(int(top * bins), bins - 1)].append((top, top_intent(row) == row["intent"]))
+    table = [
+        {
+            "low": edges[i],
+            "high": edges[i + 1],
+            "n": len(cell),
+            "confidence": round(sum(c for c, _ in cell) / len(cell), 4),
+            "accuracy": round(sum(ok for _, ok in cell) / len(cell), 4),
+        }
+        for i, cell in enumerate(filled)
+        if cell
+    ]
+    ece = sum(b["n"] * abs(b["confidence"] - b["accuracy"]) for b in table) / len(rows)
+    return {
+        "nll": round(nll / len(rows), 4),
+        "ece": round(ece, 4),
+        "mean_confidence": round(sum(float(r["ranking"][0][1]) for r in rows if r["ranking"]) / len(rows), 4),
+        "accuracy": round(sum(top_intent(r) == r["intent"] for r in rows) / len(rows), 4),
+        "bins": table,
+    }
 
 
 def prediction_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from nlu import oos
-from nlu.evaluation import read_predictions
+from nlu.evaluation import calibration_report, read_predictions
 from nlu.rasa_runner import RasaError
 from nlu.training import render_config, train_nlu_and_predict
 from pipelines._common import load_params, log_metrics, stage_run, write_json
@@ -76,10 +76,17 @@ def main(argv: list[str] | None = None) -> int:
         except RasaError as exc:
             print(f"select_threshold_nlu: {exc}", file=sys.stderr)
             return 1
-        points = oos.curve(
-            oos.scored(read_predictions(predictions)), float(params.get("step", 0.01)), ambiguity
-        )
-        choice = select(points, params, train_params) | {"validation_train_seconds": info["train_seconds"]}
+        rows = read_predictions(predictions)
+        points = oos.curve(oos.scored(rows), float(params.get("step", 0.01)), ambiguity)
+        # how far the confidences the threshold is chosen on are from the accuracy (nlu.calibration)
+        calibration = calibration_report(rows)
+        choice = select(points, params, train_params) | {
+            "validation_train_seconds": info["train_seconds"],
+            "validation_nll": calibration["nll"],
+            "validation_ece": calibration["ece"],
+            "validation_mean_confidence": calibration["mean_confidence"],
+            "validation_top1_accuracy": calibration["accuracy"],
+        }
         write_json(args.out, choice)
         oos.write_curve_csv(points, args.curve)
         png = oos.plot_curve(
@@ -91,7 +98,11 @@ def main(argv: list[str] | None = None) -> int:
         log_metrics("select_threshold_nlu", choice)
         mlflow.log_artifact(str(args.curve))
         mlflow.log_artifact(str(png))
-    print(f"select_threshold_nlu: threshold {choice['threshold']} ({choice['how']})")
+    print(
+        f"select_threshold_nlu: threshold {choice['threshold']} ({choice['how']}); validation confidences: "
+        f"ECE {choice['validation_ece']}, mean {choice['validation_mean_confidence']} against top-1 accuracy "
+        f"{choice['validation_top1_accuracy']}"
+    )
     return 0
 
 

@@ -99,3 +99,27 @@ def test_label_next_puts_the_wrong_first_then_the_least_sure():
                          "wrong": True, "text": "wrong"}  # fmt: skip
     assert not picked[2]["wrong"]  # an out-of-scope message that fell back was served right
     assert evaluation.margin(row("one", "greet", [("greet", 0.8)])) == 0.8
+
+
+def test_calibration_compares_confidence_with_accuracy():
+    import math
+
+    rows = [
+        row("a", "x", [["x", 0.9], ["y", 0.1]]),  # right at 0.9
+        row("b", "y", [["x", 0.9], ["y", 0.1]]),  # wrong at 0.9
+        row("c", "y", [["y", 0.6], ["x", 0.4]]),  # right at 0.6
+        row("d", "z", [["x", 0.6], ["y", 0.4]]),  # the true intent is not ranked
+    ]
+    report = evaluation.calibration_report(rows)
+    assert report["accuracy"] == 0.5 and report["mean_confidence"] == 0.75
+    # bins: 0.9 -> accuracy 0.5 (gap 0.4, 2 rows); 0.6 -> accuracy 0.5 (gap 0.1, 2 rows)
+    assert report["ece"] == pytest.approx((2 * 0.4 + 2 * 0.1) / 4)
+    expected = (
+        -(math.log(0.9) + math.log(0.1) + math.log(0.6) + math.log(evaluation.UNRANKED_PROBABILITY)) / 4
+    )
+    assert report["nll"] == pytest.approx(expected, abs=1e-4)
+    assert [(b["low"], b["n"]) for b in report["bins"]] == [(0.6, 2), (0.9, 2)]
+    # a confidence of exactly 1 falls in the last bin
+    assert evaluation.calibration_report([row("e", "x", [["x", 1.0]])])["bins"][0]["low"] == 0.9
+    with pytest.raises(ValueError, match="no predictions"):
+        evaluation.calibration_report([])

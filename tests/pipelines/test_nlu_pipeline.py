@@ -22,6 +22,9 @@ def test_threshold_is_chosen_on_validation_and_served(pipeline_run):
     rule = yaml.safe_load((pipeline_run.root / "params.yaml").read_text())["oos"]["rule"]
     assert 0.0 <= choice["threshold"] <= 1.0 and choice["rule"] == rule
     assert choice["validation_n_oos"] > 0  # the bot's data has out_of_scope examples in validation
+    # the confidences it was chosen on, against the accuracy (nlu.evaluation.calibration_report)
+    assert 0 <= choice["validation_ece"] < 0.2 and choice["validation_nll"] > 0
+    assert 0 < choice["validation_top1_accuracy"] <= 1 and 0 < choice["validation_mean_confidence"] <= 1
     config = yaml.safe_load((pipeline_run.root / "nlu" / "build" / "config.yml").read_text())
     (fallback,) = [c for c in config["pipeline"] if c["name"] == "FallbackClassifier"]
     assert fallback["threshold"] == choice["threshold"]
