@@ -12,7 +12,7 @@ top-1 accuracy; and a reliability diagram (PNG). A row with the frozen encoder (
 
 Needs ``dvc repro split_nlu`` (the split) and ``export_encoder`` (the frozen ONNX encoder) first.
 
-    python benchmarks/calibration.py          # about 6 minutes on 2 cores (two fine-tunings, three Rasa models)
+    python benchmarks/calibration.py          # two fine-tunings, three Rasa models: 12-14 min on 2 cores (shared)
     python benchmarks/calibration.py --config nlu/configs/ours_ft.yml --json out.json
 """
 
