@@ -4,8 +4,9 @@
 then refits on everything. With a fine-tuned encoder (``encoder: finetuned``) those examples must not be in the
 encoder's training data as well: an encoder that has learnt them puts them far from the other intents, the
 held-out logits look surer than new messages' will, and the temperature comes out too low (overconfident
-confidences at the out-of-scope threshold). So ``nlu/finetune.py`` (main environment) leaves out exactly the
-share the classifier will hold out. Both sides read the training file their own way (Rasa's loader, our YAML
+confidences at the out-of-scope threshold). So ``nlu/finetune.py`` (main environment) does not teach the
+encoder the intents of exactly the share the classifier will hold out (with an entity head, their entities are
+still learnt: the temperature is the intent classifier's alone). Both sides read the training file their own way (Rasa's loader, our YAML
 reader), so the share is chosen from the examples' text and intent alone, not their order::
 
     held = calibration_holdout([(text, intent), ...], fraction=0.1, seed=42)   # one bool per example

