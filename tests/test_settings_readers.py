@@ -40,8 +40,8 @@ OTHER_YAML = {
     ("nlu/data_checks.py", "_compose"): "Rasa training data files",
     (
         "nlu/finetune.py",
-        "_featurizer",
-    ): "nlu/configs/*.yml, a Rasa config (the encoder kind, the entity head)",
+        "_pipeline",
+    ): "nlu/configs/*.yml, a Rasa config (the encoder kind, the entity head, the calibration share)",
     ("nlu/finetune.py", "read_annotated"): "a Rasa NLU training data file (the fine-tuning examples)",
     ("app/evaluation/conversations.py", "load"): "a bot-level conversation set (nlu/conversations/*.yml)",
     ("app/evaluation/conversations.py", "domain_intents"): "nlu/domain.yml, Rasa's domain",
