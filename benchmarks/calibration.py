@@ -39,7 +39,7 @@ from nlu.finetune import (  # noqa: E402
 )
 from nlu.onnx_export import ExportSettings  # noqa: E402
 from nlu.rasa_runner import RasaError  # noqa: E402
-from nlu.training import render_config, train_nlu_and_predict  # noqa: E402
+from nlu.training import validation_predictions  # noqa: E402
 from pipelines._common import base_params, load_params  # noqa: E402
 
 apply_offline_env()
@@ -60,20 +60,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def validation_rows(config: Path, encoder: Path, work: Path, train: Path, validation: Path) -> list[dict]:
-    """Train the validation model with ``encoder`` and parse the validation split (as select_threshold_nlu)."""
+    """Train the validation model with ``encoder`` and parse the validation split (select_threshold_nlu's way)."""
     train_params = load_params("train_nlu")
-    rendered = work / "config.yml"
-    render_config(
-        config,
-        rendered,
-        float(train_params["fallback_threshold"]),
-        float(train_params["ambiguity_threshold"]),
-        encoder,
-    )
-    predictions = work / "validation.jsonl"
-    train_nlu_and_predict(
-        rendered, [train], work, "validation", {predictions: [validation]}, work / "info.json"
-    )
+    thresholds = (float(train_params["fallback_threshold"]), float(train_params["ambiguity_threshold"]))
+    predictions, _ = validation_predictions(config, train, validation, work, thresholds, encoder)
     return read_predictions(predictions)
 
 

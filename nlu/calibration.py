@@ -34,13 +34,19 @@ def _rank(text: str, seed: int) -> bytes:
     return hashlib.blake2b(f"{seed}\x00{text.strip()}".encode(), digest_size=8).digest()
 
 
+def check_share(fraction: float) -> float:
+    """``fraction`` if it is a share the classifier can hold out ([0, 1)), else ValueError saying so."""
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"calibration_holdout must be in [0, 1), not {fraction}")
+    return fraction
+
+
 def calibration_holdout(examples: Sequence[tuple[str, str]], fraction: float, seed: int) -> np.ndarray:
     """A bool per ``(text, intent)`` example: True for the ones held out to fit the temperature.
 
     Of each intent with at least :data:`MIN_EXAMPLES` examples, ``max(1, round(n * fraction))`` are held out:
     the ones whose text hashes (with ``seed``) lowest. The same examples in any order give the same choice."""
-    if not 0.0 <= fraction < 1.0:
-        raise ValueError(f"the calibration share must be in [0, 1), not {fraction}")
+    check_share(fraction)
     held = np.zeros(len(examples), dtype=bool)
     if fraction == 0.0:
         return held
@@ -57,9 +63,10 @@ def calibration_holdout(examples: Sequence[tuple[str, str]], fraction: float, se
 
 def holdout_of(pipeline: Sequence[dict[str, Any]]) -> tuple[float, int]:
     """The classifier's ``(calibration_holdout, random_state)`` in a Rasa config's pipeline; ``(0.0, 0)`` when
-    the pipeline has no ``SentenceIntentClassifier`` (nothing is held out for it)."""
+    the pipeline has no ``SentenceIntentClassifier`` (nothing is held out for it). ValueError (or TypeError) for
+    a setting that is not a number, or a share outside [0, 1)."""
     for component in pipeline:
         if isinstance(component, dict) and component.get("name") == CLASSIFIER:
-            fraction = float(component.get("calibration_holdout", DEFAULT_FRACTION))
+            fraction = check_share(float(component.get("calibration_holdout", DEFAULT_FRACTION)))
             return fraction, int(component.get("random_state", DEFAULT_SEED))
     return 0.0, 0

@@ -141,14 +141,9 @@ def calibration_share(config: Path) -> tuple[float, int]:
     :func:`finetune_encoder` does not teach the encoder their intents, so the temperature is fitted on examples
     whose intents the encoder has not learnt (:mod:`nlu.calibration`)."""
     try:
-        fraction, seed = holdout_of(_pipeline(config))
+        return holdout_of(_pipeline(config))
     except (TypeError, ValueError) as exc:
-        raise FinetuneError(f"{config}: SentenceIntentClassifier calibration settings: {exc}") from None
-    if not 0.0 <= fraction < 1.0:
-        raise FinetuneError(
-            f"{config}: SentenceIntentClassifier calibration_holdout must be in [0, 1), not {fraction}"
-        )
-    return fraction, seed
+        raise FinetuneError(f"{config}: SentenceIntentClassifier {exc}") from None
 
 
 def entity_head(config: Path) -> bool:

@@ -202,3 +202,24 @@ def train_nlu_and_predict(
     """``rasa train nlu`` on ``train_data``, then parse each data set into its JSON-lines file."""
     job = nlu_job(config, train_data, models, name, predictions, info)
     return train_and_predict([job], info.with_name(info.stem + "_plan.json"))[0]
+
+
+def validation_predictions(
+    template: Path,
+    train: Path,
+    validation: Path,
+    work: Path,
+    thresholds: tuple[float, float],
+    encoder: Path | None = None,
+) -> tuple[Path, dict[str, Any]]:
+    """The validation model: render ``template`` with ``thresholds`` (fallback, ambiguity) and ``encoder`` into
+    ``work``, train on ``train``, parse ``validation`` as the server would. Return the predictions (JSON lines,
+    ``nlu.evaluation.read_predictions``) and the training info. ``select_threshold_nlu`` chooses the out-of-scope
+    threshold on them; ``benchmarks/calibration.py`` measures their calibration the same way."""
+    config = work / "config.yml"
+    render_config(template, config, thresholds[0], thresholds[1], encoder)
+    predictions = work / "validation.jsonl"
+    info = train_nlu_and_predict(
+        config, [train], work, "validation", {predictions: [validation]}, work / "info.json"
+    )
+    return predictions, info

@@ -15,7 +15,7 @@ from pathlib import Path
 from nlu import oos
 from nlu.evaluation import calibration_report, read_predictions
 from nlu.rasa_runner import RasaError
-from nlu.training import render_config, train_nlu_and_predict
+from nlu.training import validation_predictions
 from pipelines._common import load_params, log_metrics, stage_run, write_json
 
 
@@ -59,19 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     with stage_run("select_threshold_nlu", {"oos": params, "config": train_params["config"]}):
         import mlflow
 
-        config = args.work / "config.yml"
-        render_config(
-            args.config_template, config, float(train_params["fallback_threshold"]), ambiguity, args.encoder
-        )
-        predictions = args.work / "validation.jsonl"
+        thresholds = (float(train_params["fallback_threshold"]), ambiguity)
         try:
-            info = train_nlu_and_predict(
-                config,
-                [args.train],
-                args.work,
-                "validation",
-                {predictions: [args.validation]},
-                args.work / "info.json",
+            predictions, info = validation_predictions(
+                args.config_template, args.train, args.validation, args.work, thresholds, args.encoder
             )
         except RasaError as exc:
             print(f"select_threshold_nlu: {exc}", file=sys.stderr)

@@ -43,6 +43,8 @@ def test_the_choice_depends_on_the_text_not_the_order():
 def test_a_share_outside_zero_to_one_is_refused():
     with pytest.raises(ValueError, match="must be in"):
         calibration_holdout(EXAMPLES, 1.0, 42)
+    with pytest.raises(ValueError, match=r"calibration_holdout must be in \[0, 1\), not -0.1"):
+        holdout_of([{"name": CLASSIFIER, "calibration_holdout": -0.1}])
 
 
 def test_the_share_is_read_from_the_classifier_in_a_config():
