@@ -159,6 +159,7 @@ async def answer_knowledge(
         record.outcome, record.reason = "degraded", "knowledge base unavailable"
         dispatcher.utter_message(text=UNAVAILABLE)
         return []
+    record.question = found.question  # what retrieval read (with the topic or description when re-read)
     if not followup and intent_name in INTENT_REPLIES and decision.handler != KNOWLEDGE:
         # sent here as a follow-up or an out-of-scope question, but the articles are not sure: its intent's reply
         response = INTENT_REPLIES[intent_name]

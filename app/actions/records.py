@@ -51,6 +51,7 @@ class ActionRun:
     attempts: list[tuple[int, str]] = field(default_factory=list)
     cache: str = ""  # "", exact or semantic
     sources: list[str] = field(default_factory=list)  # doc ids the reply cites
+    question: str = ""  # what retrieval read: the message, or the topic and the message (knowledge turns)
     tools: list[str] = field(default_factory=list)
     ticket_id: int | None = None
     level: str = "full"
@@ -82,6 +83,7 @@ class ActionRun:
             "attempts": [list(a) for a in self.attempts],
             "cache": self.cache,
             "sources": list(dict.fromkeys(self.sources)),
+            "question": mask_pii(self.question),
             "tools": list(dict.fromkeys(self.tools)),
             "ticket_id": self.ticket_id,
             "level": self.level,

@@ -215,6 +215,7 @@ def _record(
         "tier_used": deciding.get("tier_used") if deciding else None,
         "cache": (deciding.get("cache") or "") if deciding else "",
         "sources": _union(r.get("sources") for r in mine),
+        "question": next((str(r["question"]) for r in mine if r.get("question")), ""),
         "tools": _union(r.get("tools") for r in mine),
         "llm_call_ids": [int(c["id"]) for c in turn_calls],
         "ticket_id": next((r["ticket_id"] for r in mine if r.get("ticket_id") is not None), None),

@@ -170,6 +170,8 @@ action_runs = sa.Table(
     sa.Column("attempts", sa.JSON, nullable=False),  # [[tier, outcome], ...] in the order tried
     sa.Column("cache", sa.String(16), nullable=False, server_default=""),  # "", exact, semantic
     sa.Column("sources", sa.JSON, nullable=False),  # doc ids the reply cites
+    # the question retrieval read (knowledge turns): the message, or the topic and the message for a follow-up
+    sa.Column("question", sa.Text, nullable=False, server_default=""),  # migration 0007, personal data masked
     sa.Column("tools", sa.JSON, nullable=False),  # tools whose results the reply used
     sa.Column("ticket_id", sa.Integer),
     sa.Column("level", sa.String(16), nullable=False, server_default="full"),
@@ -209,6 +211,7 @@ turn_records = sa.Table(
     sa.Column("tier_used", sa.SmallInteger),
     sa.Column("cache", sa.String(16), nullable=False, server_default=""),
     sa.Column("sources", sa.JSON, nullable=False),
+    sa.Column("question", sa.Text, nullable=False, server_default=""),  # as in action_runs (migration 0007)
     sa.Column("tools", sa.JSON, nullable=False),
     sa.Column("llm_call_ids", sa.JSON, nullable=False),
     sa.Column("ticket_id", sa.Integer),

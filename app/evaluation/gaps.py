@@ -2,8 +2,9 @@
 
 A turn expected to be answered from the articles (``expect.handler: knowledge``) fails when the bot said it
 does not know, another handler answered, it cited another article, or the reply left out a fact it should say
-(``says``). :func:`find_gaps` replays each such turn against the index (one lookup of the turn's own text, as the
-bot does for a question without conversation context) and records what was retrieved, the answerability
+(``says``). :func:`find_gaps` replays each such turn against the index with the question the bot's retrieval read
+(the turn record's ``question``: the message, or for a follow-up the conversation's topic and the message; the
+message alone when the knowledge action did not run) and records what was retrieved, the answerability
 confidence against the cut-off, where the expected articles rank, and, for each missing fact, which article
 says it, if any. The first cause that holds names the gap (:data:`CAUSES`, in this order):
 
@@ -52,6 +53,7 @@ class Gap:
     number: int
     tenant: str
     text: str
+    read: str  # the question retrieval read (the record's), which the replay looks up
     handler: str
     failures: list[str]
     expected: tuple[str, ...]
@@ -75,7 +77,8 @@ def find_gaps(
         if result.expect.handler != KNOWLEDGE or result.passed:
             continue
         tenant = tenants[result.conversation]
-        found = kb.lookup(result.sent, tenant, top_k)
+        read = str((result.record or {}).get("question") or "") or result.sent
+        found = kb.lookup(read, tenant, top_k)
         retrieved = [(hit.doc_id, hit.section, round(float(hit.score), 3)) for hit in found.hits]
         expected = tuple(result.expect.source)
         ranks = [i for i, (doc_id, _, _) in enumerate(retrieved, 1) if doc_id in expected]
@@ -90,6 +93,7 @@ def find_gaps(
             number=result.number,
             tenant=tenant,
             text=result.sent,
+            read=read,
             handler=result.handler,
             failures=list(result.failures),
             expected=expected,
@@ -123,8 +127,9 @@ def gaps_markdown(gaps: Sequence[Gap], header: str) -> str:
     lines = [
         header,
         "",
-        f"{len(gaps)} answerable turns failed. Each is replayed against the index on its own text (no "
-        "conversation context): what was retrieved, the answerability confidence against the cut-off, where "
+        f"{len(gaps)} answerable turns failed. Each is replayed against the index with the question the bot's "
+        "retrieval read (the message, or for a follow-up the conversation's topic and the message, shown as "
+        "'read as'): what was retrieved, the answerability confidence against the cut-off, where "
         "the expected article ranks, and which article states each fact the reply left out.",
         "",
         "| cause | turns |",
@@ -149,6 +154,7 @@ def _gap_lines(gap: Gap) -> list[str]:
     confidence = "refused" if gap.confidence is None else f"{gap.confidence}"
     lines = [
         f"- **{gap.conversation} #{gap.number}** ({gap.tenant}, answered by {gap.handler}): {gap.text}",
+        *([f"  - read as: {gap.read}"] if gap.read != gap.text else []),
         f"  - expected: {' or '.join(gap.expected) or '(any article)'} ({rank}); cited: "
         f"{', '.join(gap.cited) or 'nothing'}",
         f"  - retrieved (confidence {confidence}, cut-off {gap.cut_off}): {retrieved or 'nothing'}",

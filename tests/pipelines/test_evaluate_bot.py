@@ -31,6 +31,20 @@ def test_the_pipeline_plays_the_slice_through_the_served_stack(pipeline_run):
     assert (results / "confusion.png").stat().st_size > 0
     assert "no LLM endpoint" in (results / "failing.md").read_text()
     gaps = (results / "gaps.md").read_text()  # the failed answerable turns, replayed against the index
+    # what retrieval read is recorded: the message, or for a follow-up the conversation's topic then the message
+    # (acme-out-of-scope-mix's pancake question is read with the topic); the gap report replays that
+    sent = {(r["conversation"], r["turn"]): r["sent"] for r in rows}
+    records = json.loads((results / "records.json").read_text())["records"]
+    read = {tuple(r["correlation_id"].split(".")[1:]): (r["rule"], r["question"]) for r in records}
+    knowledge = {
+        key: question for key, (rule, question) in read.items() if rule.startswith(("knowledge", "unsure"))
+    }
+    assert knowledge and all(question == " ".join(sent[key].split()) for key, question in knowledge.items())
+    followups = {key: question for key, (rule, question) in read.items() if rule.startswith("followup:")}
+    assert followups and all(
+        question.endswith(" ".join(sent[key].split())) and len(question) > len(sent[key])
+        for key, question in followups.items()
+    )
     assert gaps.startswith("# Knowledge gaps (evaluate_bot)") and "| not in the articles |" in gaps
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{pipeline_run.root / 'mlflow.db'}")
     (run,) = client.search_runs(

@@ -122,3 +122,26 @@ def test_the_report_counts_the_causes_and_shows_what_was_retrieved() -> None:
     assert "- **conv #1** (acme, answered by idk): portugal?" in text
     assert "retrieved (confidence 0.2, cut-off 0.4): delivery-times › Standard delivery times (0.7)" in text
     assert "should say '4-7': in delivery-times › Standard delivery times" in text
+
+
+def test_a_follow_up_is_replayed_with_the_question_the_bot_read() -> None:
+    """The served bot reads "and to portugal?" with the conversation's topic; the replay must look up what it
+    read (the record's ``question``), not the message alone, or the report describes a lookup that never ran."""
+    read = "how long does delivery take? and to portugal?"
+    kb = FakeKb(
+        {read: Found(DELIVERY, 0.9), "and to portugal?": Found([Hit("payment-methods", "Online", 0.3)], 0.1)}
+    )
+    result = turn(
+        "and to portugal?", "knowledge", "Germany: 1-2", ["no '4-7'"], source=["delivery-times"], says=["4-7"]
+    )
+    result.record["question"] = read
+    gaps = find_gaps([result], {"conv": "acme"}, kb)
+    assert kb.asked == [(read, "acme", 3)]
+    assert gaps[0].read == read and gaps[0].expected_rank == 1 and gaps[0].cause == CAUSES[4]
+    text = gaps_markdown(gaps, "# Knowledge gaps (test)")
+    assert f"  - read as: {read}" in text
+    # a turn the knowledge action never read (no question recorded) is replayed on its own text
+    kb.asked.clear()
+    alone = turn("and to portugal?", "chitchat", "Alright.", ["handler chitchat"], source=["delivery-times"])
+    assert find_gaps([alone], {"conv": "acme"}, kb)[0].read == "and to portugal?"
+    assert "  - read as:" not in gaps_markdown(find_gaps([alone], {"conv": "acme"}, kb), "# t")
