@@ -10,6 +10,8 @@ so that it stands alone, at most ``max_chars`` long (:data:`MAX_ANSWER_CHARS` un
   their key ("PayPal", "Spain") when its most similar line is one of them; when that is too long, cut between
   items, the named and the most similar first; every list or table cut short ends with a line saying how many
   more items the article has; a numbered list (a step sequence) is cut only at the end;
+  after the paragraphs its section opens with, when they fit (the rule its items refine: "On 24 and 31 December,
+  all stores close at 14:00" before each store's public holidays);
 - a paragraph whole when it fits (the fact asked for often sits in the sentence beside the most similar one:
   "... we refund the full express charge. Claim it within 14 days"); a longer one, after its heading and lead,
   if any, as its sentence most similar to the question and those within :data:`SENTENCE_MARGIN` of it (at
@@ -123,7 +125,7 @@ class ExtractiveAnswerer:
         if candidates:
             scores = self.ranker.scores([candidate.features for candidate in candidates])
             best = candidates[int(np.argmax(scores))]
-            passage, quoted = self.section(best) or self.quote(best), best.hit
+            passage, quoted = self.section(best) or self.with_opening(best, self.quote(best)), best.hit
         else:
             blocks = self._chunk(hits[0]).blocks
             passage, quoted = (
@@ -179,12 +181,34 @@ class ExtractiveAnswerer:
         parts, heading = [], ""
         for block in blocks:
             text = block.render()
-            if block.heading and block.heading == heading:  # render() starts with the heading line
-                text = text.split("\n", 1)[1]
+            if block.heading == heading:  # render() starts with the heading line, written once
+                text = _body(text, heading)
             heading = block.heading
             parts.append(text)
         whole = "\n".join(parts)
         return whole if len(whole) <= self.max_chars else ""
+
+    def with_opening(self, candidate: Candidate, quoted: str) -> str:
+        """A list or table quoted after the paragraphs its section opens with, when they fit in :attr:`max_chars`
+        (as many of the nearest as fit, each whole): the opening states the rule the items refine ("On 24 and 31
+        December, all stores close at 14:00" before the list of each store's public holidays), so an item quoted
+        alone does not stand for the whole answer. A paragraph, or a block that opens its section: ``quoted``."""
+        block = candidate.block
+        if block.kind == PARAGRAPH:
+            return quoted
+        blocks = self._chunk(candidate.hit).blocks
+        opening: list[Block] = []
+        for before in reversed(blocks[: blocks.index(block)] if block in blocks else []):
+            if before.kind != PARAGRAPH or before.heading != block.heading:
+                break
+            opening.insert(0, before)
+        while opening:
+            text = "\n".join([opening[0].render(), *(_body(b.render(), b.heading) for b in opening[1:])])
+            whole = f"{text}\n{_body(quoted, block.heading)}"
+            if len(whole) <= self.max_chars:
+                return whole
+            opening.pop(0)
+        return quoted
 
     def quote(self, candidate: Candidate) -> str:
         """The candidate's block as it is quoted: standing alone and at most :attr:`max_chars` long."""
@@ -394,6 +418,11 @@ def _cosine(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(matrix, axis=1) * np.linalg.norm(vector)
     dots = matrix @ vector
     return np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)
+
+
+def _body(rendered: str, heading: str) -> str:
+    """A rendered block without its heading line, for a block that follows another under the same heading."""
+    return rendered.split("\n", 1)[1] if heading and rendered.startswith(f"{heading}\n") else rendered
 
 
 def _shorten(text: str, limit: int) -> str:

@@ -289,9 +289,9 @@ def test_a_section_too_long_or_a_question_naming_items_gets_the_chosen_block_alo
             )
         ],
     )
-    assert named.startswith(
-        "Once the refund is issued, it depends on how you paid:\n- PayPal: Within 24 hours\n"
-        "…and 1 more in the article.\n\nSource:"
+    assert named.startswith(  # after the paragraph the section opens with (below)
+        "Refunds are issued by us.\nOnce the refund is issued, it depends on how you paid:\n"
+        "- PayPal: Within 24 hours\n…and 1 more in the article.\n\nSource:"
     )
 
 
@@ -307,3 +307,37 @@ def test_a_heading_shared_by_the_blocks_of_a_whole_section_is_written_once() -> 
     text = ask(ExtractiveAnswerer(HashingEmbedding(), whole_section=True), "how do I reset it", [hit])
     assert text.count("The reset link") == 1 and "60 minutes" in text
     assert text.index("1. Click") < text.index("2. Open") < text.index("The link is valid")
+
+
+HOLIDAYS = Hit(
+    "acme-stores",
+    "Stores",
+    "Holidays",
+    "## Holidays\nAll stores are closed on 25 and 26 December. On 24 and 31 December, all stores close at 14:00."
+    "\n\nThe local public holidays each store is closed on:\n"
+    "- **Berlin:** the public holidays of the state of Berlin, including Good Friday and Reformation Day.\n"
+    "- **Amsterdam:** the Dutch public holidays, including King's Day (27 April) and Liberation Day.\n"
+    "- **London:** the bank holidays of England, including Good Friday and the summer bank holiday.\n",
+    0.9,
+    chunk_id="c12",
+)
+
+
+def test_a_list_comes_after_the_paragraphs_its_section_opens_with_when_they_fit() -> None:
+    """The opening states the rule the items refine: "london store hours on christmas eve?" names the London
+    item, which alone leaves out the 14:00 closing of every store."""
+    answerer = ExtractiveAnswerer(HashingEmbedding())
+    text = ask(answerer, "london store bank holidays on christmas eve?", [HOLIDAYS])
+    assert text == (
+        "Holidays\nAll stores are closed on 25 and 26 December. On 24 and 31 December, all stores close at 14:00."
+        "\nThe local public holidays each store is closed on:\n"
+        "- London: the bank holidays of England, including Good Friday and the summer bank holiday.\n"
+        "…and 2 more in the article.\n\nSource: Stores › Holidays"
+    )
+    # no room for the opening: the list alone, as before
+    short = ExtractiveAnswerer(HashingEmbedding(), max_chars=200)
+    alone = ask(short, "london store bank holidays on christmas eve?", [HOLIDAYS]).split("\n\nSource:")[0]
+    assert alone.startswith("Holidays\nThe local public holidays") and "14:00" not in alone
+    # a paragraph is quoted as it was (its own sentences), never with the list after it
+    paragraph = ask(answerer, "when do all stores close on 31 December", [HOLIDAYS])
+    assert "14:00" in paragraph and "- London" not in paragraph
