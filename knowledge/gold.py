@@ -11,6 +11,8 @@ The file (``knowledge/eval/gold.yml``; ``dev.yml`` has the same form)::
         tenant: acme            # optional, defaults to the base tenant
         section: Who can ask    # optional: the section(s) (## heading, or a list of them) that answer it
         passage: within 30 days # optional: text of the paragraph, list or table that answers it (or a list)
+        after: Can I get a refund? # optional: a follow-up's question before it, read with it as the bot reads
+                                   # a follow-up with its topic (knowledge/eval/followups.yml)
 
 Unanswerable questions, and only they, have no ``doc_ids``. Every problem raises :class:`GoldSetError`
 with one line naming the file and the question.
@@ -44,6 +46,7 @@ class GoldQuestion:
     tenant: str
     sections: tuple[str, ...] = ()  # the sections that answer it, when labelled (the passage ranker's target)
     passages: tuple[str, ...] = ()  # text found in the block(s) of those sections that answer it
+    after: str = ""  # a follow-up's question before it (its topic); "" for a question asked on its own
 
     @property
     def answerable(self) -> bool:
@@ -111,6 +114,9 @@ def _gold_question(entry: Any, position: int, path: Path | str, default_tenant: 
         raise GoldSetError(f"{where}: an unanswerable question has no section or passage")
     if passages and not sections:
         raise GoldSetError(f"{where}: a passage needs the section it is in")
+    after = entry.get("after") or ""
+    if not isinstance(after, str):
+        raise GoldSetError(f"{where}: after must be the text of the question before it")
     return GoldQuestion(
         id=str(entry["id"]),
         question=str(entry["question"]),
@@ -120,6 +126,7 @@ def _gold_question(entry: Any, position: int, path: Path | str, default_tenant: 
         tenant=str(entry.get("tenant") or default_tenant),
         sections=sections,
         passages=passages,
+        after=after.strip(),
     )
 
 

@@ -41,6 +41,11 @@ from knowledge.stores import StoreConfig, VectorStoreAdapter, open_adapter
 
 #: Questions are cut to this many characters before retrieval (MiniLM reads ~256 word pieces anyway).
 MAX_QUESTION_CHARS = 1000
+#: A follow-up's passage is chosen by its own words' vector plus this weight times its lookup's (the topic and the
+#: follow-up read together): :meth:`Lookup.focused_on`. Chosen on the 48 dev follow-ups (knowledge/eval/followups.yml)
+#: by ``python benchmarks/followups.py``: the right section for 0.396 of them at 0, 0.375 at 0.25, 0.333 at 1 (the
+#: weight before), 0.250 at 2. The topic finds the articles; the passage is the one the follow-up's words ask for.
+FOLLOWUP_TOPIC_WEIGHT = 0.0
 
 IDK_TEXT = (
     "I'm sorry, I don't know the answer to that from our help articles. "
@@ -111,15 +116,16 @@ class Lookup:
     refused: str | None = None  # unsupported_script, empty
     focus: str = ""  # what the quoted passage must answer, when not the whole question (a follow-up's own)
 
-    def focused_on(self, own: Lookup) -> Lookup:
-        """This lookup of a follow-up read with its topic, quoting by the follow-up's own words as much as by the
-        topic's: the topic finds the articles, and the passage is chosen by the sum of both question vectors
-        ("how long does an SMS code work?" after a question about SMS codes quotes the code's lifetime, not the
-        topic's answer again). ``own`` is the lookup of the follow-up alone."""
+    def focused_on(self, own: Lookup, topic_weight: float = FOLLOWUP_TOPIC_WEIGHT) -> Lookup:
+        """This lookup of a follow-up read with its topic, quoting by the follow-up's own words: the topic finds the
+        articles, and the passage is chosen by the sum of this lookup's vector (the topic and the follow-up),
+        weighted ``topic_weight`` (:data:`FOLLOWUP_TOPIC_WEIGHT`, 0: not at all), and the follow-up's own: "how
+        long does an SMS code work?" after a question about SMS codes quotes the code's lifetime, not the topic's
+        answer again. ``own`` is the lookup of the follow-up alone."""
         if self.query_vector is None or own.query_vector is None:
             return self
         topic, words = (np.asarray(v, dtype=np.float32) for v in (self.query_vector, own.query_vector))
-        both = topic / (np.linalg.norm(topic) or 1.0) + words / (np.linalg.norm(words) or 1.0)
+        both = topic_weight * topic / (np.linalg.norm(topic) or 1.0) + words / (np.linalg.norm(words) or 1.0)
         return replace(self, query_vector=both, focus=own.question)
 
     @property

@@ -90,6 +90,10 @@ def test_load_gold_reads_questions_with_the_default_tenant(tmp_path: Path) -> No
             "needs the section",
         ),
         (
+            "questions:\n  - {id: a, question: q, kind: direct, doc_ids: [x], after: [1]}\n",
+            "after must be the text of the question before it",
+        ),
+        (
             "questions:\n  - {id: a, question: q, kind: direct, doc_ids: [x]}\n" * 1
             + "  - {id: a, question: r, kind: direct, doc_ids: [x]}\n",
             "duplicate question id 'a'",
@@ -129,3 +133,13 @@ def test_gold_doc_ids_must_exist_in_the_index_for_that_tenant(built, tmp_path: P
     )
     with pytest.raises(GoldSetError, match="of tenant 'globex'"):
         check_gold_against_index(wrong_tenant, built.manifest)
+
+
+def test_a_follow_up_names_the_question_before_it(tmp_path: Path) -> None:
+    text = (
+        "questions:\n  - {id: f, question: 'and to spain?', kind: paraphrase, doc_ids: [x], section: S,"
+        " after: ' How long does delivery take? '}\n"
+    )
+    (followup,) = load_gold(write_gold(tmp_path, text))
+    assert followup.after == "How long does delivery take?" and followup.question == "and to spain?"
+    assert load_gold(write_gold(tmp_path, GOLD))[0].after == ""  # a question asked on its own

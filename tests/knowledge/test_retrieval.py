@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from knowledge.confidence import AnswerabilityModel
@@ -240,6 +241,13 @@ def test_a_follow_up_read_with_its_topic_quotes_what_it_asks(kb: KnowledgeBase) 
     assert kb.extract(focused, cut_off=0.0).text.startswith("Refunds go back to the original payment method")
     refused = kb.lookup("", "acme")
     assert in_context.focused_on(refused) is in_context  # nothing of its own to focus on
+    # the topic's weight: at 0 the passage is chosen by the follow-up's own vector alone
+    own = kb.lookup(followup, "acme", top_k=3)
+    alone = in_context.focused_on(own, topic_weight=0.0)
+    cosine = float(np.dot(alone.query_vector, own.query_vector)) / (
+        float(np.linalg.norm(alone.query_vector)) * float(np.linalg.norm(own.query_vector))
+    )
+    assert cosine > 0.9999
 
 
 def test_a_tenants_score_on_the_overall_scale_puts_its_line_on_the_overall_one() -> None:
