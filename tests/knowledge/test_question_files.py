@@ -1,11 +1,15 @@
-"""The project's own question files: every dev label names a real document, section and passage, and no dev
-question repeats another dev question or a gold one (the gold set stays held out)."""
+"""The project's own question files: every dev label (of the dev questions and the dev follow-ups) names a real
+document, section and passage, and no dev question repeats another dev question or a gold one (the gold set stays
+held out); no dev follow-up repeats one, nor a message of the conversation test sets."""
 
 from __future__ import annotations
 
 import re
 from collections import Counter
 
+import pytest
+
+from app.evaluation.conversations import load
 from knowledge.documents import load_documents
 from knowledge.gold import load_gold
 from knowledge.passages import parse_blocks
@@ -13,6 +17,7 @@ from tests.conftest import ROOT
 
 DEV = ROOT / "knowledge" / "eval" / "dev.yml"
 GOLD = ROOT / "knowledge" / "eval" / "gold.yml"
+FOLLOWUPS = ROOT / "knowledge" / "eval" / "followups.yml"
 
 
 def _words(text: str) -> str:
@@ -33,10 +38,11 @@ def _section_texts() -> tuple[dict[str, str], dict[tuple[str, str], str]]:
     return tenants, texts
 
 
-def test_every_dev_label_names_a_document_section_and_passage_of_the_articles() -> None:
+@pytest.mark.parametrize("path", [DEV, FOLLOWUPS], ids=["dev", "followups"])
+def test_every_dev_label_names_a_document_section_and_passage_of_the_articles(path) -> None:
     tenants, texts = _section_texts()
     problems = []
-    for question in load_gold(DEV):
+    for question in load_gold(path):
         for doc_id in question.doc_ids:
             if tenants.get(doc_id) != question.tenant:
                 problems.append(f"{question.id}: no {question.tenant} article {doc_id!r}")
@@ -60,3 +66,14 @@ def test_no_dev_question_repeats_another_dev_question_or_a_gold_question() -> No
     assert repeated == []
     gold = {_words(q.question) for q in load_gold(GOLD)}
     assert [q.id for q in dev if _words(q.question) in gold] == []
+
+
+def test_every_dev_follow_up_leans_on_a_question_and_repeats_no_other_question_or_test_message() -> None:
+    followups = load_gold(FOLLOWUPS)
+    assert followups and all(q.after and q.sections for q in followups)
+    asked = Counter(_words(q.question) for q in followups)
+    assert [text for text, n in asked.items() if n > 1] == []
+    others = {_words(q.question) for path in (DEV, GOLD) for q in load_gold(path)}
+    for path in sorted((ROOT / "nlu" / "conversations").glob("*.yml")):
+        others |= {_words(t.user) for c in load(path).conversations for t in c.turns if t.user}
+    assert [q.id for q in followups if _words(q.question) in others or _words(q.after) in others] == []
