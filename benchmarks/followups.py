@@ -12,14 +12,13 @@ words occur in what the topic found, the router), which decide whether a follow-
 the served bot's figures come from ``evaluate_bot``. The dev follow-ups are ours, written for this and kept apart
 from the gold questions and the conversation test sets, so the weight is never chosen on a test set.
 
-    python benchmarks/followups.py                 # the served index (dvc repro build_index); about 10 s
+    python benchmarks/followups.py                 # the served index (dvc repro build_index); about 6 s
     python benchmarks/followups.py --index DIR --followups FILE --json OUT
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -27,9 +26,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app.offline import apply_offline_env  # noqa: E402
-from knowledge.gold import GoldSetError, check_gold_against_index, load_gold  # noqa: E402
+from knowledge.gold import GoldQuestion, GoldSetError, check_gold_against_index, load_gold  # noqa: E402
 from knowledge.retrieval import FOLLOWUP_TOPIC_WEIGHT, KnowledgeBase, Lookup  # noqa: E402
 from nlu.context import resolved_question  # noqa: E402
+from pipelines._common import serve_params, write_json  # noqa: E402
 
 apply_offline_env()
 
@@ -40,7 +40,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--index", type=Path, default=ROOT / "knowledge" / "index")
     parser.add_argument("--followups", type=Path, default=ROOT / "knowledge" / "eval" / "followups.yml")
-    parser.add_argument("--top-k", type=int, default=3, help="chunks retrieved (serve.knowledge_top_k)")
+    parser.add_argument(
+        "--top-k",
+        type=int,
+        default=None,
+        help="chunks retrieved (default: params.yaml serve.knowledge_top_k)",
+    )
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "followups.json")
     return parser.parse_args(argv)
 
@@ -53,7 +58,11 @@ def quoted(kb: KnowledgeBase, found: Lookup) -> tuple[str, str]:
     return str(first.get("doc_id", "")), str(first.get("section", ""))
 
 
-def measure(kb: KnowledgeBase, questions: list, top_k: int) -> dict[str, dict]:
+def _labelled(question: GoldQuestion, doc_id: str, section: str) -> bool:
+    return doc_id in question.doc_ids and section in question.sections
+
+
+def measure(kb: KnowledgeBase, questions: list[GoldQuestion], top_k: int) -> dict[str, dict]:
     """Per row, the share of follow-ups whose quoted section, and article, is the labelled one."""
     names = ["alone (no topic; baseline)", "with the topic, no focus"] + [
         f"with the topic, topic weight {w:g}" + (" (served)" if w == FOLLOWUP_TOPIC_WEIGHT else "")
@@ -64,11 +73,11 @@ def measure(kb: KnowledgeBase, questions: list, top_k: int) -> dict[str, dict]:
     for question in questions:
         own = kb.lookup(question.question, question.tenant, top_k)
         read = kb.lookup(resolved_question(question.after, question.question), question.tenant, top_k)
-        among += any(hit.doc_id in question.doc_ids and hit.section in question.sections for hit in read.hits)
+        among += any(_labelled(question, hit.doc_id, hit.section) for hit in read.hits)
         variants = [own, read] + [read.focused_on(own, w) for w in WEIGHTS]
         for name, found in zip(names, variants, strict=True):
             doc, section = quoted(kb, found)
-            right[name][0] += doc in question.doc_ids and section in question.sections
+            right[name][0] += _labelled(question, doc, section)
             right[name][1] += doc in question.doc_ids
     n = len(questions)
     rows = {name: {"section": round(s / n, 4), "article": round(a / n, 4)} for name, (s, a) in right.items()}
@@ -112,9 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     except (GoldSetError, FileNotFoundError, ValueError) as exc:
         print(f"followups: {exc}", file=sys.stderr)
         return 2
-    result = measure(kb, questions, args.top_k)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    result = measure(kb, questions, args.top_k or serve_params().knowledge_top_k)
+    write_json(args.json, result)
     png = plot(result, args.json.with_suffix(".png"))
     print(
         f"Follow-up passage choice: {result['followups']} dev follow-ups ({args.followups.name}), index {args.index}; "
